@@ -1,0 +1,103 @@
+// swift-tools-version: 6.1
+//
+// The dependency direction is the architecture:
+//   pure cores (Config, and later WebSocketProtocol, World, Hosting) import no
+//   sockets, clocks or logging; the shells (EventLoop, Systemd, Daemon) wire
+//   them to file descriptors, time, OpenSSL and systemd; the executables only
+//   parse arguments and call into Daemon.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "wshostd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "wshostd", targets: ["wshostd"]),
+        .executable(name: "wshostctl", targets: ["wshostctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // System libraries, found with pkg-config (Debian: libsystemd-dev, libssl-dev).
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // Pure core: the configuration schema, TOML reading and validation.
+        .target(
+            name: "Config",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strict
+        ),
+
+        // Shell: the one Dispatch serial queue, its actor, timers and signals.
+        .target(
+            name: "EventLoop",
+            dependencies: [.product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: strict
+        ),
+
+        // Shell: libsystemd (notify, watchdog, journald) and the swift-log backends.
+        .target(
+            name: "Systemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+
+        // Shell: the daemon's wiring (config + loop + systemd + logging).
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "Config", "EventLoop", "Systemd", "COpenSSL",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "wshostd",
+            dependencies: [
+                "Daemon", "Config",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "wshostctl",
+            dependencies: [
+                "Daemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: strict),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
+        .testTarget(
+            name: "SystemdTests",
+            dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["Daemon", "Config"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,113 @@
+import TOMLKit
+
+extension DaemonConfig {
+    /// Every key the schema knows, by table; the example file must list them all.
+    public static let schema: [String: [String]] = [
+        "log": ["level", "target"],
+        "daemon": ["stop_timeout"],
+        "websocket": [
+            "connect_timeout", "handshake_timeout", "idle_timeout", "keepalive_interval",
+            "connect_retry_interval", "close_timeout", "max_frame_size", "max_message_size",
+            "fragment_size", "send_queue_limit",
+        ],
+        "security": ["allowed_url_hosts", "consent_timeout"],
+    ]
+
+    /// Parses and validates a whole config document. Absent keys take their
+    /// defaults; unknown keys, wrong types and out-of-range values are errors.
+    ///
+    /// - Parameters:
+    ///   - text: the file's contents.
+    ///   - file: the file's name, used in messages only.
+    /// - Throws: `ConfigError` listing every problem, with line numbers where known.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
+        if text.utf8.contains(0) {
+            throw ConfigError(file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "the file contains a NUL byte; is it a text file?")])
+        }
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(file: file, issues: [
+                ConfigIssue(
+                    keyPath: "", line: error.source.begin.line, column: error.source.begin.column,
+                    message: "TOML syntax error: \(error.description)")
+            ])
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
+        }
+
+        let reader = SchemaReader(locator: KeyLocator(source: text))
+        let document = SchemaReader.Table(reader: reader, table: root, path: "")
+        document.rejectUnknownKeys(schema.keys.sorted())
+        var config = DaemonConfig()
+        let defaults = DaemonConfig()
+
+        let log = document.table("log")
+        log.rejectUnknownKeys(schema["log"]!)
+        config.log.level = log.value("level", default: defaults.log.level, Decode.oneOf(LogLevel.self))
+        config.log.target = log.value("target", default: defaults.log.target, Decode.oneOf(LogTarget.self))
+
+        let daemon = document.table("daemon")
+        daemon.rejectUnknownKeys(schema["daemon"]!)
+        config.daemon.stopTimeout = daemon.value(
+            "stop_timeout", default: defaults.daemon.stopTimeout,
+            Decode.duration(min: .milliseconds(1), allowZero: false, max: .seconds(600)))
+
+        let ws = document.table("websocket")
+        ws.rejectUnknownKeys(schema["websocket"]!)
+        let w = defaults.websocket
+        let timeout = Decode.duration(min: .milliseconds(1), allowZero: false, max: .seconds(3600))
+        config.websocket.connectTimeout = ws.value("connect_timeout", default: w.connectTimeout, timeout)
+        config.websocket.handshakeTimeout = ws.value("handshake_timeout", default: w.handshakeTimeout, timeout)
+        config.websocket.idleTimeout = ws.value("idle_timeout", default: w.idleTimeout, timeout)
+        config.websocket.keepaliveInterval = ws.value(
+            "keepalive_interval", default: w.keepaliveInterval,
+            Decode.duration(min: .milliseconds(100), allowZero: true, max: .seconds(3600)))
+        config.websocket.connectRetryInterval = ws.value(
+            "connect_retry_interval", default: w.connectRetryInterval,
+            Decode.duration(min: .milliseconds(100), allowZero: false, max: .seconds(86_400)))
+        config.websocket.closeTimeout = ws.value("close_timeout", default: w.closeTimeout, timeout)
+        let maxSize: Int64 = 1 << 30
+        config.websocket.maxFrameSize = ws.value("max_frame_size", default: w.maxFrameSize, Decode.size(min: 125, max: maxSize))
+        config.websocket.maxMessageSize = ws.value(
+            "max_message_size", default: w.maxMessageSize, Decode.size(min: 125, max: maxSize))
+        config.websocket.fragmentSize = ws.value("fragment_size", default: w.fragmentSize, Decode.size(min: 1, max: maxSize))
+        config.websocket.sendQueueLimit = ws.value(
+            "send_queue_limit", default: w.sendQueueLimit, Decode.size(min: 1 << 10, max: maxSize))
+
+        let security = document.table("security")
+        security.rejectUnknownKeys(schema["security"]!)
+        config.security.allowedURLHosts = security.value(
+            "allowed_url_hosts", default: defaults.security.allowedURLHosts, Decode.list(allowedHost))
+        config.security.consentTimeout = security.value(
+            "consent_timeout", default: defaults.security.consentTimeout,
+            Decode.duration(min: .seconds(1), allowZero: true, max: .seconds(86_400)))
+
+        guard reader.issues.isEmpty else {
+            // File order (stable: issues without a line keep their place at the end).
+            let ordered = reader.issues.enumerated().sorted { a, b in
+                (a.element.line ?? Int.max, a.offset) < (b.element.line ?? Int.max, b.offset)
+            }.map(\.element)
+            throw ConfigError(file: file, issues: ordered)
+        }
+        return config
+    }
+
+    private static func allowedHost(_ text: String) -> Result<AllowedHost, SchemaReader.Expected> {
+        switch AllowedHost.parse(text) {
+        case .success(let entry):
+            return .success(entry)
+        case .failure(let error):
+            let what: String
+            switch error {
+            case .empty: what = "an empty entry; expected \"host:port\" or a ws:// or wss:// URL"
+            case .missingPort: what = "no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL"
+            case .badPort(let port): what = "\"\(port)\" is not a port (1-65535)"
+            case .badHost(let host): what = "\"\(host)\" is not a host name or IP address"
+            case .unsupportedScheme(let scheme): what = "scheme \"\(scheme)\" is not ws or wss"
+            }
+            return .failure(SchemaReader.Expected(what: what, showFound: false))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+/// The daemon's configuration: what `config/wshostd.toml` can say, with the
+/// defaults that apply when a key is absent. A value type; the daemon builds a
+/// new one on reload and swaps it in only when the whole file is valid.
+public struct DaemonConfig: Equatable, Sendable {
+    public var log = Log()
+    public var daemon = Daemon()
+    public var websocket = WebSocket()
+    public var security = Security()
+
+    public init() {}
+
+    /// `[log]`
+    public struct Log: Equatable, Sendable {
+        /// Lowest level written.
+        public var level: LogLevel = .info
+        /// Where log entries go.
+        public var target: LogTarget = .auto
+    }
+
+    /// `[daemon]`
+    public struct Daemon: Equatable, Sendable {
+        /// How long a stop waits for servers to answer the Close handshake
+        /// before the remaining sockets are shut down (SPEC §8 Stop).
+        public var stopTimeout: Duration = .seconds(5)
+    }
+
+    /// `[websocket]`: defaults for every WebSocket Client record (SPEC §2, §7).
+    public struct WebSocket: Equatable, Sendable {
+        public var connectTimeout: Duration = .seconds(10)
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// No inbound frame of any kind for this long closes the connection.
+        public var idleTimeout: Duration = .seconds(60)
+        /// Client pings at this interval; zero means off (the reference has none).
+        public var keepaliveInterval: Duration = .zero
+        /// The record's default `ConnectRetryInterval`.
+        public var connectRetryInterval: Duration = .seconds(10)
+        /// How long to wait for the server's Close and TCP close after ours.
+        public var closeTimeout: Duration = .seconds(5)
+        public var maxFrameSize: Int64 = 16 << 20
+        public var maxMessageSize: Int64 = 16 << 20
+        /// Outgoing messages are split into frames of at most this payload size.
+        public var fragmentSize: Int64 = 64 << 10
+        /// Bytes queued for sending per connection before senders see backpressure.
+        public var sendQueueLimit: Int64 = 16 << 20
+    }
+
+    /// `[security]`: the host-access model (SPEC §4).
+    public struct Security: Equatable, Sendable {
+        /// Hosts every user may connect to without a prompt.
+        public var allowedURLHosts: [AllowedHost] = []
+        /// How long a consent prompt waits for an answer; zero means forever
+        /// (the reference has no timeout). A timeout counts as "ignore".
+        public var consentTimeout: Duration = .zero
+    }
+}
+
+/// Log levels, as named in the config file (swift-log's levels).
+public enum LogLevel: String, CaseIterable, Sendable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// Where the daemon logs.
+public enum LogTarget: String, CaseIterable, Sendable {
+    /// journald when started by systemd (`JOURNAL_STREAM` set), stderr otherwise.
+    case auto
+    /// Always journald (`sd_journal_sendv`), with structured fields.
+    case journald
+    /// Always readable lines on stderr.
+    case stderr
+}

@@ -1,0 +1,192 @@
+import TOMLKit
+
+/// Reads typed values out of a parsed TOML table, strictly: every key must be
+/// known, every value of the expected type and range. Problems are collected
+/// (with key path and line) instead of thrown, so one run reports them all.
+final class SchemaReader {
+    private(set) var issues: [ConfigIssue] = []
+    private let locator: KeyLocator
+
+    init(locator: KeyLocator) {
+        self.locator = locator
+    }
+
+    func report(_ keyPath: String, _ message: String) {
+        issues.append(ConfigIssue(keyPath: keyPath, line: locator.line(of: keyPath), message: message))
+    }
+
+    /// A view of one table of the document.
+    struct Table {
+        let reader: SchemaReader
+        let table: TOMLTable?
+        let path: String
+
+        func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+        /// The sub-table `name`, or an empty view when absent or of the wrong type.
+        func table(_ name: String) -> Table {
+            let keyPath = keyPath(name)
+            guard let value = table?[name] else { return Table(reader: reader, table: nil, path: keyPath) }
+            guard let sub = value.table else {
+                reader.report(keyPath, "expected a table ([\(keyPath)]), found \(describe(value))")
+                return Table(reader: reader, table: nil, path: keyPath)
+            }
+            return Table(reader: reader, table: sub, path: keyPath)
+        }
+
+        /// Reports every key not in `known`, suggesting the closest known one.
+        func rejectUnknownKeys(_ known: [String]) {
+            guard let table else { return }
+            for key in table.keys.sorted() where !known.contains(key) {
+                var message = "unknown key"
+                if let suggestion = closest(to: key, in: known) {
+                    message += "; did you mean '\(suggestion)'?"
+                } else if !known.isEmpty {
+                    message += " (known keys\(path.isEmpty ? "" : " in [\(path)]"): \(known.joined(separator: ", ")))"
+                }
+                reader.report(keyPath(key), message)
+            }
+        }
+
+        /// Decodes `key` with `decode`, which returns the value or what was
+        /// expected; absent keys keep `defaultValue`.
+        func value<T>(
+            _ key: String,
+            default defaultValue: T,
+            _ decode: (any TOMLValueConvertible) -> Result<T, Expected>
+        ) -> T {
+            guard let raw = table?[key] else { return defaultValue }
+            switch decode(raw) {
+            case .success(let value):
+                return value
+            case .failure(let expected):
+                reader.report(keyPath(key), expected.message(found: raw))
+                return defaultValue
+            }
+        }
+    }
+
+    /// What a value should have been; `found:` completes the message.
+    struct Expected: Error {
+        var what: String
+        var showFound = true
+
+        func message(found value: any TOMLValueConvertible) -> String {
+            showFound ? "expected \(what), found \(describe(value))" : what
+        }
+    }
+}
+
+/// A short description of a TOML value for error messages.
+func describe(_ value: any TOMLValueConvertible) -> String {
+    switch value.type {
+    case .string: return "\"\(value.string ?? "")\""
+    case .int: return "integer \(value.int.map(String.init) ?? "?")"
+    case .double: return "float \(value.double.map { String($0) } ?? "?")"
+    case .bool: return "boolean \(value.bool.map(String.init) ?? "?")"
+    case .table: return "a table"
+    case .array: return "an array"
+    case .date, .time, .dateTime: return "a date/time"
+    }
+}
+
+/// The known key nearest to `key` by edit distance, if it is plausibly a typo.
+func closest(to key: String, in known: [String]) -> String? {
+    let scored = known.map { ($0, editDistance(key, $0)) }.min { $0.1 < $1.1 }
+    guard let (best, distance) = scored, distance <= max(2, key.count / 4) else { return nil }
+    return best
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}
+
+// MARK: - Decoders for the value kinds the schema uses
+
+extension SchemaReader.Expected {
+    static let durationHint = "a duration such as \"60s\", \"250ms\" or \"1m30s\""
+}
+
+enum Decode {
+    typealias Expected = SchemaReader.Expected
+
+    static func duration(
+        min: Duration = .zero, allowZero: Bool = true, max: Duration = .seconds(86_400)
+    ) -> (any TOMLValueConvertible) -> Result<Duration, Expected> {
+        { raw in
+            guard let text = raw.string, let value = Units.duration(text) else {
+                return .failure(Expected(what: Expected.durationHint))
+            }
+            if value == .zero && allowZero { return .success(value) }
+            guard value >= min, value > .zero || allowZero else {
+                let floor = allowZero ? "0s (off) or at least \(Units.format(min))" : "at least \(Units.format(Swift.max(min, .nanoseconds(1))))"
+                return .failure(Expected(what: "expected \(floor), found \"\(text)\"", showFound: false))
+            }
+            guard value <= max else {
+                return .failure(Expected(what: "expected at most \(Units.format(max)), found \"\(text)\"", showFound: false))
+            }
+            return .success(value)
+        }
+    }
+
+    static func size(min: Int64, max: Int64) -> (any TOMLValueConvertible) -> Result<Int64, Expected> {
+        { raw in
+            guard let text = raw.string, let value = Units.size(text) else {
+                return .failure(Expected(what: "a size such as \"16MiB\", \"64KiB\" or \"512B\""))
+            }
+            guard value >= min, value <= max else {
+                let range = "between \(Units.format(bytes: min)) and \(Units.format(bytes: max))"
+                return .failure(Expected(what: "expected a size \(range), found \"\(text)\"", showFound: false))
+            }
+            return .success(value)
+        }
+    }
+
+    static func oneOf<E: RawRepresentable & CaseIterable>(
+        _: E.Type
+    ) -> (any TOMLValueConvertible) -> Result<E, Expected> where E.RawValue == String {
+        { raw in
+            let names = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            guard let text = raw.string, let value = E(rawValue: text) else {
+                return .failure(Expected(what: "one of \(names)"))
+            }
+            return .success(value)
+        }
+    }
+
+    /// An array of strings, each decoded by `element`; the first bad element is reported.
+    static func list<T>(
+        _ element: @escaping (String) -> Result<T, Expected>
+    ) -> (any TOMLValueConvertible) -> Result<[T], Expected> {
+        { raw in
+            guard let array = raw.array else { return .failure(Expected(what: "an array of strings")) }
+            var values: [T] = []
+            for (index, item) in array.enumerated() {
+                guard let text = item.string else {
+                    return .failure(
+                        Expected(what: "expected element \(index) to be a string, found \(describe(item))", showFound: false))
+                }
+                switch element(text) {
+                case .success(let value): values.append(value)
+                case .failure(var expected):
+                    expected.what = "element \(index) (\"\(text)\"): \(expected.what)"
+                    expected.showFound = false
+                    return .failure(expected)
+                }
+            }
+            return .success(values)
+        }
+    }
+}

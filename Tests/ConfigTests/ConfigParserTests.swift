@@ -1,0 +1,198 @@
+import Foundation
+import Testing
+
+@testable import Config
+
+/// The shipped example, found relative to this source file.
+let exampleConfigPath = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("config/wshostd.toml").path
+
+@Suite("DaemonConfig.parse: the TOML schema (SPEC §8)")
+struct ConfigParserTests {
+    @Test("an empty file gives every default")
+    func emptyFile() throws {
+        #expect(try DaemonConfig.parse("", file: "empty.toml") == DaemonConfig())
+    }
+
+    @Test("the shipped example lists every key, each with its default")
+    func exampleIsDefaults() throws {
+        let text = try String(contentsOfFile: exampleConfigPath, encoding: .utf8)
+        #expect(try DaemonConfig.parse(text, file: exampleConfigPath) == DaemonConfig())
+        for (table, keys) in DaemonConfig.schema {
+            #expect(text.contains("[\(table)]\n"), "example lacks [\(table)]")
+            for key in keys {
+                #expect(text.contains("\n\(key) = "), "example lacks \(table).\(key)")
+            }
+        }
+    }
+
+    @Test("every value can be set")
+    func everyValue() throws {
+        let config = try DaemonConfig.parse(
+            """
+            [log]
+            level = "debug"
+            target = "journald"
+            [daemon]
+            stop_timeout = "2s"
+            [websocket]
+            connect_timeout = "3s"
+            handshake_timeout = "4s"
+            idle_timeout = "30s"
+            keepalive_interval = "15s"
+            connect_retry_interval = "500ms"
+            close_timeout = "1s"
+            max_frame_size = "1MiB"
+            max_message_size = "4MiB"
+            fragment_size = "16KiB"
+            send_queue_limit = "2MiB"
+            [security]
+            allowed_url_hosts = ["localhost:8080", "wss://echo.example:443", "ws://[::1]"]
+            consent_timeout = "1m"
+            """, file: "all.toml")
+        #expect(config.log.level == .debug)
+        #expect(config.log.target == .journald)
+        #expect(config.daemon.stopTimeout == .seconds(2))
+        #expect(config.websocket.connectTimeout == .seconds(3))
+        #expect(config.websocket.handshakeTimeout == .seconds(4))
+        #expect(config.websocket.idleTimeout == .seconds(30))
+        #expect(config.websocket.keepaliveInterval == .seconds(15))
+        #expect(config.websocket.connectRetryInterval == .milliseconds(500))
+        #expect(config.websocket.closeTimeout == .seconds(1))
+        #expect(config.websocket.maxFrameSize == 1 << 20)
+        #expect(config.websocket.maxMessageSize == 4 << 20)
+        #expect(config.websocket.fragmentSize == 16 << 10)
+        #expect(config.websocket.sendQueueLimit == 2 << 20)
+        #expect(
+            config.security.allowedURLHosts == [
+                AllowedHost(host: "localhost", port: 8080), AllowedHost(host: "echo.example", port: 443),
+                AllowedHost(host: "::1", port: 80),
+            ])
+        #expect(config.security.consentTimeout == .seconds(60))
+    }
+
+    /// Bad files and the exact messages they produce: file, line, key path, expectation.
+    @Test(
+        "bad files give one exact message per problem",
+        arguments: [
+            (
+                "[log]\nlevel = \"loud\"\n",
+                "bad.toml:2: log.level: expected one of \"trace\", \"debug\", \"info\", \"notice\", \"warning\", \"error\", \"critical\", found \"loud\""
+            ),
+            (
+                "[websocket]\n# comment\nidle_timeout = 60\n",
+                "bad.toml:3: websocket.idle_timeout: expected a duration such as \"60s\", \"250ms\" or \"1m30s\", found integer 60"
+            ),
+            (
+                "[websocket]\nidle_timeot = \"60s\"\n",
+                "bad.toml:2: websocket.idle_timeot: unknown key; did you mean 'idle_timeout'?"
+            ),
+            (
+                "[websoket]\nidle_timeout = \"60s\"\n",
+                "bad.toml:1: websoket: unknown key; did you mean 'websocket'?"
+            ),
+            (
+                "[frobnicate]\n",
+                "bad.toml:1: frobnicate: unknown key (known keys: daemon, log, security, websocket)"
+            ),
+            (
+                "[websocket]\nmax_frame_size = \"16MB\"\n",
+                "bad.toml:2: websocket.max_frame_size: expected a size such as \"16MiB\", \"64KiB\" or \"512B\", found \"16MB\""
+            ),
+            (
+                "[websocket]\nmax_frame_size = \"2GiB\"\n",
+                "bad.toml:2: websocket.max_frame_size: expected a size between 125B and 1GiB, found \"2GiB\""
+            ),
+            (
+                "[websocket]\nconnect_timeout = \"0s\"\n",
+                "bad.toml:2: websocket.connect_timeout: expected at least 1ms, found \"0s\""
+            ),
+            (
+                "[websocket]\nkeepalive_interval = \"10ms\"\n",
+                "bad.toml:2: websocket.keepalive_interval: expected 0s (off) or at least 100ms, found \"10ms\""
+            ),
+            (
+                "[security]\nallowed_url_hosts = [\n  \"localhost:8080\",\n  \"example.com\",\n]\n",
+                "bad.toml:2: security.allowed_url_hosts: element 1 (\"example.com\"): no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL"
+            ),
+            (
+                "[security]\nallowed_url_hosts = \"localhost:80\"\n",
+                "bad.toml:2: security.allowed_url_hosts: expected an array of strings, found \"localhost:80\""
+            ),
+            (
+                "[security]\nallowed_url_hosts = [80]\n",
+                "bad.toml:2: security.allowed_url_hosts: expected element 0 to be a string, found integer 80"
+            ),
+            ("log = \"debug\"\n", "bad.toml:1: log: expected a table ([log]), found \"debug\""),
+            (
+                "[log]\nlevel = \"info\"\nlevel = \"debug\"\n",
+                "bad.toml:3:9: TOML syntax error: Error while parsing key-value pair: cannot redefine existing string 'level'"
+            ),
+            ("[log\n", "bad.toml:1:5: TOML syntax error: Error while parsing table header: expected ']', saw '\\n'"),
+            ("log.level = \"debug\"\nlog.target = 3\n", "bad.toml:2: log.target: expected one of \"auto\", \"journald\", \"stderr\", found integer 3"),
+        ])
+    func badFile(text: String, message: String) {
+        #expect(throws: ConfigError.self) { try DaemonConfig.parse(text, file: "bad.toml") }
+        do {
+            _ = try DaemonConfig.parse(text, file: "bad.toml")
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test("all problems of a file are reported together, in file order")
+    func severalProblems() {
+        let text = """
+            [log]
+            level = "loud"
+            [websocket]
+            idle_timeout = "forever"
+            bogus = 1
+            """
+        do {
+            _ = try DaemonConfig.parse(text, file: "x.toml")
+            Issue.record("parse succeeded")
+        } catch {
+            #expect(error.issues.map(\.keyPath) == ["log.level", "websocket.idle_timeout", "websocket.bogus"])
+            #expect(error.issues.map(\.line) == [2, 4, 5])
+        }
+    }
+}
+
+@Suite("KeyLocator: lines of key paths")
+struct KeyLocatorTests {
+    @Test("tables, dotted keys, arrays of tables, and multi-line values")
+    func locations() {
+        let source = """
+            top = 1
+            [a]
+            x = \"\"\"
+            y = not a key
+            \"\"\"
+            z = [
+              "w = still in the array",
+            ]
+            b.c = 2
+            "q.r" = 3
+            [[s]]
+            k = 1
+            [[s]]
+            k = 2
+            [[s.o]]
+            n = 1
+            """
+        let locator = KeyLocator(source: source)
+        #expect(locator.line(of: "top") == 1)
+        #expect(locator.line(of: "a") == 2)
+        #expect(locator.line(of: "a.x") == 3)
+        #expect(locator.line(of: "a.y") == 2)  // not a key: falls back to its table
+        #expect(locator.line(of: "a.z") == 6)
+        #expect(locator.line(of: "a.b.c") == 9)
+        #expect(locator.line(of: "a.q.r") == 10)
+        #expect(locator.line(of: "s[0].k") == 12)
+        #expect(locator.line(of: "s[1].k") == 14)
+        #expect(locator.line(of: "s[1].o[0].n") == 16)
+        #expect(locator.line(of: "nowhere") == nil)
+    }
+}
