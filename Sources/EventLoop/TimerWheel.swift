@@ -1,0 +1,82 @@
+import HeapModule
+
+/// Identifies one scheduled timer.
+public struct TimerID: Hashable, Sendable {
+    let raw: UInt64
+}
+
+/// Many deadlines, few wake-ups: a pure timer queue (no clock, no Dispatch).
+///
+/// Each timer has a deadline and a *slack*: it may fire up to `slack` late.
+/// Its firing instant is the deadline rounded up to a multiple of its slack on
+/// a grid shared by all timers, so timers with the same slack land in the same
+/// bucket and fire in one wake-up. With thousands of idle and retry timers at
+/// one-second slack the loop wakes at most once a second for all of them; a
+/// protocol timer with 1 ms slack is still precise.
+///
+/// Buckets live in a dictionary keyed by firing instant, the instants in a
+/// min-heap. Cancelling is O(1); a bucket left empty is dropped lazily.
+public struct TimerWheel<Payload> {
+    private struct Entry {
+        var fireAt: UInt64
+        var payload: Payload
+    }
+
+    private var entries: [TimerID: Entry] = [:]
+    private var buckets: [UInt64: [TimerID]] = [:]
+    private var instants = Heap<UInt64>()
+    private var nextID: UInt64 = 0
+
+    public init() {}
+
+    /// Number of live timers.
+    public var count: Int { entries.count }
+
+    /// Schedules `payload` to fire at `deadline` or up to `slack` later.
+    public mutating func schedule(
+        at deadline: MonotonicInstant, slack: Duration = .milliseconds(1), _ payload: Payload
+    ) -> TimerID {
+        nextID += 1
+        let id = TimerID(raw: nextID)
+        let grid = UInt64(max(1, slack.nanosecondsClamped))
+        let (rounded, overflow) = deadline.nanoseconds.addingReportingOverflow(grid - 1)
+        let fireAt = overflow ? UInt64.max : rounded / grid * grid
+        entries[id] = Entry(fireAt: fireAt, payload: payload)
+        if buckets[fireAt]?.append(id) == nil {
+            buckets[fireAt] = [id]
+            instants.insert(fireAt)
+        }
+        return id
+    }
+
+    /// Cancels a timer; returns false when it had already fired or been cancelled.
+    @discardableResult
+    public mutating func cancel(_ id: TimerID) -> Bool {
+        entries.removeValue(forKey: id) != nil
+    }
+
+    /// The instant the loop must wake up next, or nil with no live timers.
+    /// Drops buckets whose timers were all cancelled, so they cost no wake-up.
+    public mutating func nextFireInstant() -> MonotonicInstant? {
+        while let first = instants.min {
+            if let ids = buckets[first], ids.contains(where: { entries[$0] != nil }) {
+                return MonotonicInstant(nanoseconds: first)
+            }
+            buckets[first] = nil
+            instants.removeMin()
+        }
+        return nil
+    }
+
+    /// Removes and returns, in firing order, the payloads due at `now`.
+    public mutating func expire(now: MonotonicInstant) -> [Payload] {
+        var due: [Payload] = []
+        while let first = instants.min, first <= now.nanoseconds {
+            instants.removeMin()
+            for id in buckets.removeValue(forKey: first) ?? [] {
+                if let entry = entries.removeValue(forKey: id) { due.append(entry.payload) }
+            }
+        }
+        return due
+    }
+}

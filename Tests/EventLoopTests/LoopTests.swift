@@ -1,0 +1,59 @@
+import Dispatch
+import Testing
+
+@testable import EventLoop
+
+/// Signals are covered end to end by the daemon tests (SIGHUP, SIGTERM on a
+/// real process): they need the mask set in `main` before any thread exists.
+@Suite("The loop: timers delivered on the one queue")
+struct LoopTests {
+    @Test("timers run on the loop queue, in order, and cancelled ones do not run")
+    @LoopActor
+    func timersRunOnLoop() async {
+        let timers = LoopTimers()
+        var order: [Int] = []
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            timers.schedule(after: .milliseconds(30)) {
+                order.append(3)
+                #expect(LoopExecutor.shared.isCurrent)
+                done.resume()
+            }
+            let cancelled = timers.schedule(after: .milliseconds(15)) { order.append(99) }
+            timers.schedule(after: .milliseconds(10)) { order.append(1) }
+            timers.schedule(after: .milliseconds(20)) { order.append(2) }
+            timers.cancel(cancelled)
+        }
+        #expect(order == [1, 2, 3])
+        #expect(timers.count == 0)
+    }
+
+    @Test("a thousand timers with 100 ms slack cost a handful of wake-ups")
+    @LoopActor
+    func fewWakeUps() async {
+        let timers = LoopTimers()
+        var fired = 0
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            for i in 0..<1000 {
+                timers.schedule(after: .milliseconds(Int64(i % 100)), slack: .milliseconds(100)) {
+                    fired += 1
+                    if fired == 1000 { done.resume() }
+                }
+            }
+        }
+        #expect(fired == 1000)
+        #expect(timers.wakeUps <= 3)
+    }
+
+    @Test("LoopActor code runs on the loop queue")
+    func isolation() async {
+        #expect(!LoopExecutor.shared.isCurrent)
+        let onLoop = await LoopActor.run { LoopExecutor.shared.isCurrent }
+        #expect(onLoop)
+        let viaSource = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            LoopExecutor.shared.queue.async {
+                done.resume(returning: LoopActor.assumeIsolated { LoopExecutor.shared.isCurrent })
+            }
+        }
+        #expect(viaSource)
+    }
+}

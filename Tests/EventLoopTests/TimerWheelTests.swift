@@ -1,0 +1,80 @@
+import Testing
+
+@testable import EventLoop
+
+private func at(_ ms: UInt64) -> MonotonicInstant { MonotonicInstant(nanoseconds: ms * 1_000_000) }
+
+@Suite("TimerWheel: many deadlines, few wake-ups (pure, injected time)")
+struct TimerWheelTests {
+    @Test("timers fire in deadline order, only once due")
+    func order() {
+        var wheel = TimerWheel<String>()
+        _ = wheel.schedule(at: at(30), "c")
+        _ = wheel.schedule(at: at(10), "a")
+        _ = wheel.schedule(at: at(20), "b")
+        var next = wheel.nextFireInstant()
+        #expect(next == at(10))
+        var due = wheel.expire(now: at(9))
+        #expect(due == [])
+        due = wheel.expire(now: at(20))
+        #expect(due == ["a", "b"])
+        next = wheel.nextFireInstant()
+        #expect(next == at(30))
+        due = wheel.expire(now: at(100))
+        #expect(due == ["c"])
+        next = wheel.nextFireInstant()
+        #expect(next == nil)
+        #expect(wheel.count == 0)
+    }
+
+    @Test("a cancelled timer never fires and costs no wake-up")
+    func cancel() {
+        var wheel = TimerWheel<Int>()
+        let first = wheel.schedule(at: at(10), 1)
+        _ = wheel.schedule(at: at(20), 2)
+        let cancelledOnce = wheel.cancel(first)
+        let cancelledTwice = wheel.cancel(first)
+        #expect(cancelledOnce)
+        #expect(!cancelledTwice)
+        let next = wheel.nextFireInstant()
+        #expect(next == at(20))
+        let due = wheel.expire(now: at(20))
+        #expect(due == [2])
+    }
+
+    @Test("timers with the same slack share one firing instant on a common grid")
+    func coalescing() {
+        var wheel = TimerWheel<Int>()
+        // 5000 idle timers spread over one second, each allowed to be 1 s late:
+        for i in 0..<5000 {
+            _ = wheel.schedule(at: MonotonicInstant(nanoseconds: 60_000_000_000 + UInt64(i) * 200_000), slack: .seconds(1), i)
+        }
+        var wakeUps = 0
+        var fired = 0
+        while let next = wheel.nextFireInstant() {
+            wakeUps += 1
+            let due = wheel.expire(now: next)
+            fired += due.count
+            // Nothing fires early: every deadline is at or before the wake-up.
+            for i in due { #expect(60_000_000_000 + UInt64(i) * 200_000 <= next.nanoseconds) }
+        }
+        #expect(fired == 5000)
+        #expect(wakeUps == 2)  // deadlines in [60 s, 61 s) round up to 60 s (only i = 0) and 61 s
+    }
+
+    @Test("slack never makes a timer fire later than deadline + slack")
+    func slackBound() {
+        var wheel = TimerWheel<Int>()
+        for (i, deadline) in [1, 999, 1000, 1001, 123_456].enumerated() {
+            _ = wheel.schedule(at: at(UInt64(deadline)), slack: .milliseconds(250), i)
+        }
+        let deadlines: [UInt64] = [1, 999, 1000, 1001, 123_456]
+        while let next = wheel.nextFireInstant() {
+            for i in wheel.expire(now: next) {
+                let deadline = deadlines[i] * 1_000_000
+                #expect(next.nanoseconds >= deadline)
+                #expect(next.nanoseconds <= deadline + 250_000_000)
+            }
+        }
+    }
+}
