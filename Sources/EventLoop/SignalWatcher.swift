@@ -41,3 +41,13 @@ public final class SignalWatcher {
         sources.removeAll()
     }
 }
+
+/// Hands the main thread over for good, keeping its signal mask.
+///
+/// `dispatchMain()` is not used: on Linux it makes the main thread wait in
+/// `sigsuspend` with every signal unblocked, so the signals the loop watches
+/// (through Dispatch's `signalfd`) would be delivered to that thread instead
+/// and lost. The loop queue runs on Dispatch's worker threads either way.
+public func parkMainThread() -> Never {
+    while true { pause() }
+}

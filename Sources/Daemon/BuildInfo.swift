@@ -1,0 +1,15 @@
+import COpenSSL
+
+/// What this build is, for `--version` and the startup log line.
+public enum BuildInfo {
+    public static let version = "0.1.0"
+
+    /// The OpenSSL library loaded at run time (`OpenSSL_version(3)`).
+    public static var openSSLVersion: String {
+        String(cString: OpenSSL_version(OPENSSL_VERSION))
+    }
+
+    public static var summary: String {
+        "wshostd \(version) (\(openSSLVersion))"
+    }
+}

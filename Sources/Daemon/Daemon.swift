@@ -1,0 +1,161 @@
+import Config
+import EventLoop
+import Glibc
+import Logging
+import Systemd
+
+/// The running daemon: owns the configuration, the loop's timers and signal
+/// sources, and talks to systemd. Lives on the event loop.
+@LoopActor
+public final class Daemon {
+    /// Where the daemon is in its life; each case says what it is doing.
+    public enum State: Equatable, Sendable {
+        /// Constructed; `start()` not yet called.
+        case created
+        /// Config loaded, signals and timers installed, `READY=1` sent.
+        case running
+        /// A stop signal arrived; waiting (up to the stop timeout) for
+        /// connections to close before exiting.
+        case stopping
+    }
+
+    public private(set) var state: State = .created
+    public private(set) var config: DaemonConfig
+    /// Increases with every applied config (1 = the one loaded at start).
+    public private(set) var configGeneration = 1
+    /// Why the latest reload was refused, until a reload succeeds.
+    public private(set) var lastReloadError: String?
+
+    private let configPath: String
+    private let configPathIsImplicit: Bool
+    private let logBackend: LogSetup.Backend
+    private let logger = Logger(label: "wshostd.daemon")
+    private let notifier = Notifier()
+    private let timers = LoopTimers()
+    private let signals = SignalWatcher()
+    private let exit: @LoopActor (Int32) -> Never
+
+    /// The started daemon; keeps it (and its sources and timers) alive until exit.
+    private static var running: Daemon?
+
+    /// The signals the daemon handles; block them in `main` before any thread exists.
+    public nonisolated static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    public init(
+        config: DaemonConfig, configPath: String, configPathIsImplicit: Bool, logBackend: LogSetup.Backend,
+        exit: @escaping @LoopActor (Int32) -> Never = { Glibc.exit($0) }
+    ) {
+        self.config = config
+        self.configPath = configPath
+        self.configPathIsImplicit = configPathIsImplicit
+        self.logBackend = logBackend
+        self.exit = exit
+    }
+
+    /// Installs signal handling and the watchdog, then tells systemd we are ready.
+    public func start() {
+        precondition(state == .created)
+        Self.running = self
+        signals.watch(SIGHUP) { [unowned self] in reload() }
+        signals.watch(SIGTERM) { [unowned self] in stop(signal: "SIGTERM") }
+        signals.watch(SIGINT) { [unowned self] in stop(signal: "SIGINT") }
+        if let timeout = notifier.watchdogTimeout() {
+            startWatchdog(every: timeout / 2)
+            logger.info("watchdog armed", metadata: ["watchdog.timeout": "\(Units.format(timeout))"])
+        }
+        state = .running
+        logger.notice(
+            "started",
+            metadata: [
+                "version": "\(BuildInfo.version)", "openssl": "\(BuildInfo.openSSLVersion)",
+                "config.file": "\(configPath)", "log.backend": "\(logBackend.rawValue)",
+                "log.level": "\(config.log.level.rawValue)", "pid": "\(getpid())",
+            ])
+        notifier.ready(status: statusLine())
+    }
+
+    /// The one-line summary for `STATUS=` (and `systemctl status`).
+    public func statusLine() -> String {
+        var line: String
+        switch state {
+        case .created: line = "starting"
+        case .running: line = "running"
+        case .stopping: line = "stopping"
+        }
+        line += "; config generation \(configGeneration) from \(configPath)"
+        if let lastReloadError { line += "; last reload failed: \(lastReloadError)" }
+        return line
+    }
+
+    // MARK: - Reload (SIGHUP): build new, then swap
+
+    /// Parses the whole file again and applies it only if it is valid;
+    /// otherwise keeps the running configuration and logs why.
+    public func reload() {
+        guard state == .running else { return }
+        notifier.reloading(status: "reloading configuration from \(configPath)")
+        do {
+            let fresh = try ConfigFile.load(configPath, missingIsDefault: configPathIsImplicit)
+            apply(fresh)
+            configGeneration += 1
+            lastReloadError = nil
+            logger.notice(
+                "configuration reloaded",
+                metadata: ["config.file": "\(configPath)", "config.generation": "\(configGeneration)"])
+        } catch {
+            lastReloadError = error.issues.count == 1 ? error.description : "\(error.issues.count) problems"
+            for line in error.description.split(separator: "\n") {
+                logger.error(
+                    "configuration reload refused, keeping the running configuration: \(line)",
+                    metadata: ["config.file": "\(configPath)"])
+            }
+        }
+        notifier.ready(status: statusLine())
+    }
+
+    private func apply(_ fresh: DaemonConfig) {
+        if fresh.log.level != config.log.level {
+            LogSetup.level.level = Logger.Level(fresh.log.level)
+        }
+        if LogSetup.backend(for: fresh.log.target) != logBackend {
+            logger.warning(
+                "log.target changed; the new target takes effect at the next start",
+                metadata: ["log.target": "\(fresh.log.target.rawValue)"])
+        }
+        config = fresh
+    }
+
+    // MARK: - Stop (SIGTERM/SIGINT)
+
+    /// First stop signal: `STOPPING=1`, close what is open within the stop
+    /// timeout, exit 0. A second one exits at once.
+    public func stop(signal: String) {
+        switch state {
+        case .stopping:
+            logger.warning("second stop signal; exiting now", metadata: ["signal": "\(signal)"])
+            exit(0)
+        case .created, .running:
+            state = .stopping
+            logger.notice(
+                "stopping", metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
+            notifier.stopping(status: statusLine())
+            // Nothing is open yet that needs a graceful close; the WebSocket
+            // records will close here with 1001 within config.daemon.stopTimeout.
+            finishStop()
+        }
+    }
+
+    private func finishStop() {
+        logger.notice("stopped")
+        exit(0)
+    }
+
+    // MARK: - Watchdog: pinged from the loop, so a stuck loop stops pinging
+
+    private func startWatchdog(every interval: Duration) {
+        timers.schedule(after: interval, slack: interval / 10) { [unowned self] in
+            notifier.watchdog()
+            startWatchdog(every: interval)
+        }
+    }
+}
