@@ -86,16 +86,21 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Helpers shared by the test targets: a real notify socket, child processes.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: strict),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
-            dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Systemd", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "Config"],
+            // Depends on the executable so that `swift test` builds it: these
+            // tests run the real binary.
+            dependencies: ["Daemon", "Config", "TestSupport", "wshostd"],
             swiftSettings: strict
         ),
     ]
