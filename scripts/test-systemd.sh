@@ -1,0 +1,23 @@
+#!/bin/bash
+# Runs the shipped unit with the built binaries under real systemd and
+# journald (../shared/tools/systemd-sandbox), then integration/systemd/check.sh.
+#   scripts/test-systemd.sh [BINARY_DIR]     (default: .build/debug)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$root/.build/debug}
+sandbox=${SYSTEMD_SANDBOX:-$root/../shared/tools/systemd-sandbox/run-under-systemd.sh}
+[ -x "$sandbox" ] || [ -f "$sandbox" ] || { echo "systemd sandbox not found at $sandbox" >&2; exit 1; }
+payload=$(mktemp -d /tmp/wshostd-payload.XXXXXX)
+trap 'rm -rf "$payload"' EXIT
+mkdir -p "$payload/bin" "$payload/systemd" "$payload/config"
+cp "$bin/wshostd" "$bin/wshostctl" "$payload/bin/"
+# Layout install.sh expects (its root is its parent directory).
+mkdir -p "$payload/scripts"
+cp "$root/scripts/install.sh" "$payload/scripts/"
+cp "$root/systemd/wshostd.service" "$root/systemd/wshostd.sysusers" "$payload/systemd/"
+cp "$root/config/wshostd.toml" "$payload/config/"
+cp "$root/config/wshostd.toml" "$payload/wshostd.toml"
+cp "$root/README.md" "$payload/"
+cp "$root/integration/systemd/setup.sh" "$payload/"
+# The unit is installed by setup.sh (through install.sh) and started by name.
+bash "$sandbox" ${VERBOSE:+-v} --check-timeout 180 -u wshostd.service "$payload" "$root/integration/systemd/check.sh"
