@@ -22,19 +22,26 @@ extension DaemonConfig {
     /// - Throws: `ConfigError` listing every problem, with line numbers where known.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
         if text.utf8.contains(0) {
-            throw ConfigError(file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "the file contains a NUL byte; is it a text file?")])
+            throw ConfigError(
+                file: file,
+                issues: [
+                    ConfigIssue(keyPath: "", line: nil, message: "the file contains a NUL byte; is it a text file?")
+                ])
         }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
-            throw ConfigError(file: file, issues: [
-                ConfigIssue(
-                    keyPath: "", line: error.source.begin.line, column: error.source.begin.column,
-                    message: "TOML syntax error: \(error.description)")
-            ])
+            throw ConfigError(
+                file: file,
+                issues: [
+                    ConfigIssue(
+                        keyPath: "", line: error.source.begin.line, column: error.source.begin.column,
+                        message: "TOML syntax error: \(error.description)")
+                ])
         } catch {
-            throw ConfigError(file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
+            throw ConfigError(
+                file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
         }
 
         let reader = SchemaReader(locator: KeyLocator(source: text))
@@ -69,10 +76,12 @@ extension DaemonConfig {
             Decode.duration(min: .milliseconds(100), allowZero: false, max: .seconds(86_400)))
         config.websocket.closeTimeout = ws.value("close_timeout", default: w.closeTimeout, timeout)
         let maxSize: Int64 = 1 << 30
-        config.websocket.maxFrameSize = ws.value("max_frame_size", default: w.maxFrameSize, Decode.size(min: 125, max: maxSize))
+        config.websocket.maxFrameSize = ws.value(
+            "max_frame_size", default: w.maxFrameSize, Decode.size(min: 125, max: maxSize))
         config.websocket.maxMessageSize = ws.value(
             "max_message_size", default: w.maxMessageSize, Decode.size(min: 125, max: maxSize))
-        config.websocket.fragmentSize = ws.value("fragment_size", default: w.fragmentSize, Decode.size(min: 1, max: maxSize))
+        config.websocket.fragmentSize = ws.value(
+            "fragment_size", default: w.fragmentSize, Decode.size(min: 1, max: maxSize))
         config.websocket.sendQueueLimit = ws.value(
             "send_queue_limit", default: w.sendQueueLimit, Decode.size(min: 1 << 10, max: maxSize))
 

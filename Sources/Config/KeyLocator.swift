@@ -140,7 +140,13 @@ struct KeyLocator {
                 var escaped = false
                 while let d = rest.first {
                     rest = rest.dropFirst()
-                    if escaped { escaped = false } else if d == "\\" && c == "\"" { escaped = true } else if d == c { break }
+                    if escaped {
+                        escaped = false
+                    } else if d == "\\" && c == "\"" {
+                        escaped = true
+                    } else if d == c {
+                        break
+                    }
                 }
             default: break
             }

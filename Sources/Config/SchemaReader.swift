@@ -131,11 +131,15 @@ enum Decode {
             }
             if value == .zero && allowZero { return .success(value) }
             guard value >= min, value > .zero || allowZero else {
-                let floor = allowZero ? "0s (off) or at least \(Units.format(min))" : "at least \(Units.format(Swift.max(min, .nanoseconds(1))))"
+                let floor =
+                    allowZero
+                    ? "0s (off) or at least \(Units.format(min))"
+                    : "at least \(Units.format(Swift.max(min, .nanoseconds(1))))"
                 return .failure(Expected(what: "expected \(floor), found \"\(text)\"", showFound: false))
             }
             guard value <= max else {
-                return .failure(Expected(what: "expected at most \(Units.format(max)), found \"\(text)\"", showFound: false))
+                return .failure(
+                    Expected(what: "expected at most \(Units.format(max)), found \"\(text)\"", showFound: false))
             }
             return .success(value)
         }
@@ -176,7 +180,9 @@ enum Decode {
             for (index, item) in array.enumerated() {
                 guard let text = item.string else {
                     return .failure(
-                        Expected(what: "expected element \(index) to be a string, found \(describe(item))", showFound: false))
+                        Expected(
+                            what: "expected element \(index) to be a string, found \(describe(item))", showFound: false)
+                    )
                 }
                 switch element(text) {
                 case .success(let value): values.append(value)

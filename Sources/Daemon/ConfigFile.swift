@@ -34,7 +34,8 @@ public enum ConfigFile {
                 code == EFBIG
                 ? "larger than \(maximumSize / 1024 / 1024) MiB"
                 : code == EILSEQ ? "not valid UTF-8 text" : String(cString: strerror(code))
-            throw ConfigError(file: path, issues: [ConfigIssue(keyPath: "", line: nil, message: "cannot read the file: \(reason)")])
+            throw ConfigError(
+                file: path, issues: [ConfigIssue(keyPath: "", line: nil, message: "cannot read the file: \(reason)")])
         }
         return try DaemonConfig.parse(text, file: path)
     }

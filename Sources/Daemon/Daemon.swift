@@ -137,7 +137,8 @@ public final class Daemon {
         case .created, .running:
             state = .stopping
             logger.notice(
-                "stopping", metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
+                "stopping",
+                metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
             notifier.stopping(status: statusLine())
             // Nothing is open yet that needs a graceful close; the WebSocket
             // records will close here with 1001 within config.daemon.stopTimeout.

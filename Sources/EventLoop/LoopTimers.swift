@@ -41,7 +41,9 @@ public final class LoopTimers {
     }
 
     @discardableResult
-    public func schedule(at deadline: MonotonicInstant, slack: Duration = .milliseconds(1), _ handler: @escaping Handler)
+    public func schedule(
+        at deadline: MonotonicInstant, slack: Duration = .milliseconds(1), _ handler: @escaping Handler
+    )
         -> TimerID
     {
         let id = wheel.schedule(at: deadline, slack: slack, handler)
@@ -65,7 +67,8 @@ public final class LoopTimers {
         guard next != armedFor else { return }
         armedFor = next
         if let next {
-            source.schedule(deadline: DispatchTime(uptimeNanoseconds: max(1, next.nanoseconds)), leeway: .nanoseconds(0))
+            source.schedule(
+                deadline: DispatchTime(uptimeNanoseconds: max(1, next.nanoseconds)), leeway: .nanoseconds(0))
         } else {
             source.schedule(deadline: .distantFuture)
         }

@@ -53,7 +53,8 @@ public struct JournalLogHandler: LogHandler {
     public static func fieldName(_ key: String) -> String? {
         var name = String(
             key.uppercased().unicodeScalars.map { scalar -> Character in
-                (scalar.isASCII && (("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar))) ? Character(scalar) : "_"
+                (scalar.isASCII && (("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)))
+                    ? Character(scalar) : "_"
             })
         while name.hasPrefix("_") { name.removeFirst() }
         if let first = name.unicodeScalars.first, ("0"..."9").contains(first) { name = "F_" + name }

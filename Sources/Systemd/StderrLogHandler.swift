@@ -36,7 +36,10 @@ public struct StderrLogHandler: LogHandler {
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             let text = "\(value)"
             let needsQuotes = text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
-            line += needsQuotes ? " \(key)=\"\(text.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\\\""))\"" : " \(key)=\(text)"
+            line +=
+                needsQuotes
+                ? " \(key)=\"\(text.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\\\""))\""
+                : " \(key)=\(text)"
         }
         line += "\n"
         var bytes = Array(line.utf8)

@@ -7,7 +7,8 @@ struct Wshostctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wshostctl",
         abstract: "Control a running wshostd.",
-        discussion: "The control commands (status, sessions, users, objects, ws, consent, events, reload) are not built yet.",
+        discussion:
+            "The control commands (status, sessions, users, objects, ws, consent, events, reload) are not built yet.",
         version: BuildInfo.version
     )
 }

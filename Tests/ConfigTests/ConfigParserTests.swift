@@ -130,7 +130,10 @@ struct ConfigParserTests {
                 "bad.toml:3:9: TOML syntax error: Error while parsing key-value pair: cannot redefine existing string 'level'"
             ),
             ("[log\n", "bad.toml:1:5: TOML syntax error: Error while parsing table header: expected ']', saw '\\n'"),
-            ("log.level = \"debug\"\nlog.target = 3\n", "bad.toml:2: log.target: expected one of \"auto\", \"journald\", \"stderr\", found integer 3"),
+            (
+                "log.level = \"debug\"\nlog.target = 3\n",
+                "bad.toml:2: log.target: expected one of \"auto\", \"journald\", \"stderr\", found integer 3"
+            ),
         ])
     func badFile(text: String, message: String) {
         #expect(throws: ConfigError.self) { try DaemonConfig.parse(text, file: "bad.toml") }

@@ -1,10 +1,10 @@
 import Config
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 @testable import Daemon
-import TestSupport
 
 let exampleConfig = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -22,10 +22,19 @@ struct CheckConfigTests {
     @Test(
         "invalid files exit 78 (EX_CONFIG) naming file, line, key and expectation",
         arguments: [
-            ("[log]\nlevel = 3\n", ":2: log.level: expected one of \"trace\", \"debug\", \"info\", \"notice\", \"warning\", \"error\", \"critical\", found integer 3"),
-            ("[security]\nallowed_url_hosts = [\"example.com\"]\n", ":2: security.allowed_url_hosts: element 0 (\"example.com\"): no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL"),
+            (
+                "[log]\nlevel = 3\n",
+                ":2: log.level: expected one of \"trace\", \"debug\", \"info\", \"notice\", \"warning\", \"error\", \"critical\", found integer 3"
+            ),
+            (
+                "[security]\nallowed_url_hosts = [\"example.com\"]\n",
+                ":2: security.allowed_url_hosts: element 0 (\"example.com\"): no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL"
+            ),
             ("[daemon]\nstop_timeot = \"5s\"\n", ":2: daemon.stop_timeot: unknown key; did you mean 'stop_timeout'?"),
-            ("= 1\n", ":1:1: TOML syntax error: Error while parsing root table: expected keys, tables, whitespace or comments, saw '='"),
+            (
+                "= 1\n",
+                ":1:1: TOML syntax error: Error while parsing root table: expected keys, tables, whitespace or comments, saw '='"
+            ),
         ])
     func invalid(text: String, message: String) throws {
         let file = try TemporaryFile(text)
@@ -39,7 +48,10 @@ struct CheckConfigTests {
     func missing() throws {
         let result = try ChildProcess.run("wshostd", ["--config", "/nonexistent/wshostd.toml"])
         #expect(result.status == 78)
-        #expect(result.stderr == "wshostd: invalid configuration:\n/nonexistent/wshostd.toml: cannot read the file: No such file or directory\n")
+        #expect(
+            result.stderr
+                == "wshostd: invalid configuration:\n/nonexistent/wshostd.toml: cannot read the file: No such file or directory\n"
+        )
         let directory = try ChildProcess.run("wshostd", ["--check-config", "--config", "/tmp"])
         #expect(directory.status == 78)
         #expect(directory.stderr.contains("/tmp: cannot read the file: Is a directory"))
@@ -52,11 +64,14 @@ struct CheckConfigTests {
 
     @Test("without --config the unit's CONFIGURATION_DIRECTORY is used")
     func configurationDirectory() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wshostd-cfg-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "wshostd-cfg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "[log]\nlevel = \"loud\"\n".write(to: directory.appendingPathComponent("wshostd.toml"), atomically: true, encoding: .utf8)
-        let result = try ChildProcess.run("wshostd", ["--check-config"], environment: ["CONFIGURATION_DIRECTORY": directory.path])
+        try "[log]\nlevel = \"loud\"\n".write(
+            to: directory.appendingPathComponent("wshostd.toml"), atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(
+            "wshostd", ["--check-config"], environment: ["CONFIGURATION_DIRECTORY": directory.path])
         #expect(result.status == 78)
         #expect(result.stderr.contains("\(directory.path)/wshostd.toml:2: log.level"))
     }
@@ -64,7 +79,9 @@ struct CheckConfigTests {
 
 @Suite("The daemon under a notify socket: READY, STATUS, watchdog, reload, stop")
 struct DaemonLifecycleTests {
-    @Test("start → READY=1 with STATUS; WATCHDOG=1 at half the interval; SIGHUP reloads or refuses; SIGTERM → STOPPING=1, exit 0")
+    @Test(
+        "start → READY=1 with STATUS; WATCHDOG=1 at half the interval; SIGHUP reloads or refuses; SIGTERM → STOPPING=1, exit 0"
+    )
     func lifecycle() throws {
         let listener = try NotifyListener()
         let config = try TemporaryFile("[log]\nlevel = \"info\"\ntarget = \"stderr\"\n")
@@ -106,7 +123,12 @@ struct DaemonLifecycleTests {
             refused["STATUS"]
                 == "running; config generation 2 from \(config.path); last reload failed: \(config.path):2: log.level: expected one of \"trace\", \"debug\", \"info\", \"notice\", \"warning\", \"error\", \"critical\", found \"loud\""
         )
-        #expect(daemon.waitForStandardError { $0.contains("error wshostd: configuration reload refused, keeping the running configuration: \(config.path):2: log.level") })
+        #expect(
+            daemon.waitForStandardError {
+                $0.contains(
+                    "error wshostd: configuration reload refused, keeping the running configuration: \(config.path):2: log.level"
+                )
+            })
         #expect(daemon.isRunning)
 
         // Stop: STOPPING=1, exit status 0.
@@ -125,7 +147,11 @@ struct DaemonLifecycleTests {
         #expect(daemon.waitForStandardError { $0.contains("notice wshostd: started") })
         // ISO-8601 UTC timestamp, level, identifier, message, sorted metadata.
         let line = daemon.standardError.split(separator: "\n").first { $0.contains("started") } ?? ""
-        #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z notice wshostd: started config\.file=\S+ log\.backend=stderr log\.level=info openssl="OpenSSL 3\.[^"]+" pid=\d+ version=\S+$"#, options: .regularExpression) != nil, "\(line)")
+        #expect(
+            line.range(
+                of:
+                    #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z notice wshostd: started config\.file=\S+ log\.backend=stderr log\.level=info openssl="OpenSSL 3\.[^"]+" pid=\d+ version=\S+$"#,
+                options: .regularExpression) != nil, "\(line)")
         daemon.signal(SIGINT)
         #expect(daemon.wait() == 0)
     }

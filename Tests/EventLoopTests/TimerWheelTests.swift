@@ -47,7 +47,8 @@ struct TimerWheelTests {
         var wheel = TimerWheel<Int>()
         // 5000 idle timers spread over one second, each allowed to be 1 s late:
         for i in 0..<5000 {
-            _ = wheel.schedule(at: MonotonicInstant(nanoseconds: 60_000_000_000 + UInt64(i) * 200_000), slack: .seconds(1), i)
+            _ = wheel.schedule(
+                at: MonotonicInstant(nanoseconds: 60_000_000_000 + UInt64(i) * 200_000), slack: .seconds(1), i)
         }
         var wakeUps = 0
         var fired = 0

@@ -1,9 +1,9 @@
 import Glibc
 import Logging
+import TestSupport
 import Testing
 
 @testable import Systemd
-import TestSupport
 
 @Suite("Journal field names from swift-log metadata keys")
 struct JournalFieldNameTests {

@@ -95,7 +95,8 @@ public final class TemporaryFile: @unchecked Sendable {
     public let path: String
 
     public init(_ contents: String, suffix: String = ".toml") throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("wshostd-\(UUID().uuidString)\(suffix)").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("wshostd-\(UUID().uuidString)\(suffix)").path
         try write(contents)
     }
 

@@ -20,7 +20,9 @@ public final class NotifyListener: @unchecked Sendable {
             buffer.copyBytes(from: path.utf8.prefix(buffer.count - 1))
         }
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
     }
