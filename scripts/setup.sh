@@ -1,0 +1,22 @@
+#!/bin/bash
+# Installs what building, running and testing wshostd need on Debian 12 with
+# the Swift toolchain on PATH. Idempotent: only missing packages are installed.
+# Run as root (or with sudo available).
+set -euo pipefail
+packages=(
+    pkg-config libssl-dev libsystemd-dev   # system libraries the package links
+    systemd systemd-container              # real systemd + nspawn for the service tests
+    util-linux procps jq                   # nsenter/unshare, ps, JSON in the journal checks
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "setup: swift is not on PATH (install the Swift 6.3 toolchain)" >&2; exit 1; }
