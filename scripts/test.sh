@@ -10,15 +10,20 @@ echo "== swift format lint"
 swift format lint --strict -r Sources Tests Package.swift
 
 echo "== swift build"
-swift build --build-tests
+swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-swift test --skip-build 2>&1 | tee "$log" | grep -vE '^(◇|↳|\[)| started\.$|passed after' || true
-status=${PIPESTATUS[0]}
+status=0
+swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
-[ "$status" = 0 ] && [ -n "$unit" ] || { echo "swift test failed (status $status)"; exit 1; }
+if [ "$status" != 0 ] || [ -z "$unit" ]; then
+    cat "$log"
+    echo "swift test failed (status $status)"
+    exit 1
+fi
+grep -E 'Test run with|Executed [0-9]+ tests' "$log"
 
 echo "== systemd (real PID 1 and journald in a sandbox)"
 scripts/test-systemd.sh | tee "$log"
