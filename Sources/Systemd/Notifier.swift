@@ -53,12 +53,6 @@ public struct Notifier: Sendable {
 
     /// Values are single lines: a newline would start a new assignment.
     private func sanitize(_ value: String) -> String {
-        value.contains("\n") ? value.replacingOccurrences(of: "\n", with: " ") : value
-    }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+        value.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
     }
 }
