@@ -45,6 +45,9 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Pure core: the sans-I/O RFC 6455 client (bytes and commands in, events and bytes out).
+        .target(name: "WebSocketProtocol", swiftSettings: strict),
+
         // Shell: the one Dispatch serial queue, its actor, timers and signals.
         .target(
             name: "EventLoop",
@@ -90,6 +93,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: strict),
+        .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",

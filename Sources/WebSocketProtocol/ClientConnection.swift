@@ -1,0 +1,447 @@
+/// A sans-I/O RFC 6455 client connection: bytes and commands in, events and
+/// bytes out. No sockets, no clocks, no logging; the shell feeds it what the
+/// socket read (`receive`, `receiveEOF`), writes what `takeOutbound` returns,
+/// delivers what `takeEvents` returns, and runs the timers (handshake, idle,
+/// close), calling `abort` when one fires.
+///
+/// Ordering guarantee (the reference lost the last message, Neos #2508):
+/// events come out in wire order, so every message received before the
+/// server's Close precedes the `closed` event.
+public struct ClientConnection<RNG: RandomNumberGenerator> {
+    public struct Configuration: Sendable {
+        /// Largest incoming frame payload (→ 1009).
+        public var maxFrameSize: Int
+        /// Largest incoming message, all fragments together (→ 1009).
+        public var maxMessageSize: Int
+        /// Outgoing messages are split into frames of at most this payload.
+        public var fragmentSize: Int
+        public var userAgent: String?
+
+        public init(
+            maxFrameSize: Int = 16 << 20, maxMessageSize: Int = 16 << 20, fragmentSize: Int = 64 << 10,
+            userAgent: String? = nil
+        ) {
+            self.maxFrameSize = maxFrameSize
+            self.maxMessageSize = maxMessageSize
+            self.fragmentSize = max(1, fragmentSize)
+            self.userAgent = userAgent
+        }
+    }
+
+    /// Who ended the connection.
+    public enum Initiator: Equatable, Sendable {
+        /// We sent the first Close (by request, or failing the connection).
+        case client
+        /// The server sent the first Close.
+        case server
+        /// No Close handshake: the TCP connection ended, or the shell aborted it.
+        case transport
+    }
+
+    /// How the connection ended (RFC 6455 §7.1.5, §7.1.6).
+    public struct CloseReport: Equatable, Sendable {
+        public var initiator: Initiator
+        /// The code of the server's Close frame; 1005 when it had none, 1006 with no Close frame.
+        /// When we failed the connection, the code we sent.
+        public var code: CloseCode
+        public var reason: String
+        /// The protocol error that made us fail the connection, if any.
+        public var error: ProtocolError?
+
+        public init(initiator: Initiator, code: CloseCode, reason: String, error: ProtocolError? = nil) {
+            self.initiator = initiator
+            self.code = code
+            self.reason = reason
+            self.error = error
+        }
+    }
+
+    public enum Event: Equatable, Sendable {
+        /// The handshake succeeded; frames flow.
+        case opened
+        case text(String)
+        case binary([UInt8])
+        /// A ping from the server (already answered with a pong).
+        case ping([UInt8])
+        case pong([UInt8])
+        /// The handshake failed; the transport should be closed now.
+        case handshakeFailed(Handshake.Failure)
+        /// The connection is over; nothing more will come.
+        case closed(CloseReport)
+    }
+
+    /// What the shell should do with the transport.
+    public enum TransportAction: Equatable, Sendable {
+        /// Keep reading and writing.
+        case keepOpen
+        /// Write what is queued, then close the socket (we failed the connection).
+        case closeAfterFlush
+        /// The Close handshake is done: wait (with a timeout) for the server to
+        /// close TCP (RFC 6455 §7.1.1), then call `receiveEOF` or `abort`.
+        case awaitServerClose
+        /// Over: close the socket.
+        case close
+    }
+
+    /// The one state of the connection; each case carries what exists only then.
+    public enum State: Equatable, Sendable {
+        /// The request is queued; the response header is being read.
+        case handshaking
+        /// Frames flow both ways.
+        case open
+        /// We sent Close and wait for the server's.
+        case closeSent(code: CloseCode, reason: String, error: ProtocolError?)
+        /// Close frames exchanged, or the connection failed; `report` is final,
+        /// emitted as `closed` when the transport ends.
+        case closing(report: CloseReport, action: TransportAction)
+        /// Finished; `closed` was emitted.
+        case closed(CloseReport)
+    }
+
+    public enum SendError: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The handshake has not completed.
+        case notOpen
+        /// A Close was sent or received; nothing more can be sent.
+        case closing
+
+        public var description: String {
+            switch self {
+            case .notOpen: return "not connected"
+            case .closing: return "the connection is closing"
+            }
+        }
+    }
+
+    public let configuration: Configuration
+    public let handshake: Handshake
+    public private(set) var state: State = .handshaking
+
+    private var rng: RNG
+    private var outbound: [UInt8] = []
+    private var events: [Event] = []
+    private var headerBuffer: [UInt8] = []
+    private var parser: FrameParser
+    /// The message being assembled: its type, bytes so far, whether its current frame is the last.
+    private var message: (opcode: Opcode, bytes: [UInt8])?
+    private var currentFrameIsFinal = false
+    private var utf8 = UTF8Validator()
+
+    public init(url: WebSocketURL, configuration: Configuration = Configuration(), rng: RNG) {
+        self.configuration = configuration
+        self.rng = rng
+        var key = [UInt8](repeating: 0, count: 16)
+        for i in 0..<16 { key[i] = UInt8(truncatingIfNeeded: self.rng.next()) }
+        handshake = Handshake(url: url, keyBytes: key)
+        parser = FrameParser(maxFrameSize: configuration.maxFrameSize)
+        outbound = handshake.request(userAgent: configuration.userAgent)
+    }
+
+    // MARK: - Outputs
+
+    /// Bytes to write to the socket, in order; the buffer is handed over.
+    public mutating func takeOutbound() -> [UInt8] {
+        defer { outbound.removeAll(keepingCapacity: false) }
+        return outbound
+    }
+
+    public var hasOutbound: Bool { !outbound.isEmpty }
+
+    /// Events since the last call, in wire order.
+    public mutating func takeEvents() -> [Event] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    public var transportAction: TransportAction {
+        switch state {
+        case .handshaking, .open, .closeSent: return .keepOpen
+        case .closing(_, let action): return action
+        case .closed: return .close
+        }
+    }
+
+    public var isOpen: Bool { state == .open }
+
+    // MARK: - Inputs from the transport
+
+    /// Feeds bytes read from the socket.
+    public mutating func receive<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        switch state {
+        case .handshaking:
+            headerBuffer.append(contentsOf: bytes)
+            guard let end = Handshake.headerEnd(in: headerBuffer[...]) else {
+                if headerBuffer.count > Handshake.maxResponseHeaderSize { failHandshake(.headerTooLarge) }
+                return
+            }
+            guard end <= Handshake.maxResponseHeaderSize + 4 else { return failHandshake(.headerTooLarge) }
+            switch handshake.validate(responseHeader: headerBuffer[..<(end - 4)]) {
+            case .failure(let failure):
+                failHandshake(failure)
+            case .success:
+                state = .open
+                events.append(.opened)
+                // RFC 6455 §4.1: bytes after the header are the first frames.
+                let rest = headerBuffer[end...]
+                headerBuffer = []
+                if !rest.isEmpty {
+                    parser.append(rest)
+                    processFrames()
+                }
+            }
+        case .open, .closeSent:
+            parser.append(bytes)
+            processFrames()
+        case .closing, .closed:
+            // RFC 6455 §5.5.1: after the server's Close, nothing more is read.
+            break
+        }
+    }
+
+    /// The server closed the TCP connection (read returned 0).
+    public mutating func receiveEOF() {
+        switch state {
+        case .handshaking:
+            finish(
+                CloseReport(
+                    initiator: .transport, code: .abnormalClosure, reason: "connection closed during the handshake"))
+        case .open, .closeSent:
+            finish(
+                CloseReport(
+                    initiator: .transport, code: .abnormalClosure, reason: "connection closed without a Close frame"))
+        case .closing(let report, _):
+            finish(report)
+        case .closed:
+            break
+        }
+    }
+
+    /// The shell ends the connection without a Close handshake (a timeout, a
+    /// socket error, removal). Emits `closed` with 1006 unless a Close
+    /// handshake already completed.
+    public mutating func abort(reason: String) {
+        switch state {
+        case .closing(let report, _):
+            finish(report)
+        case .closed:
+            break
+        case .handshaking, .open, .closeSent:
+            finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: reason))
+        }
+    }
+
+    // MARK: - Commands
+
+    /// Queues a text message, fragmented at `fragmentSize`.
+    public mutating func send(text: String) -> Result<Void, SendError> {
+        sendMessage(.text, Array(text.utf8))
+    }
+
+    /// Queues a binary message, fragmented at `fragmentSize`.
+    public mutating func send(binary: some Collection<UInt8>) -> Result<Void, SendError> {
+        sendMessage(.binary, binary)
+    }
+
+    /// Queues a ping (at most 125 bytes of payload).
+    public mutating func ping(_ payload: [UInt8] = []) -> Result<Void, SendError> {
+        if let error = sendError { return .failure(error) }
+        writeFrame(fin: true, opcode: .ping, payload: payload.prefix(125))
+        return .success(())
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2) with a valid code and a
+    /// reason cut to 123 bytes at a character boundary.
+    public mutating func close(code: CloseCode = .normalClosure, reason: String = "") {
+        switch state {
+        case .handshaking:
+            finish(
+                CloseReport(initiator: .client, code: .abnormalClosure, reason: "closed before the handshake completed")
+            )
+        case .open:
+            let code = code.isValidOnWire ? code : .normalClosure
+            let reason = Self.truncate(reason, toUTF8Bytes: 123)
+            writeClose(code: code, reason: reason)
+            state = .closeSent(code: code, reason: reason, error: nil)
+        case .closeSent, .closing, .closed:
+            break
+        }
+    }
+
+    // MARK: - Internals
+
+    private var sendError: SendError? {
+        switch state {
+        case .handshaking: return .notOpen
+        case .open: return nil
+        case .closeSent, .closing, .closed: return .closing
+        }
+    }
+
+    private mutating func sendMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) -> Result<Void, SendError> {
+        if let error = sendError { return .failure(error) }
+        let size = configuration.fragmentSize
+        var start = payload.startIndex
+        var first = true
+        repeat {
+            let end = payload.index(start, offsetBy: size, limitedBy: payload.endIndex) ?? payload.endIndex
+            writeFrame(
+                fin: end == payload.endIndex, opcode: first ? opcode : .continuation, payload: payload[start..<end])
+            first = false
+            start = end
+        } while start != payload.endIndex
+        return .success(())
+    }
+
+    private mutating func writeFrame(fin: Bool, opcode: Opcode, payload: some Collection<UInt8>) {
+        // RFC 6455 §5.3: a fresh, unpredictable masking key for every frame.
+        FrameWriter.append(fin: fin, opcode: opcode, payload: payload, maskKey: rng.next(), to: &outbound)
+    }
+
+    private mutating func writeClose(code: CloseCode, reason: String) {
+        var payload = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)]
+        payload.append(contentsOf: reason.utf8)
+        writeFrame(fin: true, opcode: .close, payload: payload)
+    }
+
+    private mutating func processFrames() {
+        while case .open = state {
+            guard step() else { return }
+        }
+        while case .closeSent = state {
+            guard step() else { return }
+        }
+    }
+
+    /// Handles one parser event; false when more bytes are needed.
+    private mutating func step() -> Bool {
+        guard let result = parser.next() else { return false }
+        switch result {
+        case .failure(let error):
+            failConnection(error)
+        case .success(.frameStart(let header)):
+            if header.opcode == .continuation {
+                guard message != nil else {
+                    failConnection(.unexpectedContinuation)
+                    return true
+                }
+            } else {
+                guard message == nil else {
+                    failConnection(.expectedContinuation)
+                    return true
+                }
+                message = (header.opcode, [])
+                utf8.reset()
+            }
+            // Fail as soon as the header announces too much (RFC 6455 §10.4).
+            guard message!.bytes.count + header.payloadLength <= configuration.maxMessageSize else {
+                failConnection(.messageTooBig(limit: configuration.maxMessageSize))
+                return true
+            }
+            message!.bytes.reserveCapacity(message!.bytes.count + header.payloadLength)
+            currentFrameIsFinal = header.fin
+        case .success(.payload(let chunk)):
+            // RFC 6455 §8.1: fail on the first invalid byte, not at the end.
+            if message!.opcode == .text, utf8.feed(chunk) == .invalid {
+                failConnection(.invalidUTF8)
+                return true
+            }
+            message!.bytes.append(contentsOf: chunk)
+        case .success(.frameEnd):
+            guard currentFrameIsFinal, let (opcode, bytes) = message else { return true }
+            message = nil
+            if opcode == .text {
+                guard utf8.status == .complete else {
+                    failConnection(.invalidUTF8)
+                    return true
+                }
+                events.append(.text(String(decoding: bytes, as: UTF8.self)))
+            } else {
+                events.append(.binary(bytes))
+            }
+        case .success(.control(let opcode, let payload)):
+            handleControl(opcode, payload)
+        }
+        return true
+    }
+
+    private mutating func handleControl(_ opcode: Opcode, _ payload: ArraySlice<UInt8>) {
+        switch opcode {
+        case .ping:
+            // RFC 6455 §5.5.2: answer with a pong carrying the same payload.
+            if state == .open { writeFrame(fin: true, opcode: .pong, payload: payload) }
+            events.append(.ping(Array(payload)))
+        case .pong:
+            events.append(.pong(Array(payload)))
+        case .close:
+            receivedClose(payload)
+        default:
+            break
+        }
+    }
+
+    private mutating func receivedClose(_ payload: ArraySlice<UInt8>) {
+        var code = CloseCode.noStatusReceived
+        var reason = ""
+        if payload.count == 1 { return failConnection(.closePayloadTooShort) }
+        if payload.count >= 2 {
+            code = CloseCode(UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1]))
+            guard code.isValidOnWire else { return failConnection(.invalidCloseCode(code.rawValue)) }
+            let text = payload.dropFirst(2)
+            var validator = UTF8Validator()
+            guard validator.feed(text) == .complete else { return failConnection(.invalidUTF8) }
+            reason = String(decoding: text, as: UTF8.self)
+        }
+        message = nil
+        switch state {
+        case .open:
+            // Server-initiated: echo the code (an empty Close for 1005), then wait for TCP close.
+            if code == .noStatusReceived {
+                writeFrame(fin: true, opcode: .close, payload: [UInt8]())
+            } else {
+                writeClose(code: code, reason: "")
+            }
+            state = .closing(
+                report: CloseReport(initiator: .server, code: code, reason: reason), action: .awaitServerClose)
+        case .closeSent(_, _, let error):
+            state = .closing(
+                report: CloseReport(initiator: .client, code: code, reason: reason, error: error),
+                action: .awaitServerClose)
+        default:
+            break
+        }
+    }
+
+    /// RFC 6455 §7.1.7: fail the connection: send a Close with the error's code
+    /// (unless one was sent already), then close the transport.
+    private mutating func failConnection(_ error: ProtocolError) {
+        let reason = Self.truncate(error.description, toUTF8Bytes: 123)
+        if case .open = state { writeClose(code: error.closeCode, reason: reason) }
+        message = nil
+        state = .closing(
+            report: CloseReport(initiator: .client, code: error.closeCode, reason: reason, error: error),
+            action: .closeAfterFlush)
+    }
+
+    private mutating func failHandshake(_ failure: Handshake.Failure) {
+        headerBuffer = []
+        events.append(.handshakeFailed(failure))
+        finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "handshake failed: \(failure)"))
+    }
+
+    private mutating func finish(_ report: CloseReport) {
+        state = .closed(report)
+        events.append(.closed(report))
+    }
+
+    static func truncate(_ text: String, toUTF8Bytes limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var result = ""
+        var count = 0
+        for character in text {
+            let size = character.utf8.count
+            guard count + size <= limit else { break }
+            result.append(character)
+            count += size
+        }
+        return result
+    }
+}

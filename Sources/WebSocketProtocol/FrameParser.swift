@@ -1,0 +1,120 @@
+/// An incremental parser of server-to-client frames (RFC 6455 §5.2), fed with
+/// whatever bytes the socket produced and split anywhere.
+///
+/// Data frames are streamed: `frameStart`, then their payload in one or more
+/// `payload` chunks as bytes arrive (so text can be validated, and limits
+/// enforced, before the frame is complete), then `frameEnd`. Control frames,
+/// at most 125 bytes, are returned whole. Frame-level rules are checked here;
+/// message-level rules (fragmentation order, UTF-8, message size) belong to
+/// the connection.
+public struct FrameParser: Sendable {
+    public enum Event: Equatable, Sendable {
+        case frameStart(FrameHeader)
+        /// Part of the current data frame's payload (server frames are unmasked).
+        case payload(ArraySlice<UInt8>)
+        case frameEnd
+        /// A whole control frame (close, ping, pong).
+        case control(Opcode, ArraySlice<UInt8>)
+    }
+
+    private enum State: Sendable {
+        /// Waiting for a frame header.
+        case header
+        /// Inside a data frame's payload; `remaining` bytes still to come.
+        case payload(remaining: Int)
+    }
+
+    public let maxFrameSize: Int
+    private var buffer: [UInt8] = []
+    private var readIndex = 0
+    private var state = State.header
+    private var failed = false
+
+    public init(maxFrameSize: Int) {
+        self.maxFrameSize = maxFrameSize
+    }
+
+    /// Bytes received and not yet consumed.
+    public var bufferedCount: Int { buffer.count - readIndex }
+
+    public mutating func append<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        if readIndex > 0 && readIndex == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            readIndex = 0
+        } else if readIndex > 4096 && readIndex * 2 > buffer.count {
+            buffer.removeSubrange(0..<readIndex)
+            readIndex = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next event, nil when more bytes are needed, or the protocol error.
+    /// After an error the parser stays failed.
+    public mutating func next() -> Result<Event, ProtocolError>? {
+        if failed { return nil }
+        switch state {
+        case .payload(let remaining):
+            if remaining == 0 {
+                state = .header
+                return .success(.frameEnd)
+            }
+            let available = buffer.count - readIndex
+            guard available > 0 else { return nil }
+            let count = min(available, remaining)
+            let chunk = buffer[readIndex..<(readIndex + count)]
+            readIndex += count
+            state = .payload(remaining: remaining - count)
+            return .success(.payload(chunk))
+        case .header:
+            return parseHeader()
+        }
+    }
+
+    private mutating func parseHeader() -> Result<Event, ProtocolError>? {
+        let available = buffer.count - readIndex
+        guard available >= 2 else { return nil }
+        let b0 = buffer[readIndex]
+        let b1 = buffer[readIndex + 1]
+        // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defines them.
+        guard b0 & 0x70 == 0 else { return fail(.reservedBitsSet) }
+        guard let opcode = Opcode(rawValue: b0 & 0x0F) else { return fail(.reservedOpcode(b0 & 0x0F)) }
+        let fin = b0 & 0x80 != 0
+        // RFC 6455 §5.1: a client MUST close the connection on a masked frame.
+        guard b1 & 0x80 == 0 else { return fail(.maskedServerFrame) }
+        var headerLength = 2
+        var length = UInt64(b1 & 0x7F)
+        if length == 126 {
+            guard available >= 4 else { return nil }
+            length = UInt64(buffer[readIndex + 2]) << 8 | UInt64(buffer[readIndex + 3])
+            // §5.2: the minimal number of bytes MUST be used to encode the length.
+            guard length >= 126 else { return fail(.nonMinimalLength) }
+            headerLength = 4
+        } else if length == 127 {
+            guard available >= 10 else { return nil }
+            length = 0
+            for i in 2..<10 { length = length << 8 | UInt64(buffer[readIndex + i]) }
+            // §5.2: the most significant bit MUST be 0.
+            guard length & (1 << 63) == 0 else { return fail(.lengthTooLarge) }
+            guard length >= 65_536 else { return fail(.nonMinimalLength) }
+            headerLength = 10
+        }
+        if opcode.isControl {
+            // §5.5: control frames MUST NOT be fragmented and have at most 125 bytes.
+            guard fin else { return fail(.fragmentedControlFrame) }
+            guard length <= 125 else { return fail(.controlFrameTooLong(Int(length))) }
+            guard available >= headerLength + Int(length) else { return nil }
+            let start = readIndex + headerLength
+            readIndex = start + Int(length)
+            return .success(.control(opcode, buffer[start..<readIndex]))
+        }
+        guard length <= UInt64(maxFrameSize) else { return fail(.frameTooBig(limit: maxFrameSize)) }
+        readIndex += headerLength
+        state = .payload(remaining: Int(length))
+        return .success(.frameStart(FrameHeader(fin: fin, opcode: opcode, payloadLength: Int(length))))
+    }
+
+    private mutating func fail(_ error: ProtocolError) -> Result<Event, ProtocolError> {
+        failed = true
+        return .failure(error)
+    }
+}

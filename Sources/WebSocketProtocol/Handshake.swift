@@ -1,0 +1,140 @@
+/// The opening handshake of a client (RFC 6455 §4.1): the request, and the
+/// strict validation of the server's response.
+public struct Handshake: Sendable {
+    /// RFC 6455 §1.3: the GUID appended to the key for `Sec-WebSocket-Accept`.
+    static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    /// Largest response header accepted.
+    public static let maxResponseHeaderSize = 16 << 10
+
+    public let url: WebSocketURL
+    /// The base64 of the 16 random bytes sent as `Sec-WebSocket-Key`.
+    public let key: String
+
+    /// - Parameter keyBytes: 16 bytes from a CSPRNG (RFC 6455 §4.1 item 7).
+    public init(url: WebSocketURL, keyBytes: [UInt8]) {
+        precondition(keyBytes.count == 16, "Sec-WebSocket-Key needs 16 random bytes")
+        self.url = url
+        self.key = Base64.encode(keyBytes)
+    }
+
+    /// The `Sec-WebSocket-Accept` value a correct server answers with.
+    public var expectedAccept: String { Self.accept(for: key) }
+
+    public static func accept(for key: String) -> String {
+        Base64.encode(SHA1.hash(Array((key + guid).utf8)))
+    }
+
+    /// The HTTP/1.1 upgrade request.
+    public func request(userAgent: String? = nil) -> [UInt8] {
+        var text = "GET \(url.resource) HTTP/1.1\r\n"
+        text += "Host: \(url.hostHeader)\r\n"
+        text += "Upgrade: websocket\r\n"
+        text += "Connection: Upgrade\r\n"
+        text += "Sec-WebSocket-Key: \(key)\r\n"
+        text += "Sec-WebSocket-Version: 13\r\n"
+        if let userAgent { text += "User-Agent: \(userAgent)\r\n" }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+
+    /// Why a response was refused.
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        case headerTooLarge
+        case malformedStatusLine(String)
+        case unexpectedStatus(code: Int, reason: String)
+        case malformedHeader(String)
+        case missingUpgrade
+        case missingConnectionUpgrade
+        case missingAccept
+        case wrongAccept(String)
+        case unexpectedExtension(String)
+        case unexpectedSubprotocol(String)
+
+        public var description: String {
+            switch self {
+            case .headerTooLarge:
+                return "handshake response header larger than \(Handshake.maxResponseHeaderSize) bytes"
+            case .malformedStatusLine(let line): return "malformed HTTP status line \"\(line)\""
+            case .unexpectedStatus(let code, let reason):
+                return "server answered \(code) \(reason) instead of 101 Switching Protocols"
+            case .malformedHeader(let line): return "malformed HTTP header line \"\(line)\""
+            case .missingUpgrade: return "response lacks \"Upgrade: websocket\""
+            case .missingConnectionUpgrade: return "response lacks \"Connection: upgrade\""
+            case .missingAccept: return "response lacks Sec-WebSocket-Accept"
+            case .wrongAccept(let value): return "Sec-WebSocket-Accept \"\(value)\" does not match the key sent"
+            case .unexpectedExtension(let value): return "server selected extension \"\(value)\" that was not offered"
+            case .unexpectedSubprotocol(let value):
+                return "server selected subprotocol \"\(value)\" that was not offered"
+            }
+        }
+    }
+
+    /// Validates a complete response header (up to, not including, the blank line).
+    public func validate(responseHeader: ArraySlice<UInt8>) -> Result<[(String, String)], Failure> {
+        let text = String(decoding: responseHeader, as: UTF8.self)
+        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
+        guard let statusLine = lines.popFirst() else { return .failure(.malformedStatusLine("")) }
+        // "HTTP/1.1 101 Switching Protocols"
+        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let code = Int(parts[1]) else {
+            return .failure(.malformedStatusLine(String(statusLine.prefix(200))))
+        }
+        var headers: [(String, String)] = []
+        for line in lines where !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
+                !line[..<colon].contains(where: { $0 == " " || $0 == "\t" })
+            else {
+                return .failure(.malformedHeader(String(line.prefix(200))))
+            }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingSpaces()
+            headers.append((name, String(value)))
+        }
+        guard code == 101 else {
+            return .failure(.unexpectedStatus(code: code, reason: parts.count > 2 ? String(parts[2].prefix(200)) : ""))
+        }
+        func values(_ name: String) -> [String] {
+            headers.filter { $0.0 == name }.flatMap { $0.1.split(separator: ",").map { String($0.trimmingSpaces()) } }
+        }
+        // §4.1 items 2-4 of the client's validation.
+        guard values("upgrade").contains(where: { $0.lowercased() == "websocket" }) else {
+            return .failure(.missingUpgrade)
+        }
+        guard values("connection").contains(where: { $0.lowercased() == "upgrade" }) else {
+            return .failure(.missingConnectionUpgrade)
+        }
+        let accepts = headers.filter { $0.0 == "sec-websocket-accept" }.map(\.1)
+        guard let accept = accepts.first else { return .failure(.missingAccept) }
+        guard accepts.count == 1, accept == expectedAccept else { return .failure(.wrongAccept(accept)) }
+        // §4.1 items 5-6: nothing we did not offer (we offer no extension, no subprotocol).
+        if let value = headers.first(where: { $0.0 == "sec-websocket-extensions" && !$0.1.isEmpty })?.1 {
+            return .failure(.unexpectedExtension(value))
+        }
+        if let value = headers.first(where: { $0.0 == "sec-websocket-protocol" && !$0.1.isEmpty })?.1 {
+            return .failure(.unexpectedSubprotocol(value))
+        }
+        return .success(headers)
+    }
+
+    /// The end of the response header in `bytes` (index just past `\r\n\r\n`).
+    public static func headerEnd(in bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8>.Index? {
+        guard bytes.count >= 4 else { return nil }
+        var i = bytes.startIndex
+        let last = bytes.endIndex - 4
+        while i <= last {
+            if bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { return i + 4 }
+            i += 1
+        }
+        return nil
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}

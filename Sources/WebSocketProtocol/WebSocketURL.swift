@@ -1,0 +1,119 @@
+/// A `ws://` or `wss://` target (RFC 6455 §3): scheme, host, port and the
+/// request target. Userinfo is dropped (never sent); a fragment is dropped
+/// (meaningless for WebSocket URIs).
+public struct WebSocketURL: Hashable, Sendable, CustomStringConvertible {
+    public var secure: Bool
+    /// Lower-cased host name or IP literal (IPv6 without brackets).
+    public var host: String
+    public var port: UInt16
+    /// Path and query, `"/"` when the URL has no path.
+    public var resource: String
+
+    public var defaultPort: UInt16 { secure ? 443 : 80 }
+
+    /// The `Host` header (RFC 6455 §4.1 item 4): the port only when not the default.
+    public var hostHeader: String {
+        let name = host.contains(":") ? "[\(host)]" : host
+        return port == defaultPort ? name : "\(name):\(port)"
+    }
+
+    /// The URL without userinfo, as it is logged and shown.
+    public var description: String {
+        let name = host.contains(":") ? "[\(host)]" : host
+        return "\(secure ? "wss" : "ws")://\(name)\(port == defaultPort ? "" : ":\(port)")\(resource)"
+    }
+
+    public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
+        case notWebSocketScheme
+        case missingHost
+        case invalidHost(String)
+        case invalidPort(String)
+        case invalidCharacter
+
+        public var description: String {
+            switch self {
+            case .notWebSocketScheme: return "the URL must start with ws:// or wss://"
+            case .missingHost: return "the URL has no host"
+            case .invalidHost(let host): return "\"\(host)\" is not a host name or IP address"
+            case .invalidPort(let port): return "\"\(port)\" is not a port (1-65535)"
+            case .invalidCharacter: return "the URL contains spaces or control characters"
+            }
+        }
+    }
+
+    public init(secure: Bool, host: String, port: UInt16? = nil, resource: String = "/") {
+        self.secure = secure
+        self.host = host.lowercased()
+        self.port = port ?? (secure ? 443 : 80)
+        self.resource = resource
+    }
+
+    public static func parse(_ text: String) -> Result<WebSocketURL, ParseError> {
+        guard !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) else {
+            return .failure(.invalidCharacter)
+        }
+        var rest = Substring(text)
+        let secure: Bool
+        if rest.lowercased().hasPrefix("wss://") {
+            secure = true
+            rest = rest.dropFirst(6)
+        } else if rest.lowercased().hasPrefix("ws://") {
+            secure = false
+            rest = rest.dropFirst(5)
+        } else {
+            return .failure(.notWebSocketScheme)
+        }
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        var authority = rest[..<authorityEnd]
+        var resource = String(rest[authorityEnd...])
+        if resource.isEmpty {
+            resource = "/"
+        } else if resource.hasPrefix("?") {
+            resource = "/" + resource
+        }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        switch HostPort.split(authority) {
+        case .failure(let error): return .failure(error)
+        case .success(let (host, portText)):
+            guard !host.isEmpty else { return .failure(.missingHost) }
+            var port: UInt16?
+            if let portText {
+                guard let value = UInt16(portText), value > 0 else { return .failure(.invalidPort(String(portText))) }
+                port = value
+            }
+            return .success(WebSocketURL(secure: secure, host: String(host), port: port, resource: resource))
+        }
+    }
+}
+
+/// Splitting `host[:port]` and `[v6][:port]`, shared by URL and allow-list parsing.
+public enum HostPort {
+    public static func split(_ authority: Substring) -> Result<
+        (host: Substring, port: Substring?), WebSocketURL.ParseError
+    > {
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return .failure(.invalidHost(String(authority))) }
+            let host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            guard host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.contains(":") else {
+                return .failure(.invalidHost(String(host)))
+            }
+            if after.isEmpty { return .success((host, nil)) }
+            guard after.hasPrefix(":") else { return .failure(.invalidHost(String(authority))) }
+            return .success((host, after.dropFirst()))
+        }
+        var host = authority
+        var port: Substring?
+        if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            port = authority[authority.index(after: colon)...]
+        }
+        guard host.allSatisfy(isHostCharacter), !host.contains(":") else { return .failure(.invalidHost(String(host))) }
+        return .success((host, port))
+    }
+
+    static func isHostCharacter(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "." || c == "_")
+    }
+}
