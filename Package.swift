@@ -38,15 +38,15 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
 
+        // Pure core: the sans-I/O RFC 6455 client (bytes and commands in, events and bytes out).
+        .target(name: "WebSocketProtocol", swiftSettings: strict),
+
         // Pure core: the configuration schema, TOML reading and validation.
         .target(
             name: "Config",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["WebSocketProtocol", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict
         ),
-
-        // Pure core: the sans-I/O RFC 6455 client (bytes and commands in, events and bytes out).
-        .target(name: "WebSocketProtocol", swiftSettings: strict),
 
         // Shell: the one Dispatch serial queue, its actor, timers and signals.
         .target(

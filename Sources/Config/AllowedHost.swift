@@ -1,3 +1,6 @@
+import Foundation
+import WebSocketProtocol
+
 /// One entry of `security.allowed_url_hosts` (SPEC §4 step 2): a host and a
 /// port, written either `host:port` or as a full `ws://` / `wss://` URL whose
 /// port is explicit or implied by the scheme. Entries without a port are
@@ -25,58 +28,30 @@ public struct AllowedHost: Hashable, Sendable, CustomStringConvertible {
         case unsupportedScheme(String)
     }
 
-    /// Parses `host:port`, `[v6]:port`, `ws://host[:port][/path]` or `wss://…`.
+    /// Parses `host:port`, `[v6]:port`, `ws://host[:port][/path]` or `wss://…`
+    /// with the same host and URL rules as connection targets.
     public static func parse(_ text: String) -> Result<AllowedHost, ParseError> {
-        var rest = Substring(text)
-        guard !rest.isEmpty else { return .failure(.empty) }
-        var defaultPort: UInt16?
-        if let schemeEnd = rest.range(of: "://") {
-            let scheme = rest[..<schemeEnd.lowerBound].lowercased()
-            switch scheme {
-            case "ws": defaultPort = 80
-            case "wss": defaultPort = 443
-            default: return .failure(.unsupportedScheme(String(scheme)))
+        guard !text.isEmpty else { return .failure(.empty) }
+        if let schemeEnd = text.range(of: "://") {
+            let scheme = text[..<schemeEnd.lowerBound].lowercased()
+            guard scheme == "ws" || scheme == "wss" else { return .failure(.unsupportedScheme(scheme)) }
+            switch WebSocketURL.parse(text) {
+            case .success(let url): return .success(AllowedHost(host: url.host, port: url.port))
+            case .failure(.invalidPort(let port)): return .failure(.badPort(port))
+            case .failure(.invalidHost(let host)): return .failure(.badHost(host))
+            case .failure: return .failure(.badHost(String(text[schemeEnd.upperBound...])))
             }
-            rest = rest[schemeEnd.upperBound...]
-            if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
-                rest = rest[..<slash]
-            }
-            if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
         }
-        let hostPart: Substring
-        var portPart: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return .failure(.badHost(String(rest))) }
-            hostPart = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") {
-                portPart = after.dropFirst()
-            } else if !after.isEmpty {
-                return .failure(.badHost(String(rest)))
-            }
-        } else if let colon = rest.lastIndex(of: ":") {
-            hostPart = rest[..<colon]
-            portPart = rest[rest.index(after: colon)...]
-            if hostPart.contains(":") { return .failure(.badHost(String(rest))) }
-        } else {
-            hostPart = rest
+        switch HostPort.split(Substring(text)) {
+        case .failure(.invalidHost(let host)), .failure(.invalidPort(let host)):
+            return .failure(.badHost(host))
+        case .failure:
+            return .failure(.badHost(text))
+        case .success(let (host, portText)):
+            guard !host.isEmpty else { return .failure(.badHost("")) }
+            guard let portText else { return .failure(.missingPort) }
+            guard let port = UInt16(portText), port > 0 else { return .failure(.badPort(String(portText))) }
+            return .success(AllowedHost(host: String(host), port: port))
         }
-        guard !hostPart.isEmpty, hostPart.allSatisfy(isHostCharacter) else {
-            return .failure(.badHost(String(hostPart)))
-        }
-        let port: UInt16
-        if let portPart {
-            guard let value = UInt16(portPart), value > 0 else { return .failure(.badPort(String(portPart))) }
-            port = value
-        } else if let defaultPort {
-            port = defaultPort
-        } else {
-            return .failure(.missingPort)
-        }
-        return .success(AllowedHost(host: String(hostPart), port: port))
-    }
-
-    private static func isHostCharacter(_ c: Character) -> Bool {
-        c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "." || c == ":" || c == "_")
     }
 }

@@ -232,20 +232,19 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
     // MARK: - Commands
 
     /// Queues a text message, fragmented at `fragmentSize`.
-    public mutating func send(text: String) -> Result<Void, SendError> {
-        sendMessage(.text, Array(text.utf8))
+    public mutating func send(text: String) throws(SendError) {
+        try sendMessage(.text, Array(text.utf8))
     }
 
     /// Queues a binary message, fragmented at `fragmentSize`.
-    public mutating func send(binary: some Collection<UInt8>) -> Result<Void, SendError> {
-        sendMessage(.binary, binary)
+    public mutating func send(binary: some Collection<UInt8>) throws(SendError) {
+        try sendMessage(.binary, binary)
     }
 
     /// Queues a ping (at most 125 bytes of payload).
-    public mutating func ping(_ payload: [UInt8] = []) -> Result<Void, SendError> {
-        if let error = sendError { return .failure(error) }
+    public mutating func ping(_ payload: [UInt8] = []) throws(SendError) {
+        if let error = sendError { throw error }
         writeFrame(fin: true, opcode: .ping, payload: payload.prefix(125))
-        return .success(())
     }
 
     /// Starts the closing handshake (RFC 6455 §7.1.2) with a valid code and a
@@ -276,8 +275,8 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         }
     }
 
-    private mutating func sendMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) -> Result<Void, SendError> {
-        if let error = sendError { return .failure(error) }
+    private mutating func sendMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) throws(SendError) {
+        if let error = sendError { throw error }
         let size = configuration.fragmentSize
         var start = payload.startIndex
         var first = true
@@ -288,7 +287,6 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
             first = false
             start = end
         } while start != payload.endIndex
-        return .success(())
     }
 
     private mutating func writeFrame(fin: Bool, opcode: Opcode, payload: some Collection<UInt8>) {

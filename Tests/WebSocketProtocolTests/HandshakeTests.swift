@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+@testable import WebSocketProtocol
+
+@Suite("Opening handshake (RFC 6455 §4.1, §4.2.2)")
+struct HandshakeTests {
+    @Test("§1.3: the accept value for the sample nonce")
+    func sampleAccept() {
+        #expect(Handshake.accept(for: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    }
+
+    @Test("SHA-1 and base64 against FIPS 180 and RFC 4648 vectors")
+    func primitives() {
+        func hex(_ bytes: [UInt8]) -> String {
+            bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+                .joined()
+        }
+        #expect(hex(SHA1.hash(Array("abc".utf8))) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+        #expect(hex(SHA1.hash([UInt8]())) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(
+            hex(SHA1.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
+        #expect(
+            ["", "f", "fo", "foo", "foob", "fooba", "foobar"].map { Base64.encode(Array($0.utf8)) } == [
+                "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy",
+            ])
+    }
+
+    @Test("the request: path and query, Host with a non-default port, no userinfo, version 13")
+    func request() throws {
+        let url = try WebSocketURL.parse("ws://user:secret@Example.com:8080/chat/room?x=1&y=2#frag").get()
+        let handshake = Handshake(url: url, keyBytes: Array(1...16))
+        let text = String(decoding: handshake.request(userAgent: "wshostd/0.1.0"), as: UTF8.self)
+        #expect(
+            text
+                == "GET /chat/room?x=1&y=2 HTTP/1.1\r\nHost: example.com:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\nSec-WebSocket-Version: 13\r\nUser-Agent: wshostd/0.1.0\r\n\r\n"
+        )
+        #expect(!text.contains("secret"))
+        let secure = try WebSocketURL.parse("wss://[::1]:443").get()
+        #expect(secure.hostHeader == "[::1]")
+        #expect(secure.resource == "/")
+    }
+
+    static let key: [UInt8] = Array(1...16)
+    static var accept: String { Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: key).expectedAccept }
+
+    @Test(
+        "bad responses are refused with a clear reason",
+        arguments: [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0", "server answered 200 OK instead of 101 Switching Protocols"),
+            ("HTTP/1.1 404 Not Found", "server answered 404 Not Found instead of 101 Switching Protocols"),
+            ("SSH-2.0-OpenSSH_9.2", "malformed HTTP status line \"SSH-2.0-OpenSSH_9.2\""),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT",
+                "response lacks \"Upgrade: websocket\""
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ACCEPT",
+                "response lacks \"Connection: upgrade\""
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade",
+                "response lacks Sec-WebSocket-Accept"
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA",
+                "Sec-WebSocket-Accept \"AAAA\" does not match the key sent"
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\nSec-WebSocket-Extensions: permessage-deflate",
+                "server selected extension \"permessage-deflate\" that was not offered"
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\nSec-WebSocket-Protocol: chat",
+                "server selected subprotocol \"chat\" that was not offered"
+            ),
+            ("HTTP/1.1 101 Switching Protocols\r\nno colon here", "malformed HTTP header line \"no colon here\""),
+        ])
+    func badResponses(header: String, message: String) {
+        let handshake = Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: Self.key)
+        let text = header.replacingOccurrences(of: "ACCEPT", with: Self.accept)
+        switch handshake.validate(responseHeader: Array(text.utf8)[...]) {
+        case .success: Issue.record("accepted: \(header)")
+        case .failure(let failure): #expect(failure.description == message)
+        }
+    }
+
+    @Test("token lists and header case are accepted")
+    func lenient() {
+        let handshake = Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: Self.key)
+        let text =
+            "HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, Upgrade\r\nsec-websocket-accept:   \(Self.accept)  \r\nSec-WebSocket-Extensions: "
+        #expect((try? handshake.validate(responseHeader: Array(text.utf8)[...]).get()) != nil)
+    }
+}
+
+@Suite("WebSocketURL: ws:// and wss:// targets (RFC 6455 §3)")
+struct WebSocketURLTests {
+    @Test(
+        "accepted URLs",
+        arguments: [
+            ("ws://example.com", "ws://example.com/", "example.com", UInt16(80), "/"),
+            ("wss://example.com", "wss://example.com/", "example.com", 443, "/"),
+            ("WS://Example.COM:9000/a/b?c=d", "ws://example.com:9000/a/b?c=d", "example.com", 9000, "/a/b?c=d"),
+            ("ws://127.0.0.1:8765?x", "ws://127.0.0.1:8765/?x", "127.0.0.1", 8765, "/?x"),
+            ("wss://[2001:db8::1]:8443/p", "wss://[2001:db8::1]:8443/p", "2001:db8::1", 8443, "/p"),
+            ("ws://u:p@h:81/#f", "ws://h:81/", "h", 81, "/"),
+        ])
+    func accepted(text: String, normalized: String, host: String, port: UInt16, resource: String) throws {
+        let url = try WebSocketURL.parse(text).get()
+        #expect(url.description == normalized)
+        #expect(url.host == host && url.port == port && url.resource == resource)
+    }
+
+    @Test(
+        "refused URLs",
+        arguments: [
+            ("http://example.com", WebSocketURL.ParseError.notWebSocketScheme), ("ws://", .missingHost),
+            ("ws://:80/", .missingHost),
+            ("ws://h:0", .invalidPort("0")), ("ws://h:99999", .invalidPort("99999")), ("ws://h:x", .invalidPort("x")),
+            ("ws://exa mple", .invalidCharacter), ("ws://[::1", .invalidHost("[::1")),
+            ("ws://a:b:c", .invalidHost("a:b")),
+        ])
+    func refused(text: String, error: WebSocketURL.ParseError) {
+        #expect(throws: error) { try WebSocketURL.parse(text).get() }
+    }
+}
