@@ -28,61 +28,6 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         }
     }
 
-    /// Who ended the connection.
-    public enum Initiator: Equatable, Sendable {
-        /// We sent the first Close (by request, or failing the connection).
-        case client
-        /// The server sent the first Close.
-        case server
-        /// No Close handshake: the TCP connection ended, or the shell aborted it.
-        case transport
-    }
-
-    /// How the connection ended (RFC 6455 §7.1.5, §7.1.6).
-    public struct CloseReport: Equatable, Sendable {
-        public var initiator: Initiator
-        /// The code of the server's Close frame; 1005 when it had none, 1006 with no Close frame.
-        /// When we failed the connection, the code we sent.
-        public var code: CloseCode
-        public var reason: String
-        /// The protocol error that made us fail the connection, if any.
-        public var error: ProtocolError?
-
-        public init(initiator: Initiator, code: CloseCode, reason: String, error: ProtocolError? = nil) {
-            self.initiator = initiator
-            self.code = code
-            self.reason = reason
-            self.error = error
-        }
-    }
-
-    public enum Event: Equatable, Sendable {
-        /// The handshake succeeded; frames flow.
-        case opened
-        case text(String)
-        case binary([UInt8])
-        /// A ping from the server (already answered with a pong).
-        case ping([UInt8])
-        case pong([UInt8])
-        /// The handshake failed; the transport should be closed now.
-        case handshakeFailed(Handshake.Failure)
-        /// The connection is over; nothing more will come.
-        case closed(CloseReport)
-    }
-
-    /// What the shell should do with the transport.
-    public enum TransportAction: Equatable, Sendable {
-        /// Keep reading and writing.
-        case keepOpen
-        /// Write what is queued, then close the socket (we failed the connection).
-        case closeAfterFlush
-        /// The Close handshake is done: wait (with a timeout) for the server to
-        /// close TCP (RFC 6455 §7.1.1), then call `receiveEOF` or `abort`.
-        case awaitServerClose
-        /// Over: close the socket.
-        case close
-    }
-
     /// The one state of the connection; each case carries what exists only then.
     public enum State: Equatable, Sendable {
         /// The request is queued; the response header is being read.
@@ -98,19 +43,8 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         case closed(CloseReport)
     }
 
-    public enum SendError: Error, Equatable, Sendable, CustomStringConvertible {
-        /// The handshake has not completed.
-        case notOpen
-        /// A Close was sent or received; nothing more can be sent.
-        case closing
-
-        public var description: String {
-            switch self {
-            case .notOpen: return "not connected"
-            case .closing: return "the connection is closing"
-            }
-        }
-    }
+    public typealias Initiator = CloseInitiator
+    public typealias Event = ConnectionEvent
 
     public let configuration: Configuration
     public let handshake: Handshake
@@ -443,3 +377,77 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         return result
     }
 }
+
+/// Who ended the connection.
+public enum CloseInitiator: Equatable, Sendable {
+    /// We sent the first Close (by request, or failing the connection).
+    case client
+    /// The server sent the first Close.
+    case server
+    /// No Close handshake: the TCP connection ended, or the shell aborted it.
+    case transport
+}
+
+/// How the connection ended (RFC 6455 §7.1.5, §7.1.6).
+public struct CloseReport: Equatable, Sendable {
+    public var initiator: CloseInitiator
+    /// The code of the server's Close frame; 1005 when it had none, 1006 with no Close frame.
+    /// When we failed the connection, the code we sent.
+    public var code: CloseCode
+    public var reason: String
+    /// The protocol error that made us fail the connection, if any.
+    public var error: ProtocolError?
+
+    public init(initiator: CloseInitiator, code: CloseCode, reason: String, error: ProtocolError? = nil) {
+        self.initiator = initiator
+        self.code = code
+        self.reason = reason
+        self.error = error
+    }
+}
+
+
+/// What a connection reports, in wire order.
+public enum ConnectionEvent: Equatable, Sendable {
+    /// The handshake succeeded; frames flow.
+    case opened
+    case text(String)
+    case binary([UInt8])
+    /// A ping from the server (already answered with a pong).
+    case ping([UInt8])
+    case pong([UInt8])
+    /// The handshake failed; the transport should be closed now.
+    case handshakeFailed(Handshake.Failure)
+    /// The connection is over; nothing more will come.
+    case closed(CloseReport)
+}
+
+
+/// What the shell should do with the transport.
+public enum TransportAction: Equatable, Sendable {
+    /// Keep reading and writing.
+    case keepOpen
+    /// Write what is queued, then close the socket (we failed the connection).
+    case closeAfterFlush
+    /// The Close handshake is done: wait (with a timeout) for the server to
+    /// close TCP (RFC 6455 §7.1.1), then call `receiveEOF` or `abort`.
+    case awaitServerClose
+    /// Over: close the socket.
+    case close
+}
+
+
+public enum SendError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The handshake has not completed.
+    case notOpen
+    /// A Close was sent or received; nothing more can be sent.
+    case closing
+
+    public var description: String {
+        switch self {
+        case .notOpen: return "not connected"
+        case .closing: return "the connection is closing"
+        }
+    }
+}
+

@@ -76,7 +76,7 @@ struct ClientConnectionTests {
             ClientFrame.decodeAll(connection.takeOutbound()) == [
                 ClientFrame(fin: true, opcode: 8, masked: true, payload: closePayload(1001, "going away"))
             ])
-        #expect(throws: ClientConnection<TestRNG>.SendError.closing) { try connection.send(text: "late") }
+        #expect(throws: SendError.closing) { try connection.send(text: "late") }
         connection.receive(serverFrame(opcode: 8, closePayload(1001)))
         connection.receiveEOF()
         #expect(connection.takeEvents().last == .closed(.init(initiator: .client, code: .goingAway, reason: "")))
@@ -155,7 +155,7 @@ struct ClientConnectionTests {
     @Test("sending before the handshake is refused")
     func notOpen() {
         var connection = ClientConnection(url: WebSocketURL(secure: false, host: "h"), rng: TestRNG())
-        #expect(throws: ClientConnection<TestRNG>.SendError.notOpen) { try connection.send(text: "x") }
+        #expect(throws: SendError.notOpen) { try connection.send(text: "x") }
     }
 
     @Test("every frame gets a different masking key")

@@ -1,0 +1,153 @@
+import Dispatch
+import Glibc
+
+/// Opens a TCP connection without ever blocking the loop: resolve (off the
+/// loop), then Happy Eyeballs (RFC 8305 §5): start with the first address,
+/// start the next one every `attemptDelay` while none has connected (or at
+/// once when one fails), keep the first that connects, close the others.
+/// The whole operation is bounded by `timeout` (Resonite #4714: a dead host
+/// must never stall anything).
+@LoopActor
+public final class Connector {
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        case resolution(Resolver.Failure)
+        case timedOut(after: Duration)
+        /// Every address refused or failed; the last error, with its address.
+        case failed(address: String, errno: Int32)
+        case cancelled
+
+        public var description: String {
+            switch self {
+            case .resolution(let failure): return failure.description
+            case .timedOut(let after): return "connect timed out after \(after)"
+            case .failed(let address, let code): return "connect to \(address) failed: \(String(cString: strerror(code)))"
+            case .cancelled: return "connect cancelled"
+            }
+        }
+    }
+
+    /// RFC 8305 §5: the recommended Connection Attempt Delay.
+    public static let attemptDelay: Duration = .milliseconds(250)
+
+    private let timers: LoopTimers
+    private var completion: (@LoopActor (Result<TCPSocket, Failure>) -> Void)?
+    private var addresses: [SocketAddress] = []
+    private var nextIndex = 0
+    private var attempts: [Int32: (address: SocketAddress, source: any DispatchSourceWrite)] = [:]
+    private var lastError: (String, Int32)?
+    private var deadlineTimer: TimerID?
+    private var staggerTimer: TimerID?
+
+    public init(timers: LoopTimers) {
+        self.timers = timers
+    }
+
+    public func connect(
+        host: String, port: UInt16, timeout: Duration,
+        _ completion: @escaping @LoopActor (Result<TCPSocket, Failure>) -> Void
+    ) {
+        self.completion = completion
+        deadlineTimer = timers.schedule(after: timeout, slack: .milliseconds(10)) { [weak self] in
+            self?.finish(.failure(.timedOut(after: timeout)))
+        }
+        Resolver.resolve(host: host, port: port, timeout: timeout, timers: timers) { [weak self] result in
+            guard let self, self.completion != nil else { return }
+            switch result {
+            case .failure(let failure): finish(.failure(.resolution(failure)))
+            case .success(let addresses):
+                self.addresses = addresses
+                startNextAttempt()
+            }
+        }
+    }
+
+    /// Abandons the attempt; the completion is called with `.cancelled`.
+    public func cancel() {
+        finish(.failure(.cancelled))
+    }
+
+    private func startNextAttempt() {
+        guard completion != nil else { return }
+        if let staggerTimer { timers.cancel(staggerTimer) }
+        staggerTimer = nil
+        while nextIndex < addresses.count {
+            let address = addresses[nextIndex]
+            nextIndex += 1
+            if attempt(address) {
+                if nextIndex < addresses.count {
+                    staggerTimer = timers.schedule(after: Self.attemptDelay) { [weak self] in self?.startNextAttempt() }
+                }
+                return
+            }
+        }
+        if attempts.isEmpty {
+            let (address, code) = lastError ?? ("?", ECONNREFUSED)
+            finish(.failure(.failed(address: address, errno: code)))
+        }
+    }
+
+    /// Starts one non-blocking connect; false when it failed at once.
+    private func attempt(_ address: SocketAddress) -> Bool {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            lastError = (address.description, errno)
+            return false
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var storage = address.storage
+        let result = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
+        }
+        if result != 0 && errno != EINPROGRESS {
+            lastError = (address.description, errno)
+            close(fd)
+            return false
+        }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
+        source.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.attemptFinished(fd) } }
+        source.setCancelHandler {}
+        attempts[fd] = (address, source)
+        source.activate()
+        return true
+    }
+
+    private func attemptFinished(_ fd: Int32) {
+        guard let (address, source) = attempts.removeValue(forKey: fd) else { return }
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        // The socket is handed over (or closed) only after this source is gone.
+        source.setCancelHandler { [weak self] in
+            LoopActor.assumeIsolated {
+                guard let self, error == 0, self.completion != nil else {
+                    close(fd)
+                    return
+                }
+                self.finish(.success(TCPSocket(fd: fd, peer: address)))
+            }
+        }
+        source.cancel()
+        if error != 0 {
+            lastError = (address.description, error)
+            // RFC 8305 §5: a failure starts the next attempt without waiting.
+            startNextAttempt()
+        }
+    }
+
+    private func finish(_ result: Result<TCPSocket, Failure>) {
+        guard let completion else {
+            if case .success(let socket) = result { socket.close() }
+            return
+        }
+        self.completion = nil
+        if let deadlineTimer { timers.cancel(deadlineTimer) }
+        if let staggerTimer { timers.cancel(staggerTimer) }
+        for (fd, attempt) in attempts {
+            attempt.source.setCancelHandler { close(fd) }
+            attempt.source.cancel()
+        }
+        attempts.removeAll()
+        completion(result)
+    }
+}

@@ -1,0 +1,109 @@
+import Dispatch
+import Glibc
+
+/// One address to connect to.
+public struct SocketAddress: Sendable, CustomStringConvertible {
+    public var family: Int32
+    var storage: sockaddr_storage
+    var length: socklen_t
+
+    /// "127.0.0.1:80", "[::1]:80".
+    public var description: String {
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        var copy = storage
+        let result = withUnsafePointer(to: &copy) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard result == 0 else { return "?" }
+        let name = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let port = String(decoding: service.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return family == AF_INET6 ? "[\(name)]:\(port)" : "\(name):\(port)"
+    }
+}
+
+/// Name resolution that never blocks the loop: `getaddrinfo` runs on a
+/// Dispatch worker, the answer comes back on the loop, and a timeout on the
+/// loop abandons a lookup that takes too long (its thread finishes unseen).
+/// IP literals resolve at once, on the loop.
+@LoopActor
+public enum Resolver {
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        case notFound(String)
+        case timedOut(host: String, after: Duration)
+        case failed(String)
+
+        public var description: String {
+            switch self {
+            case .notFound(let host): return "host \(host) not found"
+            case .timedOut(let host, let after): return "resolving \(host) took longer than \(after)"
+            case .failed(let reason): return "name resolution failed: \(reason)"
+            }
+        }
+    }
+
+    /// Resolves `host` to TCP addresses ordered for Happy Eyeballs (RFC 8305
+    /// §4: families interleaved, IPv6 first).
+    public static func resolve(
+        host: String, port: UInt16, timeout: Duration, timers: LoopTimers,
+        _ completion: @escaping @LoopActor (Result<[SocketAddress], Failure>) -> Void
+    ) {
+        if let literal = lookup(host: host, port: port, numericOnly: true), case .success = literal {
+            completion(literal)
+            return
+        }
+        var done = false
+        let timer = timers.schedule(after: timeout, slack: .milliseconds(10)) {
+            guard !done else { return }
+            done = true
+            completion(.failure(.timedOut(host: host, after: timeout)))
+        }
+        DispatchQueue.global().async {
+            let result = lookup(host: host, port: port, numericOnly: false)
+            LoopExecutor.shared.queue.async {
+                LoopActor.assumeIsolated {
+                    guard !done else { return }
+                    done = true
+                    timers.cancel(timer)
+                    completion(result ?? .failure(.notFound(host)))
+                }
+            }
+        }
+    }
+
+    nonisolated static func lookup(host: String, port: UInt16, numericOnly: Bool) -> Result<[SocketAddress], Failure>? {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_protocol = Int32(IPPROTO_TCP)
+        hints.ai_flags = AI_NUMERICSERV | (numericOnly ? AI_NUMERICHOST : AI_ADDRCONFIG)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            if numericOnly { return nil }
+            if status == EAI_NONAME || status == EAI_FAIL { return .failure(.notFound(host)) }
+            return .failure(.failed(String(cString: gai_strerror(status))))
+        }
+        defer { freeaddrinfo(list) }
+        var v6: [SocketAddress] = []
+        var v4: [SocketAddress] = []
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let current = node {
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { raw in
+                raw.copyMemory(from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen)))
+            }
+            let address = SocketAddress(family: current.pointee.ai_family, storage: storage, length: current.pointee.ai_addrlen)
+            if address.family == AF_INET6 { v6.append(address) } else if address.family == AF_INET { v4.append(address) }
+            node = current.pointee.ai_next
+        }
+        var ordered: [SocketAddress] = []
+        for i in 0..<max(v6.count, v4.count) {
+            if i < v6.count { ordered.append(v6[i]) }
+            if i < v4.count { ordered.append(v4[i]) }
+        }
+        return ordered.isEmpty ? .failure(.notFound(host)) : .success(ordered)
+    }
+}
