@@ -55,6 +55,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Shell: one outbound WebSocket on the loop (transport + protocol core).
+        .target(
+            name: "WebSocketClient",
+            dependencies: ["EventLoop", "WebSocketProtocol"],
+            swiftSettings: strict
+        ),
+
         // Shell: libsystemd (notify, watchdog, journald) and the swift-log backends.
         .target(
             name: "Systemd",
@@ -76,6 +83,15 @@ let package = Package(
             name: "wshostd",
             dependencies: [
                 "Daemon", "Config",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // A client probe for manual tests and the Autobahn fuzzing server.
+        .executableTarget(
+            name: "wsprobe",
+            dependencies: [
+                "EventLoop", "WebSocketClient", "WebSocketProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -1,0 +1,297 @@
+import EventLoop
+import Glibc
+import WebSocketProtocol
+
+/// One outbound WebSocket on the loop: the thin shell around the pure
+/// `ClientConnection`. It connects (resolver + Happy Eyeballs), feeds socket
+/// input to the connection, writes what the connection produces, runs the
+/// handshake, idle, keepalive and close timers, and reports events. Every
+/// path ends in exactly one `closed` event and a closed socket (Neos #1375).
+@LoopActor
+public final class WebSocketClient {
+    public struct Options: Sendable {
+        public var connectTimeout: Duration = .seconds(10)
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// No inbound frame of any kind for this long ends the connection (SPEC §2).
+        public var idleTimeout: Duration = .seconds(60)
+        /// Client pings at this interval; zero is off.
+        public var keepaliveInterval: Duration = .zero
+        /// After the Close handshake, how long to wait for the server to close TCP.
+        public var closeTimeout: Duration = .seconds(5)
+        /// Bytes waiting for the socket beyond which `send` refuses (backpressure).
+        public var sendQueueLimit = 16 << 20
+        public var connection = ClientConnection<SystemRandomNumberGenerator>.Configuration()
+
+        public init() {}
+    }
+
+    public enum Event: Equatable, Sendable {
+        case opened
+        case text(String)
+        case binary([UInt8])
+        case closed(CloseReport)
+    }
+
+    public enum SendFailure: Error, Equatable, Sendable, CustomStringConvertible {
+        case notConnected
+        case closing
+        /// More than `sendQueueLimit` bytes are waiting for the socket.
+        case queueFull(pending: Int)
+
+        public var description: String {
+            switch self {
+            case .notConnected: return "not connected"
+            case .closing: return "the connection is closing"
+            case .queueFull(let pending): return "send queue full (\(pending) bytes waiting)"
+            }
+        }
+    }
+
+    /// Where the client is; the connection's own state refines `.connected`.
+    public enum Phase: Equatable, Sendable {
+        case created
+        /// Resolving and opening TCP.
+        case connecting
+        /// TCP is up; the WebSocket handshake and frames run.
+        case connected
+        /// `closed` was reported.
+        case finished
+    }
+
+    public let url: WebSocketURL
+    public let options: Options
+    public private(set) var phase = Phase.created
+    public private(set) var peer: String?
+
+    private let timers: LoopTimers
+    private let onEvent: @LoopActor (Event) -> Void
+    private var connector: Connector?
+    private var socket: TCPSocket?
+    private var connection: ClientConnection<SystemRandomNumberGenerator>
+    private var lastInbound = MonotonicInstant(nanoseconds: 0)
+    private var handshakeTimer: TimerID?
+    private var idleTimer: TimerID?
+    private var keepaliveTimer: TimerID?
+    private var closeTimer: TimerID?
+
+    public init(url: WebSocketURL, options: Options = Options(), timers: LoopTimers, onEvent: @escaping @LoopActor (Event) -> Void) {
+        self.url = url
+        self.options = options
+        self.timers = timers
+        self.onEvent = onEvent
+        connection = ClientConnection(url: url, configuration: options.connection, rng: SystemRandomNumberGenerator())
+    }
+
+    /// Starts connecting; events follow on the loop.
+    public func start() {
+        guard phase == .created else { return }
+        phase = .connecting
+        guard !url.secure else {
+            // TLS (wss) is not built yet; plain ws never touches OpenSSL.
+            return finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "wss:// is not supported yet"))
+        }
+        let connector = Connector(timers: timers)
+        self.connector = connector
+        connector.connect(host: url.host, port: url.port, timeout: options.connectTimeout) { [weak self] result in
+            guard let self else {
+                if case .success(let socket) = result { socket.close() }
+                return
+            }
+            self.connector = nil
+            switch result {
+            case .failure(.cancelled):
+                break
+            case .failure(let failure):
+                finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: failure.description))
+            case .success(let socket):
+                connected(socket)
+            }
+        }
+    }
+
+    public func send(text: String) throws(SendFailure) {
+        try checkQueue(adding: text.utf8.count)
+        do { try connection.send(text: text) } catch { throw map(error) }
+        flush()
+    }
+
+    public func send(binary: [UInt8]) throws(SendFailure) {
+        try checkQueue(adding: binary.count)
+        do { try connection.send(binary: binary) } catch { throw map(error) }
+        flush()
+    }
+
+    /// Starts the closing handshake (explicit disconnect, Neos #1039; stop with 1001).
+    public func close(code: CloseCode = .normalClosure, reason: String = "") {
+        switch phase {
+        case .created, .connecting:
+            connector?.cancel()
+            connector = nil
+            finish(CloseReport(initiator: .client, code: .abnormalClosure, reason: reason.isEmpty ? "closed before connecting" : reason))
+        case .connected:
+            connection.close(code: code, reason: reason)
+            pump()
+        case .finished:
+            break
+        }
+    }
+
+    /// Ends at once without a Close handshake (removal, shutdown deadline).
+    public func abort(reason: String) {
+        switch phase {
+        case .created, .connecting:
+            connector?.cancel()
+            connector = nil
+            finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: reason))
+        case .connected:
+            connection.abort(reason: reason)
+            pump()
+        case .finished:
+            break
+        }
+    }
+
+    public var isOpen: Bool { phase == .connected && connection.isOpen }
+
+    /// Bytes accepted by `send` and not yet taken by the kernel.
+    public var pendingBytes: Int { socket?.pendingCount ?? 0 }
+
+    // MARK: - Internals
+
+    private func connected(_ socket: TCPSocket) {
+        guard phase == .connecting else { return socket.close() }
+        phase = .connected
+        self.socket = socket
+        peer = socket.peer.description
+        lastInbound = LoopTimers.now()
+        handshakeTimer = timers.schedule(after: options.handshakeTimeout, slack: .milliseconds(10)) { [weak self] in
+            guard let self else { return }
+            connection.abort(reason: "handshake timed out after \(options.handshakeTimeout)")
+            pump()
+        }
+        socket.start(
+            onInput: { [weak self] input in self?.input(input) },
+            onDrained: { [weak self] in self?.drained() })
+        flush()
+    }
+
+    private func input(_ input: TCPSocket.Input) {
+        switch input {
+        case .data(let bytes):
+            lastInbound = LoopTimers.now()
+            connection.receive(bytes)
+        case .eof:
+            connection.receiveEOF()
+        case .error(let code):
+            connection.abort(reason: "socket error: \(String(cString: strerror(code)))")
+        }
+        pump()
+    }
+
+    /// Writes what the connection queued, delivers its events, and acts on its transport request.
+    private func pump() {
+        flush()
+        for event in connection.takeEvents() {
+            switch event {
+            case .opened:
+                cancel(&handshakeTimer)
+                scheduleIdleCheck()
+                scheduleKeepalive()
+                onEvent(.opened)
+            case .text(let text): onEvent(.text(text))
+            case .binary(let bytes): onEvent(.binary(bytes))
+            case .ping, .pong, .handshakeFailed: break
+            case .closed(let report): finish(report)
+            }
+            if phase == .finished { return }
+        }
+        switch connection.transportAction {
+        case .keepOpen:
+            break
+        case .closeAfterFlush:
+            if pendingBytes == 0 {
+                connection.abort(reason: "failed")
+                pump()
+            }
+        case .awaitServerClose:
+            if closeTimer == nil {
+                closeTimer = timers.schedule(after: options.closeTimeout, slack: .milliseconds(50)) { [weak self] in
+                    guard let self else { return }
+                    connection.abort(reason: "server did not close the connection")
+                    pump()
+                }
+            }
+        case .close:
+            break
+        }
+    }
+
+    private func drained() {
+        if connection.transportAction == .closeAfterFlush { pump() }
+    }
+
+    private func flush() {
+        guard connection.hasOutbound, let socket else { return }
+        socket.write(connection.takeOutbound())
+    }
+
+    private func checkQueue(adding count: Int) throws(SendFailure) {
+        switch phase {
+        case .created, .connecting: throw .notConnected
+        case .finished: throw .closing
+        case .connected: break
+        }
+        let pending = pendingBytes
+        if pending > 0 && pending + count > options.sendQueueLimit { throw .queueFull(pending: pending) }
+    }
+
+    private func map(_ error: SendError) -> SendFailure {
+        switch error {
+        case .notOpen: return .notConnected
+        case .closing: return .closing
+        }
+    }
+
+    private func scheduleIdleCheck() {
+        let deadline = lastInbound + options.idleTimeout
+        idleTimer = timers.schedule(at: deadline, slack: .milliseconds(250)) { [weak self] in
+            guard let self, phase == .connected else { return }
+            idleTimer = nil
+            if LoopTimers.now() - lastInbound >= options.idleTimeout {
+                connection.close(code: .goingAway, reason: "idle timeout")
+                flush()
+                connection.abort(reason: "idle timeout: no frame from the server for \(options.idleTimeout)")
+                pump()
+            } else {
+                scheduleIdleCheck()
+            }
+        }
+    }
+
+    private func scheduleKeepalive() {
+        guard options.keepaliveInterval > .zero else { return }
+        keepaliveTimer = timers.schedule(after: options.keepaliveInterval, slack: .milliseconds(250)) { [weak self] in
+            guard let self, phase == .connected else { return }
+            try? connection.ping()
+            flush()
+            scheduleKeepalive()
+        }
+    }
+
+    private func cancel(_ timer: inout TimerID?) {
+        if let id = timer { timers.cancel(id) }
+        timer = nil
+    }
+
+    private func finish(_ report: CloseReport) {
+        guard phase != .finished else { return }
+        phase = .finished
+        cancel(&handshakeTimer)
+        cancel(&idleTimer)
+        cancel(&keepaliveTimer)
+        cancel(&closeTimer)
+        socket?.close()
+        socket = nil
+        onEvent(.closed(report))
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import EventLoop
+import Glibc
+import WebSocketClient
+import WebSocketProtocol
+
+/// `wsprobe`: drives wshostd's WebSocket client from the shell: echo against
+/// a server, or run the Autobahn|Testsuite client cases.
+struct WSProbe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wsprobe",
+        abstract: "Exercise wshostd's WebSocket client (echo, Autobahn fuzzing server).",
+        subcommands: [Echo.self, Autobahn.self]
+    )
+}
+
+struct Echo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect, optionally send a text message, echo every message back until the server closes.")
+
+    @Argument(help: "ws:// URL") var url: String
+    @Option(help: "Text to send once open.") var send: String?
+    @Flag(help: "Close after the first message received.") var once = false
+
+    func run() throws {
+        guard case .success(let target) = WebSocketURL.parse(url) else { throw ValidationError("invalid URL \(url)") }
+        let send = self.send
+        let once = self.once
+        Task { @LoopActor in
+            let timers = LoopTimers()
+            let holder = ClientHolder()
+            let client = WebSocketClient(url: target, timers: timers) { event in
+                let client = holder.client
+                switch event {
+                case .opened:
+                    print("opened \(client?.peer ?? "")")
+                    if let send { try? client?.send(text: send) }
+                case .text(let text):
+                    print("text \(text)")
+                    if once { client?.close() } else { try? client?.send(text: text) }
+                case .binary(let bytes):
+                    print("binary \(bytes.count) bytes")
+                    if once { client?.close() } else { try? client?.send(binary: bytes) }
+                case .closed(let report):
+                    print("closed initiator=\(report.initiator) code=\(report.code) reason=\(report.reason)")
+                    fflush(nil)
+                    Glibc.exit(report.code == .abnormalClosure ? 1 : 0)
+                }
+            }
+            holder.client = client
+            client.start()
+        }
+        parkMainThread()
+    }
+}
+
+struct Autobahn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run every case of an Autobahn|Testsuite fuzzing server, then ask it to write its reports.")
+
+    @Option(help: "Fuzzing server base URL.") var base = "ws://127.0.0.1:9001"
+    @Option(help: "Agent name in the reports.") var agent = "wshostd"
+
+    func run() throws {
+        let base = self.base
+        let agent = self.agent
+        Task { @LoopActor in
+            let driver = AutobahnDriver(base: base, agent: agent)
+            driver.run()
+        }
+        parkMainThread()
+    }
+}
+
+/// The Autobahn client protocol: getCaseCount, runCase 1…N echoing
+/// everything, updateReports.
+@LoopActor
+final class AutobahnDriver {
+    let base: String
+    let agent: String
+    let timers = LoopTimers()
+    var count = 0
+    var current: WebSocketClient?
+
+    init(base: String, agent: String) {
+        self.base = base
+        self.agent = agent
+    }
+
+    func run() {
+        open("\(base)/getCaseCount") { client, event in
+            if case .text(let text) = event { self.count = Int(text) ?? 0 }
+            if case .closed = event {
+                print("\(self.count) cases")
+                fflush(nil)
+                self.runCase(1)
+            }
+        }
+    }
+
+    func runCase(_ index: Int) {
+        guard index <= count else { return updateReports() }
+        open("\(base)/runCase?case=\(index)&agent=\(agent)") { client, event in
+            switch event {
+            case .text(let text): try? client.send(text: text)
+            case .binary(let bytes): try? client.send(binary: bytes)
+            case .opened: break
+            case .closed: self.runCase(index + 1)
+            }
+        }
+    }
+
+    func updateReports() {
+        open("\(base)/updateReports?agent=\(agent)") { _, event in
+            if case .closed = event {
+                print("reports updated")
+                fflush(nil)
+                Glibc.exit(0)
+            }
+        }
+    }
+
+    func open(_ text: String, _ handler: @escaping @LoopActor (WebSocketClient, WebSocketClient.Event) -> Void) {
+        guard case .success(let url) = WebSocketURL.parse(text) else { fatalError("bad URL \(text)") }
+        var options = WebSocketClient.Options()
+        options.connection.maxFrameSize = 64 << 20
+        options.connection.maxMessageSize = 64 << 20
+        let holder = ClientHolder()
+        let client = WebSocketClient(url: url, options: options, timers: timers) { event in
+            if let client = holder.client { handler(client, event) }
+            if case .closed = event { holder.client = nil }
+        }
+        holder.client = client
+        current = client
+        client.start()
+    }
+}
+
+/// Lets an event handler reach the client that calls it, and keeps the client
+/// alive until it reports `closed`.
+@LoopActor
+final class ClientHolder {
+    var client: WebSocketClient?
+}
+
+WSProbe.main()
