@@ -20,7 +20,8 @@ public final class Connector {
             switch self {
             case .resolution(let failure): return failure.description
             case .timedOut(let after): return "connect timed out after \(after)"
-            case .failed(let address, let code): return "connect to \(address) failed: \(String(cString: strerror(code)))"
+            case .failed(let address, let code):
+                return "connect to \(address) failed: \(String(cString: strerror(code)))"
             case .cancelled: return "connect cancelled"
             }
         }
@@ -88,7 +89,9 @@ public final class Connector {
 
     /// Starts one non-blocking connect; false when it failed at once.
     private func attempt(_ address: SocketAddress) -> Bool {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+            0)
         guard fd >= 0 else {
             lastError = (address.description, errno)
             return false

@@ -14,7 +14,9 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         var copy = storage
         let result = withUnsafePointer(to: &copy) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+                getnameinfo(
+                    $0, length, &host, socklen_t(host.count), &service, socklen_t(service.count),
+                    NI_NUMERICHOST | NI_NUMERICSERV)
             }
         }
         guard result == 0 else { return "?" }
@@ -93,10 +95,17 @@ public enum Resolver {
         while let current = node {
             var storage = sockaddr_storage()
             withUnsafeMutableBytes(of: &storage) { raw in
-                raw.copyMemory(from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen)))
+                raw.copyMemory(
+                    from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen))
+                )
             }
-            let address = SocketAddress(family: current.pointee.ai_family, storage: storage, length: current.pointee.ai_addrlen)
-            if address.family == AF_INET6 { v6.append(address) } else if address.family == AF_INET { v4.append(address) }
+            let address = SocketAddress(
+                family: current.pointee.ai_family, storage: storage, length: current.pointee.ai_addrlen)
+            if address.family == AF_INET6 {
+                v6.append(address)
+            } else if address.family == AF_INET {
+                v4.append(address)
+            }
             node = current.pointee.ai_next
         }
         var ordered: [SocketAddress] = []

@@ -74,7 +74,10 @@ public final class WebSocketClient {
     private var keepaliveTimer: TimerID?
     private var closeTimer: TimerID?
 
-    public init(url: WebSocketURL, options: Options = Options(), timers: LoopTimers, onEvent: @escaping @LoopActor (Event) -> Void) {
+    public init(
+        url: WebSocketURL, options: Options = Options(), timers: LoopTimers,
+        onEvent: @escaping @LoopActor (Event) -> Void
+    ) {
         self.url = url
         self.options = options
         self.timers = timers
@@ -88,7 +91,8 @@ public final class WebSocketClient {
         phase = .connecting
         guard !url.secure else {
             // TLS (wss) is not built yet; plain ws never touches OpenSSL.
-            return finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "wss:// is not supported yet"))
+            return finish(
+                CloseReport(initiator: .transport, code: .abnormalClosure, reason: "wss:// is not supported yet"))
         }
         let connector = Connector(timers: timers)
         self.connector = connector
@@ -127,7 +131,10 @@ public final class WebSocketClient {
         case .created, .connecting:
             connector?.cancel()
             connector = nil
-            finish(CloseReport(initiator: .client, code: .abnormalClosure, reason: reason.isEmpty ? "closed before connecting" : reason))
+            finish(
+                CloseReport(
+                    initiator: .client, code: .abnormalClosure,
+                    reason: reason.isEmpty ? "closed before connecting" : reason))
         case .connected:
             connection.close(code: code, reason: reason)
             pump()
@@ -191,7 +198,7 @@ public final class WebSocketClient {
     /// Writes what the connection queued, delivers its events, and acts on its transport request.
     private func pump() {
         flush()
-        for event in connection.takeEvents() {
+        while let event = connection.nextEvent() {
             switch event {
             case .opened:
                 cancel(&handshakeTimer)
@@ -204,7 +211,11 @@ public final class WebSocketClient {
             case .closed(let report): finish(report)
             }
             if phase == .finished { return }
+            // What the application sent in answer goes out before the next frame is judged.
+            flush()
         }
+        // Frames that produce no event (a Close to echo, a ping to answer) queue bytes too.
+        flush()
         switch connection.transportAction {
         case .keepOpen:
             break

@@ -1,8 +1,10 @@
 /// A sans-I/O RFC 6455 client connection: bytes and commands in, events and
 /// bytes out. No sockets, no clocks, no logging; the shell feeds it what the
-/// socket read (`receive`, `receiveEOF`), writes what `takeOutbound` returns,
-/// delivers what `takeEvents` returns, and runs the timers (handshake, idle,
-/// close), calling `abort` when one fires.
+/// socket read (`receive`, `receiveEOF`), pulls events one at a time with
+/// `nextEvent` (frames are parsed lazily, so the application can answer a
+/// message before the next frame is judged), writes what `takeOutbound`
+/// returns, and runs the timers (handshake, idle, close), calling `abort`
+/// when one fires.
 ///
 /// Ordering guarantee (the reference lost the last message, Neos #2508):
 /// events come out in wire order, so every message received before the
@@ -59,6 +61,7 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
     private var message: (opcode: Opcode, bytes: [UInt8])?
     private var currentFrameIsFinal = false
     private var utf8 = UTF8Validator()
+    private var eofReceived = false
 
     public init(url: WebSocketURL, configuration: Configuration = Configuration(), rng: RNG) {
         self.configuration = configuration
@@ -80,10 +83,35 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
 
     public var hasOutbound: Bool { !outbound.isEmpty }
 
-    /// Events since the last call, in wire order.
+    /// The next event, parsing buffered bytes as far as needed; nil when more
+    /// bytes are needed.
+    public mutating func nextEvent() -> Event? {
+        while events.isEmpty {
+            switch state {
+            case .open, .closeSent:
+                if step() { continue }
+                if eofReceived {
+                    handleEOF()
+                    continue
+                }
+            case .closing:
+                if eofReceived {
+                    handleEOF()
+                    continue
+                }
+            case .handshaking, .closed:
+                break
+            }
+            break
+        }
+        return events.isEmpty ? nil : events.removeFirst()
+    }
+
+    /// Every event available now, in wire order.
     public mutating func takeEvents() -> [Event] {
-        defer { events.removeAll(keepingCapacity: true) }
-        return events
+        var all: [Event] = []
+        while let event = nextEvent() { all.append(event) }
+        return all
     }
 
     public var transportAction: TransportAction {
@@ -117,22 +145,26 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
                 // RFC 6455 §4.1: bytes after the header are the first frames.
                 let rest = headerBuffer[end...]
                 headerBuffer = []
-                if !rest.isEmpty {
-                    parser.append(rest)
-                    processFrames()
-                }
+                if !rest.isEmpty { parser.append(rest) }
             }
         case .open, .closeSent:
             parser.append(bytes)
-            processFrames()
         case .closing, .closed:
             // RFC 6455 §5.5.1: after the server's Close, nothing more is read.
             break
         }
     }
 
-    /// The server closed the TCP connection (read returned 0).
+    /// The server closed the TCP connection (read returned 0). Takes effect
+    /// after the bytes already received have been turned into events.
     public mutating func receiveEOF() {
+        eofReceived = true
+        if case .open = state { return }
+        if case .closeSent = state { return }
+        handleEOF()
+    }
+
+    private mutating func handleEOF() {
         switch state {
         case .handshaking:
             finish(
@@ -232,15 +264,6 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         var payload = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)]
         payload.append(contentsOf: reason.utf8)
         writeFrame(fin: true, opcode: .close, payload: payload)
-    }
-
-    private mutating func processFrames() {
-        while case .open = state {
-            guard step() else { return }
-        }
-        while case .closeSent = state {
-            guard step() else { return }
-        }
     }
 
     /// Handles one parser event; false when more bytes are needed.
@@ -406,7 +429,6 @@ public struct CloseReport: Equatable, Sendable {
     }
 }
 
-
 /// What a connection reports, in wire order.
 public enum ConnectionEvent: Equatable, Sendable {
     /// The handshake succeeded; frames flow.
@@ -422,7 +444,6 @@ public enum ConnectionEvent: Equatable, Sendable {
     case closed(CloseReport)
 }
 
-
 /// What the shell should do with the transport.
 public enum TransportAction: Equatable, Sendable {
     /// Keep reading and writing.
@@ -435,7 +456,6 @@ public enum TransportAction: Equatable, Sendable {
     /// Over: close the socket.
     case close
 }
-
 
 public enum SendError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The handshake has not completed.
@@ -450,4 +470,3 @@ public enum SendError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
-

@@ -86,6 +86,7 @@ struct ClientConnectionTests {
     func noStatus() {
         var connection = openConnection()
         connection.receive(serverFrame(opcode: 8, []))
+        _ = connection.takeEvents()
         #expect(ClientFrame.decodeAll(connection.takeOutbound()).first?.payload == [])
         connection.receiveEOF()
         #expect(connection.takeEvents().last == .closed(.init(initiator: .server, code: .noStatusReceived, reason: "")))
@@ -116,6 +117,7 @@ struct ClientConnectionTests {
         var connection = openConnection(.init(maxFrameSize: 1000, maxMessageSize: 200))
         _ = connection.takeEvents()
         connection.receive(bytes)
+        _ = connection.takeEvents()
         let close = ClientFrame.decodeAll(connection.takeOutbound())
         #expect(close.count == 1)
         #expect(close.first?.opcode == 8)
@@ -133,6 +135,7 @@ struct ClientConnectionTests {
         _ = connection.takeEvents()
         // Header announces 100 bytes; only a prefix with a bad byte has arrived.
         connection.receive([0x81, 100, 0x41, 0x42, 0xFF])
+        #expect(connection.takeEvents() == [])
         #expect(connection.transportAction == .closeAfterFlush)
     }
 
