@@ -25,10 +25,15 @@ if [ "$status" != 0 ] || [ -z "$unit" ]; then
 fi
 grep -E 'Test run with|Executed [0-9]+ tests' "$log"
 
+echo "== Autobahn|Testsuite, client cases 1-10"
+scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
+ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
+[ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
+
 echo "== systemd (real PID 1 and journald in a sandbox)"
 scripts/test-systemd.sh | tee "$log"
 sd=$(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$sd" ] || { echo "systemd checks failed"; exit 1; }
 
-echo "== summary: swift test $unit passed; systemd $sd passed"
-echo "$((unit + sd)) passed, 0 failed"
+echo "== summary: swift test $unit passed; autobahn $ab cases OK/informational; systemd $sd passed"
+echo "$((unit + ab + sd)) passed, 0 failed"
