@@ -110,6 +110,11 @@ let package = Package(
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: strict),
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "WebSocketClientTests",
+            dependencies: ["WebSocketClient", "WebSocketProtocol", "EventLoop", "TestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",

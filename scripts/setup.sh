@@ -7,6 +7,7 @@ packages=(
     pkg-config libssl-dev libsystemd-dev   # system libraries the package links
     systemd systemd-container              # real systemd + nspawn for the service tests
     util-linux procps jq                   # nsenter/unshare, ps, JSON in the journal checks
+    python3 python3-venv patch             # test peers (venv) and the Autobahn fuzzing server
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -20,3 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (install the Swift 6.3 toolchain)" >&2; exit 1; }
+
+# Third-party WebSocket peers for the end-to-end tests, from PyPI.
+root=$(cd "$(dirname "$0")/.." && pwd)
+requirements=$root/Tests/peers/requirements.txt
+if ! cmp -s "$requirements" "$root/.venv/requirements.txt" 2>/dev/null; then
+    echo "setup: creating .venv with the test peers" >&2
+    rm -rf "$root/.venv"
+    python3 -m venv "$root/.venv"
+    "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$root/.venv/requirements.txt"
+fi

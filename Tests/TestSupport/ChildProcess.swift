@@ -16,8 +16,14 @@ public final class ChildProcess: @unchecked Sendable {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
-    public init(_ product: String, _ arguments: [String], environment: [String: String] = [:]) {
-        process.executableURL = Self.productsDirectory.appendingPathComponent(product)
+    /// Runs a built product of this package (`wshostd`, `wsprobe`, …).
+    public convenience init(_ product: String, _ arguments: [String], environment: [String: String] = [:]) {
+        self.init(
+            executable: Self.productsDirectory.appendingPathComponent(product), arguments, environment: environment)
+    }
+
+    public init(executable: URL, _ arguments: [String], environment: [String: String] = [:]) {
+        process.executableURL = executable
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID"] {
@@ -77,6 +83,16 @@ public final class ChildProcess: @unchecked Sendable {
         try child.start()
         let status = child.wait()
         return (status, child.standardOutput, child.standardError)
+    }
+
+    /// Waits until `condition` holds on stdout, or `timeout` passes.
+    public func waitForStandardOutput(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(standardOutput) { return true }
+            usleep(10_000)
+        }
+        return condition(standardOutput)
     }
 
     /// Waits until `condition` holds on stderr, or `timeout` passes.

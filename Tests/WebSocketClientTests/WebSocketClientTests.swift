@@ -1,0 +1,236 @@
+import EventLoop
+import Glibc
+import TestSupport
+import Testing
+import WebSocketClient
+import WebSocketProtocol
+
+/// Runs one client to its `closed` event, calling `script` for every event
+/// (the client is passed in so the script can send or close), and returns all events.
+@LoopActor
+func run(
+    _ urlText: String, options: WebSocketClient.Options = WebSocketClient.Options(),
+    _ script: @escaping @LoopActor (WebSocketClient, WebSocketClient.Event) -> Void = { _, _ in }
+) async -> [WebSocketClient.Event] {
+    let url = try! WebSocketURL.parse(urlText).get()
+    let timers = LoopTimers()
+    var events: [WebSocketClient.Event] = []
+    var keep: WebSocketClient?
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        let holder = Holder()
+        let client = WebSocketClient(url: url, options: options, timers: timers) { event in
+            events.append(event)
+            if let client = holder.client { script(client, event) }
+            if case .closed = event {
+                holder.client = nil
+                done.resume()
+            }
+        }
+        holder.client = client
+        keep = client
+        client.start()
+    }
+    keep = nil
+    return events
+}
+
+@LoopActor
+final class Holder {
+    var client: WebSocketClient?
+}
+
+func closedReport(_ events: [WebSocketClient.Event]) -> CloseReport? {
+    if case .closed(let report) = events.last { return report }
+    return nil
+}
+
+@Suite("WebSocketClient against real peers on loopback", .serialized)
+struct WebSocketClientTests {
+    @Test("echo through python-websockets: text, a 1 MiB binary (fragmented), then a clean close")
+    @LoopActor
+    func echoWebsockets() async throws {
+        let peer = try Peer("echo")
+        var rng = SystemRandomNumberGenerator()
+        let big = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let events = await run("ws://127.0.0.1:\(peer.port)/echo?x=1") { client, event in
+            switch event {
+            case .opened: try? client.send(text: "héllo 𝄞")
+            case .text: try? client.send(binary: big)
+            case .binary: client.close(code: .normalClosure, reason: "thanks")
+            case .closed: break
+            }
+        }
+        #expect(events.count == 4)
+        #expect(events.prefix(2) == [.opened, .text("héllo 𝄞")])
+        #expect(events.dropFirst(2).first == .binary(big))
+        #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: "thanks"))
+    }
+
+    @Test("Happy Eyeballs: localhost reaches a server listening on 127.0.0.1 only (::1 is refused first)")
+    @LoopActor
+    func happyEyeballs() async throws {
+        let peer = try Peer("echo")
+        let events = await run("ws://localhost:\(peer.port)/") { client, event in
+            if case .opened = event { client.close() }
+        }
+        #expect(events.first == .opened)
+        #expect(closedReport(events)?.code == .normalClosure)
+    }
+
+    @Test("echo through picows")
+    @LoopActor
+    func echoPicows() async throws {
+        let peer = try Peer("picows-echo")
+        let payload = [UInt8](repeating: 0xAB, count: 200_000)
+        let events = await run("ws://127.0.0.1:\(peer.port)/") { client, event in
+            switch event {
+            case .opened: try? client.send(text: "ping")
+            case .text("ping"): try? client.send(binary: payload)
+            case .binary: client.close(code: .goingAway, reason: "")
+            default: break
+            }
+        }
+        #expect(events.prefix(2) == [.opened, .text("ping")])
+        #expect(events.dropFirst(2).first == .binary(payload))
+        #expect(closedReport(events)?.initiator == .client)
+        #expect(closedReport(events)?.code == .goingAway)
+    }
+
+    @Test("Neos #2508: a message sent right before the server's Close arrives before closed")
+    @LoopActor
+    func lastMessageBeforeClose() async throws {
+        let peer = try Peer("say-close")
+        let events = await run("ws://127.0.0.1:\(peer.port)/")
+        #expect(
+            events == [
+                .opened, .text("last words"),
+                .closed(CloseReport(initiator: .server, code: .normalClosure, reason: "done")),
+            ])
+    }
+
+    @Test("a server that goes silent after the handshake hits the idle timeout")
+    @LoopActor
+    func idleTimeout() async throws {
+        let peer = try Peer("silent")
+        var options = WebSocketClient.Options()
+        options.idleTimeout = .milliseconds(400)
+        let start = ContinuousClock.now
+        let events = await run("ws://127.0.0.1:\(peer.port)/", options: options)
+        let elapsed = ContinuousClock.now - start
+        #expect(events.first == .opened)
+        let report = try #require(closedReport(events))
+        #expect(report.initiator == .transport && report.code == .abnormalClosure)
+        #expect(report.reason.hasPrefix("idle timeout: no frame from the server for"))
+        #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(3))
+    }
+
+    @Test("a peer that accepts TCP but never answers the handshake hits the handshake timeout")
+    @LoopActor
+    func handshakeTimeout() async throws {
+        let listener = try Listener()
+        var options = WebSocketClient.Options()
+        options.handshakeTimeout = .milliseconds(300)
+        let events = await run("ws://127.0.0.1:\(listener.port)/", options: options)
+        #expect(events.count == 1)
+        #expect(closedReport(events)?.reason == "handshake timed out after 0.3 seconds")
+    }
+
+    @Test("nothing listening: connection refused, reported with the address")
+    @LoopActor
+    func refused() async throws {
+        let port = try Listener().port  // bound, then closed again: nothing listens there now
+        let events = await run("ws://127.0.0.1:\(port)/")
+        #expect(closedReport(events)?.reason == "connect to 127.0.0.1:\(port) failed: Connection refused")
+    }
+
+    @Test("Resonite #4714: a connect that hangs is bounded by the connect timeout")
+    @LoopActor
+    func connectTimeout() async throws {
+        // A listener whose accept queue is full: the kernel drops further SYNs.
+        let listener = try Listener(backlog: 0)
+        var fillers: [Int32] = []
+        for _ in 0..<4 { fillers.append(listener.connectBlocking()) }
+        defer { fillers.forEach { close($0) } }
+        var options = WebSocketClient.Options()
+        options.connectTimeout = .milliseconds(400)
+        let start = ContinuousClock.now
+        let events = await run("ws://127.0.0.1:\(listener.port)/", options: options)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(closedReport(events)?.reason == "connect timed out after 0.4 seconds")
+    }
+
+    @Test("wss is refused clearly until TLS lands; plain ws never needs it")
+    @LoopActor
+    func wssNotYet() async {
+        let events = await run("wss://127.0.0.1:1/")
+        #expect(closedReport(events)?.reason == "wss:// is not supported yet")
+    }
+
+    @Test("Neos #1375: no file descriptor outlives its connection, on any path")
+    @LoopActor
+    func noLeaks() async throws {
+        let echo = try Peer("echo")
+        let silent = try Peer("silent")
+        let refusedPort = try Listener().port
+        // Warm up (lazy allocations of the runtime and Dispatch).
+        _ = await run("ws://127.0.0.1:\(echo.port)/") { client, event in if case .opened = event { client.close() } }
+        let before = openFileDescriptorCount()
+        for round in 0..<10 {
+            _ = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
+                if case .opened = event { try? client.send(text: "x") }
+                if case .text = event { client.close() }
+            }
+            _ = await run("ws://127.0.0.1:\(refusedPort)/")
+            var options = WebSocketClient.Options()
+            options.idleTimeout = .milliseconds(50)
+            _ = await run("ws://127.0.0.1:\(silent.port)/", options: options)
+            _ = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
+                if case .opened = event { client.abort(reason: "removed in round \(round)") }
+            }
+        }
+        // Cancel handlers close the fds on the next loop turns.
+        for _ in 0..<50 where openFileDescriptorCount() > before { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(openFileDescriptorCount() == before)
+    }
+}
+
+/// A plain TCP listener on 127.0.0.1 that never accepts.
+final class Listener {
+    let fd: Int32
+    let port: UInt16
+
+    init(backlog: Int32 = 16) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        listen(fd, backlog)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    /// A client connection from this process, left pending in the accept queue.
+    func connectBlocking() -> Int32 {
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return client
+    }
+
+    deinit { close(fd) }
+}
