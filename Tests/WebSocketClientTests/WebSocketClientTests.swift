@@ -150,7 +150,7 @@ struct WebSocketClientTests {
         let listener = try Listener(backlog: 0)
         var fillers: [Int32] = []
         for _ in 0..<4 { fillers.append(listener.connectBlocking()) }
-        defer { fillers.forEach { close($0) } }
+        defer { for filler in fillers { close(filler) } }
         var options = WebSocketClient.Options()
         options.connectTimeout = .milliseconds(400)
         let start = ContinuousClock.now
