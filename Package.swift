@@ -55,10 +55,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Shell: one outbound WebSocket on the loop (transport + protocol core).
+        // Shell: TLS client sessions over memory BIOs (system OpenSSL), for wss only.
+        .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+
+        // Shell: one outbound WebSocket on the loop (transport + TLS + protocol core).
         .target(
             name: "WebSocketClient",
-            dependencies: ["EventLoop", "WebSocketProtocol"],
+            dependencies: ["EventLoop", "TLS", "WebSocketProtocol"],
             swiftSettings: strict
         ),
 
@@ -91,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "wsprobe",
             dependencies: [
-                "EventLoop", "WebSocketClient", "WebSocketProtocol",
+                "EventLoop", "TLS", "WebSocketClient", "WebSocketProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -112,7 +115,7 @@ let package = Package(
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",
-            dependencies: ["WebSocketClient", "WebSocketProtocol", "EventLoop", "TestSupport"],
+            dependencies: ["WebSocketClient", "WebSocketProtocol", "EventLoop", "TLS", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),

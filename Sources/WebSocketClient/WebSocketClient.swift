@@ -1,5 +1,6 @@
 import EventLoop
 import Glibc
+import TLS
 import WebSocketProtocol
 
 /// One outbound WebSocket on the loop: the thin shell around the pure
@@ -21,6 +22,8 @@ public final class WebSocketClient {
         /// Bytes waiting for the socket beyond which `send` refuses (backpressure).
         public var sendQueueLimit = 16 << 20
         public var connection = ClientConnection<SystemRandomNumberGenerator>.Configuration()
+        /// TLS settings for wss (trust store, CA file); nil uses the system defaults.
+        public var tls: TLSContext?
 
         public init() {}
     }
@@ -67,6 +70,9 @@ public final class WebSocketClient {
     private let onEvent: @LoopActor (Event) -> Void
     private var connector: Connector?
     private var socket: TCPSocket?
+    /// The TLS stage between socket and connection, for wss only (plain ws never
+    /// touches OpenSSL: Neos #2618).
+    private var tls: TLSSession?
     private var connection: ClientConnection<SystemRandomNumberGenerator>
     private var lastInbound = MonotonicInstant(nanoseconds: 0)
     private var handshakeTimer: TimerID?
@@ -89,10 +95,15 @@ public final class WebSocketClient {
     public func start() {
         guard phase == .created else { return }
         phase = .connecting
-        guard !url.secure else {
-            // TLS (wss) is not built yet; plain ws never touches OpenSSL.
-            return finish(
-                CloseReport(initiator: .transport, code: .abnormalClosure, reason: "wss:// is not supported yet"))
+        if url.secure {
+            do {
+                guard let context = options.tls ?? Self.systemTLS else {
+                    throw TLSContext.Failure.setup("no TLS context")
+                }
+                tls = try TLSSession(context: context, serverName: url.host)
+            } catch {
+                return finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "\(error)"))
+            }
         }
         let connector = Connector(timers: timers)
         self.connector = connector
@@ -116,13 +127,13 @@ public final class WebSocketClient {
     public func send(text: String) throws(SendFailure) {
         try checkQueue(adding: text.utf8.count)
         do { try connection.send(text: text) } catch { throw map(error) }
-        flush()
+        flushAfterSend()
     }
 
     public func send(binary: [UInt8]) throws(SendFailure) {
         try checkQueue(adding: binary.count)
         do { try connection.send(binary: binary) } catch { throw map(error) }
-        flush()
+        flushAfterSend()
     }
 
     /// Starts the closing handshake (explicit disconnect, Neos #1039; stop with 1001).
@@ -179,14 +190,44 @@ public final class WebSocketClient {
         socket.start(
             onInput: { [weak self] input in self?.input(input) },
             onDrained: { [weak self] in self?.drained() })
-        flush()
+        if tls != nil {
+            driveTLS(nil)  // sends the ClientHello
+            pump()
+        } else {
+            flush()
+        }
+    }
+
+    /// The shared TLS context with the system trust store.
+    private static let systemTLS: TLSContext? = try? TLSContext()
+
+    /// Feeds ciphertext to the TLS stage and the plaintext it yields to the connection.
+    private func driveTLS(_ ciphertext: UnsafeRawBufferPointer?) {
+        guard let tls, let socket else { return }
+        if let ciphertext { tls.feed(ciphertext) }
+        var plaintext: [UInt8] = []
+        do {
+            let progress = try tls.advance(plaintext: &plaintext)
+            socket.write(tls.takeCiphertext())
+            if progress.established { flush() }  // the upgrade request waited for the handshake
+            if !plaintext.isEmpty { connection.receive(plaintext) }
+            if progress.peerClosed {
+                // close_notify: answer it, and the stream has ended (TLS's EOF).
+                tls.shutdown()
+                socket.write(tls.takeCiphertext())
+                connection.receiveEOF()
+            }
+        } catch {
+            socket.write(tls.takeCiphertext())  // the alert, if any
+            connection.abort(reason: error.description)
+        }
     }
 
     private func input(_ input: TCPSocket.Input) {
         switch input {
         case .data(let bytes):
             lastInbound = LoopTimers.now()
-            connection.receive(bytes)
+            if tls != nil { driveTLS(bytes) } else { connection.receive(bytes) }
         case .eof:
             connection.receiveEOF()
         case .error(let code):
@@ -237,13 +278,26 @@ public final class WebSocketClient {
         }
     }
 
+    /// Writes a sent message; a TLS failure while encrypting ends the connection.
+    private func flushAfterSend() {
+        flush()
+        if connection.transportAction != .keepOpen { pump() }
+    }
+
     private func drained() {
         if connection.transportAction == .closeAfterFlush { pump() }
     }
 
     private func flush() {
         guard connection.hasOutbound, let socket else { return }
-        socket.write(connection.takeOutbound())
+        guard let tls else { return socket.write(connection.takeOutbound()) }
+        guard tls.isEstablished else { return }
+        do {
+            try tls.write(connection.takeOutbound())
+            socket.write(tls.takeCiphertext())
+        } catch {
+            connection.abort(reason: error.description)
+        }
     }
 
     private func checkQueue(adding count: Int) throws(SendFailure) {
@@ -301,6 +355,11 @@ public final class WebSocketClient {
         cancel(&idleTimer)
         cancel(&keepaliveTimer)
         cancel(&closeTimer)
+        if let tls, tls.isEstablished, let socket {
+            tls.shutdown()  // close_notify, best effort
+            socket.write(tls.takeCiphertext())
+        }
+        tls = nil
         socket?.close()
         socket = nil
         onEvent(.closed(report))

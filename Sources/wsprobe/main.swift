@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventLoop
 import Glibc
+import TLS
 import WebSocketClient
 import WebSocketProtocol
 
@@ -21,15 +22,19 @@ struct Echo: ParsableCommand {
     @Argument(help: "ws:// URL") var url: String
     @Option(help: "Text to send once open.") var send: String?
     @Flag(help: "Close after the first message received.") var once = false
+    @Option(help: "Extra trusted CA certificates (PEM) for wss.") var caFile: String?
 
     func run() throws {
         guard case .success(let target) = WebSocketURL.parse(url) else { throw ValidationError("invalid URL \(url)") }
         let send = self.send
         let once = self.once
+        var options = WebSocketClient.Options()
+        if let caFile { options.tls = try TLSContext(caFile: caFile) }
+        let chosen = options
         Task { @LoopActor in
             let timers = LoopTimers()
             let holder = ClientHolder()
-            let client = WebSocketClient(url: target, timers: timers) { event in
+            let client = WebSocketClient(url: target, options: chosen, timers: timers) { event in
                 let client = holder.client
                 switch event {
                 case .opened:

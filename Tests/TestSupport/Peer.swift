@@ -21,12 +21,12 @@ public final class Peer: @unchecked Sendable {
         }
     }
 
-    /// Starts `ws_peer.py MODE` and waits for its port.
-    public init(_ mode: String) throws {
+    /// Starts `ws_peer.py MODE [ARGS…]` and waits for its port.
+    public init(_ mode: String, _ arguments: String...) throws {
         let python = Self.packageRoot.appendingPathComponent(".venv/bin/python")
         guard FileManager.default.isExecutableFile(atPath: python.path) else { throw Failure.noVenv(python.path) }
         let script = Self.packageRoot.appendingPathComponent("Tests/peers/ws_peer.py").path
-        child = ChildProcess(executable: python, [script, mode])
+        child = ChildProcess(executable: python, [script, mode] + arguments)
         try child.start()
         guard child.waitForStandardOutput(timeout: .seconds(20), { $0.contains("\n") }),
             let line = child.standardOutput.split(separator: "\n").first, line.hasPrefix("PORT "),
@@ -47,4 +47,31 @@ public final class Peer: @unchecked Sendable {
 /// Open file descriptors of this process (for leak checks).
 public func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+}
+
+/// TCP sockets held open by this process whose remote port is in `ports`:
+/// the descriptors in /proc/self/fd that are sockets, matched by inode against
+/// /proc/net/tcp and tcp6. Immune to other tests' files, pipes and sockets.
+public func openTCPSockets(toPorts ports: Set<UInt16>) -> Int {
+    let directory = "/proc/self/fd"
+    var inodes = Set<String>()
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(entry)"),
+            target.hasPrefix("socket:[")
+        else { continue }
+        inodes.insert(String(target.dropFirst(8).dropLast()))
+    }
+    var count = 0
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 9, inodes.contains(String(fields[9])),
+                let portHex = fields[2].split(separator: ":").last, let port = UInt16(portHex, radix: 16),
+                ports.contains(port)
+            else { continue }
+            count += 1
+        }
+    }
+    return count
 }

@@ -7,15 +7,16 @@ modes:
   say-close    python-websockets: send "last words", then close 1000 "done" at once
   silent       python-websockets: complete the handshake, then never send anything
   picows-echo  picows: echo every frame
+  wss-echo CERT KEY   python-websockets over TLS: echo every message
 """
 import asyncio
 import sys
 
 
-async def websockets_server(handler):
+async def websockets_server(handler, ssl=None):
     from websockets.asyncio.server import serve
 
-    async with serve(handler, "127.0.0.1", 0, ping_interval=None, max_size=None) as server:
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None, max_size=None, ssl=ssl) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"PORT {port}", flush=True)
         await asyncio.Future()
@@ -55,6 +56,12 @@ def main():
     mode = sys.argv[1]
     if mode == "picows-echo":
         asyncio.run(picows_echo())
+    elif mode == "wss-echo":
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        asyncio.run(websockets_server(echo, ssl=context))
     else:
         handler = {"echo": echo, "say-close": say_close, "silent": silent}[mode]
         asyncio.run(websockets_server(handler))

@@ -1,0 +1,145 @@
+import COpenSSL
+
+/// One TLS client session over memory BIOs: ciphertext from the socket in,
+/// plaintext out, and the reverse. No file descriptors: the shell moves bytes
+/// between the socket and this stage (the shape of swift-nio-ssl's BIO).
+public final class TLSSession {
+    private let ssl: OpaquePointer
+    private let input: OpaquePointer  // socket → OpenSSL
+    private let output: OpaquePointer  // OpenSSL → socket
+    public private(set) var isEstablished = false
+    /// The ALPN protocol the server chose, if any.
+    public private(set) var negotiatedProtocol: String?
+
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The server's certificate was refused: the verifier's reason
+        /// ("certificate has expired", "hostname mismatch", …).
+        case certificate(String)
+        case handshake(String)
+        case protocolError(String)
+
+        public var description: String {
+            switch self {
+            case .certificate(let reason): return "TLS certificate verification failed: \(reason)"
+            case .handshake(let reason): return "TLS handshake failed: \(reason)"
+            case .protocolError(let reason): return "TLS error: \(reason)"
+            }
+        }
+    }
+
+    /// - Parameters:
+    ///   - serverName: the host from the URL: sent as SNI (names only) and verified
+    ///     against the certificate (names and IP addresses).
+    public init(context: TLSContext, serverName: String) throws(Failure) {
+        guard let ssl = SSL_new(context.raw), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+            throw .handshake(TLSErrors.drain())
+        }
+        self.ssl = ssl
+        self.input = input
+        self.output = output
+        wshostd_BIO_set_mem_eof_return(input, -1)  // empty means "want more", not EOF
+        SSL_set_bio(ssl, input, output)
+        SSL_set_connect_state(ssl)
+        let isIPAddress = serverName.contains(":") || serverName.allSatisfy { $0.isNumber || $0 == "." }
+        if isIPAddress {
+            // RFC 6066 §3: SNI carries host names only.
+            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName) == 1 else {
+                throw .handshake("invalid IP address \(serverName)")
+            }
+        } else {
+            _ = wshostd_SSL_set_tlsext_host_name(ssl, serverName)
+            guard SSL_set1_host(ssl, serverName) == 1 else { throw .handshake("invalid host name \(serverName)") }
+        }
+    }
+
+    deinit { SSL_free(ssl) }  // frees both BIOs
+
+    /// Ciphertext read from the socket.
+    public func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        _ = BIO_write(input, base, Int32(bytes.count))
+    }
+
+    /// What one `advance` call achieved.
+    public struct Progress: Equatable, Sendable {
+        /// The handshake completed during this call.
+        public var established = false
+        /// The peer sent close_notify: the plaintext stream has ended.
+        public var peerClosed = false
+    }
+
+    /// Drives the handshake, then decrypts what has arrived into `plaintext`.
+    public func advance(plaintext: inout [UInt8]) throws(Failure) -> Progress {
+        var progress = Progress()
+        if !isEstablished {
+            let result = SSL_do_handshake(ssl)
+            if result != 1 {
+                let error = SSL_get_error(ssl, result)
+                if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return progress }
+                let verify = SSL_get_verify_result(ssl)
+                if verify != X509_V_OK {
+                    ERR_clear_error()
+                    throw .certificate(String(cString: X509_verify_cert_error_string(verify)))
+                }
+                throw .handshake(TLSErrors.drain())
+            }
+            isEstablished = true
+            progress.established = true
+            var data: UnsafePointer<UInt8>?
+            var length: UInt32 = 0
+            SSL_get0_alpn_selected(ssl, &data, &length)
+            if let data, length > 0 {
+                negotiatedProtocol = String(
+                    decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+            }
+        }
+        // OpenSSL buffers whole records: read until it wants more.
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            if count > 0 {
+                plaintext.append(contentsOf: chunk[0..<Int(count)])
+                continue
+            }
+            let error = SSL_get_error(ssl, count)
+            if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE {
+                ERR_clear_error()
+                return progress
+            }
+            if error == SSL_ERROR_ZERO_RETURN {
+                ERR_clear_error()
+                progress.peerClosed = true
+                return progress
+            }
+            throw .protocolError(TLSErrors.drain())
+        }
+    }
+
+    /// Encrypts `plaintext`; the records become available from `takeCiphertext`.
+    public func write(_ plaintext: [UInt8]) throws(Failure) {
+        guard !plaintext.isEmpty else { return }
+        var offset = 0
+        while offset < plaintext.count {
+            let count = plaintext.withUnsafeBytes { raw in
+                SSL_write(ssl, raw.baseAddress! + offset, Int32(raw.count - offset))
+            }
+            guard count > 0 else { throw .protocolError(TLSErrors.drain()) }
+            offset += Int(count)
+        }
+    }
+
+    /// Sends close_notify (RFC 8446 §6.1).
+    public func shutdown() {
+        _ = SSL_shutdown(ssl)
+        ERR_clear_error()
+    }
+
+    /// Ciphertext for the socket (handshake messages and records).
+    public func takeCiphertext() -> [UInt8] {
+        let pending = Int(wshostd_BIO_pending(output))
+        guard pending > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: pending)
+        let count = bytes.withUnsafeMutableBytes { BIO_read(output, $0.baseAddress, Int32(pending)) }
+        return count > 0 ? Array(bytes[0..<Int(count)]) : []
+    }
+}

@@ -1,0 +1,115 @@
+import EventLoop
+import Foundation
+import Glibc
+import TLS
+import TestSupport
+import Testing
+import WebSocketClient
+import WebSocketProtocol
+
+/// A throw-away PKI made at test time by `Tests/peers/make_certs.py`.
+final class TestPKI: @unchecked Sendable {
+    let directory: String
+
+    init() throws {
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("wshostd-pki-\(UUID().uuidString.prefix(8))")
+            .path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let python = Peer.packageRoot.appendingPathComponent(".venv/bin/python")
+        let script = Peer.packageRoot.appendingPathComponent("Tests/peers/make_certs.py").path
+        let child = ChildProcess(executable: python, [script, directory])
+        try child.start()
+        guard child.wait() == 0 else { throw Peer.Failure.didNotStart(child.standardError) }
+    }
+
+    func path(_ name: String) -> String { "\(directory)/\(name)" }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+/// `openssl s_server` with a given certificate on a free loopback port.
+final class OpenSSLServer: @unchecked Sendable {
+    let port: UInt16
+    private let child: ChildProcess
+
+    init(cert: String, key: String) throws {
+        port = try Listener().port
+        child = ChildProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/openssl"),
+            ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-naccept", "1", "-www"])
+        try child.start()
+        guard child.waitForStandardOutput(timeout: .seconds(10), { $0.contains("ACCEPT") }) else {
+            throw Peer.Failure.didNotStart(child.standardOutput + child.standardError)
+        }
+    }
+
+    deinit {
+        child.signal(SIGKILL)
+        child.wait(timeout: .seconds(5))
+    }
+}
+
+@Suite("wss: TLS 1.2+ with the system OpenSSL, SNI and hostname verification (SPEC §6)", .serialized)
+struct TLSTests {
+    @LoopActor
+    static func options(caFile: String?) throws -> WebSocketClient.Options {
+        var options = WebSocketClient.Options()
+        options.tls = try TLSContext(caFile: caFile)
+        options.handshakeTimeout = .seconds(5)
+        return options
+    }
+
+    @Test("echo over wss through python-websockets, by host name and by IP address")
+    @LoopActor
+    func echo() async throws {
+        let pki = try TestPKI()
+        let peer = try Peer("wss-echo", pki.path("good.pem"), pki.path("good.key"))
+        let payload = [UInt8](repeating: 0x5A, count: 300_000)  // many TLS records
+        for host in ["localhost", "127.0.0.1"] {
+            let events = await run(
+                "wss://\(host):\(peer.port)/secure", options: try Self.options(caFile: pki.path("ca.pem"))
+            ) {
+                client, event in
+                switch event {
+                case .opened: try? client.send(text: "over TLS")
+                case .text: try? client.send(binary: payload)
+                case .binary: client.close()
+                case .closed: break
+                }
+            }
+            #expect(events.prefix(2) == [.opened, .text("over TLS")], "\(host)")
+            #expect(events.dropFirst(2).first == .binary(payload))
+            #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: ""))
+        }
+    }
+
+    @Test(
+        "certificate failures are refused with the verifier's reason",
+        arguments: [
+            ("expired", "localhost", true, "certificate has expired"),
+            ("wronghost", "localhost", true, "hostname mismatch"),
+            ("unknownca", "localhost", true, "unable to get local issuer certificate"),
+            ("good", "localhost", false, "unable to get local issuer certificate"),
+            ("wronghost", "127.0.0.1", true, "IP address mismatch"),
+        ])
+    @LoopActor
+    func refused(cert: String, host: String, trustTestCA: Bool, reason: String) async throws {
+        let pki = try TestPKI()
+        let server = try OpenSSLServer(cert: pki.path("\(cert).pem"), key: pki.path("\(cert).key"))
+        let options = try Self.options(caFile: trustTestCA ? pki.path("ca.pem") : nil)
+        let events = await run("wss://\(host):\(server.port)/", options: options)
+        #expect(events.count == 1)
+        #expect(closedReport(events)?.reason == "TLS certificate verification failed: \(reason)")
+    }
+
+    @Test("a missing CA file is a clear setup error")
+    func missingCAFile() {
+        #expect(throws: TLSContext.Failure.self) { try TLSContext(caFile: "/nonexistent/ca.pem") }
+        do {
+            _ = try TLSContext(caFile: "/nonexistent/ca.pem")
+        } catch {
+            #expect(error.description.hasPrefix("cannot load CA file /nonexistent/ca.pem: "))
+        }
+    }
+}
