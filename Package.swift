@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "EventLoop", "Systemd", "COpenSSL",
+                "Config", "EventLoop", "Systemd", "COpenSSL", "TLS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

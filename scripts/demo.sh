@@ -1,6 +1,8 @@
 #!/bin/bash
-# The daemon's main job, with no network: start wshostd on the example config,
-# reload it (a valid change, then a broken file that is refused), and stop it.
+# The daemon's main job so far, with no network: start wshostd on the example
+# config, reload it (a valid change, then a broken file that is refused), stop
+# it; then the WebSocket client its records will use, against loopback peers
+# (ws, wss with a throw-away CA, and a refused certificate).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -37,4 +39,29 @@ status=0
 wait "$pid" || status=$?
 pid=
 echo "(exit status $status)"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+
+# The WebSocket client the daemon's records will use, against local peers.
+swift build --package-path "$root" --product wsprobe >&2
+probe=$(dirname "$bin")/wsprobe
+peer() {  # peer MODE [ARGS...]: start a loopback server; sets $port
+    "$root/.venv/bin/python" "$root/Tests/peers/ws_peer.py" "$@" >"$work/peer.out" 2>&1 &
+    peers+=($!)
+    for _ in $(seq 100); do grep -q '^PORT ' "$work/peer.out" 2>/dev/null && break; sleep 0.1; done
+    port=$(sed -n 's/^PORT //p' "$work/peer.out")
+}
+peers=()
+trap '[ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null; for p in "${peers[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+
+step "wsprobe: echo over ws:// through a python-websockets server on loopback"
+peer echo
+"$probe" echo "ws://localhost:$port/demo" --send "hello from wshostd" --once
+
+step "wsprobe: the same over wss:// with a throw-away CA"
+"$root/.venv/bin/python" "$root/Tests/peers/make_certs.py" "$work"
+peer wss-echo "$work/good.pem" "$work/good.key"
+"$probe" echo "wss://localhost:$port/demo" --ca-file "$work/ca.pem" --send "hello over TLS" --once
+
+step "wsprobe: a certificate for another host is refused"
+peer wss-echo "$work/wronghost.pem" "$work/wronghost.key"
+"$probe" echo "wss://localhost:$port/demo" --ca-file "$work/ca.pem" --once || true

@@ -7,7 +7,7 @@ packages=(
     pkg-config libssl-dev libsystemd-dev   # system libraries the package links
     systemd systemd-container              # real systemd + nspawn for the service tests
     util-linux procps jq                   # nsenter/unshare, ps, JSON in the journal checks
-    python3 python3-venv patch             # test peers (venv) and the Autobahn fuzzing server
+    python3 python3-venv patch openssl     # test peers (venv), Autobahn fuzzing server, s_server
 )
 missing=()
 for p in "${packages[@]}"; do

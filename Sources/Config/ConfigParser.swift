@@ -11,6 +11,7 @@ extension DaemonConfig {
             "fragment_size", "send_queue_limit",
         ],
         "security": ["allowed_url_hosts", "consent_timeout"],
+        "tls": ["ca_file"],
     ]
 
     /// Parses and validates a whole config document. Absent keys take their
@@ -92,6 +93,16 @@ extension DaemonConfig {
         config.security.consentTimeout = security.value(
             "consent_timeout", default: defaults.security.consentTimeout,
             Decode.duration(min: .seconds(1), allowZero: true, max: .seconds(86_400)))
+
+        let tls = document.table("tls")
+        tls.rejectUnknownKeys(schema["tls"]!)
+        config.tls.caFile = tls.value("ca_file", default: defaults.tls.caFile) { raw in
+            guard let path = raw.string else { return .failure(SchemaReader.Expected(what: "a file path")) }
+            guard path.isEmpty || path.hasPrefix("/") else {
+                return .failure(SchemaReader.Expected(what: "expected an absolute path, found \"\(path)\"", showFound: false))
+            }
+            return .success(path)
+        }
 
         guard reader.issues.isEmpty else {
             // File order (stable: issues without a line keep their place at the end).

@@ -6,6 +6,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var daemon = Daemon()
     public var websocket = WebSocket()
     public var security = Security()
+    public var tls = TLS()
 
     public init() {}
 
@@ -51,6 +52,15 @@ public struct DaemonConfig: Equatable, Sendable {
         /// How long a consent prompt waits for an answer; zero means forever
         /// (the reference has no timeout). A timeout counts as "ignore".
         public var consentTimeout: Duration = .zero
+    }
+}
+
+extension DaemonConfig {
+    /// `[tls]`: settings for `wss://` connections.
+    public struct TLS: Equatable, Sendable {
+        /// Extra trusted CA certificates (PEM file), added to the system trust
+        /// store; empty for the system store only.
+        public var caFile: String = ""
     }
 }
 

@@ -1,5 +1,6 @@
 import Config
 import Glibc
+import TLS
 
 /// Reads a config file from disk and parses it: the only I/O around the pure
 /// `DaemonConfig.parse`.
@@ -37,7 +38,19 @@ public enum ConfigFile {
             throw ConfigError(
                 file: path, issues: [ConfigIssue(keyPath: "", line: nil, message: "cannot read the file: \(reason)")])
         }
-        return try DaemonConfig.parse(text, file: path)
+        let config = try DaemonConfig.parse(text, file: path)
+        _ = try tlsContext(for: config, file: path)
+        return config
+    }
+
+    /// The TLS context `config` asks for: the system trust store plus
+    /// `tls.ca_file`. A CA file that cannot be loaded is a config error.
+    public static func tlsContext(for config: DaemonConfig, file: String) throws(ConfigError) -> TLSContext {
+        do {
+            return try TLSContext(caFile: config.tls.caFile.isEmpty ? nil : config.tls.caFile)
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue(keyPath: "tls.ca_file", line: nil, message: error.description)])
+        }
     }
 
     private struct Errno: Error { var code: Int32 }

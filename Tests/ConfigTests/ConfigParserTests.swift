@@ -50,6 +50,8 @@ struct ConfigParserTests {
             [security]
             allowed_url_hosts = ["localhost:8080", "wss://echo.example:443", "ws://[::1]"]
             consent_timeout = "1m"
+            [tls]
+            ca_file = "/etc/wshostd/ca.pem"
             """, file: "all.toml")
         #expect(config.log.level == .debug)
         #expect(config.log.target == .journald)
@@ -70,6 +72,7 @@ struct ConfigParserTests {
                 AllowedHost(host: "::1", port: 80),
             ])
         #expect(config.security.consentTimeout == .seconds(60))
+        #expect(config.tls.caFile == "/etc/wshostd/ca.pem")
     }
 
     /// Bad files and the exact messages they produce: file, line, key path, expectation.
@@ -94,7 +97,7 @@ struct ConfigParserTests {
             ),
             (
                 "[frobnicate]\n",
-                "bad.toml:1: frobnicate: unknown key (known keys: daemon, log, security, websocket)"
+                "bad.toml:1: frobnicate: unknown key (known keys: daemon, log, security, tls, websocket)"
             ),
             (
                 "[websocket]\nmax_frame_size = \"16MB\"\n",
@@ -125,6 +128,7 @@ struct ConfigParserTests {
                 "bad.toml:2: security.allowed_url_hosts: expected element 0 to be a string, found integer 80"
             ),
             ("log = \"debug\"\n", "bad.toml:1: log: expected a table ([log]), found \"debug\""),
+            ("[tls]\nca_file = \"ca.pem\"\n", "bad.toml:2: tls.ca_file: expected an absolute path, found \"ca.pem\""),
             (
                 "[log]\nlevel = \"info\"\nlevel = \"debug\"\n",
                 "bad.toml:3:9: TOML syntax error: Error while parsing key-value pair: cannot redefine existing string 'level'"

@@ -124,6 +124,57 @@ struct WebSocketClientTests {
         #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(3))
     }
 
+    @Test("client keepalive pings draw pongs that keep a quiet connection inside the idle timeout")
+    @LoopActor
+    func keepalive() async throws {
+        let peer = try Peer("silent")  // sends no messages, but its library answers pings
+        var options = WebSocketClient.Options()
+        options.idleTimeout = .milliseconds(400)
+        options.keepaliveInterval = .milliseconds(100)
+        let timers = LoopTimers()
+        let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
+            if case .opened = event {
+                timers.schedule(after: .milliseconds(1200)) { client.close(code: .normalClosure, reason: "done") }
+            }
+        }
+        #expect(events.first == .opened)
+        // Alive after 3 idle timeouts; the server echoes our Close reason.
+        #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: "done"))
+    }
+
+    @Test("a server that stops reading makes send refuse with queueFull, never an unbounded queue")
+    @LoopActor
+    func backpressure() async throws {
+        let peer = try Peer("silent")  // never reads its messages
+        var options = WebSocketClient.Options()
+        options.sendQueueLimit = 1 << 20
+        var refusal: WebSocketClient.SendFailure?
+        var accepted = 0
+        var largestQueue = 0
+        let chunk = [UInt8](repeating: 1, count: 64 << 10)
+        let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
+            guard case .opened = event else { return }
+            for _ in 0..<4000 {
+                do throws(WebSocketClient.SendFailure) {
+                    try client.send(binary: chunk)
+                    accepted += 1
+                    largestQueue = max(largestQueue, client.pendingBytes)
+                } catch {
+                    refusal = error
+                    break
+                }
+            }
+            client.abort(reason: "test over")
+        }
+        guard case .queueFull(let pending) = refusal else {
+            Issue.record("send never refused; accepted \(accepted) chunks")
+            return
+        }
+        #expect(pending > 0 && pending + chunk.count > options.sendQueueLimit)
+        #expect(largestQueue <= options.sendQueueLimit + chunk.count)
+        #expect(closedReport(events)?.reason == "test over")
+    }
+
     @Test("a peer that accepts TCP but never answers the handshake hits the handshake timeout")
     @LoopActor
     func handshakeTimeout() async throws {
