@@ -99,7 +99,8 @@ extension DaemonConfig {
         config.tls.caFile = tls.value("ca_file", default: defaults.tls.caFile) { raw in
             guard let path = raw.string else { return .failure(SchemaReader.Expected(what: "a file path")) }
             guard path.isEmpty || path.hasPrefix("/") else {
-                return .failure(SchemaReader.Expected(what: "expected an absolute path, found \"\(path)\"", showFound: false))
+                return .failure(
+                    SchemaReader.Expected(what: "expected an absolute path, found \"\(path)\"", showFound: false))
             }
             return .success(path)
         }

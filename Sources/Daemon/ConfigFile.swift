@@ -49,7 +49,8 @@ public enum ConfigFile {
         do {
             return try TLSContext(caFile: config.tls.caFile.isEmpty ? nil : config.tls.caFile)
         } catch {
-            throw ConfigError(file: file, issues: [ConfigIssue(keyPath: "tls.ca_file", line: nil, message: error.description)])
+            throw ConfigError(
+                file: file, issues: [ConfigIssue(keyPath: "tls.ca_file", line: nil, message: error.description)])
         }
     }
 
