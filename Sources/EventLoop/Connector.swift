@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 
 /// Opens a TCP connection without ever blocking the loop: resolve (off the
@@ -34,7 +33,7 @@ public final class Connector {
     private var completion: (@LoopActor (Result<TCPSocket, Failure>) -> Void)?
     private var addresses: [SocketAddress] = []
     private var nextIndex = 0
-    private var attempts: [Int32: (address: SocketAddress, source: any DispatchSourceWrite)] = [:]
+    private var attempts: [Int32: TCPSocket] = [:]
     private var lastError: (String, Int32)?
     private var deadlineTimer: TimerID?
     private var staggerTimer: TimerID?
@@ -107,35 +106,22 @@ public final class Connector {
             close(fd)
             return false
         }
-        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
-        source.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.attemptFinished(fd) } }
-        source.setCancelHandler {}
-        attempts[fd] = (address, source)
-        source.activate()
+        let socket = TCPSocket(fd: fd, peer: address)
+        attempts[fd] = socket
+        socket.awaitConnect { [weak self] error in self?.attemptFinished(fd, error: error) }
         return true
     }
 
-    private func attemptFinished(_ fd: Int32) {
-        guard let (address, source) = attempts.removeValue(forKey: fd) else { return }
-        var error: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-        // The socket is handed over (or closed) only after this source is gone.
-        source.setCancelHandler { [weak self] in
-            LoopActor.assumeIsolated {
-                guard let self, error == 0, self.completion != nil else {
-                    close(fd)
-                    return
-                }
-                self.finish(.success(TCPSocket(fd: fd, peer: address)))
-            }
+    private func attemptFinished(_ fd: Int32, error: Int32) {
+        guard let socket = attempts.removeValue(forKey: fd) else { return }
+        if error == 0 {
+            finish(.success(socket))
+            return
         }
-        source.cancel()
-        if error != 0 {
-            lastError = (address.description, error)
-            // RFC 8305 §5: a failure starts the next attempt without waiting.
-            startNextAttempt()
-        }
+        lastError = (socket.peer.description, error)
+        socket.close()
+        // RFC 8305 §5: a failure starts the next attempt without waiting.
+        startNextAttempt()
     }
 
     private func finish(_ result: Result<TCPSocket, Failure>) {
@@ -146,10 +132,7 @@ public final class Connector {
         self.completion = nil
         if let deadlineTimer { timers.cancel(deadlineTimer) }
         if let staggerTimer { timers.cancel(staggerTimer) }
-        for (fd, attempt) in attempts {
-            attempt.source.setCancelHandler { close(fd) }
-            attempt.source.cancel()
-        }
+        for socket in attempts.values { socket.close() }
         attempts.removeAll()
         completion(result)
     }

@@ -1,7 +1,9 @@
 import Dispatch
 import Glibc
 
-/// A connected, non-blocking TCP socket on the loop: reads arrive through a
+/// A non-blocking TCP socket on the loop, owning its fd from `socket()` to
+/// `close()` (its two Dispatch sources are the only ones ever made for the
+/// fd): connect completion is seen by its write source, reads arrive through a
 /// Dispatch read source (up to a byte budget per wake-up so one busy socket
 /// cannot starve the others), writes go out directly and, when the kernel
 /// buffer is full, through a write source that is suspended whenever there
@@ -31,6 +33,7 @@ public final class TCPSocket {
     private var readBuffer: UnsafeMutableRawBufferPointer
     private var onInput: (@LoopActor (Input) -> Void)?
     private var onDrained: (@LoopActor () -> Void)?
+    private var onConnected: (@LoopActor (Int32) -> Void)?
 
     /// Takes ownership of a connected, non-blocking `fd`.
     init(fd: Int32, peer: SocketAddress) {
@@ -53,6 +56,12 @@ public final class TCPSocket {
         // The write source runs only while bytes wait; suspended otherwise.
         writeSource.activate()
         writeSource.suspend()
+    }
+
+    /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the errno.
+    func awaitConnect(_ completion: @escaping @LoopActor (Int32) -> Void) {
+        onConnected = completion
+        resumeWrites()
     }
 
     /// Starts delivering input; `onInput` is called on the loop.
@@ -88,6 +97,15 @@ public final class TCPSocket {
 
     private func writable() {
         guard !closed else { return }
+        if let onConnected {
+            self.onConnected = nil
+            suspendWrites()
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            onConnected(error)
+            return
+        }
         while pendingCount > 0 {
             let written = pending.withUnsafeBytes { raw in
                 Glibc.send(fd, raw.baseAddress! + pendingOffset, raw.count - pendingOffset, Int32(MSG_NOSIGNAL))
@@ -145,6 +163,7 @@ public final class TCPSocket {
         closed = true
         onInput = nil
         onDrained = nil
+        onConnected = nil
         // A never-activated or suspended source must not be released: activate
         // and resume before cancelling.
         if !started {
