@@ -6,28 +6,18 @@ import Logging
 /// `sd_journal_sendv`: `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER`,
 /// `CODE_FILE`/`CODE_LINE`/`CODE_FUNC`, and each metadata key as an upper-case
 /// field (`session.id` → `SESSION_ID`, `ws.url` → `WS_URL`).
-public struct JournalLogHandler: LogHandler {
+public struct JournalLogHandler: ControlledLogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let identifier: String
-    private let levelControl: LogLevelControl
-    private var levelOverride: Logger.Level?
+    let levelControl: LogLevelControl
+    var levelOverride: Logger.Level?
 
     public init(label: String, identifier: String, level: LogLevelControl) {
         self.label = label
         self.identifier = identifier
         self.levelControl = level
-    }
-
-    public var logLevel: Logger.Level {
-        get { levelOverride ?? levelControl.level }
-        set { levelOverride = newValue }
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
     }
 
     public func log(event: LogEvent) {

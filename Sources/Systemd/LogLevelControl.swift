@@ -34,3 +34,22 @@ extension Logger.Level {
         }
     }
 }
+
+/// A log handler whose level follows a shared `LogLevelControl` unless set
+/// on the handler itself; the common parts of the daemon's two backends.
+protocol ControlledLogHandler: LogHandler {
+    var levelControl: LogLevelControl { get }
+    var levelOverride: Logger.Level? { get set }
+}
+
+extension ControlledLogHandler {
+    public var logLevel: Logger.Level {
+        get { levelOverride ?? levelControl.level }
+        set { levelOverride = newValue }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+}

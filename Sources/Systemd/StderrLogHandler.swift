@@ -4,12 +4,12 @@ import Logging
 /// A swift-log backend writing one readable line per entry to stderr:
 /// `2026-11-26T18:00:00.123Z info wshostd: message key=value …`.
 /// Each line goes out in a single `write(2)`.
-public struct StderrLogHandler: LogHandler {
+public struct StderrLogHandler: ControlledLogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let identifier: String
-    private let levelControl: LogLevelControl
-    private var levelOverride: Logger.Level?
+    let levelControl: LogLevelControl
+    var levelOverride: Logger.Level?
     private let timestamps: Bool
 
     /// - Parameter timestamps: false when journald stamps the lines already.
@@ -17,16 +17,6 @@ public struct StderrLogHandler: LogHandler {
         self.identifier = identifier
         self.levelControl = level
         self.timestamps = timestamps
-    }
-
-    public var logLevel: Logger.Level {
-        get { levelOverride ?? levelControl.level }
-        set { levelOverride = newValue }
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
     }
 
     public func log(event: LogEvent) {

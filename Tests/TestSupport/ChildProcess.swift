@@ -87,22 +87,21 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits until `condition` holds on stdout, or `timeout` passes.
     public func waitForStandardOutput(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if condition(standardOutput) { return true }
-            usleep(10_000)
-        }
-        return condition(standardOutput)
+        waitFor(timeout: timeout) { condition(standardOutput) }
     }
 
     /// Waits until `condition` holds on stderr, or `timeout` passes.
     public func waitForStandardError(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) -> Bool {
+        waitFor(timeout: timeout) { condition(standardError) }
+    }
+
+    private func waitFor(timeout: Duration, _ condition: () -> Bool) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if condition(standardError) { return true }
+            if condition() { return true }
             usleep(10_000)
         }
-        return condition(standardError)
+        return condition()
     }
 }
 
