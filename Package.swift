@@ -41,6 +41,12 @@ let package = Package(
         // Pure core: the sans-I/O RFC 6455 client (bytes and commands in, events and bytes out).
         .target(name: "WebSocketProtocol", swiftSettings: strict),
 
+        // Pure: a monotonic instant type shared by the cores and the loop.
+        .target(name: "MonotonicTime", swiftSettings: strict),
+
+        // Pure core: users, sessions, objects, records, the handling-user rule, the record lifecycle.
+        .target(name: "World", dependencies: ["MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
+
         // Pure core: the configuration schema, TOML reading and validation.
         .target(
             name: "Config",
@@ -51,7 +57,7 @@ let package = Package(
         // Shell: the one Dispatch serial queue, its actor, timers and signals.
         .target(
             name: "EventLoop",
-            dependencies: [.product(name: "HeapModule", package: "swift-collections")],
+            dependencies: ["MonotonicTime", .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: strict
         ),
 
@@ -61,7 +67,7 @@ let package = Package(
         // Shell: one outbound WebSocket on the loop (transport + TLS + protocol core).
         .target(
             name: "WebSocketClient",
-            dependencies: ["EventLoop", "TLS", "WebSocketProtocol"],
+            dependencies: ["EventLoop", "MonotonicTime", "TLS", "WebSocketProtocol"],
             swiftSettings: strict
         ),
 
@@ -115,10 +121,12 @@ let package = Package(
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",
-            dependencies: ["WebSocketClient", "WebSocketProtocol", "EventLoop", "TLS", "TestSupport"],
+            dependencies: ["WebSocketClient", "WebSocketProtocol", "EventLoop", "MonotonicTime", "TLS", "TestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
+        .testTarget(
+            name: "WorldTests", dependencies: ["World", "MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "MonotonicTime"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", "TestSupport", .product(name: "Logging", package: "swift-log")],

@@ -1,4 +1,5 @@
 import Dispatch
+import MonotonicTime
 
 /// The loop's one timer mechanism: a `TimerWheel` driven by a single
 /// `DispatchSourceTimer`, armed for the wheel's next firing instant.

@@ -1,4 +1,5 @@
 import HeapModule
+import MonotonicTime
 
 /// Identifies one scheduled timer.
 public struct TimerID: Hashable, Sendable {

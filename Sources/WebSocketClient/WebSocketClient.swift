@@ -1,5 +1,6 @@
 import EventLoop
 import Glibc
+import MonotonicTime
 import TLS
 import WebSocketProtocol
 

@@ -1,3 +1,4 @@
+import MonotonicTime
 import Testing
 
 @testable import EventLoop

@@ -15,7 +15,6 @@ func run(
     let url = try! WebSocketURL.parse(urlText).get()
     let timers = LoopTimers()
     var events: [WebSocketClient.Event] = []
-    var keep: WebSocketClient?
     await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
         let holder = Holder()
         let client = WebSocketClient(url: url, options: options, timers: timers) { event in
@@ -26,11 +25,9 @@ func run(
                 done.resume()
             }
         }
-        holder.client = client
-        keep = client
+        holder.client = client  // the holder keeps the client alive until closed
         client.start()
     }
-    keep = nil
     return events
 }
 

@@ -1,0 +1,116 @@
+import MonotonicTime
+import Testing
+import WebSocketProtocol
+
+@testable import World
+
+private func at(_ seconds: UInt64) -> MonotonicInstant { MonotonicInstant(nanoseconds: seconds * 1_000_000_000) }
+private let echo = EffectiveTarget(url: WebSocketURL(secure: false, host: "127.0.0.1", port: 9000), user: "alice")
+private let other = EffectiveTarget(url: WebSocketURL(secure: false, host: "127.0.0.1", port: 9001), user: "alice")
+private let serverClose = CloseReport(initiator: .server, code: .goingAway, reason: "restart")
+
+@Suite("RecordLifecycle: SPEC §2 as one state machine (injected clock)")
+struct RecordLifecycleTests {
+    @Test("a target asks consent; allowed → connect → open (IsConnected only then)")
+    func happyPath() {
+        var record = RecordLifecycle()
+        #expect(record.targetChanged(echo, now: at(0)) == [.askConsent(Attempt(number: 1, target: echo))])
+        #expect(!record.isConnected)
+        #expect(
+            record.consentAnswered(.allowed, attempt: 1, now: at(0)) == [.openSocket(Attempt(number: 1, target: echo))])
+        #expect(record.socketOpened(attempt: 1) == [.connected(Attempt(number: 1, target: echo))])
+        #expect(record.isConnected)
+    }
+
+    @Test("retry cadence: a server close or failure waits ConnectRetryInterval, then asks consent again")
+    func retryCadence() {
+        var record = RecordLifecycle(retryInterval: .seconds(10))
+        _ = record.targetChanged(echo, now: at(0))
+        _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = record.socketOpened(attempt: 1)
+        #expect(
+            record.socketClosed(attempt: 1, report: serverClose, now: at(100))
+                == [.disconnected(Attempt(number: 1, target: echo), serverClose), .scheduleRetry(at: at(110))])
+        #expect(record.state == .waitingToRetry(echo, at: at(110)))
+        #expect(record.retryDue(now: at(109)) == [.scheduleRetry(at: at(110))])  // early wake-up: wait on
+        #expect(record.retryDue(now: at(110)) == [.askConsent(Attempt(number: 2, target: echo))])
+        _ = record.consentAnswered(.allowed, attempt: 2, now: at(110))
+        let refused = CloseReport(initiator: .transport, code: .abnormalClosure, reason: "connect refused")
+        #expect(
+            record.socketClosed(attempt: 2, report: refused, now: at(111))
+                == [
+                    .attemptFailed(Attempt(number: 2, target: echo), reason: "connect refused"),
+                    .scheduleRetry(at: at(121)),
+                ])
+    }
+
+    @Test("a denial stops retrying until a field changes; then consent is asked again")
+    func denial() {
+        var record = RecordLifecycle()
+        _ = record.targetChanged(echo, now: at(0))
+        #expect(record.consentAnswered(.denied, attempt: 1, now: at(0)) == [])
+        #expect(record.state == .denied(echo))
+        #expect(record.retryDue(now: at(1000)) == [])
+        #expect(record.targetChanged(echo, now: at(5)) == [])  // nothing changed: still denied
+        #expect(record.targetChanged(other, now: at(6)) == [.askConsent(Attempt(number: 2, target: other))])
+    }
+
+    @Test("an ignored prompt is not a denial: retry after the interval, asking again")
+    func ignored() {
+        var record = RecordLifecycle(retryInterval: .seconds(3))
+        _ = record.targetChanged(echo, now: at(0))
+        #expect(record.consentAnswered(.ignored, attempt: 1, now: at(2)) == [.scheduleRetry(at: at(5))])
+        #expect(record.retryDue(now: at(5)) == [.askConsent(Attempt(number: 2, target: echo))])
+    }
+
+    @Test("Neos #2470: disabling (no target) closes an open socket at once and cancels a pending retry")
+    func disable() {
+        var record = RecordLifecycle()
+        _ = record.targetChanged(echo, now: at(0))
+        _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = record.socketOpened(attempt: 1)
+        let actions = record.targetChanged(nil, now: at(1))
+        #expect(actions.first == .closeSocket(Attempt(number: 1, target: echo), reason: "no effective target"))
+        #expect(actions.count == 2)
+        #expect(record.state == .idle && !record.isConnected)
+
+        var retrying = RecordLifecycle()
+        _ = retrying.targetChanged(echo, now: at(0))
+        _ = retrying.consentAnswered(.ignored, attempt: 1, now: at(0))
+        #expect(retrying.targetChanged(nil, now: at(1)) == [.cancelRetry])
+        #expect(retrying.retryDue(now: at(100)) == [])
+    }
+
+    @Test("failover: a new handling user closes the old socket and asks the new user")
+    func failover() {
+        var record = RecordLifecycle()
+        _ = record.targetChanged(echo, now: at(0))
+        _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = record.socketOpened(attempt: 1)
+        let bob = EffectiveTarget(url: echo.url, user: "bob")
+        let actions = record.targetChanged(bob, now: at(1))
+        #expect(actions.first == .closeSocket(Attempt(number: 1, target: echo), reason: "target changed to \(bob)"))
+        #expect(actions.last == .askConsent(Attempt(number: 2, target: bob)))
+        // The old socket's late report is stale and changes nothing.
+        #expect(record.socketClosed(attempt: 1, report: serverClose, now: at(2)) == [])
+        #expect(record.consentAnswered(.allowed, attempt: 1, now: at(2)) == [])
+        #expect(record.state == .awaitingConsent(Attempt(number: 2, target: bob)))
+    }
+
+    @Test("a change while waiting for consent withdraws the request")
+    func withdraw() {
+        var record = RecordLifecycle()
+        _ = record.targetChanged(echo, now: at(0))
+        #expect(
+            record.targetChanged(other, now: at(1))
+                == [.withdrawConsent(Attempt(number: 1, target: echo)), .askConsent(Attempt(number: 2, target: other))])
+    }
+
+    @Test("restart: the same target after a settings change (Connect again, re-enable) starts over")
+    func restart() {
+        var record = RecordLifecycle()
+        _ = record.targetChanged(echo, now: at(0))
+        _ = record.consentAnswered(.denied, attempt: 1, now: at(0))
+        #expect(record.restart(echo, now: at(1)) == [.askConsent(Attempt(number: 2, target: echo))])
+    }
+}
