@@ -1,0 +1,241 @@
+import MonotonicTime
+import WebSocketProtocol
+
+/// Where a record lives.
+public struct RecordAddress: Hashable, Sendable, CustomStringConvertible {
+    public var session: SessionID
+    public var object: ObjectID
+
+    public init(session: SessionID, object: ObjectID) {
+        self.session = session
+        self.object = object
+    }
+
+    public var description: String { "\(session)/\(object)" }
+}
+
+/// One lifecycle action for one record.
+public struct RecordAction: Equatable, Sendable {
+    public var address: RecordAddress
+    public var action: RecordLifecycle.Action
+
+    public init(address: RecordAddress, action: RecordLifecycle.Action) {
+        self.address = address
+        self.action = action
+    }
+}
+
+/// A change to the world, as a value: what the config declares, what the
+/// control socket asks, what persistence replays. Applying one re-resolves
+/// every affected record's handling user and drives its lifecycle.
+public enum WorldChange: Equatable, Sendable {
+    case addUser(User)
+    case startSession(Session)
+    case closeSession(SessionID)
+    case join(SessionID, UserID)
+    case leave(SessionID, UserID)
+    case setHost(SessionID, UserID)
+    case spawn(SessionID, WorldObject)
+    case remove(SessionID, ObjectID)
+    case wear(SessionID, ObjectID, by: UserID?)
+    case grab(SessionID, ObjectID, by: UserID?)
+    case defineUser(SessionID, ObjectID, UserID?)
+    /// Sets (or clears, with nil) the object's record settings.
+    case setRecord(SessionID, ObjectID, RecordSettings?)
+    /// The Websocket Connect node: URL (nil keeps the current one), user (nil: automatic).
+    case connect(SessionID, ObjectID, url: WebSocketURL?, user: UserID?)
+}
+
+/// The world and the lifecycle of every record in it. Pure: changes and
+/// socket/consent reports in, per-record actions out.
+public struct World: Sendable {
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        case unknownUser(UserID)
+        case unknownSession(SessionID)
+        case unknownObject(RecordAddress)
+        case duplicateUser(UserID)
+        case duplicateSession(SessionID)
+        case duplicateObject(RecordAddress)
+        case noRecord(RecordAddress)
+
+        public var description: String {
+            switch self {
+            case .unknownUser(let id): return "no user \(id)"
+            case .unknownSession(let id): return "no session \(id)"
+            case .unknownObject(let address): return "no object \(address)"
+            case .duplicateUser(let id): return "user \(id) exists already"
+            case .duplicateSession(let id): return "session \(id) exists already"
+            case .duplicateObject(let address): return "object \(address) exists already"
+            case .noRecord(let address): return "object \(address) has no WebSocket Client record"
+            }
+        }
+    }
+
+    public private(set) var users: [UserID: User] = [:]
+    public private(set) var sessions: [SessionID: Session] = [:]
+    public private(set) var objects: [RecordAddress: WorldObject] = [:]
+    public private(set) var lifecycles: [RecordAddress: RecordLifecycle] = [:]
+
+    public init() {}
+
+    public typealias Actions = [RecordAction]
+
+    /// Applies `change` after checking it; a refused change changes nothing.
+    public mutating func apply(_ change: WorldChange, now: MonotonicInstant) throws(Failure) -> Actions {
+        switch change {
+        case .addUser(let user):
+            guard users[user.id] == nil else { throw .duplicateUser(user.id) }
+            users[user.id] = user
+            return []
+        case .startSession(let session):
+            guard sessions[session.id] == nil else { throw .duplicateSession(session.id) }
+            try requireUsers([session.host] + session.present)
+            sessions[session.id] = session
+            return []
+        case .closeSession(let id):
+            guard sessions.removeValue(forKey: id) != nil else { throw .unknownSession(id) }
+            var actions: Actions = []
+            for address in objects.keys.sorted(by: { $0.object < $1.object }) where address.session == id {
+                actions += removeRecord(address, now: now)
+                objects[address] = nil
+            }
+            return actions
+        case .join(let id, let user):
+            try requireUsers([user])
+            return try updateSession(id, now: now) { $0.present.insert(user) }
+        case .leave(let id, let user):
+            return try updateSession(id, now: now) { $0.present.remove(user) }
+        case .setHost(let id, let user):
+            try requireUsers([user])
+            return try updateSession(id, now: now) { $0.host = user }
+        case .spawn(let id, let object):
+            guard sessions[id] != nil else { throw .unknownSession(id) }
+            let address = RecordAddress(session: id, object: object.id)
+            guard objects[address] == nil else { throw .duplicateObject(address) }
+            try requireUsers(
+                [object.wornBy, object.definedUser, object.spawnedBy, object.interactingUser].compactMap { $0 })
+            objects[address] = object
+            return refresh(address, now: now)
+        case .remove(let id, let objectID):
+            let address = RecordAddress(session: id, object: objectID)
+            guard objects[address] != nil else { throw .unknownObject(address) }
+            let actions = removeRecord(address, now: now)
+            objects[address] = nil
+            return actions
+        case .wear(let id, let objectID, let user):
+            return try updateObject(id, objectID, users: [user], now: now) { $0.wornBy = user }
+        case .grab(let id, let objectID, let user):
+            return try updateObject(id, objectID, users: [user], now: now) { $0.interactingUser = user }
+        case .defineUser(let id, let objectID, let user):
+            return try updateObject(id, objectID, users: [user], now: now) { $0.definedUser = user }
+        case .setRecord(let id, let objectID, let settings):
+            let address = RecordAddress(session: id, object: objectID)
+            guard let old = objects[address] else { throw .unknownObject(address) }
+            if case .pinned(let user) = settings?.handlingUser { try requireUsers([user]) }
+            objects[address]?.record = settings
+            guard settings != nil else { return removeRecord(address, now: now) }
+            // SPEC §2: any change of URL, Enabled or HandlingUser restarts the record.
+            let restarts =
+                old.record?.url != settings?.url || old.record?.enabled != settings?.enabled
+                || old.record?.handlingUser != settings?.handlingUser
+            return refresh(address, now: now, restart: restarts && old.record != nil)
+        case .connect(let id, let objectID, let url, let user):
+            let address = RecordAddress(session: id, object: objectID)
+            guard var object = objects[address] else { throw .unknownObject(address) }
+            if let user { try requireUsers([user]) }
+            var settings = object.record ?? RecordSettings()
+            if let url { settings.url = url }
+            settings.handlingUser = user.map { .pinned($0) } ?? .automatic
+            object.record = settings
+            objects[address] = object
+            return refresh(address, now: now, restart: true)
+        }
+    }
+
+    /// The record's effective target now (SPEC §2), and where its user came from.
+    public func effectiveTarget(_ address: RecordAddress) -> EffectiveTarget? {
+        guard let object = objects[address], let settings = object.record, settings.enabled, let url = settings.url,
+            let session = sessions[address.session],
+            let (user, _) = HandlingUserResolver.resolve(settings.handlingUser, object: object, session: session)
+        else { return nil }
+        return EffectiveTarget(url: url, user: user)
+    }
+
+    // MARK: - Reports from the shell, routed to the record's lifecycle
+
+    public mutating func consentAnswered(
+        _ address: RecordAddress, attempt: Int, _ answer: RecordLifecycle.ConsentAnswer, now: MonotonicInstant
+    ) -> Actions {
+        drive(address) { $0.consentAnswered(answer, attempt: attempt, now: now) }
+    }
+
+    public mutating func socketOpened(_ address: RecordAddress, attempt: Int) -> Actions {
+        drive(address) { $0.socketOpened(attempt: attempt) }
+    }
+
+    public mutating func socketClosed(
+        _ address: RecordAddress, attempt: Int, report: CloseReport, now: MonotonicInstant
+    ) -> Actions {
+        drive(address) { $0.socketClosed(attempt: attempt, report: report, now: now) }
+    }
+
+    public mutating func retryDue(_ address: RecordAddress, now: MonotonicInstant) -> Actions {
+        drive(address) { $0.retryDue(now: now) }
+    }
+
+    // MARK: - Internals
+
+    private func requireUsers(_ ids: some Sequence<UserID>) throws(Failure) {
+        for id in ids where users[id] == nil { throw .unknownUser(id) }
+    }
+
+    private mutating func updateSession(_ id: SessionID, now: MonotonicInstant, _ change: (inout Session) -> Void)
+        throws(Failure)
+        -> Actions
+    {
+        guard sessions[id] != nil else { throw .unknownSession(id) }
+        change(&sessions[id]!)
+        var actions: Actions = []
+        for address in objects.keys.sorted(by: { $0.object < $1.object }) where address.session == id {
+            actions += refresh(address, now: now)
+        }
+        return actions
+    }
+
+    private mutating func updateObject(
+        _ id: SessionID, _ objectID: ObjectID, users ids: [UserID?], now: MonotonicInstant,
+        _ change: (inout WorldObject) -> Void
+    ) throws(Failure) -> Actions {
+        let address = RecordAddress(session: id, object: objectID)
+        guard objects[address] != nil else { throw .unknownObject(address) }
+        try requireUsers(ids.compactMap { $0 })
+        change(&objects[address]!)
+        return refresh(address, now: now)
+    }
+
+    /// Re-resolves the record's effective target and tells its lifecycle.
+    private mutating func refresh(_ address: RecordAddress, now: MonotonicInstant, restart: Bool = false) -> Actions {
+        guard let settings = objects[address]?.record else { return [] }
+        let target = effectiveTarget(address)
+        var lifecycle = lifecycles[address] ?? RecordLifecycle(retryInterval: settings.connectRetryInterval)
+        lifecycle.retryInterval = settings.connectRetryInterval
+        let actions = restart ? lifecycle.restart(target, now: now) : lifecycle.targetChanged(target, now: now)
+        lifecycles[address] = lifecycle
+        return actions.map { RecordAction(address: address, action: $0) }
+    }
+
+    /// Removing the object, its record or its session tears the socket down (Neos #1375).
+    private mutating func removeRecord(_ address: RecordAddress, now: MonotonicInstant) -> Actions {
+        guard var lifecycle = lifecycles.removeValue(forKey: address) else { return [] }
+        return lifecycle.targetChanged(nil, now: now).map { RecordAction(address: address, action: $0) }
+    }
+
+    private mutating func drive(_ address: RecordAddress, _ step: (inout RecordLifecycle) -> [RecordLifecycle.Action])
+        -> Actions
+    {
+        guard var lifecycle = lifecycles[address] else { return [] }
+        let actions = step(&lifecycle)
+        lifecycles[address] = lifecycle
+        return actions.map { RecordAction(address: address, action: $0) }
+    }
+}

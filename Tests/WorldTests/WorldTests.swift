@@ -1,0 +1,122 @@
+import MonotonicTime
+import Testing
+import WebSocketProtocol
+
+@testable import World
+
+private let t0 = MonotonicInstant(nanoseconds: 0)
+private let url = WebSocketURL(secure: false, host: "127.0.0.1", port: 9000)
+private let ticker = RecordAddress(session: "s", object: "ticker")
+
+/// A session "s" hosted by "host" with ann and bob present, and an object "ticker"
+/// spawned by bob with a record pointing at `url`.
+private func world() throws -> World {
+    var world = World()
+    for (id, kind) in [
+        ("host", UserKind.headless), ("ann", .interactive), ("bob", .interactive), ("cat", .interactive),
+    ] {
+        _ = try world.apply(.addUser(User(id: UserID(id), name: id, kind: kind)), now: t0)
+    }
+    _ = try world.apply(
+        .startSession(Session(id: "s", name: "world", host: "host", present: ["host", "ann", "bob"])), now: t0)
+    _ = try world.apply(
+        .spawn("s", WorldObject(id: "ticker", name: "Ticker", spawnedBy: "bob", record: RecordSettings(url: url))),
+        now: t0)
+    return world
+}
+
+private func asked(_ actions: [RecordAction]) -> [UserID] {
+    actions.compactMap {
+        if case .askConsent(let attempt) = $0.action { return attempt.target.user } else { return nil }
+    }
+}
+
+private func closes(_ actions: [RecordAction]) -> Int {
+    actions.filter { if case .closeSocket = $0.action { return true } else { return false } }.count
+}
+
+@Suite("World: changes re-resolve handling users and drive record lifecycles")
+struct WorldTests {
+    @Test("spawning an object with a record asks the handling user (the spawner) at once")
+    func spawnAsks() throws {
+        var world = World()
+        _ = try world.apply(.addUser(User(id: "bob", name: "Bob", kind: .interactive)), now: t0)
+        _ = try world.apply(.startSession(Session(id: "s", name: "w", host: "bob", present: ["bob"])), now: t0)
+        let actions = try world.apply(
+            .spawn("s", WorldObject(id: "ticker", name: "T", record: RecordSettings(url: url))), now: t0)
+        #expect(asked(actions) == ["bob"])
+        #expect(world.effectiveTarget(ticker) == EffectiveTarget(url: url, user: "bob"))
+    }
+
+    @Test("failover: when the handling user leaves, the next applicable user is asked; wearing takes priority")
+    func failover() throws {
+        var world = try world()
+        _ = world.consentAnswered(ticker, attempt: 1, .allowed, now: t0)
+        _ = world.socketOpened(ticker, attempt: 1)
+        let leave = try world.apply(.leave("s", "bob"), now: t0)
+        #expect(closes(leave) == 1)
+        #expect(asked(leave) == ["host"])  // spawner gone: the session host
+        #expect(asked(try world.apply(.wear("s", "ticker", by: "ann"), now: t0)) == ["ann"])
+        // cat is not present, and ann still wears it: nothing changes.
+        #expect(try world.apply(.grab("s", "ticker", by: "cat"), now: t0) == [])
+        #expect(asked(try world.apply(.wear("s", "ticker", by: nil), now: t0)) == ["host"])
+        #expect(asked(try world.apply(.join("s", "bob"), now: t0)) == ["bob"])
+    }
+
+    @Test("the Connect node pins a user until cleared; an omitted URL keeps the current one")
+    func connectNode() throws {
+        var world = try world()
+        let pinned = try world.apply(.connect("s", "ticker", url: nil, user: "ann"), now: t0)
+        #expect(asked(pinned) == ["ann"])
+        #expect(world.objects[ticker]?.record?.url == url)
+        #expect(try world.apply(.leave("s", "bob"), now: t0).isEmpty)  // pinned: the spawner leaving changes nothing
+        let gone = try world.apply(.leave("s", "ann"), now: t0)
+        #expect(asked(gone).isEmpty)  // pinned user absent: no effective target
+        #expect(world.effectiveTarget(ticker) == nil)
+        // No user: automatic again.
+        #expect(asked(try world.apply(.connect("s", "ticker", url: nil, user: nil), now: t0)) == ["host"])
+    }
+
+    @Test("disabling, removing the object and closing the session all close the socket")
+    func teardown() throws {
+        for change in [
+            WorldChange.remove("s", "ticker"), .closeSession("s"),
+            .setRecord("s", "ticker", RecordSettings(url: url, enabled: false)),
+        ] {
+            var world = try world()
+            _ = world.consentAnswered(ticker, attempt: 1, .allowed, now: t0)
+            _ = world.socketOpened(ticker, attempt: 1)
+            #expect(closes(try world.apply(change, now: t0)) == 1, "\(change)")
+        }
+    }
+
+    @Test("two records of one user to one URL are independent (Neos #3043)")
+    func independentRecords() throws {
+        var world = try world()
+        let second = try world.apply(
+            .spawn("s", WorldObject(id: "twin", name: "Twin", spawnedBy: "bob", record: RecordSettings(url: url))),
+            now: t0)
+        #expect(second.map(\.address.object) == ["twin"])
+        #expect(asked(second) == ["bob"])
+        #expect(world.lifecycles.count == 2)
+    }
+
+    @Test("bad changes are refused with a clear error and change nothing")
+    func refused() throws {
+        var world = try world()
+        let before = world.objects
+        #expect(throws: World.Failure.unknownUser("zed")) { try world.apply(.join("s", "zed"), now: t0) }
+        #expect(throws: World.Failure.unknownSession("nope")) { try world.apply(.leave("nope", "ann"), now: t0) }
+        #expect(throws: World.Failure.unknownObject(RecordAddress(session: "s", object: "x"))) {
+            try world.apply(.wear("s", "x", by: "ann"), now: t0)
+        }
+        #expect(throws: World.Failure.duplicateObject(ticker)) {
+            try world.apply(.spawn("s", WorldObject(id: "ticker", name: "again")), now: t0)
+        }
+        #expect(throws: World.Failure.unknownUser("zed")) {
+            try world.apply(.connect("s", "ticker", url: nil, user: "zed"), now: t0)
+        }
+        #expect(world.objects == before)
+        #expect(World.Failure.unknownUser("zed").description == "no user zed")
+    }
+}
