@@ -71,6 +71,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Shell: the world, live — records' sockets, consent prompts, reactions, events.
+        .target(
+            name: "Hosting",
+            dependencies: [
+                "EventLoop", "MonotonicTime", "WebSocketClient", "WebSocketProtocol", "World",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Shell: libsystemd (notify, watchdog, journald) and the swift-log backends.
         .target(
             name: "Systemd",
@@ -126,6 +136,11 @@ let package = Package(
         ),
         .testTarget(
             name: "WorldTests", dependencies: ["World", "MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "HostingTests",
+            dependencies: ["Hosting", "World", "EventLoop", "WebSocketClient", "WebSocketProtocol", "TestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "MonotonicTime"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",

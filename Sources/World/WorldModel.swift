@@ -46,10 +46,12 @@ public struct WorldObject: Equatable, Sendable {
     public var interactingUser: UserID?
     /// The object's WebSocket Client record, if it has one (at most one).
     public var record: RecordSettings?
+    /// What the object does on its record's events (SPEC §5).
+    public var reactions: [Reaction]
 
     public init(
         id: ObjectID, name: String, wornBy: UserID? = nil, definedUser: UserID? = nil, spawnedBy: UserID? = nil,
-        interactingUser: UserID? = nil, record: RecordSettings? = nil
+        interactingUser: UserID? = nil, record: RecordSettings? = nil, reactions: [Reaction] = []
     ) {
         self.id = id
         self.name = name
@@ -58,6 +60,7 @@ public struct WorldObject: Equatable, Sendable {
         self.spawnedBy = spawnedBy
         self.interactingUser = interactingUser
         self.record = record
+        self.reactions = reactions
     }
 }
 

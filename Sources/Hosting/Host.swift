@@ -1,0 +1,239 @@
+import EventLoop
+import Logging
+import MonotonicTime
+import WebSocketClient
+import WebSocketProtocol
+import World
+
+/// The world, live: executes what the pure `World` and `ConsentEngine` decide
+/// with real sockets (one `WebSocketClient` per record attempt, Neos #3043),
+/// timers on the loop's wheel, reactions, and an event stream.
+@LoopActor
+public final class Host {
+    /// The ordered event stream (SPEC §5 nodes, consent, lifecycle).
+    public enum Event: Equatable, Sendable {
+        case connected(RecordAddress, user: UserID)
+        case disconnected(RecordAddress, CloseReport)
+        case attemptFailed(RecordAddress, reason: String)
+        case receivedText(RecordAddress, String)
+        case receivedBinary(RecordAddress, [UInt8])
+        case sendStart(RecordAddress)
+        case sent(RecordAddress)
+        case sendError(RecordAddress, reason: String)
+        case consentAsked(RecordAddress, user: UserID, key: AccessKey)
+        case consentDecided(RecordAddress, allowed: Bool?, ConsentEngine.Outcome)
+        /// A prompt for an interactive user's consent channel.
+        case prompt(ConsentPrompt)
+        case promptDismissed(ConsentPrompt)
+    }
+
+    /// Persists one consent decision; throws when it could not be stored (the
+    /// answer then does not take effect). The durable store plugs in here.
+    public typealias PersistDecision = @LoopActor (UserID, AccessKey, AccessDecision) throws -> Void
+
+    public private(set) var world = World()
+    public private(set) var consent: ConsentEngine
+    public var onEvent: (@LoopActor (Event) -> Void)?
+
+    private let timers: LoopTimers
+    private let options: WebSocketClient.Options
+    private let persist: PersistDecision
+    private let logger = Logger(label: "wshostd.host")
+    /// The live client of each record's current attempt.
+    private var clients: [RecordAddress: (attempt: Int, client: WebSocketClient)] = [:]
+    /// Clients told to close, kept alive until they report closed.
+    private var closing: [ObjectIdentifier: WebSocketClient] = [:]
+    private var retryTimers: [RecordAddress: TimerID] = [:]
+    private var promptTimers: [Int: TimerID] = [:]
+
+    public init(
+        consent: ConsentEngine, options: WebSocketClient.Options, timers: LoopTimers,
+        persist: @escaping PersistDecision = { _, _, _ in }
+    ) {
+        self.consent = consent
+        self.options = options
+        self.timers = timers
+        self.persist = persist
+    }
+
+    /// Applies a world change; a refused change changes nothing.
+    public func apply(_ change: WorldChange) throws(World.Failure) {
+        execute(try world.apply(change, now: LoopTimers.now()))
+    }
+
+    /// A user answers a prompt (SPEC §4): persisted first, then in effect.
+    public func answer(promptID: Int, user: UserID, _ answer: ConsentEngine.Answer) throws {
+        let prepared = try consent.prepare(promptID: promptID, user: user, answer: answer).get()
+        if let change = prepared.change { try persist(user, change.key, change.decision) }
+        if let timer = promptTimers.removeValue(forKey: promptID) { timers.cancel(timer) }
+        logger.notice("consent answered", metadata: ["user.id": "\(user)", "consent.answer": "\(answer.rawValue)"])
+        execute(consent.commit(prepared, now: LoopTimers.now()))
+    }
+
+    /// The Text Message Sender node (and its binary extension): OnSendStart,
+    /// then OnSent or OnSendError with the reason.
+    public func send(_ address: RecordAddress, text: String? = nil, binary: [UInt8]? = nil) {
+        emit(.sendStart(address))
+        guard let client = clients[address]?.client, client.isOpen else {
+            return emit(.sendError(address, reason: "not connected"))
+        }
+        do {
+            if let text { try client.send(text: text) } else { try client.send(binary: binary ?? []) }
+            emit(.sent(address))
+        } catch {
+            emit(.sendError(address, reason: error.description))
+        }
+    }
+
+    /// Explicit disconnect (Neos #1039): closes now; the retry rule applies.
+    public func disconnect(_ address: RecordAddress) {
+        clients[address]?.client.close(code: .normalClosure, reason: "disconnect requested")
+    }
+
+    /// Records with an open socket right now.
+    public var openRecords: [RecordAddress] { clients.filter { $0.value.client.isOpen }.map(\.key) }
+
+    // MARK: - Executing the cores' decisions
+
+    private func execute(_ actions: [RecordAction]) {
+        for item in actions { execute(item.action, at: item.address) }
+    }
+
+    private func execute(_ action: RecordLifecycle.Action, at address: RecordAddress) {
+        switch action {
+        case .askConsent(let attempt):
+            let key = AccessKey(host: attempt.target.url.host, port: attempt.target.url.port)
+            let reason = world.objects[address]?.record?.accessReason ?? ""
+            let request = AccessRequest(
+                requester: .init(session: address.session, object: address.object, attempt: attempt.number),
+                user: attempt.target.user, key: key,
+                reason: reason.isEmpty ? "\(address) connects to \(key.hostPort)" : reason)
+            emit(.consentAsked(address, user: attempt.target.user, key: key))
+            let kind = world.users[attempt.target.user]?.kind ?? .headless
+            execute(consent.request(request, userKind: kind, now: LoopTimers.now()))
+        case .withdrawConsent(let attempt):
+            execute(
+                consent.withdraw(
+                    .init(session: address.session, object: address.object, attempt: attempt.number),
+                    now: LoopTimers.now()))
+        case .openSocket(let attempt):
+            open(address, attempt)
+        case .closeSocket(let attempt, let reason):
+            guard let current = clients[address], current.attempt == attempt.number else { return }
+            clients[address] = nil
+            closing[ObjectIdentifier(current.client)] = current.client
+            current.client.close(code: .normalClosure, reason: reason)
+        case .scheduleRetry(let instant):
+            if let old = retryTimers[address] { timers.cancel(old) }
+            retryTimers[address] = timers.schedule(at: instant, slack: .milliseconds(250)) { [weak self] in
+                guard let self else { return }
+                retryTimers[address] = nil
+                execute(world.retryDue(address, now: LoopTimers.now()))
+            }
+        case .cancelRetry:
+            if let timer = retryTimers.removeValue(forKey: address) { timers.cancel(timer) }
+        case .connected(let attempt):
+            logger.notice("connected", metadata: metadata(address, attempt))
+            emit(.connected(address, user: attempt.target.user))
+            react(address, on: .connected, text: nil, binary: nil)
+        case .disconnected(let attempt, let report):
+            var meta = metadata(address, attempt)
+            meta["ws.close.initiator"] = "\(report.initiator)"
+            meta["ws.close.code"] = "\(report.code)"
+            logger.notice("disconnected: \(report.reason)", metadata: meta)
+            emit(.disconnected(address, report))
+            react(address, on: .disconnected, text: nil, binary: nil)
+        case .attemptFailed(let attempt, let reason):
+            logger.warning("connection attempt failed: \(reason)", metadata: metadata(address, attempt))
+            emit(.attemptFailed(address, reason: reason))
+        }
+    }
+
+    private func execute(_ actions: [ConsentEngine.Action]) {
+        for action in actions {
+            switch action {
+            case .decide(let requester, let allowed, let outcome):
+                let address = RecordAddress(session: requester.session, object: requester.object)
+                if case .headlessDenied(let hostPort) = outcome {
+                    logger.warning(
+                        "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
+                        metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+                }
+                emit(.consentDecided(address, allowed: allowed, outcome))
+                let answer: RecordLifecycle.ConsentAnswer = allowed.map { $0 ? .allowed : .denied } ?? .ignored
+                execute(world.consentAnswered(address, attempt: requester.attempt, answer, now: LoopTimers.now()))
+            case .prompt(let prompt):
+                logger.notice(
+                    "consent prompt for \(prompt.key.hostPort): \(prompt.request.reason)",
+                    metadata: ["user.id": "\(prompt.user)", "consent.prompt": "\(prompt.id)"])
+                emit(.prompt(prompt))
+            case .dismiss(let prompt):
+                if let timer = promptTimers.removeValue(forKey: prompt.id) { timers.cancel(timer) }
+                emit(.promptDismissed(prompt))
+            case .scheduleTimeout(let promptID, let instant):
+                promptTimers[promptID] = timers.schedule(at: instant, slack: .milliseconds(250)) { [weak self] in
+                    guard let self else { return }
+                    promptTimers[promptID] = nil
+                    execute(consent.timedOut(promptID: promptID, now: LoopTimers.now()))
+                }
+            }
+        }
+    }
+
+    private func open(_ address: RecordAddress, _ attempt: Attempt) {
+        let number = attempt.number
+        let client = WebSocketClient(url: attempt.target.url, options: options, timers: timers) { [weak self] event in
+            self?.clientEvent(address, attempt: number, event)
+        }
+        clients[address] = (number, client)
+        client.start()
+    }
+
+    private func clientEvent(_ address: RecordAddress, attempt: Int, _ event: WebSocketClient.Event) {
+        let current = clients[address]?.attempt == attempt
+        switch event {
+        case .opened:
+            if current { execute(world.socketOpened(address, attempt: attempt)) }
+        case .text(let text):
+            guard current else { return }
+            emit(.receivedText(address, text))
+            react(address, on: .received, text: text, binary: nil)
+        case .binary(let bytes):
+            guard current else { return }
+            emit(.receivedBinary(address, bytes))
+            react(address, on: .received, text: nil, binary: bytes)
+        case .closed(let report):
+            if current {
+                clients[address] = nil
+                execute(world.socketClosed(address, attempt: attempt, report: report, now: LoopTimers.now()))
+            } else {
+                closing = closing.filter { $0.value.phase != .finished }
+            }
+        }
+    }
+
+    /// SPEC §5 reactions of the object at `address` for `trigger`.
+    private func react(_ address: RecordAddress, on trigger: Reaction.Trigger, text: String?, binary: [UInt8]?) {
+        for reaction in world.objects[address]?.reactions ?? [] where reaction.on == trigger {
+            switch reaction.effect {
+            case .echo:
+                if text != nil || binary != nil { send(address, text: text, binary: binary) }
+            case .send(let template):
+                send(address, text: Reaction.render(template, data: text ?? ""))
+            case .forward(let target):
+                if text != nil || binary != nil {
+                    send(RecordAddress(session: address.session, object: target), text: text, binary: binary)
+                }
+            }
+        }
+    }
+
+    private func emit(_ event: Event) { onEvent?(event) }
+
+    private func metadata(_ address: RecordAddress, _ attempt: Attempt) -> Logger.Metadata {
+        [
+            "session.id": "\(address.session)", "object.id": "\(address.object)", "user.id": "\(attempt.target.user)",
+            "ws.url": "\(attempt.target.url)",
+        ]
+    }
+}

@@ -1,0 +1,170 @@
+import EventLoop
+import Glibc
+import TestSupport
+import Testing
+import WebSocketClient
+import WebSocketProtocol
+import World
+
+@testable import Hosting
+
+/// A host with users host (headless), ann (interactive), and a session "s".
+@LoopActor
+private func makeHost(allow: [AccessKey] = []) throws -> Host {
+    let host = Host(
+        consent: ConsentEngine(allowList: Set(allow)), options: WebSocketClient.Options(), timers: LoopTimers())
+    try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
+    try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
+    try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
+    return host
+}
+
+/// Collects events until `done` says stop (or a timeout), on the loop.
+@LoopActor
+private func collect(
+    _ host: Host, timeout: Duration = .seconds(10), start: @LoopActor () throws -> Void,
+    until done: @escaping @LoopActor ([Host.Event]) -> Bool
+) async throws -> [Host.Event] {
+    var events: [Host.Event] = []
+    host.onEvent = { events.append($0) }
+    try start()
+    let deadline = ContinuousClock.now + timeout
+    while !done(events) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+    host.onEvent = nil
+    return events
+}
+
+private func url(_ port: UInt16, _ path: String = "/") -> WebSocketURL {
+    WebSocketURL(secure: false, host: "127.0.0.1", port: port, resource: path)
+}
+
+private let echoer = RecordAddress(session: "s", object: "echoer")
+
+@Suite("Host: the world live against real peers", .serialized)
+struct HostTests {
+    @Test("an allow-listed echo object is a closed loop: greet on connect, echo every reply; removal closes the socket")
+    @LoopActor
+    func echoLoop() async throws {
+        let peer = try Peer("echo")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        let events = try await collect(host) {
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Echo", record: RecordSettings(url: url(peer.port)),
+                        reactions: [Reaction(on: .connected, .send(template: "hello")), Reaction(on: .received, .echo)])
+                ))
+        } until: { events in
+            events.filter { if case .receivedText = $0 { true } else { false } }.count >= 20
+        }
+        #expect(events.first == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))
+        #expect(events.contains(.consentDecided(echoer, allowed: true, .allowedByAllowList)))
+        #expect(events.contains(.connected(echoer, user: "host")))
+        #expect(events.filter { $0 == .receivedText(echoer, "hello") }.count >= 20)
+        try host.apply(.remove("s", "echoer"))
+        for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(openTCPSockets(toPorts: [peer.port]) == 0)
+        #expect(host.openRecords.isEmpty)
+    }
+
+    @Test("a headless handling user is denied at once, nothing is retried")
+    @LoopActor
+    func headlessDenied() async throws {
+        let peer = try Peer("echo")
+        let host = try makeHost()
+        let events = try await collect(host, timeout: .milliseconds(800)) {
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Echo",
+                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(100)))))
+        } until: { _ in
+            false
+        }
+        #expect(
+            events == [
+                .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)),
+                .consentDecided(echoer, allowed: false, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
+            ])
+        #expect(host.world.lifecycles[echoer]?.state == .denied(EffectiveTarget(url: url(peer.port), user: "host")))
+    }
+
+    @Test("an interactive user is prompted; allow is persisted first, then the record connects")
+    @LoopActor
+    func interactivePrompt() async throws {
+        let peer = try Peer("echo")
+        var persisted: [(UserID, AccessKey, AccessDecision)] = []
+        let host = Host(consent: ConsentEngine(), options: WebSocketClient.Options(), timers: LoopTimers()) {
+            user, key, decision in
+            persisted.append((user, key, decision))
+        }
+        try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
+        try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
+        try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
+        var prompt: ConsentPrompt?
+        let events = try await collect(host) {
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Echo", spawnedBy: "ann",
+                        record: RecordSettings(url: url(peer.port), accessReason: "the echo object wants to talk"))))
+        } until: { events in
+            for case .prompt(let p) in events where prompt == nil {
+                prompt = p
+                try? host.answer(promptID: p.id, user: "ann", .allow)
+            }
+            return events.contains(.connected(echoer, user: "ann"))
+        }
+        #expect(prompt?.request.reason == "the echo object wants to talk")
+        #expect(persisted.count == 1 && persisted.first?.2.verdict == .allowed)
+        #expect(events.contains(.consentDecided(echoer, allowed: true, .answered(.allow))))
+        #expect(events.last == .connected(echoer, user: "ann"))
+        #expect(throws: ConsentEngine.AnswerError.self) {
+            try host.answer(promptID: prompt?.id ?? 0, user: "ann", .allow)
+        }
+        try host.apply(.remove("s", "echoer"))
+    }
+
+    @Test("Neos #2508 through the host: the last message precedes OnDisconnected, then the record reconnects")
+    @LoopActor
+    func lastMessageThenRetry() async throws {
+        let peer = try Peer("say-close")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        let events = try await collect(host) {
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Echo",
+                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
+        } until: { events in
+            events.filter { if case .connected = $0 { true } else { false } }.count >= 2
+        }
+        let interesting = events.filter {
+            switch $0 {
+            case .connected, .receivedText, .disconnected: return true
+            default: return false
+            }
+        }
+        #expect(
+            Array(interesting.prefix(4)) == [
+                .connected(echoer, user: "host"), .receivedText(echoer, "last words"),
+                .disconnected(echoer, CloseReport(initiator: .server, code: .normalClosure, reason: "done")),
+                .connected(echoer, user: "host"),
+            ])
+        try host.apply(.remove("s", "echoer"))
+    }
+
+    @Test("the Text Sender reports OnSendError when not connected")
+    @LoopActor
+    func sendNotConnected() throws {
+        let host = try makeHost()
+        var events: [Host.Event] = []
+        host.onEvent = { events.append($0) }
+        host.send(echoer, text: "x")
+        #expect(events == [.sendStart(echoer), .sendError(echoer, reason: "not connected")])
+    }
+}
