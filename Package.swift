@@ -50,7 +50,7 @@ let package = Package(
         // Pure core: the configuration schema, TOML reading and validation.
         .target(
             name: "Config",
-            dependencies: ["WebSocketProtocol", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["WebSocketProtocol", "World", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strict
         ),
 
@@ -127,7 +127,8 @@ let package = Package(
         // Helpers shared by the test targets: a real notify socket, child processes.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
 
-        .testTarget(name: "ConfigTests", dependencies: ["Config"], swiftSettings: strict),
+        .testTarget(
+            name: "ConfigTests", dependencies: ["Config", "World", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",

@@ -14,6 +14,9 @@ extension DaemonConfig {
         "tls": ["ca_file"],
     ]
 
+    /// Top-level arrays of tables (the declared world).
+    static let worldTables = ["users", "sessions"]
+
     /// Parses and validates a whole config document. Absent keys take their
     /// defaults; unknown keys, wrong types and out-of-range values are errors.
     ///
@@ -47,7 +50,7 @@ extension DaemonConfig {
 
         let reader = SchemaReader(locator: KeyLocator(source: text))
         let document = SchemaReader.Table(reader: reader, table: root, path: "")
-        document.rejectUnknownKeys(schema.keys.sorted())
+        document.rejectUnknownKeys((schema.keys + worldTables).sorted())
         var config = DaemonConfig()
         let defaults = DaemonConfig()
 
@@ -104,6 +107,8 @@ extension DaemonConfig {
             }
             return .success(path)
         }
+
+        config.world = DeclaredWorld.read(document, defaults: config.websocket)
 
         guard reader.issues.isEmpty else {
             // File order (stable: issues without a line keep their place at the end).

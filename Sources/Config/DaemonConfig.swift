@@ -7,6 +7,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var websocket = WebSocket()
     public var security = Security()
     public var tls = TLS()
+    /// The world declared in the file: users, sessions, objects, records, reactions.
+    public var world = DeclaredWorld()
 
     public init() {}
 

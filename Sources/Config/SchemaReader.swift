@@ -34,6 +34,25 @@ final class SchemaReader {
             return Table(reader: reader, table: sub, path: keyPath)
         }
 
+        /// The array of tables `name` (`[[name]]`), each as a view with an indexed path.
+        func tables(_ name: String) -> [Table] {
+            let keyPath = keyPath(name)
+            guard let value = table?[name] else { return [] }
+            guard let array = value.array else {
+                reader.report(keyPath, "expected an array of tables ([[\(keyPath)]]), found \(describe(value))")
+                return []
+            }
+            var result: [Table] = []
+            for (index, element) in array.enumerated() {
+                guard let sub = element.table else {
+                    reader.report("\(keyPath)[\(index)]", "expected a table, found \(describe(element))")
+                    continue
+                }
+                result.append(Table(reader: reader, table: sub, path: "\(keyPath)[\(index)]"))
+            }
+            return result
+        }
+
         /// Reports every key not in `known`, suggesting the closest known one.
         func rejectUnknownKeys(_ known: [String]) {
             guard let table else { return }

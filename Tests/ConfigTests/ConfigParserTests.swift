@@ -97,7 +97,7 @@ struct ConfigParserTests {
             ),
             (
                 "[frobnicate]\n",
-                "bad.toml:1: frobnicate: unknown key (known keys: daemon, log, security, tls, websocket)"
+                "bad.toml:1: frobnicate: unknown key (known keys: daemon, log, security, sessions, tls, users, websocket)"
             ),
             (
                 "[websocket]\nmax_frame_size = \"16MB\"\n",
