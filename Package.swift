@@ -92,7 +92,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "EventLoop", "Systemd", "COpenSSL", "TLS",
+                "Config", "EventLoop", "Hosting", "MonotonicTime", "Systemd", "COpenSSL", "TLS", "WebSocketClient",
+                "World",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -177,3 +177,41 @@ public struct DeclaredWorld: Equatable, Sendable {
         return world
     }
 }
+
+extension DeclaredWorld {
+    /// The changes that turn `old` (the running declaration) into this one, for
+    /// a reload: new users are added; sessions gone are closed; a session whose
+    /// own fields changed is restarted with its objects; objects gone are
+    /// removed, new ones spawned, changed ones removed and spawned again.
+    /// (Users cannot be removed or edited at run time: such edits take effect
+    /// at the next start.)
+    public func changes(from old: DeclaredWorld) -> [WorldChange] {
+        let oldUsers = Set(old.users.map(\.id))
+        var result: [WorldChange] = users.filter { !oldUsers.contains($0.id) }.map { .addUser($0) }
+        let newIDs = Set(sessions.map(\.id))
+        for session in old.sessions where !newIDs.contains(session.id) {
+            result.append(.closeSession(session.id))
+        }
+        for session in sessions {
+            let newObjects = objects[session.id] ?? []
+            guard let previous = old.sessions.first(where: { $0.id == session.id }), previous == session else {
+                if old.sessions.contains(where: { $0.id == session.id }) { result.append(.closeSession(session.id)) }
+                result.append(.startSession(session))
+                result += newObjects.map { .spawn(session.id, $0) }
+                continue
+            }
+            let oldObjects = old.objects[session.id] ?? []
+            for object in oldObjects where !newObjects.contains(where: { $0.id == object.id }) {
+                result.append(.remove(session.id, object.id))
+            }
+            for object in newObjects {
+                if let before = oldObjects.first(where: { $0.id == object.id }) {
+                    if before != object { result += [.remove(session.id, object.id), .spawn(session.id, object)] }
+                } else {
+                    result.append(.spawn(session.id, object))
+                }
+            }
+        }
+        return result
+    }
+}

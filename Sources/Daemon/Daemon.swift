@@ -1,8 +1,13 @@
 import Config
 import EventLoop
 import Glibc
+import Hosting
 import Logging
+import MonotonicTime
 import Systemd
+import TLS
+import WebSocketClient
+import World
 
 /// The running daemon: owns the configuration, the loop's timers and signal
 /// sources, and talks to systemd. Lives on the event loop.
@@ -34,6 +39,8 @@ public final class Daemon {
     private let timers = LoopTimers()
     private let signals = SignalWatcher()
     private let exit: @LoopActor (Int32) -> Never
+    /// The world, live.
+    public private(set) var host: Host?
 
     /// The started daemon; keeps it (and its sources and timers) alive until exit.
     private static var running: Daemon?
@@ -63,6 +70,7 @@ public final class Daemon {
             startWatchdog(every: timeout / 2)
             logger.info("watchdog armed", metadata: ["watchdog.timeout": "\(Units.format(timeout))"])
         }
+        startHost()
         state = .running
         logger.notice(
             "started",
@@ -81,6 +89,11 @@ public final class Daemon {
         case .created: line = "starting"
         case .running: line = "running"
         case .stopping: line = "stopping"
+        }
+        if let host {
+            let world = host.world
+            let records = world.objects.values.filter { $0.record != nil }.count
+            line += "; \(world.sessions.count) sessions, \(records) records, \(host.openRecords.count) open"
         }
         line += "; config generation \(configGeneration) from \(configPath)"
         if let lastReloadError { line += "; last reload failed: \(lastReloadError)" }
@@ -114,6 +127,21 @@ public final class Daemon {
     }
 
     private func apply(_ fresh: DaemonConfig) {
+        if let host {
+            host.updateConsentRules(allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout)
+            host.options = clientOptions(fresh)
+            let changes = fresh.world.changes(from: config.world)
+            for change in changes {
+                do {
+                    try host.apply(change)
+                } catch {
+                    logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
+                }
+            }
+            if !changes.isEmpty {
+                logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
+            }
+        }
         if fresh.log.level != config.log.level {
             LogSetup.level.level = Logger.Level(fresh.log.level)
         }
@@ -140,10 +168,65 @@ public final class Daemon {
                 "stopping",
                 metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
             notifier.stopping(status: statusLine())
-            // Nothing is open yet that needs a graceful close; the WebSocket
-            // records will close here with 1001 within config.daemon.stopTimeout.
-            finishStop()
+            guard let host, host.liveSockets > 0 else { return finishStop() }
+            // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
+            host.stop(code: .goingAway, reason: "going away")
+            waitForSockets(host, until: LoopTimers.now() + config.daemon.stopTimeout)
         }
+    }
+
+    private func waitForSockets(_ host: Host, until deadline: MonotonicInstant) {
+        if host.liveSockets == 0 { return finishStop() }
+        if LoopTimers.now() >= deadline {
+            logger.warning("stop timeout: closing \(host.liveSockets) sockets without waiting")
+            host.abortAll(reason: "stop timeout")
+            return finishStop()
+        }
+        timers.schedule(after: .milliseconds(20)) { [unowned self] in waitForSockets(host, until: deadline) }
+    }
+
+    // MARK: - The world
+
+    /// Builds the live world from the config: consent rules, client options,
+    /// then the declared users, sessions and objects.
+    private func startHost() {
+        let consent = ConsentEngine(allowList: Self.allowList(config), timeout: config.security.consentTimeout)
+        let host = Host(consent: consent, options: clientOptions(config), timers: timers)
+        host.onEvent = { [unowned self] event in
+            switch event {
+            case .connected, .disconnected: notifier.status(statusLine())
+            default: break
+            }
+        }
+        self.host = host
+        for change in config.world.changes {
+            do {
+                try host.apply(change)
+            } catch {
+                logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
+            }
+        }
+    }
+
+    private static func allowList(_ config: DaemonConfig) -> Set<AccessKey> {
+        Set(config.security.allowedURLHosts.map { AccessKey(host: $0.host, port: $0.port) })
+    }
+
+    private func clientOptions(_ config: DaemonConfig) -> WebSocketClient.Options {
+        var options = WebSocketClient.Options()
+        let ws = config.websocket
+        options.connectTimeout = ws.connectTimeout
+        options.handshakeTimeout = ws.handshakeTimeout
+        options.idleTimeout = ws.idleTimeout
+        options.keepaliveInterval = ws.keepaliveInterval
+        options.closeTimeout = ws.closeTimeout
+        options.sendQueueLimit = Int(ws.sendQueueLimit)
+        options.connection.maxFrameSize = Int(ws.maxFrameSize)
+        options.connection.maxMessageSize = Int(ws.maxMessageSize)
+        options.connection.fragmentSize = Int(ws.fragmentSize)
+        options.connection.userAgent = "wshostd/\(BuildInfo.version)"
+        options.tls = try? ConfigFile.tlsContext(for: config, file: configPath)
+        return options
     }
 
     private func finishStop() {

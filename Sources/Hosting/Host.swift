@@ -36,7 +36,8 @@ public final class Host {
     public var onEvent: (@LoopActor (Event) -> Void)?
 
     private let timers: LoopTimers
-    private let options: WebSocketClient.Options
+    /// Options for new attempts (a reload changes them; open sockets keep theirs).
+    public var options: WebSocketClient.Options
     private let persist: PersistDecision
     private let logger = Logger(label: "wshostd.host")
     /// The live client of each record's current attempt.
@@ -45,6 +46,8 @@ public final class Host {
     private var closing: [ObjectIdentifier: WebSocketClient] = [:]
     private var retryTimers: [RecordAddress: TimerID] = [:]
     private var promptTimers: [Int: TimerID] = [:]
+    /// Set by `stop`: no new attempts, prompts or retries from then on.
+    private var stopping = false
 
     public init(
         consent: ConsentEngine, options: WebSocketClient.Options, timers: LoopTimers,
@@ -54,6 +57,12 @@ public final class Host {
         self.options = options
         self.timers = timers
         self.persist = persist
+    }
+
+    /// New allow-list and prompt timeout (a reload); decisions and pending prompts stay.
+    public func updateConsentRules(allowList: Set<AccessKey>, timeout: Duration) {
+        consent.allowList = allowList
+        consent.timeout = timeout
     }
 
     /// Applies a world change; a refused change changes nothing.
@@ -79,6 +88,12 @@ public final class Host {
         }
         do {
             if let text { try client.send(text: text) } else { try client.send(binary: binary ?? []) }
+            logger.debug(
+                "sent",
+                metadata: [
+                    "session.id": "\(address.session)", "object.id": "\(address.object)",
+                    "ws.bytes": "\(text?.utf8.count ?? binary?.count ?? 0)",
+                ])
             emit(.sent(address))
         } catch {
             emit(.sendError(address, reason: error.description))
@@ -93,6 +108,31 @@ public final class Host {
     /// Records with an open socket right now.
     public var openRecords: [RecordAddress] { clients.filter { $0.value.client.isOpen }.map(\.key) }
 
+    /// Sockets not yet closed (open, connecting, or finishing their Close handshake).
+    public var liveSockets: Int {
+        clients.values.filter { $0.client.phase != .finished }.count
+            + closing.values.filter { $0.phase != .finished }.count
+    }
+
+    /// Starts the stop (SPEC §8): every socket gets a Close with `code` and
+    /// nothing new starts. `liveSockets` reaches 0 as the servers answer.
+    public func stop(code: CloseCode = .goingAway, reason: String = "going away") {
+        stopping = true
+        for timer in retryTimers.values { timers.cancel(timer) }
+        retryTimers.removeAll()
+        for (_, entry) in clients.sorted(by: { $0.key.object < $1.key.object }) {
+            closing[ObjectIdentifier(entry.client)] = entry.client
+            entry.client.close(code: code, reason: reason)
+        }
+        clients.removeAll()
+    }
+
+    /// Past the stop deadline: ends what is left without waiting.
+    public func abortAll(reason: String) {
+        for client in closing.values { client.abort(reason: reason) }
+        closing.removeAll()
+    }
+
     // MARK: - Executing the cores' decisions
 
     private func execute(_ actions: [RecordAction]) {
@@ -100,6 +140,12 @@ public final class Host {
     }
 
     private func execute(_ action: RecordLifecycle.Action, at address: RecordAddress) {
+        if stopping {
+            switch action {
+            case .askConsent, .openSocket, .scheduleRetry: return
+            default: break
+            }
+        }
         switch action {
         case .askConsent(let attempt):
             let key = AccessKey(host: attempt.target.url.host, port: attempt.target.url.port)
@@ -196,6 +242,12 @@ public final class Host {
             if current { execute(world.socketOpened(address, attempt: attempt)) }
         case .text(let text):
             guard current else { return }
+            logger.debug(
+                "received text",
+                metadata: [
+                    "session.id": "\(address.session)", "object.id": "\(address.object)",
+                    "ws.data": "\(text.prefix(200))",
+                ])
             emit(.receivedText(address, text))
             react(address, on: .received, text: text, binary: nil)
         case .binary(let bytes):
@@ -209,6 +261,7 @@ public final class Host {
             } else {
                 closing = closing.filter { $0.value.phase != .finished }
             }
+            if stopping { clients[address] = nil }
         }
     }
 

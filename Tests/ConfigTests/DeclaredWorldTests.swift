@@ -117,3 +117,31 @@ struct DeclaredWorldTests {
         }
     }
 }
+
+@Suite("Reloading the declared world: the diff")
+struct DeclaredWorldDiffTests {
+    @Test("objects added, changed and removed; sessions added, changed and closed; users added")
+    func diff() throws {
+        let old = try DaemonConfig.parse(worldText, file: "old.toml").world
+        var new = old
+        new.users.append(User(id: "bob", name: "bob", kind: .interactive))
+        var objects = new.objects["lobby"]!
+        objects.removeAll { $0.id == "lamp" }
+        objects[0].record?.accessReason = "changed"
+        objects.append(WorldObject(id: "fresh", name: "Fresh"))
+        new.objects["lobby"] = objects
+        new.sessions.append(Session(id: "annex", name: "Annex", host: "host", present: ["host"]))
+        #expect(
+            new.changes(from: old) == [
+                .addUser(User(id: "bob", name: "bob", kind: .interactive)), .remove("lobby", "lamp"),
+                .remove("lobby", "echo"), .spawn("lobby", objects[0]),
+                .spawn("lobby", WorldObject(id: "fresh", name: "Fresh")),
+                .startSession(Session(id: "annex", name: "Annex", host: "host", present: ["host"])),
+            ])
+        #expect(old.changes(from: old) == [])
+        var moved = old
+        moved.sessions[0].host = "ann"
+        #expect(moved.changes(from: old).prefix(2) == [.closeSession("lobby"), .startSession(moved.sessions[0])])
+        #expect(DeclaredWorld().changes(from: old) == [.closeSession("lobby")])
+    }
+}

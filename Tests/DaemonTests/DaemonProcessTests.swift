@@ -94,7 +94,7 @@ struct DaemonLifecycleTests {
 
         // READY=1 once the loop runs, with a status line.
         let ready = try #require(listener.receive(until: "READY", timeout: .seconds(10), seen: &seen))
-        #expect(ready["STATUS"] == "running; config generation 1 from \(config.path)")
+        #expect(ready["STATUS"] == "running; 0 sessions, 0 records, 0 open; config generation 1 from \(config.path)")
 
         // The watchdog is pinged from the loop about every 200 ms.
         let start = ContinuousClock.now
@@ -111,7 +111,7 @@ struct DaemonLifecycleTests {
         let reloading = try #require(listener.receive(until: "RELOADING", timeout: .seconds(5), seen: &seen))
         #expect(UInt64(reloading["MONOTONIC_USEC"] ?? "") != nil)
         let reloaded = try #require(listener.receive(until: "READY", timeout: .seconds(5), seen: &seen))
-        #expect(reloaded["STATUS"] == "running; config generation 2 from \(config.path)")
+        #expect(reloaded["STATUS"] == "running; 0 sessions, 0 records, 0 open; config generation 2 from \(config.path)")
         #expect(daemon.waitForStandardError { $0.contains("configuration reloaded") })
 
         // A broken file: refused, logged, the daemon keeps running on generation 2.
@@ -121,7 +121,7 @@ struct DaemonLifecycleTests {
         let refused = try #require(listener.receive(until: "READY", timeout: .seconds(5), seen: &seen))
         #expect(
             refused["STATUS"]
-                == "running; config generation 2 from \(config.path); last reload failed: \(config.path):2: log.level: expected one of \"trace\", \"debug\", \"info\", \"notice\", \"warning\", \"error\", \"critical\", found \"loud\""
+                == "running; 0 sessions, 0 records, 0 open; config generation 2 from \(config.path); last reload failed: \(config.path):2: log.level: expected one of \"trace\", \"debug\", \"info\", \"notice\", \"warning\", \"error\", \"critical\", found \"loud\""
         )
         #expect(
             daemon.waitForStandardError {

@@ -38,6 +38,14 @@ public final class Peer: @unchecked Sendable {
         self.port = port
     }
 
+    /// What the peer printed so far.
+    public var output: String { child.standardOutput }
+
+    /// Waits until `condition` holds on the peer's output.
+    public func waitForOutput(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) -> Bool {
+        child.waitForStandardOutput(timeout: timeout, condition)
+    }
+
     deinit {
         child.signal(SIGKILL)
         child.wait(timeout: .seconds(5))

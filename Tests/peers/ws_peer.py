@@ -8,6 +8,7 @@ modes:
   silent       python-websockets: complete the handshake, then never send anything
   picows-echo  picows: echo every frame
   wss-echo CERT KEY   python-websockets over TLS: echo every message
+  echo-log     python-websockets: echo, and print "CLOSED <code>" when a connection ends
 """
 import asyncio
 import sys
@@ -25,6 +26,14 @@ async def websockets_server(handler, ssl=None):
 async def echo(ws):
     async for message in ws:
         await ws.send(message)
+
+
+async def echo_log(ws):
+    try:
+        async for message in ws:
+            await ws.send(message)
+    finally:
+        print(f"CLOSED {ws.close_code}", flush=True)
 
 
 async def say_close(ws):
@@ -63,7 +72,7 @@ def main():
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         asyncio.run(websockets_server(echo, ssl=context))
     else:
-        handler = {"echo": echo, "say-close": say_close, "silent": silent}[mode]
+        handler = {"echo": echo, "echo-log": echo_log, "say-close": say_close, "silent": silent}[mode]
         asyncio.run(websockets_server(handler))
 
 

@@ -33,7 +33,7 @@ ok "systemd-analyze verify $UNIT: clean"
 [ "$(prop ActiveState)/$(prop SubState)" = active/running ] || fail "not active/running"
 [ "$(prop Type)" = notify ] || fail "Type=$(prop Type)"
 status=$(prop StatusText)
-case $status in "running; config generation 1 from $CONFIG") ;; *) fail "StatusText='$status'" ;; esac
+case $status in "running; 0 sessions, 0 records, 0 open; config generation 1 from $CONFIG") ;; *) fail "StatusText='$status'" ;; esac
 pid0=$(prop MainPID)
 [ "$(ps -o user= -p "$pid0")" = wshostd ] || fail "runs as $(ps -o user= -p "$pid0"), not wshostd"
 ok "active/running after READY=1, user wshostd, StatusText='$status'"
