@@ -1,8 +1,8 @@
 #!/bin/bash
-# The daemon's main job so far, with no network: start wshostd on the example
-# config, reload it (a valid change, then a broken file that is refused), stop
-# it; then the WebSocket client its records will use, against loopback peers
-# (ws, wss with a throw-away CA, and a refused certificate).
+# The daemon's main job so far, with no network: wshostd on the example config
+# (reload applied, reload refused, stop); then a declared world hosted against
+# a loopback echo server (connect, greet, consent, reload, Close 1001 on stop);
+# then the WebSocket client alone over ws and wss (and a refused certificate).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -41,9 +41,6 @@ pid=
 echo "(exit status $status)"
 [ "$status" = 0 ] || exit "$status"
 
-# The WebSocket client the daemon's records will use, against local peers.
-swift build --package-path "$root" --product wsprobe >&2
-probe=$(dirname "$bin")/wsprobe
 peer() {  # peer MODE [ARGS...]: start a loopback server; sets $port
     "$root/.venv/bin/python" "$root/Tests/peers/ws_peer.py" "$@" >"$work/peer.out" 2>&1 &
     peers+=($!)
@@ -52,6 +49,34 @@ peer() {  # peer MODE [ARGS...]: start a loopback server; sets $port
 }
 peers=()
 trap '[ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null; for p in "${peers[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+
+step "a world: a loopback echo server, and a config declaring users, a session and objects"
+peer echo-log
+world=$work/world.toml
+sed "s/@PORT@/$port/g" "$root/config/demo-world.toml" >"$world"
+grep -vE '^\s*(#|$)' "$world" | head -40
+
+step "start the daemon on it: the greeter connects and says hello, the stranger is denied (headless host), ann is asked"
+"$bin" --config "$world" &
+pid=$!
+sleep 1.5
+
+step "add an object to the file and reload: it appears and connects"
+printf '\n[[sessions.objects]]\nid = "newcomer"\nurl = "ws://127.0.0.1:%s/new"\n[[sessions.objects.reactions]]\non = "connected"\nsend = "hi, I am new"\n' "$port" >>"$world"
+kill -HUP "$pid"
+sleep 1
+
+step "stop: every socket gets Close 1001, the daemon exits 0"
+kill -TERM "$pid"
+wait "$pid"
+pid=
+sleep 0.3
+echo "the echo server saw:"
+grep CLOSED "$work/peer.out"
+
+# The WebSocket client the daemon's records will use, against local peers.
+swift build --package-path "$root" --product wsprobe >&2
+probe=$(dirname "$bin")/wsprobe
 
 step "wsprobe: echo over ws:// through a python-websockets server on loopback"
 peer echo
