@@ -111,7 +111,8 @@ let package = Package(
         .executableTarget(
             name: "wsprobe",
             dependencies: [
-                "EventLoop", "TLS", "WebSocketClient", "WebSocketProtocol",
+                "EventLoop", "Hosting", "TLS", "WebSocketClient", "WebSocketProtocol", "World",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -30,10 +30,15 @@ scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
 
+echo "== Autobahn|Testsuite through the world engine (an echo object per case)"
+scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-world --outdir /tmp/wshostd-autobahn-world | tee "$log"
+abw=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
+[ -n "$abw" ] || { echo "autobahn through the world engine failed"; exit 1; }
+
 echo "== systemd (real PID 1 and journald in a sandbox)"
 scripts/test-systemd.sh | tee "$log"
 sd=$(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$sd" ] || { echo "systemd checks failed"; exit 1; }
 
-echo "== summary: swift test $unit passed; autobahn $ab cases OK/informational; systemd $sd passed"
-echo "$((unit + ab + sd)) passed, 0 failed"
+echo "== summary: swift test $unit passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed"
+echo "$((unit + ab + abw + sd)) passed, 0 failed"

@@ -1,9 +1,12 @@
 import ArgumentParser
 import EventLoop
 import Glibc
+import Hosting
+import Logging
 import TLS
 import WebSocketClient
 import WebSocketProtocol
+import World
 
 /// `wsprobe`: drives wshostd's WebSocket client from the shell: echo against
 /// a server, or run the Autobahn|Testsuite client cases.
@@ -65,13 +68,20 @@ struct Autobahn: ParsableCommand {
 
     @Option(help: "Fuzzing server base URL.") var base = "ws://127.0.0.1:9001"
     @Option(help: "Agent name in the reports.") var agent = "wshostd"
+    @Flag(help: "Run each case through the world engine: an object with an echo reaction per case.")
+    var viaWorld = false
 
     func run() throws {
         let base = self.base
         let agent = self.agent
+        let viaWorld = self.viaWorld
         Task { @LoopActor in
             let driver = AutobahnDriver(base: base, agent: agent)
-            driver.run()
+            if viaWorld {
+                driver.runViaWorld()
+            } else {
+                driver.run()
+            }
         }
         parkMainThread()
     }
@@ -115,6 +125,74 @@ final class AutobahnDriver {
         }
     }
 
+    /// The same cases, each driven by the world engine (Hosting.Host): a
+    /// headless host, an allow-listed server, and per case one object whose
+    /// record points at runCase and whose reaction echoes what it receives.
+    /// The object is removed when its connection ends (or retrying would run
+    /// the case again).
+    func runViaWorld() {
+        open("\(base)/getCaseCount") { _, event in
+            if case .text(let text) = event { self.count = Int(text) ?? 0 }
+            if case .closed = event {
+                print("\(self.count) cases through the world engine")
+                fflush(nil)
+                do {
+                    try self.setUpWorld()
+                    self.worldCase(1)
+                } catch {
+                    print("world setup failed: \(error)")
+                    Glibc.exit(1)
+                }
+            }
+        }
+    }
+
+    var host: Host?
+
+    func setUpWorld() throws {
+        guard case .success(let url) = WebSocketURL.parse(base) else { throw ValidationError("bad base URL \(base)") }
+        var options = WebSocketClient.Options()
+        options.connection.maxFrameSize = 64 << 20
+        options.connection.maxMessageSize = 64 << 20
+        let host = Host(
+            consent: ConsentEngine(allowList: [AccessKey(host: url.host, port: url.port)]), options: options,
+            timers: timers)
+        try host.apply(.addUser(User(id: "host", name: "Autobahn host", kind: .headless)))
+        try host.apply(.startSession(Session(id: "autobahn", name: "Autobahn", host: "host", present: ["host"])))
+        self.host = host
+    }
+
+    func worldCase(_ index: Int) {
+        guard let host else { return }
+        guard index <= count else { return updateReports() }
+        guard case .success(let url) = WebSocketURL.parse("\(base)/runCase?case=\(index)&agent=\(agent)") else {
+            return
+        }
+        let object = ObjectID("case-\(index)")
+        host.onEvent = { [unowned self] event in
+            switch event {
+            case .disconnected(let address, _), .attemptFailed(let address, _):
+                guard address.object == object else { return }
+                try? host.apply(.remove("autobahn", object))
+                // Continue on the next loop turn, outside this event's delivery.
+                timers.schedule(after: .zero) { self.worldCase(index + 1) }
+            default:
+                break
+            }
+        }
+        do {
+            try host.apply(
+                .spawn(
+                    "autobahn",
+                    WorldObject(
+                        id: object, name: "Autobahn case \(index)", record: RecordSettings(url: url),
+                        reactions: [Reaction(on: .received, .echo)])))
+        } catch {
+            print("case \(index): \(error)")
+            Glibc.exit(1)
+        }
+    }
+
     func updateReports() {
         open("\(base)/updateReports?agent=\(agent)") { _, event in
             if case .closed = event {
@@ -148,4 +226,9 @@ final class ClientHolder {
     var client: WebSocketClient?
 }
 
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .warning
+    return handler
+}
 WSProbe.main()
