@@ -44,6 +44,8 @@ public final class Host {
     private var clients: [RecordAddress: (attempt: Int, client: WebSocketClient)] = [:]
     /// Clients told to close, kept alive until they report closed.
     private var closing: [ObjectIdentifier: WebSocketClient] = [:]
+    /// Per record: last error, timestamps, counters (SPEC §2).
+    public private(set) var statuses: [RecordAddress: RecordStatus] = [:]
     private var retryTimers: [RecordAddress: TimerID] = [:]
     private var promptTimers: [Int: TimerID] = [:]
     /// Set by `stop`: no new attempts, prompts or retries from then on.
@@ -68,6 +70,7 @@ public final class Host {
     /// Applies a world change; a refused change changes nothing.
     public func apply(_ change: WorldChange) throws(World.Failure) {
         execute(try world.apply(change, now: LoopTimers.now()))
+        statuses = statuses.filter { world.objects[$0.key]?.record != nil }
     }
 
     /// A user answers a prompt (SPEC §4): persisted first, then in effect.
@@ -88,6 +91,8 @@ public final class Host {
         }
         do {
             if let text { try client.send(text: text) } else { try client.send(binary: binary ?? []) }
+            statuses[address, default: RecordStatus()].messagesOut += 1
+            statuses[address, default: RecordStatus()].bytesOut += text?.utf8.count ?? binary?.count ?? 0
             logger.debug(
                 "sent",
                 metadata: [
@@ -96,6 +101,7 @@ public final class Host {
                 ])
             emit(.sent(address))
         } catch {
+            statuses[address, default: RecordStatus()].lastError = "send: \(error.description)"
             emit(.sendError(address, reason: error.description))
         }
     }
@@ -179,6 +185,7 @@ public final class Host {
         case .cancelRetry:
             if let timer = retryTimers.removeValue(forKey: address) { timers.cancel(timer) }
         case .connected(let attempt):
+            statuses[address, default: RecordStatus()].connectedAt = LoopTimers.now()
             logger.notice("connected", metadata: metadata(address, attempt))
             emit(.connected(address, user: attempt.target.user))
             react(address, on: .connected, text: nil, binary: nil)
@@ -187,9 +194,14 @@ public final class Host {
             meta["ws.close.initiator"] = "\(report.initiator)"
             meta["ws.close.code"] = "\(report.code)"
             logger.notice("disconnected: \(report.reason)", metadata: meta)
+            statuses[address, default: RecordStatus()].disconnectedAt = LoopTimers.now()
+            if report.code != .normalClosure && report.code != .goingAway {
+                statuses[address, default: RecordStatus()].lastError = "closed \(report.code): \(report.reason)"
+            }
             emit(.disconnected(address, report))
             react(address, on: .disconnected, text: nil, binary: nil)
         case .attemptFailed(let attempt, let reason):
+            statuses[address, default: RecordStatus()].lastError = reason
             logger.warning("connection attempt failed: \(reason)", metadata: metadata(address, attempt))
             emit(.attemptFailed(address, reason: reason))
         }
@@ -204,6 +216,9 @@ public final class Host {
                     logger.warning(
                         "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
                         metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+                }
+                if allowed == false {
+                    statuses[address, default: RecordStatus()].lastError = "access denied: \(outcome)"
                 }
                 emit(.consentDecided(address, allowed: allowed, outcome))
                 let answer: RecordLifecycle.ConsentAnswer = allowed.map { $0 ? .allowed : .denied } ?? .ignored
@@ -242,6 +257,8 @@ public final class Host {
             if current { execute(world.socketOpened(address, attempt: attempt)) }
         case .text(let text):
             guard current else { return }
+            statuses[address, default: RecordStatus()].messagesIn += 1
+            statuses[address, default: RecordStatus()].bytesIn += text.utf8.count
             logger.debug(
                 "received text",
                 metadata: [
@@ -252,6 +269,8 @@ public final class Host {
             react(address, on: .received, text: text, binary: nil)
         case .binary(let bytes):
             guard current else { return }
+            statuses[address, default: RecordStatus()].messagesIn += 1
+            statuses[address, default: RecordStatus()].bytesIn += bytes.count
             emit(.receivedBinary(address, bytes))
             react(address, on: .received, text: nil, binary: bytes)
         case .closed(let report):

@@ -85,7 +85,7 @@ public struct ConsentEngine: Sendable {
     }
 
     /// Why a request was decided without a prompt, or how a prompt ended.
-    public enum Outcome: Equatable, Sendable {
+    public enum Outcome: Equatable, Sendable, CustomStringConvertible {
         case allowedByAllowList
         case decidedBefore(AccessDecision.Verdict)
         case emptyHost
@@ -95,6 +95,19 @@ public struct ConsentEngine: Sendable {
         case tooManyPending
         case answered(Answer)
         case timedOut
+
+        public var description: String {
+            switch self {
+            case .allowedByAllowList: return "allowed by security.allowed_url_hosts"
+            case .decidedBefore(let verdict): return "\(verdict.rawValue) by an earlier decision"
+            case .emptyHost: return "the URL has no host"
+            case .headlessDenied(let hostPort):
+                return "the handling user is headless and cannot be asked; allow-list \(hostPort)"
+            case .tooManyPending: return "too many requests are waiting for this user's answer"
+            case .answered(let answer): return "the user answered \(answer.rawValue)"
+            case .timedOut: return "the prompt timed out"
+            }
+        }
     }
 
     public enum Action: Equatable, Sendable {

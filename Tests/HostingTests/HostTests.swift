@@ -62,7 +62,12 @@ struct HostTests {
         #expect(events.contains(.consentDecided(echoer, allowed: true, .allowedByAllowList)))
         #expect(events.contains(.connected(echoer, user: "host")))
         #expect(events.filter { $0 == .receivedText(echoer, "hello") }.count >= 20)
+        let status = try #require(host.statuses[echoer])
+        #expect(status.messagesIn >= 20 && status.messagesOut >= status.messagesIn)
+        #expect(status.bytesIn == status.messagesIn * 5)
+        #expect(status.connectedAt != nil && status.lastError == nil)
         try host.apply(.remove("s", "echoer"))
+        #expect(host.statuses[echoer] == nil)
         for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(openTCPSockets(toPorts: [peer.port]) == 0)
         #expect(host.openRecords.isEmpty)
@@ -89,6 +94,10 @@ struct HostTests {
                 .consentDecided(echoer, allowed: false, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
             ])
         #expect(host.world.lifecycles[echoer]?.state == .denied(EffectiveTarget(url: url(peer.port), user: "host")))
+        #expect(
+            host.statuses[echoer]?.lastError
+                == "access denied: the handling user is headless and cannot be asked; allow-list 127.0.0.1:\(peer.port)"
+        )
     }
 
     @Test("an interactive user is prompted; allow is persisted first, then the record connects")

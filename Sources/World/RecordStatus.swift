@@ -1,0 +1,15 @@
+import MonotonicTime
+
+/// SPEC §2: a record's read-only status beside `IsConnected`: the last error,
+/// when it last connected and disconnected, and traffic in each direction.
+public struct RecordStatus: Equatable, Sendable {
+    public var lastError: String?
+    public var connectedAt: MonotonicInstant?
+    public var disconnectedAt: MonotonicInstant?
+    public var messagesIn = 0
+    public var messagesOut = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+
+    public init() {}
+}
