@@ -76,6 +76,7 @@ let package = Package(
             name: "Hosting",
             dependencies: [
                 "EventLoop", "MonotonicTime", "WebSocketClient", "WebSocketProtocol", "World",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -8,7 +8,7 @@ extension DaemonConfig {
         "websocket": [
             "connect_timeout", "handshake_timeout", "idle_timeout", "keepalive_interval",
             "connect_retry_interval", "close_timeout", "max_frame_size", "max_message_size",
-            "fragment_size", "send_queue_limit",
+            "fragment_size", "send_queue_limit", "inbound_queue_messages", "inbound_queue_size", "flood_policy",
         ],
         "security": ["allowed_url_hosts", "consent_timeout"],
         "tls": ["ca_file"],
@@ -88,6 +88,17 @@ extension DaemonConfig {
             "fragment_size", default: w.fragmentSize, Decode.size(min: 1, max: maxSize))
         config.websocket.sendQueueLimit = ws.value(
             "send_queue_limit", default: w.sendQueueLimit, Decode.size(min: 1 << 10, max: maxSize))
+
+        config.websocket.inboundQueueMessages = ws.value("inbound_queue_messages", default: w.inboundQueueMessages) {
+            raw in
+            guard let count = raw.int, count >= 1, count <= 10_000_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000000"))
+            }
+            return .success(count)
+        }
+        config.websocket.inboundQueueSize = ws.value(
+            "inbound_queue_size", default: w.inboundQueueSize, Decode.size(min: 1 << 10, max: 4 << 30))
+        config.websocket.floodPolicy = ws.value("flood_policy", default: w.floodPolicy, Decode.oneOf(FloodPolicy.self))
 
         let security = document.table("security")
         security.rejectUnknownKeys(schema["security"]!)

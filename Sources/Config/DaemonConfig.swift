@@ -45,6 +45,12 @@ public struct DaemonConfig: Equatable, Sendable {
         public var fragmentSize: Int64 = 64 << 10
         /// Bytes queued for sending per connection before senders see backpressure.
         public var sendQueueLimit: Int64 = 16 << 20
+        /// Received messages waiting for delivery per record before the flood policy applies.
+        public var inboundQueueMessages = 10_000
+        /// Received bytes waiting for delivery per record before the flood policy applies.
+        public var inboundQueueSize: Int64 = 64 << 20
+        /// What a flood does: close the connection with 1008, or drop the oldest messages.
+        public var floodPolicy: FloodPolicy = .close
     }
 
     /// `[security]`: the host-access model (SPEC §4).
@@ -64,6 +70,12 @@ extension DaemonConfig {
         /// store; empty for the system store only.
         public var caFile: String = ""
     }
+}
+
+/// `[websocket] flood_policy`.
+public enum FloodPolicy: String, CaseIterable, Sendable {
+    case close
+    case dropOldest = "drop-oldest"
 }
 
 /// Log levels, as named in the config file (swift-log's levels).

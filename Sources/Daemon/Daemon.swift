@@ -130,6 +130,7 @@ public final class Daemon {
         if let host {
             host.updateConsentRules(allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout)
             host.options = clientOptions(fresh)
+            host.floodLimits = Self.floodLimits(fresh)
             let changes = fresh.world.changes(from: config.world)
             for change in changes {
                 do {
@@ -192,6 +193,7 @@ public final class Daemon {
     private func startHost() {
         let consent = ConsentEngine(allowList: Self.allowList(config), timeout: config.security.consentTimeout)
         let host = Host(consent: consent, options: clientOptions(config), timers: timers)
+        host.floodLimits = Self.floodLimits(config)
         host.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: notifier.status(statusLine())
@@ -206,6 +208,12 @@ public final class Daemon {
                 logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
             }
         }
+    }
+
+    private static func floodLimits(_ config: DaemonConfig) -> Host.FloodLimits {
+        Host.FloodLimits(
+            messages: config.websocket.inboundQueueMessages, bytes: Int(config.websocket.inboundQueueSize),
+            policy: config.websocket.floodPolicy == .close ? .close : .dropOldest)
     }
 
     private static func allowList(_ config: DaemonConfig) -> Set<AccessKey> {

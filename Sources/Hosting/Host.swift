@@ -1,3 +1,4 @@
+import DequeModule
 import EventLoop
 import Logging
 import MonotonicTime
@@ -27,6 +28,32 @@ public final class Host {
         case promptDismissed(ConsentPrompt)
     }
 
+    /// Limits on messages received but not yet delivered (to reactions and the
+    /// event stream), per record: a flood is shed or closed, never a crash
+    /// (Resonite #19, #3365).
+    public struct FloodLimits: Equatable, Sendable {
+        public enum Policy: String, Equatable, Sendable, CaseIterable {
+            /// Close the connection with 1008 (policy violation); the retry rule applies.
+            case close
+            /// Drop the oldest waiting messages.
+            case dropOldest = "drop-oldest"
+        }
+
+        public var messages: Int
+        public var bytes: Int
+        public var policy: Policy
+
+        public init(messages: Int = 10_000, bytes: Int = 64 << 20, policy: Policy = .close) {
+            self.messages = messages
+            self.bytes = bytes
+            self.policy = policy
+        }
+    }
+
+    /// Messages delivered per loop turn across all records, so one flooding
+    /// record cannot starve the others or the loop's timers.
+    public static let deliveryBudget = 1_000
+
     /// Persists one consent decision; throws when it could not be stored (the
     /// answer then does not take effect). The durable store plugs in here.
     public typealias PersistDecision = @LoopActor (UserID, AccessKey, AccessDecision) throws -> Void
@@ -50,6 +77,32 @@ public final class Host {
     private var promptTimers: [Int: TimerID] = [:]
     /// Set by `stop`: no new attempts, prompts or retries from then on.
     private var stopping = false
+    public var floodLimits = FloodLimits()
+
+    private enum Inbound {
+        case text(String)
+        case binary([UInt8])
+
+        var size: Int {
+            switch self {
+            case .text(let text): return text.utf8.count
+            case .binary(let bytes): return bytes.count
+            }
+        }
+    }
+
+    /// Received, not yet delivered, per record.
+    private struct InboundQueue {
+        var attempt: Int
+        var messages = Deque<Inbound>()
+        var bytes = 0
+        var flooding = false
+    }
+
+    private var inbound: [RecordAddress: InboundQueue] = [:]
+    /// Attempts being closed for flooding: their further messages are shed.
+    private var shedding: [RecordAddress: Int] = [:]
+    private var deliveryScheduled = false
 
     public init(
         consent: ConsentEngine, options: WebSocketClient.Options, timers: LoopTimers,
@@ -256,9 +309,108 @@ public final class Host {
         case .opened:
             if current { execute(world.socketOpened(address, attempt: attempt)) }
         case .text(let text):
-            guard current else { return }
-            statuses[address, default: RecordStatus()].messagesIn += 1
-            statuses[address, default: RecordStatus()].bytesIn += text.utf8.count
+            if current { receive(address, attempt: attempt, .text(text)) }
+        case .binary(let bytes):
+            if current { receive(address, attempt: attempt, .binary(bytes)) }
+        case .closed(let report):
+            if current {
+                // Neos #2508: what arrived before the close is delivered before OnDisconnected.
+                deliverAll(address)
+                shedding[address] = nil
+                clients[address] = nil
+                execute(world.socketClosed(address, attempt: attempt, report: report, now: LoopTimers.now()))
+            } else {
+                closing = closing.filter { $0.value.phase != .finished }
+            }
+            if stopping { clients[address] = nil }
+        }
+    }
+
+    /// Queues a received message for delivery, enforcing the flood limits.
+    private func receive(_ address: RecordAddress, attempt: Int, _ message: Inbound) {
+        statuses[address, default: RecordStatus()].messagesIn += 1
+        statuses[address, default: RecordStatus()].bytesIn += message.size
+        if shedding[address] == attempt {
+            statuses[address, default: RecordStatus()].dropped += 1
+            return
+        }
+        var queue = inbound[address].flatMap { $0.attempt == attempt ? $0 : nil } ?? InboundQueue(attempt: attempt)
+        queue.messages.append(message)
+        queue.bytes += message.size
+        let limits = floodLimits
+        if queue.messages.count > limits.messages || queue.bytes > limits.bytes {
+            switch limits.policy {
+            case .close:
+                inbound[address] = nil
+                shedding[address] = attempt
+                statuses[address, default: RecordStatus()].dropped += queue.messages.count
+                statuses[address, default: RecordStatus()].floods += 1
+                let reason = "inbound flood: more than \(limits.messages) messages or \(limits.bytes) bytes waiting"
+                statuses[address, default: RecordStatus()].lastError = reason
+                logger.warning(
+                    "\(reason); closing with 1008",
+                    metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+                clients[address]?.client.close(code: .policyViolation, reason: "inbound flood")
+                return
+            case .dropOldest:
+                var dropped = 0
+                while queue.messages.count > limits.messages || queue.bytes > limits.bytes,
+                    let first = queue.messages.popFirst()
+                {
+                    queue.bytes -= first.size
+                    dropped += 1
+                }
+                statuses[address, default: RecordStatus()].dropped += dropped
+                if !queue.flooding {
+                    queue.flooding = true
+                    statuses[address, default: RecordStatus()].floods += 1
+                    logger.warning(
+                        "inbound flood: dropping the oldest messages beyond \(limits.messages) messages or \(limits.bytes) bytes",
+                        metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+                }
+            }
+        }
+        inbound[address] = queue
+        scheduleDelivery()
+    }
+
+    private func scheduleDelivery() {
+        guard !deliveryScheduled else { return }
+        deliveryScheduled = true
+        LoopExecutor.shared.queue.async { [weak self] in
+            LoopActor.assumeIsolated { self?.deliverSome() }
+        }
+    }
+
+    /// One loop turn of delivery: round robin across records, within the budget.
+    private func deliverSome() {
+        deliveryScheduled = false
+        var budget = Self.deliveryBudget
+        while budget > 0, !inbound.isEmpty {
+            for address in Array(inbound.keys) where budget > 0 {
+                if deliverOne(address) { budget -= 1 }
+            }
+        }
+        if !inbound.isEmpty { scheduleDelivery() }
+    }
+
+    private func deliverAll(_ address: RecordAddress) {
+        while deliverOne(address) {}
+    }
+
+    /// Delivers the oldest waiting message of `address`; false when none waits.
+    private func deliverOne(_ address: RecordAddress) -> Bool {
+        guard var queue = inbound[address], let message = queue.messages.popFirst() else {
+            inbound[address] = nil
+            return false
+        }
+        queue.bytes -= message.size
+        if queue.messages.isEmpty { queue.flooding = false }
+        inbound[address] = queue.messages.isEmpty ? nil : queue
+        // A message of an attempt that has been torn down is not delivered.
+        guard clients[address]?.attempt == queue.attempt else { return true }
+        switch message {
+        case .text(let text):
             logger.debug(
                 "received text",
                 metadata: [
@@ -268,20 +420,10 @@ public final class Host {
             emit(.receivedText(address, text))
             react(address, on: .received, text: text, binary: nil)
         case .binary(let bytes):
-            guard current else { return }
-            statuses[address, default: RecordStatus()].messagesIn += 1
-            statuses[address, default: RecordStatus()].bytesIn += bytes.count
             emit(.receivedBinary(address, bytes))
             react(address, on: .received, text: nil, binary: bytes)
-        case .closed(let report):
-            if current {
-                clients[address] = nil
-                execute(world.socketClosed(address, attempt: attempt, report: report, now: LoopTimers.now()))
-            } else {
-                closing = closing.filter { $0.value.phase != .finished }
-            }
-            if stopping { clients[address] = nil }
         }
+        return true
     }
 
     /// SPEC §5 reactions of the object at `address` for `trigger`.

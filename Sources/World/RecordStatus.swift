@@ -10,6 +10,10 @@ public struct RecordStatus: Equatable, Sendable {
     public var messagesOut = 0
     public var bytesIn = 0
     public var bytesOut = 0
+    /// Inbound floods met (each closed the connection or started dropping).
+    public var floods = 0
+    /// Messages dropped under the drop-oldest policy.
+    public var dropped = 0
 
     public init() {}
 }

@@ -47,6 +47,9 @@ struct ConfigParserTests {
             max_message_size = "4MiB"
             fragment_size = "16KiB"
             send_queue_limit = "2MiB"
+            inbound_queue_messages = 500
+            inbound_queue_size = "1MiB"
+            flood_policy = "drop-oldest"
             [security]
             allowed_url_hosts = ["localhost:8080", "wss://echo.example:443", "ws://[::1]"]
             consent_timeout = "1m"
@@ -66,6 +69,9 @@ struct ConfigParserTests {
         #expect(config.websocket.maxMessageSize == 4 << 20)
         #expect(config.websocket.fragmentSize == 16 << 10)
         #expect(config.websocket.sendQueueLimit == 2 << 20)
+        #expect(config.websocket.inboundQueueMessages == 500)
+        #expect(config.websocket.inboundQueueSize == 1 << 20)
+        #expect(config.websocket.floodPolicy == .dropOldest)
         #expect(
             config.security.allowedURLHosts == [
                 AllowedHost(host: "localhost", port: 8080), AllowedHost(host: "echo.example", port: 443),
@@ -128,6 +134,10 @@ struct ConfigParserTests {
                 "bad.toml:2: security.allowed_url_hosts: expected element 0 to be a string, found integer 80"
             ),
             ("log = \"debug\"\n", "bad.toml:1: log: expected a table ([log]), found \"debug\""),
+            (
+                "[websocket]\nflood_policy = \"panic\"\n",
+                "bad.toml:2: websocket.flood_policy: expected one of \"close\", \"drop-oldest\", found \"panic\""
+            ),
             ("[tls]\nca_file = \"ca.pem\"\n", "bad.toml:2: tls.ca_file: expected an absolute path, found \"ca.pem\""),
             (
                 "[log]\nlevel = \"info\"\nlevel = \"debug\"\n",

@@ -167,6 +167,53 @@ struct HostTests {
         try host.apply(.remove("s", "echoer"))
     }
 
+    @Test("Resonite #19/#3365: a flood over the limit closes with 1008 under the close policy; counted, not a crash")
+    @LoopActor
+    func floodClose() async throws {
+        let peer = try Peer("flood", "200000")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .close)
+        let events = try await collect(host) {
+            try host.apply(
+                .spawn("s", WorldObject(id: "echoer", name: "Flooded", record: RecordSettings(url: url(peer.port)))))
+        } until: { events in
+            events.contains { if case .disconnected = $0 { true } else { false } }
+        }
+        let report = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
+        #expect(report?.initiator == .client)
+        // The report carries the server's Close code (RFC 6455 §7.1.5); the peer saw ours.
+        #expect(peer.waitForOutput { $0.contains("RCVD 1008") }, "\(peer.output)")
+        let status = try #require(host.statuses[echoer])
+        #expect(status.floods == 1)
+        #expect(status.lastError?.hasPrefix("inbound flood: more than 100 messages") == true)
+        #expect(status.messagesIn > 100)
+        let delivered = events.filter { if case .receivedText = $0 { true } else { false } }.count
+        #expect(delivered + status.dropped == status.messagesIn)
+        try host.apply(.remove("s", "echoer"))
+    }
+
+    @Test("under drop-oldest a flood is shed and counted; the connection lives on and ends normally")
+    @LoopActor
+    func floodDrop() async throws {
+        let peer = try Peer("flood", "100000")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .dropOldest)
+        let events = try await collect(host, timeout: .seconds(30)) {
+            try host.apply(
+                .spawn("s", WorldObject(id: "echoer", name: "Flooded", record: RecordSettings(url: url(peer.port)))))
+        } until: { events in
+            events.contains { if case .disconnected = $0 { true } else { false } }
+        }
+        let report = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
+        #expect(report == CloseReport(initiator: .server, code: .normalClosure, reason: "flood over"))
+        let status = try #require(host.statuses[echoer])
+        #expect(status.messagesIn == 100_000)
+        #expect(status.dropped > 0 && status.floods >= 1)
+        let delivered = events.filter { if case .receivedText = $0 { true } else { false } }.count
+        #expect(delivered + status.dropped == 100_000)
+        try host.apply(.remove("s", "echoer"))
+    }
+
     @Test("the Text Sender reports OnSendError when not connected")
     @LoopActor
     func sendNotConnected() throws {

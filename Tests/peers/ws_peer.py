@@ -9,6 +9,8 @@ modes:
   picows-echo  picows: echo every frame
   wss-echo CERT KEY   python-websockets over TLS: echo every message
   echo-log     python-websockets: echo, and print "CLOSED <code>" when a connection ends
+  flood N      python-websockets: send N one-byte text messages as fast as it can, then close 1000;
+               print "RCVD <code>" with the code of the client's Close
 """
 import asyncio
 import sys
@@ -34,6 +36,20 @@ async def echo_log(ws):
             await ws.send(message)
     finally:
         print(f"CLOSED {ws.close_code}", flush=True)
+
+
+async def flood(ws):
+    count = int(sys.argv[2])
+    try:
+        for _ in range(count):
+            await ws.send("x")
+        await ws.close(1000, "flood over")
+    except Exception:
+        pass
+    finally:
+        await ws.wait_closed()
+        received = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None
+        print(f"RCVD {received}", flush=True)
 
 
 async def say_close(ws):
@@ -72,7 +88,7 @@ def main():
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         asyncio.run(websockets_server(echo, ssl=context))
     else:
-        handler = {"echo": echo, "echo-log": echo_log, "say-close": say_close, "silent": silent}[mode]
+        handler = {"echo": echo, "echo-log": echo_log, "flood": flood, "say-close": say_close, "silent": silent}[mode]
         asyncio.run(websockets_server(handler))
 
 
