@@ -100,6 +100,9 @@ public final class Host {
     }
 
     private var inbound: [RecordAddress: InboundQueue] = [:]
+    /// Messages delivered in the current loop turn (reset at the turn's end).
+    private var deliveredThisTurn = 0
+    private var turnResetScheduled = false
     /// Attempts being closed for flooding: their further messages are shed.
     private var shedding: [RecordAddress: Int] = [:]
     private var deliveryScheduled = false
@@ -335,6 +338,14 @@ public final class Host {
             return
         }
         var queue = inbound[address].flatMap { $0.attempt == attempt ? $0 : nil } ?? InboundQueue(attempt: attempt)
+        // Fast path: nothing waits for this record and the turn's budget allows:
+        // deliver now, so reactions answer before the next frame is judged.
+        if queue.messages.isEmpty && deliveredThisTurn < Self.deliveryBudget {
+            countDelivery()
+            inbound[address] = nil
+            deliver(address, message)
+            return
+        }
         queue.messages.append(message)
         queue.bytes += message.size
         let limits = floodLimits
@@ -382,13 +393,25 @@ public final class Host {
         }
     }
 
+    /// Counts a delivery against this loop turn's budget.
+    private func countDelivery() {
+        deliveredThisTurn += 1
+        guard !turnResetScheduled else { return }
+        turnResetScheduled = true
+        LoopExecutor.shared.queue.async { [weak self] in
+            LoopActor.assumeIsolated {
+                self?.deliveredThisTurn = 0
+                self?.turnResetScheduled = false
+            }
+        }
+    }
+
     /// One loop turn of delivery: round robin across records, within the budget.
     private func deliverSome() {
         deliveryScheduled = false
-        var budget = Self.deliveryBudget
-        while budget > 0, !inbound.isEmpty {
-            for address in Array(inbound.keys) where budget > 0 {
-                if deliverOne(address) { budget -= 1 }
+        while deliveredThisTurn < Self.deliveryBudget, !inbound.isEmpty {
+            for address in Array(inbound.keys) where deliveredThisTurn < Self.deliveryBudget {
+                if deliverOne(address) { countDelivery() }
             }
         }
         if !inbound.isEmpty { scheduleDelivery() }
@@ -409,6 +432,11 @@ public final class Host {
         inbound[address] = queue.messages.isEmpty ? nil : queue
         // A message of an attempt that has been torn down is not delivered.
         guard clients[address]?.attempt == queue.attempt else { return true }
+        deliver(address, message)
+        return true
+    }
+
+    private func deliver(_ address: RecordAddress, _ message: Inbound) {
         switch message {
         case .text(let text):
             logger.debug(
@@ -423,7 +451,6 @@ public final class Host {
             emit(.receivedBinary(address, bytes))
             react(address, on: .received, text: nil, binary: bytes)
         }
-        return true
     }
 
     /// SPEC §5 reactions of the object at `address` for `trigger`.

@@ -320,7 +320,7 @@ public final class WebSocketClient {
 
     private func scheduleIdleCheck() {
         let deadline = lastInbound + options.idleTimeout
-        idleTimer = timers.schedule(at: deadline, slack: .milliseconds(250)) { [weak self] in
+        idleTimer = timers.schedule(at: deadline, slack: Self.slack(for: options.idleTimeout)) { [weak self] in
             guard let self, phase == .connected else { return }
             idleTimer = nil
             if LoopTimers.now() - lastInbound >= options.idleTimeout {
@@ -336,12 +336,21 @@ public final class WebSocketClient {
 
     private func scheduleKeepalive() {
         guard options.keepaliveInterval > .zero else { return }
-        keepaliveTimer = timers.schedule(after: options.keepaliveInterval, slack: .milliseconds(250)) { [weak self] in
+        keepaliveTimer = timers.schedule(
+            after: options.keepaliveInterval, slack: Self.slack(for: options.keepaliveInterval)
+        ) {
+            [weak self] in
             guard let self, phase == .connected else { return }
             try? connection.ping()
             flush()
             scheduleKeepalive()
         }
+    }
+
+    /// Coarse timers share wake-ups (TimerWheel); the slack never exceeds a
+    /// tenth of the interval, and at most 250 ms.
+    static func slack(for interval: Duration) -> Duration {
+        min(.milliseconds(250), max(.milliseconds(1), interval / 10))
     }
 
     private func cancel(_ timer: inout TimerID?) {
