@@ -214,6 +214,55 @@ struct HostTests {
         try host.apply(.remove("s", "echoer"))
     }
 
+    @Test("an idle timeout ends the connection and the record reconnects after its interval")
+    @LoopActor
+    func idleReconnect() async throws {
+        let peer = try Peer("silent")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        host.options.idleTimeout = .milliseconds(300)
+        let events = try await collect(host) {
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Quiet",
+                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
+        } until: { events in
+            events.filter { if case .connected = $0 { true } else { false } }.count >= 2
+        }
+        let disconnect = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
+        #expect(disconnect?.initiator == .transport)
+        #expect(disconnect?.reason.hasPrefix("idle timeout") == true)
+        #expect(events.filter { if case .connected = $0 { true } else { false } }.count == 2)
+        try host.apply(.remove("s", "echoer"))
+    }
+
+    @Test("Neos #3043: two records of one user to one URL each get their own socket and their own messages")
+    @LoopActor
+    func twins() async throws {
+        let peer = try Peer("echo")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        let twin = RecordAddress(session: "s", object: "twin")
+        let events = try await collect(host) {
+            for id in ["echoer", "twin"] {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: ObjectID(id), name: id, record: RecordSettings(url: url(peer.port)),
+                            reactions: [Reaction(on: .connected, .send(template: "I am \(id)"))])))
+            }
+        } until: { events in
+            events.filter { if case .receivedText = $0 { true } else { false } }.count >= 2
+        }
+        #expect(events.contains(.receivedText(echoer, "I am echoer")))
+        #expect(events.contains(.receivedText(twin, "I am twin")))
+        #expect(openTCPSockets(toPorts: [peer.port]) == 2)
+        try host.apply(.closeSession("s"))
+        for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(openTCPSockets(toPorts: [peer.port]) == 0)
+    }
+
     @Test("the Text Sender reports OnSendError when not connected")
     @LoopActor
     func sendNotConnected() throws {
