@@ -54,9 +54,9 @@ step "a world: a loopback echo server, and a config declaring users, a session a
 peer echo-log
 world=$work/world.toml
 sed "s/@PORT@/$port/g" "$root/config/demo-world.toml" >"$world"
-grep -vE '^\s*(#|$)' "$world" | head -40
+grep -vE '^\s*(#|$)' "$world" | head -60
 
-step "start the daemon on it: the greeter connects and says hello, the stranger is denied (headless host), ann is asked"
+step "start the daemon: the greeter (host's decision) and ann's ticker (ann's decision) connect and say hello; ann's toy is denied by her earlier decision, her badge prompts her, the stranger is denied (headless host)"
 "$bin" --config "$world" &
 pid=$!
 sleep 1.5
@@ -72,7 +72,7 @@ wait "$pid"
 pid=
 sleep 0.3
 echo "the echo server saw:"
-grep CLOSED "$work/peer.out"
+grep CLOSED "$work/peer.out"   # greeter, ann's ticker, newcomer
 
 # The WebSocket client the daemon's records will use, against local peers.
 swift build --package-path "$root" --product wsprobe >&2

@@ -103,7 +103,7 @@ extension DaemonConfig {
         let security = document.table("security")
         security.rejectUnknownKeys(schema["security"]!)
         config.security.allowedURLHosts = security.value(
-            "allowed_url_hosts", default: defaults.security.allowedURLHosts, Decode.list(allowedHost))
+            "allowed_url_hosts", default: defaults.security.allowedURLHosts, Decode.list(Self.allowedHost))
         config.security.consentTimeout = security.value(
             "consent_timeout", default: defaults.security.consentTimeout,
             Decode.duration(min: .seconds(1), allowZero: true, max: .seconds(86_400)))
@@ -131,7 +131,7 @@ extension DaemonConfig {
         return config
     }
 
-    private static func allowedHost(_ text: String) -> Result<AllowedHost, SchemaReader.Expected> {
+    static func allowedHost(_ text: String) -> Result<AllowedHost, SchemaReader.Expected> {
         switch AllowedHost.parse(text) {
         case .success(let entry):
             return .success(entry)

@@ -10,6 +10,8 @@ public struct DeclaredWorld: Equatable, Sendable {
     public var sessions: [Session] = []
     /// Objects by session, in file order.
     public var objects: [SessionID: [WorldObject]] = [:]
+    /// Pre-made host-access decisions per user (`allowed_hosts`, `blocked_hosts`).
+    public var decisions: [UserID: [AccessKey: AccessDecision]] = [:]
 
     public init() {}
 
@@ -21,7 +23,7 @@ public struct DeclaredWorld: Equatable, Sendable {
             }
     }
 
-    static let userKeys = ["id", "name", "kind"]
+    static let userKeys = ["id", "name", "kind", "allowed_hosts", "blocked_hosts"]
     static let sessionKeys = ["id", "name", "host", "present", "objects"]
     static let objectKeys = [
         "id", "name", "worn_by", "defined_user", "spawned_by", "interacting_user", "url", "handling_user",
@@ -48,6 +50,13 @@ public struct DeclaredWorld: Equatable, Sendable {
             let name = table.value("name", default: id.rawValue, string)
             let kind = table.value("kind", default: UserKind.headless, Decode.oneOf(UserKind.self))
             world.users.append(User(id: id, name: name, kind: kind))
+            for (key, verdict) in [("allowed_hosts", AccessDecision.Verdict.allowed), ("blocked_hosts", .blocked)] {
+                let entries = table.value("\(key)", default: [AllowedHost](), Decode.list(DaemonConfig.allowedHost))
+                for entry in entries {
+                    world.decisions[id, default: [:]][AccessKey(host: entry.host, port: entry.port)] = AccessDecision(
+                        verdict: verdict, reason: "declared in the config file")
+                }
+            }
         }
         let user: (any TOMLValueConvertible) -> Result<UserID, SchemaReader.Expected> = { raw in
             guard let text = raw.string, !text.isEmpty else { return .failure(.init(what: "a user id")) }

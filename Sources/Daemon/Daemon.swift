@@ -128,7 +128,9 @@ public final class Daemon {
 
     private func apply(_ fresh: DaemonConfig) {
         if let host {
-            host.updateConsentRules(allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout)
+            host.updateConsentRules(
+                allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout,
+                declared: fresh.world.decisions)
             host.options = clientOptions(fresh)
             host.floodLimits = Self.floodLimits(fresh)
             let changes = fresh.world.changes(from: config.world)
@@ -191,7 +193,9 @@ public final class Daemon {
     /// Builds the live world from the config: consent rules, client options,
     /// then the declared users, sessions and objects.
     private func startHost() {
-        let consent = ConsentEngine(allowList: Self.allowList(config), timeout: config.security.consentTimeout)
+        let consent = ConsentEngine(
+            allowList: Self.allowList(config), timeout: config.security.consentTimeout,
+            decisions: config.world.decisions)
         let host = Host(consent: consent, options: clientOptions(config), timers: timers)
         host.floodLimits = Self.floodLimits(config)
         host.onEvent = { [unowned self] event in

@@ -117,10 +117,16 @@ public final class Host {
         self.persist = persist
     }
 
-    /// New allow-list and prompt timeout (a reload); decisions and pending prompts stay.
-    public func updateConsentRules(allowList: Set<AccessKey>, timeout: Duration) {
+    /// New allow-list, prompt timeout and declared decisions (a reload); decisions
+    /// users made and pending prompts stay.
+    public func updateConsentRules(
+        allowList: Set<AccessKey>, timeout: Duration, declared: [UserID: [AccessKey: AccessDecision]] = [:]
+    ) {
         consent.allowList = allowList
         consent.timeout = timeout
+        for (user, decisions) in declared {
+            for (key, decision) in decisions { consent.declare(user: user, key: key, decision) }
+        }
     }
 
     /// Applies a world change; a refused change changes nothing.
@@ -268,12 +274,15 @@ public final class Host {
             switch action {
             case .decide(let requester, let allowed, let outcome):
                 let address = RecordAddress(session: requester.session, object: requester.object)
-                if case .headlessDenied(let hostPort) = outcome {
-                    logger.warning(
-                        "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
-                        metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
-                }
                 if allowed == false {
+                    let meta: Logger.Metadata = ["session.id": "\(address.session)", "object.id": "\(address.object)"]
+                    if case .headlessDenied(let hostPort) = outcome {
+                        logger.warning(
+                            "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
+                            metadata: meta)
+                    } else {
+                        logger.notice("access denied: \(outcome)", metadata: meta)
+                    }
                     statuses[address, default: RecordStatus()].lastError = "access denied: \(outcome)"
                 }
                 emit(.consentDecided(address, allowed: allowed, outcome))

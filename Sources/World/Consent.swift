@@ -272,6 +272,11 @@ public struct ConsentEngine: Sendable {
         return []
     }
 
+    /// Sets a decision made elsewhere (declared in the config, restored from the store).
+    public mutating func declare(user: UserID, key: AccessKey, _ decision: AccessDecision) {
+        decisions[user, default: [:]][key] = decision
+    }
+
     /// Users list and forget their decisions (SPEC §4).
     @discardableResult
     public mutating func forget(user: UserID, key: AccessKey) -> Bool {

@@ -13,6 +13,8 @@ private let worldText = """
     [[users]]
     id = "ann"
     kind = "interactive"
+    allowed_hosts = ["127.0.0.1:9000", "wss://feed.example"]
+    blocked_hosts = ["evil.example:443"]
 
     [[sessions]]
     id = "lobby"
@@ -76,6 +78,15 @@ struct DeclaredWorldTests {
             ])
         #expect(objects[2].record == nil)
         #expect(world.changes.count == 2 + 1 + 3)
+        let declared = "declared in the config file"
+        #expect(
+            world.decisions == [
+                "ann": [
+                    AccessKey(host: "127.0.0.1", port: 9000): AccessDecision(verdict: .allowed, reason: declared),
+                    AccessKey(host: "feed.example", port: 443): AccessDecision(verdict: .allowed, reason: declared),
+                    AccessKey(host: "evil.example", port: 443): AccessDecision(verdict: .blocked, reason: declared),
+                ]
+            ])
     }
 
     @Test(
@@ -107,6 +118,10 @@ struct DeclaredWorldTests {
             ),
             ("[[users]]\nid = \"a\"\n[[users]]\nid = \"a\"\n", "bad.toml:4: users[1].id: user a is declared twice"),
             ("users = 3\n", "bad.toml:1: users: expected an array of tables ([[users]]), found integer 3"),
+            (
+                "[[users]]\nid = \"a\"\nallowed_hosts = [\"example.com\"]\n",
+                "bad.toml:3: users[0].allowed_hosts: element 0 (\"example.com\"): no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL"
+            ),
         ])
     func invalid(text: String, message: String) {
         do {
