@@ -26,6 +26,10 @@ public final class Host {
         /// A prompt for an interactive user's consent channel.
         case prompt(ConsentPrompt)
         case promptDismissed(ConsentPrompt)
+        /// The record's status changed (SPEC §2 states).
+        case stateChanged(RecordAddress, RecordLifecycle.State)
+        /// The record's handling user changed (SPEC §3 failover, pinning); nil: nobody.
+        case handlingUserChanged(RecordAddress, UserID?)
     }
 
     /// Limits on messages received but not yet delivered (to reactions and the
@@ -205,6 +209,25 @@ public final class Host {
 
     private func execute(_ actions: [RecordAction]) {
         for item in actions { execute(item.action, at: item.address) }
+        reportChanges(for: Set(actions.map(\.address)))
+    }
+
+    /// Last reported state and handling user per record.
+    private var reported: [RecordAddress: (state: RecordLifecycle.State, user: UserID?)] = [:]
+
+    /// Emits `stateChanged` / `handlingUserChanged` for records whose lifecycle moved.
+    private func reportChanges(for addresses: Set<RecordAddress>) {
+        for address in addresses.sorted(by: { $0.object < $1.object }) {
+            guard let lifecycle = world.lifecycles[address] else {
+                reported[address] = nil
+                continue
+            }
+            let user = lifecycle.target?.user
+            let previous = reported[address]
+            reported[address] = (lifecycle.state, user)
+            if previous?.user != user { emit(.handlingUserChanged(address, user)) }
+            if previous?.state != lifecycle.state { emit(.stateChanged(address, lifecycle.state)) }
+        }
     }
 
     private func execute(_ action: RecordLifecycle.Action, at address: RecordAddress) {

@@ -40,6 +40,16 @@ private func url(_ port: UInt16, _ path: String = "/") -> WebSocketURL {
 
 private let echoer = RecordAddress(session: "s", object: "echoer")
 
+/// The node and consent events, without the status events (state, handling user).
+private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
+    events.filter {
+        switch $0 {
+        case .stateChanged, .handlingUserChanged: return false
+        default: return true
+        }
+    }
+}
+
 @Suite("Host: the world live against real peers", .serialized)
 struct HostTests {
     @Test("an allow-listed echo object is a closed loop: greet on connect, echo every reply; removal closes the socket")
@@ -89,10 +99,12 @@ struct HostTests {
             false
         }
         #expect(
-            events == [
+            nodeEvents(events) == [
                 .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)),
                 .consentDecided(echoer, allowed: false, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
             ])
+        #expect(events.contains(.handlingUserChanged(echoer, "host")))
+        #expect(events.last == .stateChanged(echoer, .denied(EffectiveTarget(url: url(peer.port), user: "host"))))
         #expect(host.world.lifecycles[echoer]?.state == .denied(EffectiveTarget(url: url(peer.port), user: "host")))
         #expect(
             host.statuses[echoer]?.lastError
@@ -130,7 +142,7 @@ struct HostTests {
         #expect(prompt?.request.reason == "the echo object wants to talk")
         #expect(persisted.count == 1 && persisted.first?.2.verdict == .allowed)
         #expect(events.contains(.consentDecided(echoer, allowed: true, .answered(.allow))))
-        #expect(events.last == .connected(echoer, user: "ann"))
+        #expect(nodeEvents(events).last == .connected(echoer, user: "ann"))
         #expect(throws: ConsentEngine.AnswerError.self) {
             try host.answer(promptID: prompt?.id ?? 0, user: "ann", .allow)
         }
@@ -261,6 +273,40 @@ struct HostTests {
         try host.apply(.closeSession("s"))
         for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(openTCPSockets(toPorts: [peer.port]) == 0)
+    }
+
+    @Test("failover shows in the event stream: handling user changed, then state changes of the new attempt")
+    @LoopActor
+    func failoverEvents() async throws {
+        let peer = try Peer("echo")
+        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+        _ = try await collect(host) {
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(id: "echoer", name: "Worn", wornBy: "ann", record: RecordSettings(url: url(peer.port))))
+            )
+        } until: { events in
+            events.contains(.connected(echoer, user: "ann"))
+        }
+        let events = try await collect(host) {
+            try host.apply(.leave("s", "ann"))
+        } until: { events in
+            events.contains(.connected(echoer, user: "host"))
+        }
+        let users = events.compactMap { if case .handlingUserChanged(_, let user) = $0 { user } else { nil } }
+        #expect(users == ["host"])
+        let states = events.compactMap { event -> String? in
+            guard case .stateChanged(_, let state) = event else { return nil }
+            switch state {
+            case .awaitingConsent: return "awaitingConsent"
+            case .connecting: return "connecting"
+            case .open: return "open"
+            default: return "other"
+            }
+        }
+        #expect(Array(states.suffix(2)) == ["connecting", "open"])
+        try host.apply(.remove("s", "echoer"))
     }
 
     @Test("the Text Sender reports OnSendError when not connected")
