@@ -57,6 +57,23 @@ public func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
+/// Reads a /proc file to its end. procfs reports a size of 0, so readers that
+/// trust the size (or read one page) can return a truncated table.
+public func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 << 10)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
 /// TCP sockets held open by this process whose remote port is in `ports`:
 /// the descriptors in /proc/self/fd that are sockets, matched by inode against
 /// /proc/net/tcp and tcp6. Immune to other tests' files, pipes and sockets.
@@ -71,7 +88,7 @@ public func openTCPSockets(toPorts ports: Set<UInt16>) -> Int {
     }
     var count = 0
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+        guard let text = readProcFile(table) else { continue }
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count > 9, inodes.contains(String(fields[9])),

@@ -216,9 +216,14 @@ struct WebSocketClientTests {
         let ports: Set<UInt16> = [echo.port, silent.port, refusedPort]
         let before = openTCPSockets(toPorts: ports)
         #expect(before == 0)
+        var seenWhileOpen: [Int] = []
         for round in 0..<10 {
             _ = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
-                if case .opened = event { try? client.send(text: "x") }
+                if case .opened = event {
+                    // Positive control: the counter does see an open connection.
+                    seenWhileOpen.append(openTCPSockets(toPorts: ports))
+                    try? client.send(text: "x")
+                }
                 if case .text = event { client.close() }
             }
             _ = await run("ws://127.0.0.1:\(refusedPort)/")
@@ -230,6 +235,7 @@ struct WebSocketClientTests {
             }
         }
         // Cancel handlers close the fds on the next loop turns.
+        #expect(seenWhileOpen == Array(repeating: 1, count: 10))
         for _ in 0..<50 where openTCPSockets(toPorts: ports) > 0 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(openTCPSockets(toPorts: ports) == 0)
     }
