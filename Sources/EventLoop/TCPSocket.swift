@@ -151,6 +151,14 @@ public final class TCPSocket {
         }
     }
 
+    /// True when the kernel holds received bytes not yet read (FIONREAD): after
+    /// a loop stall, an idle timer may run before the read source does.
+    public var hasUnreadInput: Bool {
+        guard !closed else { return false }
+        var count: Int32 = 0
+        return ioctl(fd, UInt(FIONREAD), &count) == 0 && count > 0
+    }
+
     /// Half-closes the sending side once everything queued is written.
     public func shutdownWrite() {
         guard !closed else { return }

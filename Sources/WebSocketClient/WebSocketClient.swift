@@ -323,7 +323,11 @@ public final class WebSocketClient {
         idleTimer = timers.schedule(at: deadline, slack: Self.slack(for: options.idleTimeout)) { [weak self] in
             guard let self, phase == .connected else { return }
             idleTimer = nil
-            if LoopTimers.now() - lastInbound >= options.idleTimeout {
+            if socket?.hasUnreadInput == true {
+                // Bytes arrived but the loop has not read them yet (it was busy): not idle.
+                lastInbound = LoopTimers.now()
+                scheduleIdleCheck()
+            } else if LoopTimers.now() - lastInbound >= options.idleTimeout {
                 connection.close(code: .goingAway, reason: "idle timeout")
                 flush()
                 connection.abort(reason: "idle timeout: no frame from the server for \(options.idleTimeout)")
