@@ -54,6 +54,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Pure core: the control protocol (JSON, requests, results, events), shared by daemon and CLI.
+        .target(
+            name: "Control",
+            dependencies: [
+                "MonotonicTime", "WebSocketProtocol", "World",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Shell: the one Dispatch serial queue, its actor, timers and signals.
         .target(
             name: "EventLoop",
@@ -93,7 +103,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "EventLoop", "Hosting", "MonotonicTime", "Systemd", "COpenSSL", "TLS", "WebSocketClient",
+                "Config", "Control", "EventLoop", "Hosting", "MonotonicTime", "Systemd", "COpenSSL", "TLS",
+                "WebSocketClient",
                 "World",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -121,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "wshostctl",
             dependencies: [
-                "Daemon",
+                "Control", "WebSocketProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

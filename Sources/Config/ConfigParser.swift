@@ -1,10 +1,11 @@
 import TOMLKit
+import WebSocketProtocol
 
 extension DaemonConfig {
     /// Every key the schema knows, by table; the example file must list them all.
     public static let schema: [String: [String]] = [
         "log": ["level", "target"],
-        "daemon": ["stop_timeout"],
+        "daemon": ["stop_timeout", "state_directory"],
         "websocket": [
             "connect_timeout", "handshake_timeout", "idle_timeout", "keepalive_interval",
             "connect_retry_interval", "close_timeout", "max_frame_size", "max_message_size",
@@ -12,6 +13,9 @@ extension DaemonConfig {
         ],
         "security": ["allowed_url_hosts", "consent_timeout"],
         "tls": ["ca_file"],
+        "control": [
+            "socket", "socket_mode", "group", "max_clients", "max_request_size", "client_buffer", "event_history",
+        ],
     ]
 
     /// Top-level arrays of tables (the declared world).
@@ -64,6 +68,8 @@ extension DaemonConfig {
         config.daemon.stopTimeout = daemon.value(
             "stop_timeout", default: defaults.daemon.stopTimeout,
             Decode.duration(min: .milliseconds(1), allowZero: false, max: .seconds(600)))
+        config.daemon.stateDirectory = daemon.value(
+            "state_directory", default: defaults.daemon.stateDirectory, Decode.absolutePath(allowEmpty: true))
 
         let ws = document.table("websocket")
         ws.rejectUnknownKeys(schema["websocket"]!)
@@ -110,13 +116,39 @@ extension DaemonConfig {
 
         let tls = document.table("tls")
         tls.rejectUnknownKeys(schema["tls"]!)
-        config.tls.caFile = tls.value("ca_file", default: defaults.tls.caFile) { raw in
-            guard let path = raw.string else { return .failure(SchemaReader.Expected(what: "a file path")) }
-            guard path.isEmpty || path.hasPrefix("/") else {
-                return .failure(
-                    SchemaReader.Expected(what: "expected an absolute path, found \"\(path)\"", showFound: false))
+        config.tls.caFile = tls.value("ca_file", default: defaults.tls.caFile, Decode.absolutePath(allowEmpty: true))
+
+        let control = document.table("control")
+        control.rejectUnknownKeys(schema["control"]!)
+        let c = defaults.control
+        config.control.socket = control.value("socket", default: c.socket, Decode.absolutePath(allowEmpty: false))
+        config.control.socketMode = control.value("socket_mode", default: c.socketMode) { raw in
+            guard let text = raw.string, text.count >= 3, text.count <= 4, let mode = UInt32(text, radix: 8),
+                mode <= 0o777
+            else {
+                return .failure(SchemaReader.Expected(what: "an octal mode string such as \"0660\""))
             }
-            return .success(path)
+            return .success(mode)
+        }
+        config.control.group = control.value("group", default: c.group) { raw in
+            guard let text = raw.string else { return .failure(SchemaReader.Expected(what: "a group name")) }
+            return .success(text)
+        }
+        config.control.maxClients = control.value("max_clients", default: c.maxClients) { raw in
+            guard let count = raw.int, count >= 1, count <= 10_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000"))
+            }
+            return .success(count)
+        }
+        config.control.maxRequestSize = control.value(
+            "max_request_size", default: c.maxRequestSize, Decode.size(min: 1 << 10, max: 64 << 20))
+        config.control.clientBuffer = control.value(
+            "client_buffer", default: c.clientBuffer, Decode.size(min: 64 << 10, max: 1 << 30))
+        config.control.eventHistory = control.value("event_history", default: c.eventHistory) { raw in
+            guard let count = raw.int, count >= 1, count <= 10_000_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000000"))
+            }
+            return .success(count)
         }
 
         config.world = DeclaredWorld.read(document, defaults: config.websocket)

@@ -1,3 +1,5 @@
+import WebSocketProtocol
+
 /// The daemon's configuration: what `config/wshostd.toml` can say, with the
 /// defaults that apply when a key is absent. A value type; the daemon builds a
 /// new one on reload and swaps it in only when the whole file is valid.
@@ -7,6 +9,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var websocket = WebSocket()
     public var security = Security()
     public var tls = TLS()
+    public var control = Control()
     /// The world declared in the file: users, sessions, objects, records, reactions.
     public var world = DeclaredWorld()
 
@@ -25,6 +28,10 @@ public struct DaemonConfig: Equatable, Sendable {
         /// How long a stop waits for servers to answer the Close handshake
         /// before the remaining sockets are shut down (SPEC §8 Stop).
         public var stopTimeout: Duration = .seconds(5)
+        /// Where state lives (generated consent tokens; the state store).
+        /// Empty: `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`), else
+        /// /var/lib/wshostd.
+        public var stateDirectory: String = ""
     }
 
     /// `[websocket]`: defaults for every WebSocket Client record (SPEC §2, §7).
@@ -64,6 +71,25 @@ public struct DaemonConfig: Equatable, Sendable {
 }
 
 extension DaemonConfig {
+    /// `[control]`: the control socket `wshostctl` talks to.
+    public struct Control: Equatable, Sendable {
+        /// The socket's path (unused when systemd passes the socket).
+        public var socket: String = "/run/wshostd/control.sock"
+        /// The socket file's permission bits.
+        public var socketMode: UInt32 = 0o660
+        /// The group that owns the socket and may operate the daemon; empty: none
+        /// (root and the daemon's own user only).
+        public var group: String = ""
+        /// Connections served at once; more are refused with too_many_clients.
+        public var maxClients = 256
+        /// Longest request line.
+        public var maxRequestSize: Int64 = 64 << 10
+        /// Bytes queued for a client that does not read; past this it is dropped.
+        public var clientBuffer: Int64 = 4 << 20
+        /// Events kept for subscribers resuming with `since`.
+        public var eventHistory = 10_000
+    }
+
     /// `[tls]`: settings for `wss://` connections.
     public struct TLS: Equatable, Sendable {
         /// Extra trusted CA certificates (PEM file), added to the system trust

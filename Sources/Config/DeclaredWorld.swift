@@ -12,6 +12,8 @@ public struct DeclaredWorld: Equatable, Sendable {
     public var objects: [SessionID: [WorldObject]] = [:]
     /// Pre-made host-access decisions per user (`allowed_hosts`, `blocked_hosts`).
     public var decisions: [UserID: [AccessKey: AccessDecision]] = [:]
+    /// Consent tokens set in the file (`token`); other users' are generated.
+    public var tokens: [UserID: String] = [:]
 
     public init() {}
 
@@ -23,7 +25,7 @@ public struct DeclaredWorld: Equatable, Sendable {
             }
     }
 
-    static let userKeys = ["id", "name", "kind", "allowed_hosts", "blocked_hosts"]
+    static let userKeys = ["id", "name", "kind", "allowed_hosts", "blocked_hosts", "token"]
     static let sessionKeys = ["id", "name", "host", "present", "objects"]
     static let objectKeys = [
         "id", "name", "worn_by", "defined_user", "spawned_by", "interacting_user", "url", "handling_user",
@@ -50,6 +52,15 @@ public struct DeclaredWorld: Equatable, Sendable {
             let name = table.value("name", default: id.rawValue, string)
             let kind = table.value("kind", default: UserKind.headless, Decode.oneOf(UserKind.self))
             world.users.append(User(id: id, name: name, kind: kind))
+            let token = table.value("token", default: "") { raw -> Result<String, SchemaReader.Expected> in
+                guard let text = raw.string, text.utf8.count >= 16, text.utf8.count <= 256,
+                    text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+                else {
+                    return .failure(.init(what: "a token of 16 to 256 printable ASCII characters", showFound: false))
+                }
+                return .success(text)
+            }
+            if !token.isEmpty { world.tokens[id] = token }
             for (key, verdict) in [("allowed_hosts", AccessDecision.Verdict.allowed), ("blocked_hosts", .blocked)] {
                 let entries = table.value("\(key)", default: [AllowedHost](), Decode.list(DaemonConfig.allowedHost))
                 for entry in entries {

@@ -177,6 +177,16 @@ enum Decode {
         }
     }
 
+    static func absolutePath(allowEmpty: Bool) -> (any TOMLValueConvertible) -> Result<String, Expected> {
+        { raw in
+            guard let path = raw.string else { return .failure(Expected(what: "a file path")) }
+            guard (allowEmpty && path.isEmpty) || path.hasPrefix("/") else {
+                return .failure(Expected(what: "expected an absolute path, found \"\(path)\"", showFound: false))
+            }
+            return .success(path)
+        }
+    }
+
     static func oneOf<E: RawRepresentable & CaseIterable>(
         _: E.Type
     ) -> (any TOMLValueConvertible) -> Result<E, Expected> where E.RawValue == String {

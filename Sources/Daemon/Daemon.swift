@@ -31,7 +31,7 @@ public final class Daemon {
     /// Why the latest reload was refused, until a reload succeeds.
     public private(set) var lastReloadError: String?
 
-    private let configPath: String
+    let configPath: String
     private let configPathIsImplicit: Bool
     private let logBackend: LogSetup.Backend
     private let logger = Logger(label: "wshostd.daemon")
@@ -41,6 +41,10 @@ public final class Daemon {
     private let exit: @LoopActor (Int32) -> Never
     /// The world, live.
     public private(set) var host: Host?
+    /// The control socket and what its requests do.
+    private var controlServer: ControlServer?
+    private var control: ControlService?
+    private var tokens: TokenStore?
 
     /// The started daemon; keeps it (and its sources and timers) alive until exit.
     private static var running: Daemon?
@@ -71,6 +75,12 @@ public final class Daemon {
             logger.info("watchdog armed", metadata: ["watchdog.timeout": "\(Units.format(timeout))"])
         }
         startHost()
+        do {
+            try startControl()
+        } catch {
+            logger.critical("cannot open the control socket: \(error)")
+            exit(73)  // EX_CANTCREAT
+        }
         state = .running
         logger.notice(
             "started",
@@ -148,6 +158,10 @@ public final class Daemon {
         if fresh.log.level != config.log.level {
             LogSetup.level.level = Logger.Level(fresh.log.level)
         }
+        tokens?.configured = fresh.world.tokens
+        if fresh.control != config.control {
+            logger.warning("[control] changed; the new settings take effect at the next start")
+        }
         if LogSetup.backend(for: fresh.log.target) != logBackend {
             logger.warning(
                 "log.target changed; the new target takes effect at the next start",
@@ -203,6 +217,7 @@ public final class Daemon {
             case .connected, .disconnected: notifier.status(statusLine())
             default: break
             }
+            control?.record(event)
         }
         self.host = host
         for change in config.world.changes {
@@ -242,8 +257,92 @@ public final class Daemon {
     }
 
     private func finishStop() {
+        controlServer?.close()
         logger.notice("stopped")
         exit(0)
+    }
+
+    // MARK: - The control socket
+
+    /// The state directory: `[daemon] state_directory`, else systemd's
+    /// `$STATE_DIRECTORY` (its first entry), else /var/lib/wshostd.
+    var stateDirectory: String {
+        if !config.daemon.stateDirectory.isEmpty { return config.daemon.stateDirectory }
+        if let value = getenv("STATE_DIRECTORY"), let first = String(cString: value).split(separator: ":").first {
+            return String(first)
+        }
+        return "/var/lib/wshostd"
+    }
+
+    private struct ControlFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Opens the control socket: the one systemd passes (socket activation),
+    /// else binds `[control] socket`.
+    private func startControl() throws {
+        guard let host else { return }
+        var gid: UInt32?
+        let groupName = config.control.group
+        if !groupName.isEmpty {
+            guard let group = getgrnam(groupName) else {
+                throw ControlFailure(description: "control.group: no group named \"\(groupName)\"")
+            }
+            gid = group.pointee.gr_gid
+        }
+        let server = ControlServer(
+            limits: .init(
+                maxClients: config.control.maxClients, maxLine: Int(config.control.maxRequestSize),
+                clientBuffer: Int(config.control.clientBuffer)),
+            operators: .init(uid: geteuid(), gid: gid, groupName: groupName))
+        let tokens = TokenStore(directory: stateDirectory, configured: config.world.tokens)
+        control = ControlService(
+            daemon: self, host: host, server: server, tokens: tokens, history: config.control.eventHistory)
+        controlServer = server
+        self.tokens = tokens
+        let passed = ListenFDs.unixStreamListeners()
+        if !passed.isEmpty {
+            for fd in passed { server.listen(on: UnixListener.adopt(fd: fd)) }
+            logger.info("control socket passed by systemd", metadata: ["control.sockets": "\(passed.count)"])
+            return
+        }
+        let path = config.control.socket
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !parent.isEmpty { mkdir(parent, 0o755) }
+        if Self.someoneListens(at: path) {
+            throw ControlFailure(description: "another process listens on \(path) (is wshostd running already?)")
+        }
+        do {
+            let listener = try UnixListener.bind(path: path, mode: mode_t(config.control.socketMode), group: gid)
+            server.listen(on: listener)
+        } catch {
+            throw ControlFailure(description: error.description)
+        }
+        logger.info(
+            "control socket listening",
+            metadata: [
+                "control.socket": "\(path)", "control.mode": "\(String(config.control.socketMode, radix: 8))",
+            ])
+    }
+
+    /// Whether a live listener answers at `path` (a stale socket file does not).
+    private static func someoneListens(at path: String) -> Bool {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0
     }
 
     // MARK: - Watchdog: pinged from the loop, so a stuck loop stops pinging

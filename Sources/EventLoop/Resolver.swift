@@ -9,6 +9,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     /// "127.0.0.1:80", "[::1]:80".
     public var description: String {
+        if family == AF_UNIX { return "local" }
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
         var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         var copy = storage

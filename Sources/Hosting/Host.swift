@@ -30,6 +30,8 @@ public final class Host {
         case stateChanged(RecordAddress, RecordLifecycle.State)
         /// The record's handling user changed (SPEC §3 failover, pinning); nil: nobody.
         case handlingUserChanged(RecordAddress, UserID?)
+        /// A world change was applied (before the records act on it).
+        case worldChanged(WorldChange)
     }
 
     /// Limits on messages received but not yet delivered (to reactions and the
@@ -61,6 +63,8 @@ public final class Host {
     /// Persists one consent decision; throws when it could not be stored (the
     /// answer then does not take effect). The durable store plugs in here.
     public typealias PersistDecision = @LoopActor (UserID, AccessKey, AccessDecision) throws -> Void
+    /// Removes a persisted decision; throws when that could not be stored.
+    public typealias ForgetDecision = @LoopActor (UserID, AccessKey) throws -> Void
 
     public private(set) var world = World()
     public private(set) var consent: ConsentEngine
@@ -70,6 +74,7 @@ public final class Host {
     /// Options for new attempts (a reload changes them; open sockets keep theirs).
     public var options: WebSocketClient.Options
     private let persist: PersistDecision
+    private let forgetPersisted: ForgetDecision
     private let logger = Logger(label: "wshostd.host")
     /// The live client of each record's current attempt.
     private var clients: [RecordAddress: (attempt: Int, client: WebSocketClient)] = [:]
@@ -113,12 +118,13 @@ public final class Host {
 
     public init(
         consent: ConsentEngine, options: WebSocketClient.Options, timers: LoopTimers,
-        persist: @escaping PersistDecision = { _, _, _ in }
+        persist: @escaping PersistDecision = { _, _, _ in }, forget: @escaping ForgetDecision = { _, _ in }
     ) {
         self.consent = consent
         self.options = options
         self.timers = timers
         self.persist = persist
+        forgetPersisted = forget
     }
 
     /// New allow-list, prompt timeout and declared decisions (a reload); decisions
@@ -135,25 +141,49 @@ public final class Host {
 
     /// Applies a world change; a refused change changes nothing.
     public func apply(_ change: WorldChange) throws(World.Failure) {
-        execute(try world.apply(change, now: LoopTimers.now()))
+        let actions = try world.apply(change, now: LoopTimers.now())
+        emit(.worldChanged(change))
+        execute(actions)
         statuses = statuses.filter { world.objects[$0.key]?.record != nil }
     }
 
     /// A user answers a prompt (SPEC §4): persisted first, then in effect.
-    public func answer(promptID: Int, user: UserID, _ answer: ConsentEngine.Answer) throws {
+    /// `by` says who answered, for the log.
+    public func answer(promptID: Int, user: UserID, _ answer: ConsentEngine.Answer, by: String = "") throws {
         let prepared = try consent.prepare(promptID: promptID, user: user, answer: answer).get()
         if let change = prepared.change { try persist(user, change.key, change.decision) }
         if let timer = promptTimers.removeValue(forKey: promptID) { timers.cancel(timer) }
-        logger.notice("consent answered", metadata: ["user.id": "\(user)", "consent.answer": "\(answer.rawValue)"])
+        var metadata: Logger.Metadata = [
+            "user.id": "\(user)", "consent.answer": "\(answer.rawValue)", "consent.prompt": "\(promptID)",
+        ]
+        if let change = prepared.change { metadata["consent.host"] = "\(change.key.hostPort)" }
+        if !by.isEmpty { metadata["consent.by"] = "\(by)" }
+        logger.notice("consent answered", metadata: metadata)
         execute(consent.commit(prepared, now: LoopTimers.now()))
+    }
+
+    /// A user forgets a decision (SPEC §4); false when there was none. The
+    /// next attempt to that host asks again.
+    public func forget(user: UserID, key: AccessKey) throws -> Bool {
+        guard consent.decisions[user]?[key] != nil else { return false }
+        try forgetPersisted(user, key)
+        return consent.forget(user: user, key: key)
+    }
+
+    /// What the Text Message Sender reported.
+    public enum SendOutcome: Equatable, Sendable {
+        case sent
+        case failed(reason: String)
     }
 
     /// The Text Message Sender node (and its binary extension): OnSendStart,
     /// then OnSent or OnSendError with the reason.
-    public func send(_ address: RecordAddress, text: String? = nil, binary: [UInt8]? = nil) {
+    @discardableResult
+    public func send(_ address: RecordAddress, text: String? = nil, binary: [UInt8]? = nil) -> SendOutcome {
         emit(.sendStart(address))
         guard let client = clients[address]?.client, client.isOpen else {
-            return emit(.sendError(address, reason: "not connected"))
+            emit(.sendError(address, reason: "not connected"))
+            return .failed(reason: "not connected")
         }
         do {
             if let text { try client.send(text: text) } else { try client.send(binary: binary ?? []) }
@@ -166,15 +196,19 @@ public final class Host {
                     "ws.bytes": "\(text?.utf8.count ?? binary?.count ?? 0)",
                 ])
             emit(.sent(address))
+            return .sent
         } catch {
             statuses[address, default: RecordStatus()].lastError = "send: \(error.description)"
             emit(.sendError(address, reason: error.description))
+            return .failed(reason: error.description)
         }
     }
 
-    /// Explicit disconnect (Neos #1039): closes now; the retry rule applies.
-    public func disconnect(_ address: RecordAddress) {
-        clients[address]?.client.close(code: .normalClosure, reason: "disconnect requested")
+    /// The explicit disconnect (Neos #1039): closes now (Close 1000) and the
+    /// record stays down until it restarts (Connect, or a change of URL,
+    /// Enabled or HandlingUser); no retry follows.
+    public func disconnect(_ address: RecordAddress) throws(World.Failure) {
+        execute(try world.disconnectRequested(address, now: LoopTimers.now()))
     }
 
     /// Records with an open socket right now.

@@ -40,6 +40,10 @@ public struct RecordLifecycle: Sendable {
         /// The handling user denied the target: no retries until URL,
         /// HandlingUser or Enabled changes.
         case denied(EffectiveTarget)
+        /// Disconnected on request (the explicit disconnect, Neos #1039): no
+        /// retries until the target changes or the record restarts (Connect,
+        /// a change of URL, Enabled or HandlingUser).
+        case stopped(EffectiveTarget)
     }
 
     /// What the shell must do, in order.
@@ -87,7 +91,7 @@ public struct RecordLifecycle: Sendable {
         switch state {
         case .idle: return nil
         case .awaitingConsent(let a), .connecting(let a), .open(let a): return a.target
-        case .waitingToRetry(let t, _), .denied(let t): return t
+        case .waitingToRetry(let t, _), .denied(let t), .stopped(let t): return t
         }
     }
 
@@ -115,6 +119,15 @@ public struct RecordLifecycle: Sendable {
         } else {
             state = .idle
         }
+        return actions
+    }
+
+    /// The explicit disconnect (Neos #1039): ends whatever the record is doing
+    /// and stays down; unlike a server close, no retry follows.
+    public mutating func disconnectRequested(now: MonotonicInstant) -> [Action] {
+        guard let target, state != .stopped(target) else { return [] }
+        let actions = tearDown(reason: "disconnect requested")
+        state = .stopped(target)
         return actions
     }
 
@@ -176,7 +189,7 @@ public struct RecordLifecycle: Sendable {
     /// What ends the current state's work; leaves `state` to the caller.
     private func tearDown(reason: String) -> [Action] {
         switch state {
-        case .idle, .denied:
+        case .idle, .denied, .stopped:
             return []
         case .awaitingConsent(let attempt):
             return [.withdrawConsent(attempt)]

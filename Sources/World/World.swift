@@ -44,6 +44,8 @@ public enum WorldChange: Equatable, Sendable {
     case setRecord(SessionID, ObjectID, RecordSettings?)
     /// The Websocket Connect node: URL (nil keeps the current one), user (nil: automatic).
     case connect(SessionID, ObjectID, url: WebSocketURL?, user: UserID?)
+    /// Replaces the object's reactions (SPEC §5).
+    case setReactions(SessionID, ObjectID, [Reaction])
 }
 
 /// The world and the lifecycle of every record in it. Pure: changes and
@@ -139,6 +141,11 @@ public struct World: Sendable {
                 old.record?.url != settings?.url || old.record?.enabled != settings?.enabled
                 || old.record?.handlingUser != settings?.handlingUser
             return refresh(address, now: now, restart: restarts && old.record != nil)
+        case .setReactions(let id, let objectID, let reactions):
+            let address = RecordAddress(session: id, object: objectID)
+            guard objects[address] != nil else { throw .unknownObject(address) }
+            objects[address]?.reactions = reactions
+            return []
         case .connect(let id, let objectID, let url, let user):
             let address = RecordAddress(session: id, object: objectID)
             guard var object = objects[address] else { throw .unknownObject(address) }
@@ -177,6 +184,14 @@ public struct World: Sendable {
         _ address: RecordAddress, attempt: Int, report: CloseReport, now: MonotonicInstant
     ) -> Actions {
         drive(address) { $0.socketClosed(attempt: attempt, report: report, now: now) }
+    }
+
+    /// The explicit disconnect (Neos #1039): the record stays down until it restarts.
+    public mutating func disconnectRequested(_ address: RecordAddress, now: MonotonicInstant) throws(Failure) -> Actions
+    {
+        guard objects[address] != nil else { throw .unknownObject(address) }
+        guard objects[address]?.record != nil else { throw .noRecord(address) }
+        return drive(address) { $0.disconnectRequested(now: now) }
     }
 
     public mutating func retryDue(_ address: RecordAddress, now: MonotonicInstant) -> Actions {

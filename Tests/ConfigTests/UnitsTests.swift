@@ -1,4 +1,5 @@
 import Testing
+import WebSocketProtocol
 
 @testable import Config
 

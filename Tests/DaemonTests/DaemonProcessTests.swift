@@ -84,7 +84,9 @@ struct DaemonLifecycleTests {
     )
     func lifecycle() throws {
         let listener = try NotifyListener()
-        let config = try TemporaryFile("[log]\nlevel = \"info\"\ntarget = \"stderr\"\n")
+        let socket = TemporaryFile.path(suffix: ".sock")
+        let control = "[control]\nsocket = \"\(socket)\"\n"
+        let config = try TemporaryFile("[log]\nlevel = \"info\"\ntarget = \"stderr\"\n" + control)
         let daemon = ChildProcess(
             "wshostd", ["--config", config.path],
             environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"])
@@ -106,7 +108,7 @@ struct DaemonLifecycleTests {
         #expect(ContinuousClock.now - start < .seconds(2))
 
         // A valid reload: RELOADING=1 (with MONOTONIC_USEC), then READY=1, generation 2.
-        try config.write("[log]\nlevel = \"debug\"\ntarget = \"stderr\"\n")
+        try config.write("[log]\nlevel = \"debug\"\ntarget = \"stderr\"\n" + control)
         daemon.signal(SIGHUP)
         let reloading = try #require(listener.receive(until: "RELOADING", timeout: .seconds(5), seen: &seen))
         #expect(UInt64(reloading["MONOTONIC_USEC"] ?? "") != nil)

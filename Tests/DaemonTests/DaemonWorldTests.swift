@@ -4,11 +4,14 @@ import TestSupport
 import Testing
 
 /// A declared world pointing at `port`; `extra` adds objects to the session.
-private func worldConfig(port: UInt16, deniedPort: UInt16, extra: String = "") -> String {
+private func worldConfig(port: UInt16, deniedPort: UInt16, socket: String, extra: String = "") -> String {
     """
     [log]
     level = "debug"
     target = "stderr"
+
+    [control]
+    socket = "\(socket)"
 
     [daemon]
     stop_timeout = "3s"
@@ -45,7 +48,8 @@ struct DaemonWorldTests {
         "connect, greet, receive the echo; headless denial names the host:port; reload adds an object; stop sends 1001")
     func declaredWorld() throws {
         let peer = try Peer("echo-log")
-        let config = try TemporaryFile(worldConfig(port: peer.port, deniedPort: 9))
+        let socket = TemporaryFile.path(suffix: ".sock")
+        let config = try TemporaryFile(worldConfig(port: peer.port, deniedPort: 9, socket: socket))
         let daemon = ChildProcess("wshostd", ["--config", config.path])
         try daemon.start()
         defer { if daemon.isRunning { daemon.signal(SIGKILL) } }
@@ -65,7 +69,7 @@ struct DaemonWorldTests {
 
         try config.write(
             worldConfig(
-                port: peer.port, deniedPort: 9,
+                port: peer.port, deniedPort: 9, socket: socket,
                 extra: "\n[[sessions.objects]]\nid = \"second\"\nurl = \"ws://127.0.0.1:\(peer.port)/second\"\n"))
         daemon.signal(SIGHUP)
         #expect(

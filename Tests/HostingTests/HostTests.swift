@@ -44,7 +44,7 @@ private let echoer = RecordAddress(session: "s", object: "echoer")
 private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
     events.filter {
         switch $0 {
-        case .stateChanged, .handlingUserChanged: return false
+        case .stateChanged, .handlingUserChanged, .worldChanged: return false
         default: return true
         }
     }
@@ -68,7 +68,11 @@ struct HostTests {
         } until: { events in
             events.filter { if case .receivedText = $0 { true } else { false } }.count >= 20
         }
-        #expect(events.first == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))
+        // The change comes first, then what the record does about it.
+        #expect(events.first.map { if case .worldChanged(.spawn) = $0 { true } else { false } } == true)
+        #expect(
+            nodeEvents(events).first
+                == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))
         #expect(events.contains(.consentDecided(echoer, allowed: true, .allowedByAllowList)))
         #expect(events.contains(.connected(echoer, user: "host")))
         #expect(events.filter { $0 == .receivedText(echoer, "hello") }.count >= 20)

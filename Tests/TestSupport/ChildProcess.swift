@@ -7,6 +7,7 @@ public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
+    private var stdinPipe: Pipe?
     private let lock = NSLock()
     private var stdoutData = Data()
     private var stderrData = Data()
@@ -46,10 +47,31 @@ public final class ChildProcess: @unchecked Sendable {
 
     public func start() throws { try process.run() }
 
+    /// Gives the child a pipe as standard input (call before `start`).
+    public func pipeStandardInput() {
+        let pipe = Pipe()
+        stdinPipe = pipe
+        process.standardInput = pipe
+    }
+
+    /// Writes to the child's standard input (after `pipeStandardInput`).
+    public func writeStandardInput(_ text: String) {
+        stdinPipe?.fileHandleForWriting.write(Data(text.utf8))
+    }
+
+    public func closeStandardInput() {
+        try? stdinPipe?.fileHandleForWriting.close()
+    }
+
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
 
-    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    /// Signals the child; never its process group (pid 0 before start).
+    public func signal(_ number: Int32) {
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        kill(pid, number)
+    }
 
     /// Waits for exit (killing the process after `timeout`); returns its status.
     @discardableResult
@@ -110,9 +132,13 @@ public final class TemporaryFile: @unchecked Sendable {
     public let path: String
 
     public init(_ contents: String, suffix: String = ".toml") throws {
-        path =
-            FileManager.default.temporaryDirectory.appendingPathComponent("wshostd-\(UUID().uuidString)\(suffix)").path
+        path = Self.path(suffix: suffix)
         try write(contents)
+    }
+
+    /// A fresh path in the temporary directory (nothing is created).
+    public static func path(suffix: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("wshostd-\(UUID().uuidString)\(suffix)").path
     }
 
     public func write(_ contents: String) throws {

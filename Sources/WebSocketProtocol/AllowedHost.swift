@@ -1,6 +1,3 @@
-import Foundation
-import WebSocketProtocol
-
 /// One entry of `security.allowed_url_hosts` (SPEC §4 step 2): a host and a
 /// port, written either `host:port` or as a full `ws://` / `wss://` URL whose
 /// port is explicit or implied by the scheme. Entries without a port are
@@ -32,8 +29,8 @@ public struct AllowedHost: Hashable, Sendable, CustomStringConvertible {
     /// with the same host and URL rules as connection targets.
     public static func parse(_ text: String) -> Result<AllowedHost, ParseError> {
         guard !text.isEmpty else { return .failure(.empty) }
-        if let schemeEnd = text.range(of: "://") {
-            let scheme = text[..<schemeEnd.lowerBound].lowercased()
+        if let schemeEnd = text.utf8.firstRange(of: "://".utf8) {
+            let scheme = String(text[..<schemeEnd.lowerBound]).lowercased()
             guard scheme == "ws" || scheme == "wss" else { return .failure(.unsupportedScheme(scheme)) }
             switch WebSocketURL.parse(text) {
             case .success(let url): return .success(AllowedHost(host: url.host, port: url.port))

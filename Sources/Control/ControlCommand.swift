@@ -1,0 +1,430 @@
+import WebSocketProtocol
+import World
+
+/// Every operation of the control protocol, with typed arguments. Decoding
+/// checks types, required and unknown arguments; whether the ids exist is the
+/// daemon's question.
+public enum ControlCommand: Equatable, Sendable {
+    case hello
+    case status
+    case reload
+
+    case sessionsList
+    case sessionsShow(SessionID)
+    case sessionsStart(SessionID, name: String?, host: UserID?)
+    case sessionsClose(SessionID)
+
+    case usersList(session: SessionID?)
+    case usersAdd(UserID, name: String?, kind: UserKind)
+    case usersToken(UserID)
+    case usersJoin(SessionID, UserID)
+    case usersLeave(SessionID, UserID)
+    /// Like leave, logged as a kick with the operator's identity.
+    case usersKick(SessionID, UserID)
+    case usersHost(SessionID, UserID)
+
+    case objectsList(SessionID)
+    case objectsShow(RecordAddress)
+    case objectsSpawn(RecordAddress, name: String?, spawnedBy: UserID?)
+    case objectsRemove(RecordAddress)
+    /// nil: unwear.
+    case objectsWear(RecordAddress, UserID?)
+    /// nil: release.
+    case objectsGrab(RecordAddress, UserID?)
+    /// nil: no defined user.
+    case objectsDefineUser(RecordAddress, UserID?)
+    case objectsReact(RecordAddress, Reaction)
+    case objectsReactions(RecordAddress)
+    /// nil: every reaction.
+    case objectsUnreact(RecordAddress, on: Reaction.Trigger?)
+
+    case wsShow(RecordAddress)
+    case wsSet(RecordAddress, RecordPatch)
+    /// The Websocket Connect node: nil URL keeps the current one, nil user is automatic.
+    case wsConnect(RecordAddress, url: WebSocketURL?, user: UserID?)
+    case wsSend(RecordAddress, Payload)
+    case wsDisconnect(RecordAddress)
+
+    /// Turns the connection into an event stream (it still takes requests).
+    case subscribe(EventFilter, since: Int?)
+
+    case consentWatch(UserID, token: String?)
+    case consentAnswer(UserID, prompt: Int, ConsentEngine.Answer, token: String?)
+    case consentList(UserID, token: String?)
+    case consentForget(UserID, AccessKey, token: String?)
+
+    /// A message for the Text Message Sender (text) or its binary extension.
+    public enum Payload: Equatable, Sendable {
+        case text(String)
+        case binary([UInt8])
+    }
+
+    /// `ws.set`: only the fields given change.
+    public struct RecordPatch: Equatable, Sendable {
+        /// `.some(nil)` clears the URL.
+        public var url: WebSocketURL??
+        public var accessReason: String?
+        public var connectRetryInterval: Duration?
+        public var enabled: Bool?
+
+        public init(
+            url: WebSocketURL?? = nil, accessReason: String? = nil, connectRetryInterval: Duration? = nil,
+            enabled: Bool? = nil
+        ) {
+            self.url = url
+            self.accessReason = accessReason
+            self.connectRetryInterval = connectRetryInterval
+            self.enabled = enabled
+        }
+
+        public var isEmpty: Bool { url == nil && accessReason == nil && connectRetryInterval == nil && enabled == nil }
+
+        public func applied(to settings: RecordSettings) -> RecordSettings {
+            var settings = settings
+            if let url { settings.url = url }
+            if let accessReason { settings.accessReason = accessReason }
+            if let connectRetryInterval { settings.connectRetryInterval = connectRetryInterval }
+            if let enabled { settings.enabled = enabled }
+            return settings
+        }
+    }
+
+    /// The operation names, as sent in `op`.
+    public static let operations: [String] = [
+        "hello", "status", "reload",
+        "sessions.list", "sessions.show", "sessions.start", "sessions.close",
+        "users.list", "users.add", "users.token", "users.join", "users.leave", "users.kick", "users.host",
+        "objects.list", "objects.show", "objects.spawn", "objects.remove", "objects.wear", "objects.unwear",
+        "objects.grab", "objects.release", "objects.define-user", "objects.react", "objects.reactions",
+        "objects.unreact",
+        "ws.show", "ws.set", "ws.connect", "ws.send", "ws.disconnect",
+        "subscribe",
+        "consent.watch", "consent.answer", "consent.list", "consent.forget",
+    ]
+
+    /// Commands that change the world or the decisions (the rest only read).
+    public var changesState: Bool {
+        switch self {
+        case .hello, .status, .sessionsList, .sessionsShow, .usersList, .usersToken, .objectsList, .objectsShow,
+            .objectsReactions, .wsShow, .subscribe, .consentWatch, .consentList:
+            return false
+        default:
+            return true
+        }
+    }
+
+    /// The user whose token authorizes this command for a peer that is not an operator.
+    public var consentUser: (UserID, token: String?)? {
+        switch self {
+        case .consentWatch(let user, let token), .consentList(let user, let token),
+            .consentAnswer(let user, _, _, let token), .consentForget(let user, _, let token):
+            return (user, token)
+        default:
+            return nil
+        }
+    }
+
+    public init(op: String, args: [String: JSON]) throws(ControlError) {
+        var a = Arguments(args)
+        switch op {
+        case "hello": self = .hello
+        case "status": self = .status
+        case "reload": self = .reload
+        case "sessions.list": self = .sessionsList
+        case "sessions.show": self = .sessionsShow(try a.session())
+        case "sessions.start":
+            self = .sessionsStart(
+                try a.newID("session"), name: try a.optionalString("name"), host: try a.optionalID("host"))
+        case "sessions.close": self = .sessionsClose(try a.session())
+        case "users.list": self = .usersList(session: try a.optionalID("session"))
+        case "users.add":
+            let kind = try a.optionalString("kind") ?? "headless"
+            guard let userKind = UserKind(rawValue: kind) else {
+                throw ControlError(.invalidArgs, "\"kind\" must be \"headless\" or \"interactive\", not \"\(kind)\"")
+            }
+            self = .usersAdd(try a.newID("user"), name: try a.optionalString("name"), kind: userKind)
+        case "users.token": self = .usersToken(try a.user())
+        case "users.join": self = .usersJoin(try a.session(), try a.user())
+        case "users.leave": self = .usersLeave(try a.session(), try a.user())
+        case "users.kick": self = .usersKick(try a.session(), try a.user())
+        case "users.host": self = .usersHost(try a.session(), try a.user())
+        case "objects.list": self = .objectsList(try a.session())
+        case "objects.show": self = .objectsShow(try a.address())
+        case "objects.spawn":
+            let session: SessionID = try a.id("session")
+            let object: ObjectID = try a.newID("object")
+            self = .objectsSpawn(
+                RecordAddress(session: session, object: object), name: try a.optionalString("name"),
+                spawnedBy: try a.optionalID("spawnedBy"))
+        case "objects.remove": self = .objectsRemove(try a.address())
+        case "objects.wear": self = .objectsWear(try a.address(), try a.user())
+        case "objects.unwear": self = .objectsWear(try a.address(), nil)
+        case "objects.grab": self = .objectsGrab(try a.address(), try a.user())
+        case "objects.release": self = .objectsGrab(try a.address(), nil)
+        case "objects.define-user": self = .objectsDefineUser(try a.address(), try a.nullableID("user"))
+        case "objects.react":
+            let address = try a.address()
+            let trigger = try a.trigger("on")
+            let echo = try a.optionalBool("echo") ?? false
+            let send = try a.optionalString("send")
+            let forward: ObjectID? = try a.optionalID("forward")
+            let effects = [
+                echo ? Reaction.Effect.echo : nil, send.map { .send(template: $0) }, forward.map { .forward(to: $0) },
+            ]
+            .compactMap { $0 }
+            guard effects.count == 1 else {
+                throw ControlError(
+                    .invalidArgs, "a reaction needs exactly one of \"echo\": true, \"send\" or \"forward\"")
+            }
+            self = .objectsReact(address, Reaction(on: trigger, effects[0]))
+        case "objects.reactions": self = .objectsReactions(try a.address())
+        case "objects.unreact":
+            let address = try a.address()
+            self = .objectsUnreact(address, on: try a.has("on") ? a.trigger("on") : nil)
+        case "ws.show": self = .wsShow(try a.address())
+        case "ws.set":
+            let address = try a.address()
+            var patch = RecordPatch()
+            if a.has("url") { patch.url = .some(try a.nullableURL("url")) }
+            patch.accessReason = try a.optionalString("accessReason")
+            if let seconds = try a.optionalNumber("connectRetryInterval") {
+                guard seconds > 0, seconds <= 86_400 else {
+                    throw ControlError(
+                        .invalidArgs, "\"connectRetryInterval\" must be between 0 and 86400 seconds (exclusive of 0)")
+                }
+                patch.connectRetryInterval = .milliseconds(Int64((seconds * 1000).rounded()))
+            }
+            patch.enabled = try a.optionalBool("enabled")
+            guard !patch.isEmpty else {
+                throw ControlError(
+                    .invalidArgs, "ws.set needs at least one of url, accessReason, connectRetryInterval, enabled")
+            }
+            self = .wsSet(address, patch)
+        case "ws.connect":
+            self = .wsConnect(try a.address(), url: try a.nullableURL("url"), user: try a.optionalID("user"))
+        case "ws.send":
+            let address = try a.address()
+            let text = try a.optionalString("text")
+            let binary = try a.optionalString("binary")
+            switch (text, binary) {
+            case (let text?, nil): self = .wsSend(address, .text(text))
+            case (nil, let encoded?):
+                guard let bytes = Base64.decode(encoded) else {
+                    throw ControlError(.invalidArgs, "\"binary\" must be padded base64")
+                }
+                self = .wsSend(address, .binary(bytes))
+            default: throw ControlError(.invalidArgs, "ws.send needs exactly one of \"text\" or \"binary\" (base64)")
+            }
+        case "ws.disconnect": self = .wsDisconnect(try a.address())
+        case "subscribe":
+            var filter = EventFilter()
+            filter.session = try a.optionalID("session")
+            filter.object = try a.optionalID("object")
+            if let types = try a.optionalStrings("types") {
+                for type in types where !EventFilter.types.contains(type) {
+                    throw ControlError(
+                        .invalidArgs,
+                        "unknown event type \"\(type)\" (one of: \(EventFilter.types.joined(separator: ", ")))")
+                }
+                filter.types = Set(types)
+            }
+            let since = try a.optionalNumber("since")
+            if let since, since < 0 || since.rounded() != since {
+                throw ControlError(.invalidArgs, "\"since\" must be a sequence number (an integer ≥ 0)")
+            }
+            self = .subscribe(filter, since: since.map { Int($0) })
+        case "consent.watch": self = .consentWatch(try a.user(), token: try a.optionalString("token"))
+        case "consent.answer":
+            let user = try a.user()
+            guard let prompt = try a.optionalNumber("prompt"), prompt.rounded() == prompt, prompt >= 0, prompt < 1e15
+            else { throw ControlError(.invalidArgs, "\"prompt\" (a prompt id) is required") }
+            let text = try a.string("answer")
+            guard let answer = ConsentEngine.Answer(rawValue: text) else {
+                throw ControlError(.invalidArgs, "\"answer\" must be allow, deny or ignore, not \"\(text)\"")
+            }
+            self = .consentAnswer(user, prompt: Int(prompt), answer, token: try a.optionalString("token"))
+        case "consent.list": self = .consentList(try a.user(), token: try a.optionalString("token"))
+        case "consent.forget":
+            let user = try a.user()
+            let text = try a.string("host")
+            guard case .success(let entry) = AllowedHost.parse(text) else {
+                throw ControlError(.invalidArgs, "\"host\" must be host:port or a ws(s):// URL, not \"\(text)\"")
+            }
+            self = .consentForget(
+                user, AccessKey(host: entry.host, port: entry.port), token: try a.optionalString("token"))
+        default:
+            throw ControlError(.unknownOp, "unknown operation \"\(op)\"")
+        }
+        try a.finish(op: op)
+    }
+}
+
+/// Which events a subscriber wants; empty fields match everything.
+public struct EventFilter: Equatable, Sendable {
+    public var session: SessionID?
+    public var object: ObjectID?
+    public var types: Set<String> = []
+    /// Set for a consent channel: only this user's prompts.
+    public var promptsFor: UserID?
+
+    public init(session: SessionID? = nil, object: ObjectID? = nil, types: Set<String> = [], promptsFor: UserID? = nil)
+    {
+        self.session = session
+        self.object = object
+        self.types = types
+        self.promptsFor = promptsFor
+    }
+
+    /// Every event type, as named in the stream.
+    public static let types: [String] = [
+        "connected", "disconnected", "attempt-failed", "received", "send-start", "sent", "send-error",
+        "consent-asked", "consent-decided", "prompt", "prompt-dismissed", "state-changed", "handling-user-changed",
+        "world-changed",
+    ]
+
+    public func matches(_ event: ControlEvent) -> Bool {
+        if let promptsFor {
+            return (event.type == "prompt" || event.type == "prompt-dismissed") && event.user == promptsFor
+        }
+        if let session, event.session != session { return false }
+        if let object, event.object != object { return false }
+        if !types.isEmpty, !types.contains(event.type) { return false }
+        return true
+    }
+}
+
+/// Reads a request's arguments, remembering which were used so that unknown
+/// ones are refused.
+struct Arguments {
+    private let values: [String: JSON]
+    private var used: Set<String> = []
+
+    init(_ values: [String: JSON]) { self.values = values }
+
+    mutating func has(_ key: String) -> Bool {
+        guard let value = values[key] else { return false }
+        if case .null = value {
+            used.insert(key)
+            return false
+        }
+        return true
+    }
+
+    mutating func optionalString(_ key: String) throws(ControlError) -> String? {
+        used.insert(key)
+        switch values[key] {
+        case nil, .null?: return nil
+        case .string(let value)?:
+            guard value.utf8.count <= 64 << 10 else { throw ControlError(.invalidArgs, "\"\(key)\" is too long") }
+            return value
+        default: throw ControlError(.invalidArgs, "\"\(key)\" must be a string")
+        }
+    }
+
+    mutating func string(_ key: String) throws(ControlError) -> String {
+        guard let value = try optionalString(key) else { throw ControlError(.invalidArgs, "\"\(key)\" is required") }
+        return value
+    }
+
+    mutating func optionalStrings(_ key: String) throws(ControlError) -> [String]? {
+        used.insert(key)
+        switch values[key] {
+        case nil, .null?: return nil
+        case .array(let items)?:
+            var strings: [String] = []
+            for item in items {
+                guard let text = item.stringValue else {
+                    throw ControlError(.invalidArgs, "\"\(key)\" must be an array of strings")
+                }
+                strings.append(text)
+            }
+            return strings
+        default: throw ControlError(.invalidArgs, "\"\(key)\" must be an array of strings")
+        }
+    }
+
+    mutating func optionalBool(_ key: String) throws(ControlError) -> Bool? {
+        used.insert(key)
+        switch values[key] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        default: throw ControlError(.invalidArgs, "\"\(key)\" must be true or false")
+        }
+    }
+
+    mutating func optionalNumber(_ key: String) throws(ControlError) -> Double? {
+        used.insert(key)
+        switch values[key] {
+        case nil, .null?: return nil
+        case .number(let value)?: return value
+        default: throw ControlError(.invalidArgs, "\"\(key)\" must be a number")
+        }
+    }
+
+    /// An id that refers to something (any non-empty string of sane length).
+    mutating func optionalID<Tag>(_ key: String) throws(ControlError) -> Identifier<Tag>? {
+        guard let text = try optionalString(key) else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 256 else {
+            throw ControlError(.invalidArgs, "\"\(key)\" must be a non-empty id of at most 256 bytes")
+        }
+        return Identifier(text)
+    }
+
+    mutating func id<Tag>(_ key: String) throws(ControlError) -> Identifier<Tag> {
+        guard let id: Identifier<Tag> = try optionalID(key) else {
+            throw ControlError(.invalidArgs, "\"\(key)\" is required")
+        }
+        return id
+    }
+
+    /// An id given explicitly as null clears; absent is an error.
+    mutating func nullableID<Tag>(_ key: String) throws(ControlError) -> Identifier<Tag>? {
+        guard values[key] != nil else {
+            throw ControlError(.invalidArgs, "\"\(key)\" is required (a user id, or null for none)")
+        }
+        return try optionalID(key)
+    }
+
+    /// The id of something new: letters, digits and `._:@-`, 1–128 characters.
+    mutating func newID<Tag>(_ key: String) throws(ControlError) -> Identifier<Tag> {
+        let id: Identifier<Tag> = try id(key)
+        let allowed = id.rawValue.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || "._:@-".unicodeScalars.contains($0)
+        }
+        guard allowed, id.rawValue.count <= 128 else {
+            throw ControlError(
+                .invalidArgs, "\"\(key)\" must be 1–128 letters, digits or ._:@- (got \"\(id.rawValue)\")")
+        }
+        return id
+    }
+
+    mutating func session() throws(ControlError) -> SessionID { try id("session") }
+    mutating func user() throws(ControlError) -> UserID { try id("user") }
+
+    mutating func address() throws(ControlError) -> RecordAddress {
+        RecordAddress(session: try id("session"), object: try id("object"))
+    }
+
+    mutating func trigger(_ key: String) throws(ControlError) -> Reaction.Trigger {
+        let text = try string(key)
+        guard let trigger = Reaction.Trigger(rawValue: text) else {
+            throw ControlError(.invalidArgs, "\"\(key)\" must be connected, received or disconnected, not \"\(text)\"")
+        }
+        return trigger
+    }
+
+    mutating func nullableURL(_ key: String) throws(ControlError) -> WebSocketURL? {
+        guard let text = try optionalString(key), !text.isEmpty else { return nil }
+        switch WebSocketURL.parse(text) {
+        case .success(let url): return url
+        case .failure(let error): throw ControlError(.invalidArgs, "\"\(key)\": \(error)")
+        }
+    }
+
+    func finish(op: String) throws(ControlError) {
+        for key in values.keys.sorted() where !used.contains(key) {
+            throw ControlError(.invalidArgs, "\(op) takes no argument \"\(key)\"")
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import Control
+import EventLoop
+import Glibc
+import Logging
+
+/// The control socket's transport: accepts `wshostctl` connections, splits
+/// request lines (with a length limit), identifies peers (`SO_PEERCRED`),
+/// writes responses and event lines, and drops any client whose unread
+/// output passes the limit, so that no client can block or grow the loop.
+/// What a request does is the `ControlService`'s business.
+@LoopActor
+final class ControlServer {
+    struct Limits {
+        var maxClients: Int
+        var maxLine: Int
+        var clientBuffer: Int
+    }
+
+    /// Who may operate the daemon (besides holders of a user's consent token).
+    struct Operators {
+        /// The daemon's own user.
+        var uid: UInt32
+        /// The configured group, if any.
+        var gid: UInt32?
+        var groupName: String
+
+        func permit(_ credentials: PeerCredentials?) -> Bool {
+            guard let credentials else { return false }
+            if credentials.uid == 0 || credentials.uid == uid { return true }
+            guard let gid else { return false }
+            return credentials.gid == gid || Self.supplementaryGroups(of: credentials.pid).contains(gid)
+        }
+
+        /// The groups the peer process holds right now (`Groups:` in /proc/PID/status).
+        static func supplementaryGroups(of pid: Int32) -> [UInt32] {
+            guard let status = readSmallFile("/proc/\(pid)/status") else { return [] }
+            for line in status.split(separator: "\n") where line.hasPrefix("Groups:") {
+                return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+                    .compactMap { UInt32($0) }
+            }
+            return []
+        }
+
+        var description: String {
+            "root, uid \(uid)" + (gid.map { " and members of group \(groupName) (gid \($0))" } ?? "")
+        }
+    }
+
+    let limits: Limits
+    let operators: Operators
+    private var listeners: [UnixListener] = []
+    private var clients: [ObjectIdentifier: ControlClient] = [:]
+    private let logger = Logger(label: "wshostd.control")
+    /// A response and the lines that follow it (a subscription's backlog).
+    struct Reply {
+        var response: ControlResponse
+        var then: [String]
+
+        init(_ response: ControlResponse, then: [String] = []) {
+            self.response = response
+            self.then = then
+        }
+    }
+
+    /// Runs one request.
+    var handle: (@LoopActor (ControlClient, ControlRequest) -> Reply)?
+    /// Whether any client subscribes (message events are journaled only then).
+    private(set) var hasSubscribers = false
+
+    init(limits: Limits, operators: Operators) {
+        self.limits = limits
+        self.operators = operators
+    }
+
+    var clientCount: Int { clients.count }
+
+    func listen(on listener: UnixListener) {
+        listeners.append(listener)
+        listener.start { [weak self] socket, credentials in self?.accept(socket, credentials) }
+    }
+
+    /// Clients with a subscription whose filter matches get the event line.
+    func broadcast(_ event: ControlEvent) {
+        var line: String?
+        for client in clients.values {
+            guard let filter = client.subscription, filter.matches(event) else { continue }
+            if line == nil { line = event.line }
+            client.write(line!)
+        }
+    }
+
+    func close() {
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
+        for client in clients.values { client.close() }
+        clients.removeAll()
+    }
+
+    private func accept(_ socket: TCPSocket, _ credentials: PeerCredentials?) {
+        let client = ControlClient(
+            socket: socket, credentials: credentials, isOperator: operators.permit(credentials), server: self)
+        guard clients.count < limits.maxClients else {
+            logger.warning(
+                "control client refused: \(limits.maxClients) clients are connected already",
+                metadata: ["control.peer": "\(credentials.map(\.description) ?? "unknown")"])
+            client.write(
+                ControlResponse.failure(
+                    id: nil,
+                    ControlError(.tooManyClients, "the daemon serves \(limits.maxClients) control clients already")
+                ).line)
+            client.close()
+            return
+        }
+        clients[ObjectIdentifier(client)] = client
+        client.start()
+    }
+
+    fileprivate func removed(_ client: ControlClient) {
+        clients[ObjectIdentifier(client)] = nil
+        subscriptionsChanged()
+    }
+
+    func subscriptionsChanged() {
+        hasSubscribers = clients.values.contains { $0.subscription != nil }
+    }
+
+    fileprivate func received(_ line: ArraySlice<UInt8>, from client: ControlClient) {
+        switch ControlRequest.decode(line) {
+        case .failure(let rejected):
+            client.write(ControlResponse.failure(id: rejected.id, rejected.error).line)
+        case .success(let request):
+            guard let reply = handle?(client, request) else { return }
+            client.write(reply.response.line)
+            for line in reply.then { client.write(line) }
+        }
+    }
+
+    fileprivate func dropped(_ client: ControlClient, reason: String) {
+        logger.warning(
+            "control client dropped: \(reason)",
+            metadata: ["control.peer": "\(client.credentials.map(\.description) ?? "unknown")"])
+    }
+}
+
+/// One connection to the control socket.
+@LoopActor
+final class ControlClient {
+    let credentials: PeerCredentials?
+    let isOperator: Bool
+    /// Set by `subscribe` (and `consent.watch`): matching events are written to it.
+    var subscription: EventFilter?
+    private let socket: TCPSocket
+    private unowned let server: ControlServer
+    private var input: [UInt8] = []
+    /// Skipping the rest of an over-long line.
+    private var discarding = false
+    private var closed = false
+    private var closeWhenDrained = false
+
+    init(socket: TCPSocket, credentials: PeerCredentials?, isOperator: Bool, server: ControlServer) {
+        self.socket = socket
+        self.credentials = credentials
+        self.isOperator = isOperator
+        self.server = server
+    }
+
+    var peerDescription: String { credentials.map(\.description) ?? "an unidentified peer" }
+
+    func start() {
+        socket.start(
+            onInput: { [weak self] event in self?.handle(event) },
+            onDrained: { [weak self] in
+                guard let self, closeWhenDrained else { return }
+                close()
+            })
+    }
+
+    /// Queues a line; a client with more than the limit unread is dropped.
+    func write(_ line: String) {
+        guard !closed else { return }
+        if socket.pendingCount + line.utf8.count > server.limits.clientBuffer {
+            server.dropped(
+                self, reason: "more than \(server.limits.clientBuffer) bytes unread (it does not read its output)")
+            close()
+            return
+        }
+        socket.write(Array(line.utf8))
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        socket.close()
+        server.removed(self)
+    }
+
+    private func handle(_ event: TCPSocket.Input) {
+        switch event {
+        case .data(let bytes):
+            receive(bytes)
+        case .eof:
+            if !input.isEmpty && !discarding {
+                let line = self.input
+                self.input.removeAll()
+                server.received(line[...], from: self)
+            }
+            // A subscriber may half-close and keep reading its stream.
+            guard subscription == nil else { return }
+            if socket.pendingCount == 0 { close() } else { closeWhenDrained = true }
+        case .error:
+            close()
+        }
+    }
+
+    private func receive(_ bytes: UnsafeRawBufferPointer) {
+        var start = 0
+        for index in 0..<bytes.count where bytes[index] == UInt8(ascii: "\n") {
+            if discarding {
+                discarding = false
+            } else if input.count + index - start > server.limits.maxLine {
+                input.removeAll(keepingCapacity: true)
+                tooLong()
+            } else {
+                input.append(contentsOf: bytes[start..<index])
+                let line = input
+                input.removeAll(keepingCapacity: true)
+                server.received(line[...], from: self)
+                if closed { return }
+            }
+            start = index + 1
+        }
+        guard !discarding else { return }
+        input.append(contentsOf: bytes[start...])
+        if input.count > server.limits.maxLine {
+            input.removeAll()
+            discarding = true
+            tooLong()
+        }
+    }
+
+    private func tooLong() {
+        write(
+            ControlResponse.failure(
+                id: nil, ControlError(.lineTooLong, "a request line may have at most \(server.limits.maxLine) bytes")
+            ).line)
+    }
+}
+
+/// A small file read whole (procfs files report size 0, so read to EOF).
+func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count < limit {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        bytes += chunk[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

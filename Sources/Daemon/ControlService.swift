@@ -1,0 +1,528 @@
+import Config
+import Control
+import EventLoop
+import Glibc
+import Hosting
+import Logging
+import MonotonicTime
+import WebSocketProtocol
+import World
+
+/// What each control request does to the running daemon
+/// (docs/control-protocol.md): checks who asks, runs the command against the
+/// world, and answers with a result or a clear error. A refused request
+/// changes nothing.
+@LoopActor
+final class ControlService {
+    private unowned let daemon: Daemon
+    private let host: Host
+    private let server: ControlServer
+    private let tokens: TokenStore
+    private var journal: EventJournal
+    private let logger = Logger(label: "wshostd.control")
+    /// Distinguishes this run's sequence numbers from an earlier run's.
+    let epoch: String
+    /// The headless user that hosts sessions started without `--host`.
+    static let defaultHost: UserID = "wshostd"
+
+    init(daemon: Daemon, host: Host, server: ControlServer, tokens: TokenStore, history: Int) {
+        self.daemon = daemon
+        self.host = host
+        self.server = server
+        self.tokens = tokens
+        journal = EventJournal(capacity: history)
+        var generator = SystemRandomNumberGenerator()
+        epoch = String(UInt64.random(in: 1...UInt64.max, using: &generator), radix: 36)
+        server.handle = { [unowned self] client, request in respond(to: request, from: client) }
+    }
+
+    var lastSeq: Int { journal.lastSeq }
+
+    // MARK: - Events
+
+    /// Messages are journaled only while someone subscribes: they are the
+    /// bulk of the stream, and nobody could ask for them later anyway.
+    private static let messageTypes: Set<String> = ["received", "send-start", "sent", "send-error"]
+    /// Received data carried in an event, at most.
+    static let eventDataLimit = 64 << 10
+
+    func record(_ event: Host.Event) {
+        guard let converted = convert(event) else { return }
+        if Self.messageTypes.contains(converted.type) && !server.hasSubscribers { return }
+        server.broadcast(journal.append(converted))
+    }
+
+    private func convert(_ event: Host.Event) -> ControlEvent? {
+        let now = Self.wallNow()
+        func at(_ address: RecordAddress, _ type: String, user: UserID? = nil, _ fields: [String: JSON] = [:])
+            -> ControlEvent
+        {
+            ControlEvent(
+                time: now, type: type, session: address.session, object: address.object, user: user, fields: fields)
+        }
+        switch event {
+        case .connected(let address, let user): return at(address, "connected", user: user)
+        case .disconnected(let address, let report):
+            return at(
+                address, "disconnected",
+                [
+                    "initiator": .string("\(report.initiator)"), "code": .int(Int(report.code.rawValue)),
+                    "reason": .string(report.reason),
+                ])
+        case .attemptFailed(let address, let reason): return at(address, "attempt-failed", ["reason": .string(reason)])
+        case .receivedText(let address, let text):
+            let size = text.utf8.count
+            let shown =
+                size > Self.eventDataLimit
+                ? String(decoding: text.utf8.prefix(Self.eventDataLimit), as: UTF8.self) : text
+            return at(
+                address, "received",
+                ["text": .string(shown), "size": .int(size), "truncated": .bool(size > Self.eventDataLimit)])
+        case .receivedBinary(let address, let bytes):
+            return at(
+                address, "received",
+                [
+                    "binary": .string(Base64.encode(bytes.prefix(Self.eventDataLimit))), "size": .int(bytes.count),
+                    "truncated": .bool(bytes.count > Self.eventDataLimit),
+                ])
+        case .sendStart(let address): return at(address, "send-start")
+        case .sent(let address): return at(address, "sent")
+        case .sendError(let address, let reason): return at(address, "send-error", ["reason": .string(reason)])
+        case .consentAsked(let address, let user, let key):
+            return at(address, "consent-asked", user: user, ["hostPort": .string(key.hostPort)])
+        case .consentDecided(let address, let allowed, let outcome):
+            return at(
+                address, "consent-decided",
+                ["allowed": allowed.map { .bool($0) } ?? .null, "outcome": .string(outcome.description)])
+        case .prompt(let prompt):
+            return ControlEvent(
+                time: now, type: "prompt", session: prompt.request.requester.session,
+                object: prompt.request.requester.object, user: prompt.user,
+                fields: ["prompt": ControlView.prompt(prompt)])
+        case .promptDismissed(let prompt):
+            return ControlEvent(
+                time: now, type: "prompt-dismissed", session: prompt.request.requester.session,
+                object: prompt.request.requester.object, user: prompt.user, fields: ["prompt": .int(prompt.id)])
+        case .stateChanged(let address, let state):
+            return at(address, "state-changed", ["state": .string(ControlView.stateName(state))])
+        case .worldChanged(let change):
+            var fields: [String: JSON] = ["op": .string(Self.name(of: change))]
+            if let requester { fields["by"] = .string(requester) }
+            let (session, object, user) = Self.subjects(of: change)
+            return ControlEvent(
+                time: now, type: "world-changed", session: session, object: object, user: user, fields: fields)
+        case .handlingUserChanged(let address, let user):
+            return at(
+                address, "handling-user-changed", user: user,
+                ["handlingUser": user.map { .string($0.rawValue) } ?? .null])
+        }
+    }
+
+    static func wallNow() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    private var view: ControlView {
+        let wall = Self.wallNow()
+        let monotonic = LoopTimers.now()
+        return ControlView(world: host.world, statuses: host.statuses) { instant in
+            wall - Double((monotonic - instant).nanosecondsClamped) / 1e9
+        }
+    }
+
+    // MARK: - Requests
+
+    /// Who asked for the change being applied (for world-changed events).
+    private var requester: String?
+
+    /// Lines to write after the current response (a subscription's backlog).
+    private var followUp: [String] = []
+
+    private func respond(to request: ControlRequest, from client: ControlClient) -> ControlServer.Reply {
+        followUp = []
+        do throws(ControlError) {
+            try authorize(request.command, client)
+            if daemon.state == .stopping && request.command.changesState {
+                throw ControlError(.unavailable, "the daemon is stopping")
+            }
+            let result = try run(request.command, client)
+            return ControlServer.Reply(.success(id: request.id, result), then: followUp)
+        } catch {
+            if error.code == .forbidden {
+                logger.warning(
+                    "control request refused: \(error.message)",
+                    metadata: ["control.peer": "\(client.peerDescription)", "control.op": "\(request.command)"])
+            }
+            return ControlServer.Reply(.failure(id: request.id, error))
+        }
+    }
+
+    /// Operators may do everything but answer or watch for a user without
+    /// that user's token; others may only use a user's consent operations
+    /// with the user's token (SPEC §4: nobody can answer for another user).
+    private func authorize(_ command: ControlCommand, _ client: ControlClient) throws(ControlError) {
+        if command == .hello { return }
+        if let (user, token) = command.consentUser {
+            let needsToken: Bool
+            switch command {
+            case .consentWatch, .consentAnswer: needsToken = true
+            default: needsToken = !client.isOperator
+            }
+            guard needsToken else { return }
+            guard token != nil else {
+                throw ControlError(.forbidden, "acting as \(user)'s consent channel needs \(user)'s token")
+            }
+            guard tokens.verify(token, for: user) else {
+                throw ControlError(.forbidden, "wrong token for user \(user)")
+            }
+            return
+        }
+        guard client.isOperator else {
+            throw ControlError(
+                .forbidden,
+                "\(client.peerDescription) may not operate wshostd (allowed: \(server.operators.description))")
+        }
+    }
+
+    private func run(_ command: ControlCommand, _ client: ControlClient) throws(ControlError) -> JSON {
+        let world = host.world
+        switch command {
+        case .hello:
+            return .object([
+                "protocol": .int(ControlProtocol.version), "daemon": .string(BuildInfo.version),
+                "operator": .bool(client.isOperator), "uid": client.credentials.map { .int(Int($0.uid)) } ?? .null,
+            ])
+        case .status:
+            return status()
+        case .reload:
+            daemon.reload()
+            if let error = daemon.lastReloadError { throw ControlError(.reloadFailed, error) }
+            return .object(["configGeneration": .int(daemon.configGeneration)])
+
+        case .sessionsList:
+            return .object(["sessions": .array(world.sessions.values.sorted { $0.id < $1.id }.map(view.session))])
+        case .sessionsShow(let id):
+            return .object(["session": view.session(try session(id))])
+        case .sessionsStart(let id, let name, let hostUser):
+            let hostID = hostUser ?? Self.defaultHost
+            if hostUser == nil && world.users[hostID] == nil {
+                try apply(.addUser(User(id: hostID, name: "wshostd (this daemon)", kind: .headless)), client)
+            }
+            try apply(
+                .startSession(Session(id: id, name: name ?? id.rawValue, host: hostID, present: [hostID])), client,
+                session: id)
+            return .object(["session": view.session(try session(id))])
+        case .sessionsClose(let id):
+            try apply(.closeSession(id), client, session: id)
+            return .object(["closed": .string(id.rawValue)])
+
+        case .usersList(let sessionID):
+            var users = world.users.values.sorted { $0.id < $1.id }
+            if let sessionID {
+                let present = try session(sessionID).present
+                users = users.filter { present.contains($0.id) }
+            }
+            return .object(["users": .array(users.map(view.user))])
+        case .usersAdd(let id, let name, let kind):
+            try apply(.addUser(User(id: id, name: name ?? id.rawValue, kind: kind)), client, user: id)
+            return .object(["user": view.user(host.world.users[id]!)])
+        case .usersToken(let id):
+            guard world.users[id] != nil else { throw ControlError(.notFound, "no user \(id)") }
+            do {
+                let token = try tokens.token(for: id, create: true) ?? ""
+                logger.notice(
+                    "consent token shown", metadata: ["user.id": "\(id)", "control.peer": "\(client.peerDescription)"])
+                return .object(["user": .string(id.rawValue), "token": .string(token)])
+            } catch {
+                throw ControlError(.unavailable, "cannot store the token: \(error)")
+            }
+        case .usersJoin(let s, let u): return try sessionChange(.join(s, u), client, s, u)
+        case .usersLeave(let s, let u):
+            guard try session(s).present.contains(u) else {
+                throw ControlError(.notFound, "\(u) is not in session \(s)")
+            }
+            return try sessionChange(.leave(s, u), client, s, u)
+        case .usersKick(let s, let u):
+            guard try session(s).present.contains(u) else {
+                throw ControlError(.notFound, "\(u) is not in session \(s)")
+            }
+            logger.notice(
+                "user kicked",
+                metadata: ["session.id": "\(s)", "user.id": "\(u)", "control.peer": "\(client.peerDescription)"])
+            return try sessionChange(.leave(s, u), client, s, u)
+        case .usersHost(let s, let u): return try sessionChange(.setHost(s, u), client, s, u)
+
+        case .objectsList(let id):
+            _ = try session(id)
+            let objects = world.objects.keys.filter { $0.session == id }.sorted { $0.object < $1.object }
+            return .object(["objects": .array(objects.compactMap(view.object))])
+        case .objectsShow(let address):
+            _ = try object(address)
+            return .object(["object": view.object(address)!])
+        case .objectsSpawn(let address, let name, let spawnedBy):
+            try apply(
+                .spawn(
+                    address.session,
+                    WorldObject(id: address.object, name: name ?? address.object.rawValue, spawnedBy: spawnedBy)),
+                client, address)
+            return .object(["object": view.object(address)!])
+        case .objectsRemove(let address):
+            try apply(.remove(address.session, address.object), client, address)
+            return .object(["removed": .string(address.description)])
+        case .objectsWear(let address, let user):
+            return try objectChange(.wear(address.session, address.object, by: user), client, address)
+        case .objectsGrab(let address, let user):
+            return try objectChange(.grab(address.session, address.object, by: user), client, address)
+        case .objectsDefineUser(let address, let user):
+            return try objectChange(.defineUser(address.session, address.object, user), client, address)
+        case .objectsReact(let address, let reaction):
+            let current = try object(address)
+            if case .forward(let target) = reaction.effect,
+                world.objects[RecordAddress(session: address.session, object: target)] == nil
+            {
+                throw ControlError(.notFound, "no object \(address.session)/\(target) to forward to")
+            }
+            try apply(.setReactions(address.session, address.object, current.reactions + [reaction]), client, address)
+            return .object(["reactions": .array(host.world.objects[address]!.reactions.map(ControlView.reaction))])
+        case .objectsReactions(let address):
+            return .object(["reactions": .array(try object(address).reactions.map(ControlView.reaction))])
+        case .objectsUnreact(let address, let trigger):
+            let current = try object(address)
+            let kept = current.reactions.filter { trigger != nil && $0.on != trigger }
+            try apply(.setReactions(address.session, address.object, kept), client, address)
+            return .object([
+                "reactions": .array(kept.map(ControlView.reaction)),
+                "removed": .int(current.reactions.count - kept.count),
+            ])
+
+        case .wsShow(let address):
+            return .object(["record": try record(address)])
+        case .wsSet(let address, let patch):
+            let current = try object(address)
+            let base =
+                current.record
+                ?? RecordSettings(connectRetryInterval: daemon.config.websocket.connectRetryInterval)
+            try apply(.setRecord(address.session, address.object, patch.applied(to: base)), client, address)
+            return .object(["record": try record(address)])
+        case .wsConnect(let address, let url, let user):
+            _ = try object(address)
+            try apply(.connect(address.session, address.object, url: url, user: user), client, address)
+            return .object(["record": try record(address)])
+        case .wsSend(let address, let payload):
+            _ = try object(address)
+            let outcome: Host.SendOutcome
+            switch payload {
+            case .text(let text): outcome = host.send(address, text: text)
+            case .binary(let bytes): outcome = host.send(address, binary: bytes)
+            }
+            switch outcome {
+            case .sent: return .object(["outcome": .string("sent")])
+            case .failed(let reason): throw ControlError(.sendFailed, reason)
+            }
+        case .wsDisconnect(let address):
+            do {
+                try host.disconnect(address)
+            } catch {
+                throw Self.translate(error)
+            }
+            logger.info(
+                "disconnect requested",
+                metadata: [
+                    "session.id": "\(address.session)", "object.id": "\(address.object)",
+                    "control.peer": "\(client.peerDescription)",
+                ])
+            return .object(["record": try record(address)])
+
+        case .subscribe(let filter, let since):
+            var backlog: [ControlEvent] = []
+            if let since {
+                guard let events = journal.events(after: since, matching: filter) else {
+                    throw ControlError(
+                        .historyGone,
+                        "events after \(since) are no longer kept (the oldest kept is \(journal.oldestSeq ?? 0)); resume from there or subscribe without since"
+                    )
+                }
+                backlog = events
+            }
+            client.subscription = filter
+            server.subscriptionsChanged()
+            // The response goes out first; then the backlog, then live events.
+            followUp = backlog.map(\.line)
+            return .object([
+                "seq": .int(journal.lastSeq), "epoch": .string(epoch), "backlog": .int(backlog.count),
+                "oldest": journal.oldestSeq.map { .int($0) } ?? .null,
+            ])
+        case .consentWatch(let user, _):
+            guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
+            client.subscription = EventFilter(promptsFor: user)
+            server.subscriptionsChanged()
+            logger.notice(
+                "consent channel attached",
+                metadata: ["user.id": "\(user)", "control.peer": "\(client.peerDescription)"])
+            let shown = host.consent.pendingPrompts(for: user).prefix(1)
+            return .object(["user": .string(user.rawValue), "pending": .array(shown.map(ControlView.prompt))])
+        case .consentAnswer(let user, let prompt, let answer, _):
+            do {
+                try host.answer(promptID: prompt, user: user, answer, by: client.peerDescription)
+            } catch let error as ConsentEngine.AnswerError {
+                switch error {
+                case .noSuchPrompt: throw ControlError(.notFound, error.description)
+                case .notYourPrompt: throw ControlError(.forbidden, error.description)
+                }
+            } catch {
+                throw ControlError(
+                    .unavailable, "the decision could not be stored, so it does not take effect: \(error)")
+            }
+            return .object(["prompt": .int(prompt), "answer": .string(answer.rawValue)])
+        case .consentList(let user, _):
+            guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
+            let decisions = (host.consent.decisions[user] ?? [:]).sorted { $0.key.hostPort < $1.key.hostPort }
+            return .object([
+                "user": .string(user.rawValue),
+                "decisions": .array(decisions.map { ControlView.decision($0.key, $0.value) }),
+                "pending": .array(host.consent.pendingPrompts(for: user).map(ControlView.prompt)),
+            ])
+        case .consentForget(let user, let key, _):
+            guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
+            do {
+                guard try host.forget(user: user, key: key) else {
+                    throw ControlError(.notFound, "\(user) has no decision for \(key.hostPort)")
+                }
+            } catch let error as ControlError {
+                throw error
+            } catch {
+                throw ControlError(.unavailable, "the change could not be stored: \(error)")
+            }
+            logger.notice(
+                "consent decision forgotten",
+                metadata: [
+                    "user.id": "\(user)", "consent.host": "\(key.hostPort)",
+                    "control.peer": "\(client.peerDescription)",
+                ])
+            return .object(["user": .string(user.rawValue), "forgotten": .string(key.hostPort)])
+        }
+    }
+
+    private func status() -> JSON {
+        let world = host.world
+        var states: [String: JSON] = [:]
+        for lifecycle in world.lifecycles.values {
+            let name = ControlView.stateName(lifecycle.state)
+            states[name] = .int((states[name]?.intValue ?? 0) + 1)
+        }
+        return .object([
+            "daemon": .string(BuildInfo.version), "protocol": .int(ControlProtocol.version), "pid": .int(Int(getpid())),
+            "state": .string("\(daemon.state)"), "status": .string(daemon.statusLine()),
+            "configFile": .string(daemon.configPath), "configGeneration": .int(daemon.configGeneration),
+            "lastReloadError": daemon.lastReloadError.map { .string($0) } ?? .null,
+            "users": .int(world.users.count), "sessions": .int(world.sessions.count),
+            "objects": .int(world.objects.count), "records": .int(world.lifecycles.count),
+            "open": .int(host.openRecords.count), "recordStates": .object(states),
+            "controlClients": .int(server.clientCount), "eventSeq": .int(journal.lastSeq), "epoch": .string(epoch),
+        ])
+    }
+
+    // MARK: - Helpers
+
+    private func session(_ id: SessionID) throws(ControlError) -> Session {
+        guard let session = host.world.sessions[id] else { throw ControlError(.notFound, "no session \(id)") }
+        return session
+    }
+
+    private func object(_ address: RecordAddress) throws(ControlError) -> WorldObject {
+        _ = try session(address.session)
+        guard let object = host.world.objects[address] else { throw ControlError(.notFound, "no object \(address)") }
+        return object
+    }
+
+    private func record(_ address: RecordAddress) throws(ControlError) -> JSON {
+        _ = try object(address)
+        guard let record = view.record(address) else {
+            throw ControlError(.notFound, "object \(address) has no WebSocket Client record (give it one with ws set)")
+        }
+        return record
+    }
+
+    private func sessionChange(_ change: WorldChange, _ client: ControlClient, _ id: SessionID, _ user: UserID)
+        throws(ControlError) -> JSON
+    {
+        try apply(change, client, session: id, user: user)
+        return .object(["session": view.session(try session(id))])
+    }
+
+    private func objectChange(_ change: WorldChange, _ client: ControlClient, _ address: RecordAddress)
+        throws(ControlError) -> JSON
+    {
+        try apply(change, client, address)
+        return .object(["object": view.object(address)!])
+    }
+
+    private func apply(_ change: WorldChange, _ client: ControlClient, _ address: RecordAddress) throws(ControlError) {
+        try apply(change, client, session: address.session, object: address.object)
+    }
+
+    /// Applies a change for a client, logs it with who asked, and tells subscribers.
+    private func apply(
+        _ change: WorldChange, _ client: ControlClient, session: SessionID? = nil, object: ObjectID? = nil,
+        user: UserID? = nil
+    ) throws(ControlError) {
+        requester = client.peerDescription
+        defer { requester = nil }
+        do {
+            try host.apply(change)
+        } catch {
+            throw Self.translate(error)
+        }
+        let op = Self.name(of: change)
+        var metadata: Logger.Metadata = ["control.peer": "\(client.peerDescription)", "control.change": "\(op)"]
+        if let session { metadata["session.id"] = "\(session)" }
+        if let object { metadata["object.id"] = "\(object)" }
+        if let user { metadata["user.id"] = "\(user)" }
+        logger.info("world changed", metadata: metadata)
+    }
+
+    /// The session, object and user a change is about, for the event stream.
+    static func subjects(of change: WorldChange) -> (SessionID?, ObjectID?, UserID?) {
+        switch change {
+        case .addUser(let user): return (nil, nil, user.id)
+        case .startSession(let session): return (session.id, nil, session.host)
+        case .closeSession(let id): return (id, nil, nil)
+        case .join(let id, let user), .leave(let id, let user), .setHost(let id, let user): return (id, nil, user)
+        case .spawn(let id, let object): return (id, object.id, nil)
+        case .remove(let id, let object), .setRecord(let id, let object, _), .setReactions(let id, let object, _):
+            return (id, object, nil)
+        case .wear(let id, let object, let user), .grab(let id, let object, let user),
+            .defineUser(let id, let object, let user):
+            return (id, object, user)
+        case .connect(let id, let object, _, let user): return (id, object, user)
+        }
+    }
+
+    static func translate(_ error: World.Failure) -> ControlError {
+        switch error {
+        case .unknownUser, .unknownSession, .unknownObject, .noRecord: return ControlError(.notFound, error.description)
+        case .duplicateUser, .duplicateSession, .duplicateObject: return ControlError(.conflict, error.description)
+        }
+    }
+
+    static func name(of change: WorldChange) -> String {
+        switch change {
+        case .addUser: return "add-user"
+        case .startSession: return "start-session"
+        case .closeSession: return "close-session"
+        case .join: return "join"
+        case .leave: return "leave"
+        case .setHost: return "set-host"
+        case .spawn: return "spawn"
+        case .remove: return "remove"
+        case .wear: return "wear"
+        case .grab: return "grab"
+        case .defineUser: return "define-user"
+        case .setRecord: return "set-record"
+        case .connect: return "connect"
+        case .setReactions: return "set-reactions"
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Dispatch
+import Glibc
+
+/// Who is at the other end of a Unix socket (`SO_PEERCRED`, unix(7)).
+public struct PeerCredentials: Equatable, Sendable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var description: String { "uid \(uid) gid \(gid) pid \(pid)" }
+
+    /// The credentials of the process at the other end of `fd`.
+    public static func of(_ fd: Int32) -> PeerCredentials? {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (Glibc hides it without _GNU_SOURCE).
+        var fields: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout.size(ofValue: fields))
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &fields, &length) == 0, length == 12 else { return nil }
+        return PeerCredentials(pid: fields.0, uid: fields.1, gid: fields.2)
+    }
+}
+
+/// A listening Unix stream socket on the loop: accepts connections as
+/// `TCPSocket`s (the same non-blocking stream shell) with their peer's
+/// credentials. Made by binding a path, or adopted from systemd socket
+/// activation.
+@LoopActor
+public final class UnixListener {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let fd: Int32
+    /// The path bound by this listener (removed on close); nil when adopted.
+    public let path: String?
+    private let source: any DispatchSourceRead
+    private var closed = false
+    private var paused = false
+    private var onAccept: (@LoopActor (TCPSocket, PeerCredentials?) -> Void)?
+
+    /// Binds `path` with `mode` (and `group` when given), replacing a stale
+    /// socket left by an earlier run (but never a file of another kind).
+    public static func bind(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 128) throws(Failure)
+        -> UnixListener
+    {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            throw Failure(description: "\(path): longer than the \(capacity - 1) bytes a socket path may have")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFSOCK else {
+                throw Failure(description: "\(path) exists and is not a socket")
+            }
+            unlink(path)
+        }
+        let fd = socket(
+            AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        // The mode applies from the moment the path exists: no window with wider permissions.
+        let oldMask = umask(0o777 & ~mode)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        let bindError = errno
+        umask(oldMask)
+        guard bound == 0 else {
+            Glibc.close(fd)
+            throw Failure(description: "bind \(path): \(String(cString: strerror(bindError)))")
+        }
+        if let group, chown(path, uid_t.max, group) != 0 {
+            let code = errno
+            Glibc.close(fd)
+            unlink(path)
+            throw Failure(description: "chown \(path) to group \(group): \(String(cString: strerror(code)))")
+        }
+        if chmod(path, mode) != 0 || listen(fd, backlog) != 0 {
+            let code = errno
+            Glibc.close(fd)
+            unlink(path)
+            throw Failure(description: "listen \(path): \(String(cString: strerror(code)))")
+        }
+        return UnixListener(fd: fd, path: path)
+    }
+
+    /// Adopts a listening socket passed by systemd (`sd_listen_fds`).
+    public static func adopt(fd: Int32) -> UnixListener {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return UnixListener(fd: fd, path: nil)
+    }
+
+    private init(fd: Int32, path: String?) {
+        self.fd = fd
+        self.path = path
+        source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
+        source.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.acceptPending() } }
+        source.setCancelHandler { Glibc.close(fd) }
+    }
+
+    /// Starts accepting; `onAccept` gets each new connection (not yet started).
+    public func start(onAccept: @escaping @LoopActor (TCPSocket, PeerCredentials?) -> Void) {
+        self.onAccept = onAccept
+        source.activate()
+    }
+
+    /// Accepts what waits, up to a batch per wake-up.
+    private func acceptPending() {
+        for _ in 0..<64 {
+            guard !closed else { return }
+            let client = accept(fd, nil, nil)
+            if client >= 0 {
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            }
+            if client < 0 {
+                let code = errno
+                if code == EINTR || code == ECONNABORTED { continue }
+                if code != EAGAIN && code != EWOULDBLOCK { pause() }
+                return
+            }
+            var address = SocketAddress(family: AF_UNIX, storage: sockaddr_storage(), length: 0)
+            address.storage.ss_family = sa_family_t(AF_UNIX)
+            onAccept?(TCPSocket(fd: client, peer: address), PeerCredentials.of(client))
+        }
+    }
+
+    /// Out of descriptors (EMFILE, ENFILE) or memory: the pending connection
+    /// stays queued and the source would fire again at once, so rest 100 ms.
+    private func pause() {
+        guard !paused else { return }
+        paused = true
+        source.suspend()
+        LoopExecutor.shared.queue.asyncAfter(deadline: .now() + .milliseconds(100)) { [weak self] in
+            LoopActor.assumeIsolated {
+                guard let self, self.paused else { return }
+                self.paused = false
+                self.source.resume()
+            }
+        }
+    }
+
+    /// Stops accepting and closes the socket (a bound path is removed; an
+    /// adopted socket stays with systemd for the next start).
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        onAccept = nil
+        if let path { unlink(path) }
+        source.activate()
+        if paused {
+            paused = false
+            source.resume()
+        }
+        source.cancel()
+    }
+
+    isolated deinit { close() }
+}

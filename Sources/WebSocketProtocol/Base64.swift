@@ -1,0 +1,60 @@
+/// Base64 (RFC 4648 §4) with padding: the handshake key and accept value, and
+/// binary payloads in the control protocol.
+public enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    public static func encode<Bytes: Collection>(_ input: Bytes) -> String where Bytes.Element == UInt8 {
+        let bytes = Array(input)
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i < bytes.count {
+            let b0 = UInt32(bytes[i])
+            let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
+            let triple = b0 << 16 | b1 << 8 | b2
+            output.append(alphabet[Int(triple >> 18 & 63)])
+            output.append(alphabet[Int(triple >> 12 & 63)])
+            output.append(i + 1 < bytes.count ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "="))
+            output.append(i + 2 < bytes.count ? alphabet[Int(triple & 63)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The bytes of canonical padded base64; nil for anything else.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let input = Array(text.utf8)
+        guard input.count % 4 == 0 else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count / 4 * 3)
+        var index = 0
+        while index < input.count {
+            var quad: UInt32 = 0
+            var padding = 0
+            for offset in 0..<4 {
+                let byte = input[index + offset]
+                let value: UInt32
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(byte - UInt8(ascii: "A"))
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(byte - UInt8(ascii: "a")) + 26
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(byte - UInt8(ascii: "0")) + 52
+                case UInt8(ascii: "+"): value = 62
+                case UInt8(ascii: "/"): value = 63
+                case UInt8(ascii: "=") where index + 4 == input.count && offset >= 2:
+                    padding += 1
+                    value = 0
+                default: return nil
+                }
+                // Nothing but padding may follow padding.
+                if padding > 0 && byte != UInt8(ascii: "=") { return nil }
+                quad = quad << 6 | value
+            }
+            output.append(UInt8(quad >> 16 & 0xFF))
+            if padding < 2 { output.append(UInt8(quad >> 8 & 0xFF)) }
+            if padding < 1 { output.append(UInt8(quad & 0xFF)) }
+            index += 4
+        }
+        return output
+    }
+}
