@@ -143,6 +143,8 @@ let package = Package(
 
         .testTarget(
             name: "ConfigTests", dependencies: ["Config", "World", "WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "ControlTests", dependencies: ["Control", "World", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",

@@ -25,6 +25,15 @@ struct HandshakeTests {
             ["", "f", "fo", "foo", "foob", "fooba", "foobar"].map { Base64.encode(Array($0.utf8)) } == [
                 "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy",
             ])
+        // RFC 4648 §10 vectors decode back; anything not padded base64 is refused.
+        for text in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
+            #expect(Base64.decode(Base64.encode(Array(text.utf8))) == Array(text.utf8))
+        }
+        let all = (0...255).map { UInt8($0) }
+        #expect(Base64.decode(Base64.encode(all)) == all)
+        for bad in ["Zg", "Zg=", "Z===", "Zm9v!", "Zg==Zg==", "=Zm8", "Zm=v", "Zm9\n"] {
+            #expect(Base64.decode(bad) == nil, "\(bad)")
+        }
     }
 
     @Test("the request: path and query, Host with a non-default port, no userinfo, version 13")

@@ -55,6 +55,35 @@ struct RecordLifecycleTests {
         #expect(record.targetChanged(other, now: at(6)) == [.askConsent(Attempt(number: 2, target: other))])
     }
 
+    @Test("the explicit disconnect (Neos #1039) closes now and stays down; no retry until the record restarts")
+    func explicitDisconnect() {
+        var record = RecordLifecycle(retryInterval: .seconds(1))
+        _ = record.targetChanged(echo, now: at(0))
+        _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = record.socketOpened(attempt: 1)
+        let attempt = Attempt(number: 1, target: echo)
+        #expect(
+            record.disconnectRequested(now: at(5))
+                == [
+                    .closeSocket(attempt, reason: "disconnect requested"),
+                    .disconnected(
+                        attempt, CloseReport(initiator: .client, code: .normalClosure, reason: "disconnect requested")),
+                ])
+        #expect(record.state == .stopped(echo))
+        #expect(!record.isConnected)
+        // The old socket's late report changes nothing; nothing is retried.
+        #expect(record.socketClosed(attempt: 1, report: serverClose, now: at(6)) == [])
+        #expect(record.retryDue(now: at(100)) == [])
+        #expect(record.disconnectRequested(now: at(101)) == [])
+        #expect(record.targetChanged(echo, now: at(102)) == [])
+        // Connect again (a restart) starts a new attempt.
+        #expect(record.restart(echo, now: at(103)) == [.askConsent(Attempt(number: 2, target: echo))])
+        // Disconnecting while waiting to retry cancels the retry.
+        _ = record.consentAnswered(.ignored, attempt: 2, now: at(104))
+        #expect(record.disconnectRequested(now: at(104)) == [.cancelRetry])
+        #expect(record.state == .stopped(echo))
+    }
+
     @Test("an ignored prompt is not a denial: retry after the interval, asking again")
     func ignored() {
         var record = RecordLifecycle(retryInterval: .seconds(3))
