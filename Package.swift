@@ -168,7 +168,7 @@ let package = Package(
             name: "DaemonTests",
             // Depends on the executable so that `swift test` builds it: these
             // tests run the real binary.
-            dependencies: ["Daemon", "Config", "TestSupport", "wshostd"],
+            dependencies: ["Daemon", "Config", "Control", "TestSupport", "wshostd", "wshostctl"],
             swiftSettings: strict
         ),
     ]

@@ -307,7 +307,11 @@ final class ControlService {
             try apply(.setRecord(address.session, address.object, patch.applied(to: base)), client, address)
             return .object(["record": try record(address)])
         case .wsConnect(let address, let url, let user):
-            _ = try object(address)
+            if try object(address).record == nil {
+                // A new record starts from the configured defaults.
+                let defaults = RecordSettings(connectRetryInterval: daemon.config.websocket.connectRetryInterval)
+                try apply(.setRecord(address.session, address.object, defaults), client, address)
+            }
             try apply(.connect(address.session, address.object, url: url, user: user), client, address)
             return .object(["record": try record(address)])
         case .wsSend(let address, let payload):

@@ -17,13 +17,17 @@ private func code(_ line: String) -> ControlError.Code? {
 struct ControlRequestTests {
     @Test("a request echoes its id and decodes to a typed command")
     func envelope() throws {
-        let request = try decode(#"{"id":7,"op":"ws.connect","args":{"session":"s","object":"o","url":"ws://h:1/x"},"v":1}"#).get()
+        let request = try decode(
+            #"{"id":7,"op":"ws.connect","args":{"session":"s","object":"o","url":"ws://h:1/x"},"v":1}"#
+        ).get()
         #expect(request.id == .number(7))
         #expect(
             request.command
                 == .wsConnect(
-                    RecordAddress(session: "s", object: "o"), url: try WebSocketURL.parse("ws://h:1/x").get(), user: nil))
-        #expect(try decode(#"{"id":"abc","op":"status"}"#).get() == ControlRequest(id: .string("abc"), command: .status))
+                    RecordAddress(session: "s", object: "o"), url: try WebSocketURL.parse("ws://h:1/x").get(), user: nil
+                ))
+        #expect(
+            try decode(#"{"id":"abc","op":"status"}"#).get() == ControlRequest(id: .string("abc"), command: .status))
         #expect(try decode(#"{"op":"status"}"#).get().id == nil)
     }
 
@@ -32,8 +36,10 @@ struct ControlRequestTests {
         let address: [String: JSON] = ["session": .string("s"), "object": .string("o")]
         let user: [String: JSON] = ["user": .string("u")]
         let examples: [String: [String: JSON]] = [
-            "sessions.show": ["session": .string("s")], "sessions.start": ["session": .string("s"), "host": .string("u")],
-            "sessions.close": ["session": .string("s")], "users.list": [:], "users.add": user.merging(["kind": .string("interactive")]) { $1 },
+            "sessions.show": ["session": .string("s")],
+            "sessions.start": ["session": .string("s"), "host": .string("u")],
+            "sessions.close": ["session": .string("s")], "users.list": [:],
+            "users.add": user.merging(["kind": .string("interactive")]) { $1 },
             "users.token": user, "users.join": user.merging(["session": .string("s")]) { $1 },
             "users.leave": user.merging(["session": .string("s")]) { $1 },
             "users.kick": user.merging(["session": .string("s")]) { $1 },
@@ -67,11 +73,14 @@ struct ControlRequestTests {
     @Test(
         "bad requests get the right error code",
         arguments: [
-            ("not json", ControlError.Code.parseError), ("[1,2]", .invalidRequest), (#"{"id":[1],"op":"status"}"#, .invalidRequest),
+            ("not json", ControlError.Code.parseError), ("[1,2]", .invalidRequest),
+            (#"{"id":[1],"op":"status"}"#, .invalidRequest),
             (#"{"id":1}"#, .invalidRequest), (#"{"id":1,"op":5}"#, .invalidRequest),
-            (#"{"id":1,"op":"status","extra":1}"#, .invalidRequest), (#"{"id":1,"op":"status","v":2}"#, .invalidRequest),
+            (#"{"id":1,"op":"status","extra":1}"#, .invalidRequest),
+            (#"{"id":1,"op":"status","v":2}"#, .invalidRequest),
             (#"{"id":1,"op":"frobnicate"}"#, .unknownOp), (#"{"id":1,"op":"status","args":[]}"#, .invalidArgs),
-            (#"{"id":1,"op":"status","args":{"x":1}}"#, .invalidArgs), (#"{"id":1,"op":"sessions.show"}"#, .invalidArgs),
+            (#"{"id":1,"op":"status","args":{"x":1}}"#, .invalidArgs),
+            (#"{"id":1,"op":"sessions.show"}"#, .invalidArgs),
             (#"{"id":1,"op":"sessions.show","args":{"session":7}}"#, .invalidArgs),
             (#"{"id":1,"op":"sessions.show","args":{"session":""}}"#, .invalidArgs),
             (#"{"id":1,"op":"sessions.start","args":{"session":"a b"}}"#, .invalidArgs),
@@ -84,7 +93,10 @@ struct ControlRequestTests {
             (#"{"id":1,"op":"ws.send","args":{"session":"s","object":"o","text":"a","binary":"AA=="}}"#, .invalidArgs),
             (#"{"id":1,"op":"ws.send","args":{"session":"s","object":"o","binary":"!!"}}"#, .invalidArgs),
             (#"{"id":1,"op":"objects.react","args":{"session":"s","object":"o","on":"received"}}"#, .invalidArgs),
-            (#"{"id":1,"op":"objects.react","args":{"session":"s","object":"o","on":"boom","echo":true}}"#, .invalidArgs),
+            (
+                #"{"id":1,"op":"objects.react","args":{"session":"s","object":"o","on":"boom","echo":true}}"#,
+                .invalidArgs
+            ),
             (#"{"id":1,"op":"objects.define-user","args":{"session":"s","object":"o"}}"#, .invalidArgs),
             (#"{"id":1,"op":"subscribe","args":{"types":["nope"]}}"#, .invalidArgs),
             (#"{"id":1,"op":"subscribe","args":{"since":1.5}}"#, .invalidArgs),
@@ -102,7 +114,8 @@ struct ControlRequestTests {
             return
         }
         #expect(rejected.id == .string("x1"))
-        #expect(ControlResponse.failure(id: rejected.id, rejected.error).line.hasPrefix(#"{"error":{"code":"unknown_op""#))
+        #expect(
+            ControlResponse.failure(id: rejected.id, rejected.error).line.hasPrefix(#"{"error":{"code":"unknown_op""#))
     }
 
     @Test("fuzz: random bytes and mutated requests never crash the decoder")
@@ -118,7 +131,9 @@ struct ControlRequestTests {
         for round in 0..<20_000 {
             var bytes: [UInt8]
             if round % 4 == 0 {
-                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in
+                    UInt8.random(in: 0...255, using: &random)
+                }
             } else {
                 bytes = seeds.randomElement(using: &random)!
                 for _ in 0..<Int.random(in: 1...4, using: &random) {

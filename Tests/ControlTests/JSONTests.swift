@@ -9,7 +9,8 @@ struct JSONTests {
         arguments: [
             ("null", JSON.null), ("true", .bool(true)), (" false ", .bool(false)), ("0", .number(0)),
             ("-12.5e2", .number(-1250)), ("\"a\\u00e9\\n\\\"\"", .string("aé\n\"")),
-            ("\"\\ud83d\\ude00\"", .string("😀")), ("[1, [2], {}]", .array([.number(1), .array([.number(2)]), .object([:])])),
+            ("\"\\ud83d\\ude00\"", .string("😀")),
+            ("[1, [2], {}]", .array([.number(1), .array([.number(2)]), .object([:])])),
             ("{\"a\": {\"b\": null}}", .object(["a": .object(["b": .null])])), ("\"é😀\"", .string("é😀")),
         ])
     func parses(text: String, value: JSON) throws {
@@ -19,12 +20,14 @@ struct JSONTests {
     @Test(
         "malformed input is refused with a reason",
         arguments: [
-            ("", "unexpected end of input"), ("[1,]", "unexpected character"), ("01", "unexpected data after the value"),
+            ("", "unexpected end of input"), ("[1,]", "unexpected character"),
+            ("01", "unexpected data after the value"),
             ("1.", "expected a digit"), ("-", "expected a digit"), ("\"abc", "unterminated string"),
             ("\"\\x\"", "invalid escape"), ("\"\\ud800\"", "unpaired surrogate"), ("\"\\udc00\"", "unpaired surrogate"),
             ("\"a\u{01}b\"", "control character in a string"), ("{\"a\":1,\"a\":2}", "duplicate key \"a\""),
             ("{a:1}", "expected a string key"), ("[1 2]", "expected ',' or ']'"), ("NaN", "unexpected character"),
-            ("1e999", "number out of range"), ("tru", "unexpected character"), ("{} {}", "unexpected data after the value"),
+            ("1e999", "number out of range"), ("tru", "unexpected character"),
+            ("{} {}", "unexpected data after the value"),
         ])
     func refuses(text: String, reason: String) {
         #expect(throws: JSON.ParseError.self) { try JSON.parse(text) }
@@ -87,10 +90,13 @@ func randomJSON(_ random: inout SplitMix64, depth: Int) -> JSON {
             Unicode.Scalar([0x22, 0x5C, 0x0A, 0x01, 0x41, 0xE9, 0x1F600, 0x2028].randomElement(using: &random)!)!
         }
         return .string(String(String.UnicodeScalarView(scalars)))
-    case 4: return .array((0..<Int.random(in: 0..<4, using: &random)).map { _ in randomJSON(&random, depth: depth + 1) })
+    case 4:
+        return .array((0..<Int.random(in: 0..<4, using: &random)).map { _ in randomJSON(&random, depth: depth + 1) })
     default:
         var members: [String: JSON] = [:]
-        for index in 0..<Int.random(in: 0..<4, using: &random) { members["k\(index)"] = randomJSON(&random, depth: depth + 1) }
+        for index in 0..<Int.random(in: 0..<4, using: &random) {
+            members["k\(index)"] = randomJSON(&random, depth: depth + 1)
+        }
         return .object(members)
     }
 }
