@@ -5,7 +5,8 @@
 #
 # BINARY_DIR holds the built wshostd and wshostctl (default: a release build
 # with the Swift standard library linked statically, made here if missing).
-# Installs the binaries to /usr/local/bin, the unit to /etc/systemd/system,
+# Installs the binaries to /usr/local/bin, the units (service, and the
+# optional control-socket activation) to /etc/systemd/system,
 # the account through systemd-sysusers, the example config to
 # /etc/wshostd/wshostd.toml (an existing config is kept) and the README to
 # /usr/local/share/doc/wshostd. Then: systemctl enable --now wshostd
@@ -19,6 +20,7 @@ fi
 install -D -m 0755 "$bin/wshostd" /usr/local/bin/wshostd
 install -D -m 0755 "$bin/wshostctl" /usr/local/bin/wshostctl
 install -D -m 0644 "$root/systemd/wshostd.service" /etc/systemd/system/wshostd.service
+install -D -m 0644 "$root/systemd/wshostd.socket" /etc/systemd/system/wshostd.socket
 install -D -m 0644 "$root/systemd/wshostd.sysusers" /usr/lib/sysusers.d/wshostd.conf
 systemd-sysusers /usr/lib/sysusers.d/wshostd.conf
 if [ ! -e /etc/wshostd/wshostd.toml ]; then

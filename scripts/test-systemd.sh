@@ -14,7 +14,7 @@ cp "$bin/wshostd" "$bin/wshostctl" "$payload/bin/"
 # Layout install.sh expects (its root is its parent directory).
 mkdir -p "$payload/scripts"
 cp "$root/scripts/install.sh" "$payload/scripts/"
-cp "$root/systemd/wshostd.service" "$root/systemd/wshostd.sysusers" "$payload/systemd/"
+cp "$root/systemd/wshostd.service" "$root/systemd/wshostd.socket" "$root/systemd/wshostd.sysusers" "$payload/systemd/"
 cp "$root/config/wshostd.toml" "$payload/config/"
 cp "$root/config/wshostd.toml" "$payload/wshostd.toml"
 cp "$root/README.md" "$payload/"

@@ -28,17 +28,30 @@ final class ControlServer {
             guard let credentials else { return false }
             if credentials.uid == 0 || credentials.uid == uid { return true }
             guard let gid else { return false }
-            return credentials.gid == gid || Self.supplementaryGroups(of: credentials.pid).contains(gid)
+            return credentials.gid == gid
+                || Self.supplementaryGroups(of: credentials.pid, uid: credentials.uid).contains(gid)
         }
 
-        /// The groups the peer process holds right now (`Groups:` in /proc/PID/status).
-        static func supplementaryGroups(of pid: Int32) -> [UInt32] {
-            guard let status = readSmallFile("/proc/\(pid)/status") else { return [] }
-            for line in status.split(separator: "\n") where line.hasPrefix("Groups:") {
-                return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
-                    .compactMap { UInt32($0) }
+        /// The groups the peer process holds (`Groups:` in /proc/PID/status);
+        /// where procfs hides other users' processes (`ProtectProc=invisible`),
+        /// the groups the peer's user belongs to (`getgrouplist`).
+        static func supplementaryGroups(of pid: Int32, uid: UInt32) -> [UInt32] {
+            if let status = readSmallFile("/proc/\(pid)/status") {
+                for line in status.split(separator: "\n") where line.hasPrefix("Groups:") {
+                    return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
+                        .compactMap { UInt32($0) }
+                }
             }
-            return []
+            guard let account = getpwuid(uid) else { return [] }
+            var count: Int32 = 64
+            var groups = [gid_t](repeating: 0, count: Int(count))
+            if getgrouplist(account.pointee.pw_name, account.pointee.pw_gid, &groups, &count) < 0 {
+                groups = [gid_t](repeating: 0, count: Int(count))
+                guard getgrouplist(account.pointee.pw_name, account.pointee.pw_gid, &groups, &count) >= 0 else {
+                    return []
+                }
+            }
+            return Array(groups.prefix(Int(count)))
         }
 
         var description: String {

@@ -94,6 +94,16 @@ ok "frozen pid $pid2: watchdog timeout, restarted as $(prop MainPID)"
 rm -rf /run/systemd/system/$UNIT.d
 systemctl daemon-reload
 
+# 7a. the control socket: wshostctl reaches the daemon at the default path
+ctl_status=$(wshostctl --json status) || fail "wshostctl status failed: $ctl_status"
+[ "$(echo "$ctl_status" | jq -r .state)" = running ] || fail "wshostctl status: $ctl_status"
+sock=/run/wshostd/control.sock
+[ "$(stat -c '%a %U' $sock)" = "660 wshostd" ] || fail "control socket is $(stat -c '%a %U' $sock)"
+wshostctl users add ops-check >/dev/null || fail "wshostctl users add failed"
+wshostctl --json users list | jq -e '.users[] | select(.id == "ops-check")' >/dev/null || fail "added user not listed"
+if out=$(setpriv --reuid=65534 --regid=65534 --clear-groups -- wshostctl status 2>&1); then fail "uid 65534 could operate: $out"; fi
+ok "wshostctl over $sock (mode 660, owner wshostd): status, users add/list; uid 65534 refused: $out"
+
 # 7. systemctl stop: SIGTERM, STOPPING=1, clean exit 0 well within TimeoutStopSec
 pid3=$(prop MainPID)
 t0=$(date +%s%N)
@@ -112,6 +122,20 @@ systemctl start "$UNIT" 2>/dev/null && fail "started with an invalid config"
 journalctl -b --no-pager -u "$UNIT" | grep -q "$CONFIG:2: log.level: expected one of" || fail "config error not in the journal"
 ok "invalid config at start: refused, error in the journal"
 cp /tmp/good.toml "$CONFIG"
+
+# 9. socket activation: wshostd.socket holds the socket; a request starts the daemon
+systemctl stop "$UNIT"
+systemctl start wshostd.socket || fail "wshostd.socket did not start"
+[ "$(prop ActiveState)" = inactive ] || fail "service active before any request"
+out=$(wshostctl --json status) || fail "activation request failed: $out"
+[ "$(echo "$out" | jq -r .state)" = running ] || fail "activated status: $out"
+pid4=$(prop MainPID)
+[ -n "$(journal_json MESSAGE='control socket passed by systemd' _PID="$pid4" | head -1)" ] || fail "daemon did not adopt the passed socket"
+systemctl restart "$UNIT" || fail "restart under socket activation failed"
+wshostctl status >/dev/null || fail "wshostctl failed after a restart"
+[ -S /run/wshostd/control.sock ] || fail "socket gone after restart"
+ok "socket activation: a wshostctl request started pid $pid4 on the passed socket; restart keeps the socket"
+systemctl stop "$UNIT" wshostd.socket
 
 echo "hardening: $(systemd-analyze security --no-pager $UNIT 2>/dev/null | tail -1)"
 echo "$passed passed, 0 failed"
