@@ -1,17 +1,21 @@
 #!/bin/bash
-# The daemon's main job so far, with no network: wshostd on the example config
+# The daemon's main job, with no network: wshostd on the example config
 # (reload applied, reload refused, stop); then a declared world hosted against
-# a loopback echo server (connect, greet, consent, reload, Close 1001 on stop);
-# then the WebSocket client alone over ws and wss (and a refused certificate).
+# loopback echo servers and operated with wshostctl (connect, greet, a consent
+# prompt answered through `consent watch`, send, events, disconnect, reload,
+# Close 1001 on stop); then the WebSocket client alone over ws and wss.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 swift build --package-path "$root" --product wshostd >&2
+swift build --package-path "$root" --product wshostctl >&2
 bin=$(swift build --package-path "$root" --show-bin-path)/wshostd
+ctl() { echo "\$ wshostctl $*"; "$(dirname "$bin")/wshostctl" --socket "$work/control.sock" "$@"; }
 work=$(mktemp -d /tmp/wshostd-demo.XXXXXX)
 trap '[ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 config=$work/wshostd.toml
-cp "$root/config/wshostd.toml" "$config"
+sed "s|^socket = .*|socket = \"$work/control.sock\"|; s|^state_directory = .*|state_directory = \"$work/state\"|" \
+    "$root/config/wshostd.toml" >"$config"
 step() { printf '\n== %s\n' "$*"; }
 
 step "wshostd --check-config --config $config"
@@ -50,27 +54,56 @@ peer() {  # peer MODE [ARGS...]: start a loopback server; sets $port
 peers=()
 trap '[ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null; for p in "${peers[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 
-step "a world: a loopback echo server, and a config declaring users, a session and objects"
+step "a world: two loopback echo servers, and a config declaring users, a session and objects"
+peer echo
+port2=$port
 peer echo-log
 world=$work/world.toml
-sed "s/@PORT@/$port/g" "$root/config/demo-world.toml" >"$world"
-grep -vE '^\s*(#|$)' "$world" | head -60
+sed "s/@PORT@/$port/g; s/@PORT2@/$port2/g; s|@WORK@|$work|g" "$root/config/demo-world.toml" >"$world"
+grep -vE '^\s*(#|$)' "$world" | head -70
 
 step "start the daemon: the greeter (host's decision) and ann's ticker (ann's decision) connect and say hello; ann's toy is denied by her earlier decision, her badge prompts her, the stranger is denied (headless host)"
-"$bin" --config "$world" &
+"$bin" --config "$world" 2>"$work/daemon.log" &
 pid=$!
 sleep 1.5
+sed 's/^/  daemon| /' "$work/daemon.log"
 
-step "add an object to the file and reload: it appears and connects"
+step "operate it with wshostctl over the control socket"
+ctl status
+ctl objects list lobby
+
+step "ann answers her badge's prompt on her consent channel (the answer is typed on stdin)"
+(sleep 0.5; echo allow; sleep 0.5) | ctl consent watch ann
+sleep 0.3
+ctl consent list ann
+ctl objects list lobby
+
+step "the Text Message Sender, and the events the echo produced"
+ctl events --follow --type received >"$work/events.out" &
+follower=$!
+sleep 0.3
+ctl ws send lobby ann-badge --text "hello from ann's badge"
+sleep 0.3
+kill "$follower"
+cat "$work/events.out"
+
+step "explicit disconnect: the record stays down until Connect"
+ctl ws disconnect lobby ann-badge
+ctl ws connect lobby ann-badge | grep -E "^(URL|HandlingUser|state):"
+
+step "add an object to the file and reload (wshostctl reload = SIGHUP): it appears and connects"
 printf '\n[[sessions.objects]]\nid = "newcomer"\nurl = "ws://127.0.0.1:%s/new"\n[[sessions.objects.reactions]]\non = "connected"\nsend = "hi, I am new"\n' "$port" >>"$world"
-kill -HUP "$pid"
+ctl reload
 sleep 1
+ctl objects list lobby
 
 step "stop: every socket gets Close 1001, the daemon exits 0"
 kill -TERM "$pid"
 wait "$pid"
 pid=
 sleep 0.3
+echo "the daemon's log (stderr) since the first wshostctl command:"
+tail -n +$(($(wc -l <"$work/daemon.log" | head -1) > 40 ? 40 : 1)) "$work/daemon.log" | grep -vE 'debug wshostd: (sent|received text)' | sed 's/^/  daemon| /' | tail -40
 echo "the echo server saw:"
 grep CLOSED "$work/peer.out"   # greeter, ann's ticker, newcomer
 

@@ -631,8 +631,8 @@ struct Consent: ParsableCommand {
             discussion: """
                 Each prompt shows the asking object and session, host:port, scope and reason. Type \
                 allow, deny or ignore (for the latest prompt) or "ID allow". Allow and deny are stored \
-                before they take effect; ignore is not stored (the next attempt asks again). With \
-                --json, prompts are printed as JSON event lines.
+                before they take effect; ignore is not stored (the next attempt asks again). The \
+                command ends at the end of its input. With --json, prompts are printed as JSON lines.
                 """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The user id.") var user: String
@@ -652,18 +652,17 @@ struct Consent: ParsableCommand {
                 if !global.json { Output.print("watching consent prompts for \(user)") }
                 for prompt in result["pending"]?.arrayValue ?? [] { show(prompt) }
                 Output.flush()
-                var stdinOpen = true
                 while true {
                     if !connection.hasBufferedInput {
-                        var fds = [pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)]
-                        if stdinOpen { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
+                        var fds = [
+                            pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0),
+                            pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
+                        ]
                         let ready = poll(&fds, nfds_t(fds.count), -1)
                         if ready < 0 && errno == EINTR { continue }
-                        if stdinOpen && fds[1].revents != 0 {
-                            guard let line = readLine() else {
-                                stdinOpen = false
-                                continue
-                            }
+                        if fds[1].revents != 0 {
+                            // End of input: the user is done answering.
+                            guard let line = readLine() else { return }
                             try answer(line, latest: latest, connection: connection, secret: secret)
                             continue
                         }
