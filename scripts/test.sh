@@ -30,10 +30,10 @@ scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
 
-echo "== Autobahn|Testsuite through the world engine (an echo object per case)"
-scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-world --outdir /tmp/wshostd-autobahn-world | tee "$log"
-abw=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
-[ -n "$abw" ] || { echo "autobahn through the world engine failed"; exit 1; }
+echo "== Autobahn|Testsuite through the wshostd process (an echo object per case, driven by wshostctl)"
+scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-daemon --outdir /tmp/wshostd-autobahn-daemon | tee "$log"
+abw=$(sed -nE 's/^agent wshostd-daemon: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
+[ -n "$abw" ] || { echo "autobahn through the daemon failed"; exit 1; }
 
 echo "== systemd (real PID 1 and journald in a sandbox)"
 scripts/test-systemd.sh | tee "$log"
