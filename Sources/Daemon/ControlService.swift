@@ -36,19 +36,22 @@ final class ControlService {
         server.handle = { [unowned self] client, request in respond(to: request, from: client) }
     }
 
-    var lastSeq: Int { journal.lastSeq }
-
     // MARK: - Events
 
-    /// Messages are journaled only while someone subscribes: they are the
-    /// bulk of the stream, and nobody could ask for them later anyway.
-    private static let messageTypes: Set<String> = ["received", "send-start", "sent", "send-error"]
     /// Received data carried in an event, at most.
     static let eventDataLimit = 64 << 10
 
+    /// Journals an event and fans it out. Message events are journaled only
+    /// while someone subscribes: they are the bulk of the stream, and with
+    /// nobody listening they cost nothing (no conversion, no allocation).
     func record(_ event: Host.Event) {
+        switch event {
+        case .receivedText, .receivedBinary, .sendStart, .sent, .sendError:
+            guard server.hasSubscribers else { return }
+        default:
+            break
+        }
         guard let converted = convert(event) else { return }
-        if Self.messageTypes.contains(converted.type) && !server.hasSubscribers { return }
         server.broadcast(journal.append(converted))
     }
 
