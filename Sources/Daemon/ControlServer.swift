@@ -1,4 +1,5 @@
 import Control
+import Dispatch
 import EventLoop
 import Glibc
 import Logging
@@ -116,12 +117,11 @@ final class ControlServer {
             logger.warning(
                 "control client refused: \(limits.maxClients) clients are connected already",
                 metadata: ["control.peer": "\(credentials.map(\.description) ?? "unknown")"])
-            client.write(
+            client.refuse(
                 ControlResponse.failure(
                     id: nil,
                     ControlError(.tooManyClients, "the daemon serves \(limits.maxClients) control clients already")
                 ).line)
-            client.close()
             return
         }
         clients[ObjectIdentifier(client)] = client
@@ -205,6 +205,22 @@ final class ControlClient {
         closed = true
         socket.close()
         server.removed(self)
+    }
+
+    /// Answers a connection that is not served (over the client limit): the
+    /// error line, then the sending side is shut, and the socket closes when
+    /// the peer does or after a second. (Closing at once with the peer's
+    /// request unread would reset the connection and could lose the line.)
+    func refuse(_ line: String) {
+        socket.write(Array(line.utf8))
+        socket.shutdownWrite()
+        socket.start(onInput: { [socket] input in
+            if case .data = input { return }
+            socket.close()
+        })
+        LoopExecutor.shared.queue.asyncAfter(deadline: .now() + .seconds(1)) { [socket] in
+            LoopActor.assumeIsolated { socket.close() }
+        }
     }
 
     private func handle(_ event: TCPSocket.Input) {

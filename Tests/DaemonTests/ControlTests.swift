@@ -420,7 +420,10 @@ struct ControlEndToEndTests {
         #expect(try daemon.json(["users", "list"]) == beforeUsers)
 
         // Hundreds of clients at once: past max_clients (256) each extra one gets
-        // too_many_clients; every other one is served.
+        // too_many_clients; every other one is served. First wait until the CLI
+        // connections above are gone (the daemon sees their EOF asynchronously):
+        // then `client` and the asking CLI are the only ones.
+        for _ in 0..<100 where try daemon.json(["status"])["controlClients"]?.intValue != 2 { usleep(50_000) }
         var clients: [RawControlClient] = []
         for _ in 0..<300 { clients.append(try RawControlClient(path: daemon.socket)) }
         var refused = 0
