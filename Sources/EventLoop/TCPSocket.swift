@@ -1,15 +1,16 @@
 import Dispatch
 import Glibc
 
-/// A non-blocking TCP socket on the loop, owning its fd from `socket()` to
-/// `close()` (its two Dispatch sources are the only ones ever made for the
-/// fd): connect completion is seen by its write source, reads arrive through a
-/// Dispatch read source (up to a byte budget per wake-up so one busy socket
-/// cannot starve the others), writes go out directly and, when the kernel
-/// buffer is full, through a write source that is suspended whenever there
-/// is nothing to write. `close()` cancels both sources and closes the file
-/// descriptor once both cancel handlers have run (closing earlier would let
-/// Dispatch act on a reused descriptor).
+/// A non-blocking stream socket on the loop (TCP, or an accepted Unix
+/// connection), owning its fd until `close()`: reads arrive through a Dispatch
+/// read source (up to a byte budget per wake-up so one busy socket cannot
+/// starve the others); writes go out directly and, when the kernel buffer is
+/// full, through a write source that exists only while bytes wait (and while a
+/// connect completes). The write source is cancelled when drained, never left
+/// suspended: on Linux a suspended write source on the same fd can swallow the
+/// read source's events (measured: reads stalled until the peer hung up).
+/// `close()` cancels the sources and closes the fd once every cancel handler
+/// has run (closing earlier would let Dispatch act on a reused descriptor).
 @LoopActor
 public final class TCPSocket {
     public enum Input {
@@ -24,8 +25,9 @@ public final class TCPSocket {
     public var readBudget = 256 << 10
 
     private let readSource: any DispatchSourceRead
-    private let writeSource: any DispatchSourceWrite
-    private var writeSuspended = true
+    /// Present only while bytes wait for the kernel, or a connect completes.
+    private var writeSource: (any DispatchSourceWrite)?
+    private let descriptor: Descriptor
     private var pending: [UInt8] = []
     private var pendingOffset = 0
     private var closed = false
@@ -40,22 +42,11 @@ public final class TCPSocket {
         self.fd = fd
         self.peer = peer
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
+        descriptor = Descriptor(fd)
         readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
-        writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
-        let remaining = Box(2)
-        let cancelled: @Sendable () -> Void = {
-            remaining.value -= 1
-            if remaining.value == 0 {
-                Glibc.close(fd)
-            }
-        }
-        readSource.setCancelHandler(handler: cancelled)
-        writeSource.setCancelHandler(handler: cancelled)
+        descriptor.sources += 1
+        readSource.setCancelHandler { [descriptor] in descriptor.sourceCancelled() }
         readSource.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.readable() } }
-        writeSource.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.writable() } }
-        // The write source runs only while bytes wait; suspended otherwise.
-        writeSource.activate()
-        writeSource.suspend()
     }
 
     /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the errno.
@@ -172,18 +163,15 @@ public final class TCPSocket {
         onInput = nil
         onDrained = nil
         onConnected = nil
-        // A never-activated or suspended source must not be released: activate
-        // and resume before cancelling.
+        descriptor.closing = true
+        // A never-activated source must not be released: activate before cancelling.
         if !started {
             started = true
             readSource.activate()
         }
-        if writeSuspended {
-            writeSuspended = false
-            writeSource.resume()
-        }
         readSource.cancel()
-        writeSource.cancel()
+        writeSource?.cancel()
+        writeSource = nil
     }
 
     isolated deinit {
@@ -192,23 +180,36 @@ public final class TCPSocket {
         readBuffer.deallocate()
     }
 
+    /// Makes the write source (writability, or connect completion, is awaited).
     private func resumeWrites() {
-        if writeSuspended {
-            writeSuspended = false
-            writeSource.resume()
-        }
+        guard writeSource == nil, !closed else { return }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
+        descriptor.sources += 1
+        source.setCancelHandler { [descriptor] in descriptor.sourceCancelled() }
+        source.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.writable() } }
+        source.activate()
+        writeSource = source
     }
 
+    /// Nothing waits: the write source goes (cancelled, not suspended).
     private func suspendWrites() {
-        if !writeSuspended {
-            writeSuspended = true
-            writeSource.suspend()
-        }
+        writeSource?.cancel()
+        writeSource = nil
     }
 }
 
-/// A counter shared by the two cancel handlers; both run on the loop queue.
-private final class Box: @unchecked Sendable {
-    var value: Int
-    init(_ value: Int) { self.value = value }
+/// The fd and its live Dispatch sources: closed when the socket is closing
+/// and the last source's cancel handler has run. Cancel handlers run on the
+/// loop queue.
+private final class Descriptor: @unchecked Sendable {
+    let fd: Int32
+    var sources = 0
+    var closing = false
+
+    init(_ fd: Int32) { self.fd = fd }
+
+    func sourceCancelled() {
+        sources -= 1
+        if sources == 0 && closing { Glibc.close(fd) }
+    }
 }

@@ -421,9 +421,12 @@ struct ControlEndToEndTests {
 
         // Hundreds of clients at once: past max_clients (256) each extra one gets
         // too_many_clients; every other one is served. First wait until the CLI
-        // connections above are gone (the daemon sees their EOF asynchronously):
-        // then `client` and the asking CLI are the only ones.
-        for _ in 0..<100 where try daemon.json(["status"])["controlClients"]?.intValue != 2 { usleep(50_000) }
+        // connections above are gone (the daemon sees their EOF asynchronously),
+        // asking over `client`, which is then the only one.
+        for _ in 0..<100 {
+            if try client.request(#"{"id":102,"op":"status"}"#)["result"]?["controlClients"]?.intValue == 1 { break }
+            usleep(50_000)
+        }
         var clients: [RawControlClient] = []
         for _ in 0..<300 { clients.append(try RawControlClient(path: daemon.socket)) }
         var refused = 0

@@ -9,6 +9,13 @@ import World
 @testable import Hosting
 
 /// A host with users host (headless), ann (interactive), and a session "s".
+/// Runs a test's body on the loop. Tests start their peers (child processes,
+/// which block while they start) before hopping here, so the loop, shared by
+/// every suite running in parallel, never waits for a peer to start.
+func onLoop(_ body: @LoopActor @Sendable () async throws -> Void) async throws {
+    try await body()
+}
+
 @LoopActor
 private func makeHost(allow: [AccessKey] = []) throws -> Host {
     let host = Host(
@@ -53,265 +60,293 @@ private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
 @Suite("Host: the world live against real peers", .serialized)
 struct HostTests {
     @Test("an allow-listed echo object is a closed loop: greet on connect, echo every reply; removal closes the socket")
-    @LoopActor
     func echoLoop() async throws {
         let peer = try Peer("echo")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        let events = try await collect(host) {
-            try host.apply(
-                .spawn(
-                    "s",
-                    WorldObject(
-                        id: "echoer", name: "Echo", record: RecordSettings(url: url(peer.port)),
-                        reactions: [Reaction(on: .connected, .send(template: "hello")), Reaction(on: .received, .echo)])
-                ))
-        } until: { events in
-            events.filter { if case .receivedText = $0 { true } else { false } }.count >= 20
-        }
-        // The change comes first, then what the record does about it.
-        #expect(events.first.map { if case .worldChanged(.spawn) = $0 { true } else { false } } == true)
-        #expect(
-            nodeEvents(events).first
-                == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))
-        #expect(events.contains(.consentDecided(echoer, allowed: true, .allowedByAllowList)))
-        #expect(events.contains(.connected(echoer, user: "host")))
-        #expect(events.filter { $0 == .receivedText(echoer, "hello") }.count >= 20)
-        let status = try #require(host.statuses[echoer])
-        #expect(status.messagesIn >= 20 && status.messagesOut >= status.messagesIn)
-        #expect(status.bytesIn == status.messagesIn * 5)
-        #expect(status.connectedAt != nil && status.lastError == nil)
-        try host.apply(.remove("s", "echoer"))
-        #expect(host.statuses[echoer] == nil)
-        for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(openTCPSockets(toPorts: [peer.port]) == 0)
-        #expect(host.openRecords.isEmpty)
-    }
-
-    @Test("a headless handling user is denied at once, nothing is retried")
-    @LoopActor
-    func headlessDenied() async throws {
-        let peer = try Peer("echo")
-        let host = try makeHost()
-        let events = try await collect(host, timeout: .milliseconds(800)) {
-            try host.apply(
-                .spawn(
-                    "s",
-                    WorldObject(
-                        id: "echoer", name: "Echo",
-                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(100)))))
-        } until: { _ in
-            false
-        }
-        #expect(
-            nodeEvents(events) == [
-                .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)),
-                .consentDecided(echoer, allowed: false, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
-            ])
-        #expect(events.contains(.handlingUserChanged(echoer, "host")))
-        #expect(events.last == .stateChanged(echoer, .denied(EffectiveTarget(url: url(peer.port), user: "host"))))
-        #expect(host.world.lifecycles[echoer]?.state == .denied(EffectiveTarget(url: url(peer.port), user: "host")))
-        #expect(
-            host.statuses[echoer]?.lastError
-                == "access denied: the handling user is headless and cannot be asked; allow-list 127.0.0.1:\(peer.port)"
-        )
-    }
-
-    @Test("an interactive user is prompted; allow is persisted first, then the record connects")
-    @LoopActor
-    func interactivePrompt() async throws {
-        let peer = try Peer("echo")
-        var persisted: [(UserID, AccessKey, AccessDecision)] = []
-        let host = Host(consent: ConsentEngine(), options: WebSocketClient.Options(), timers: LoopTimers()) {
-            user, key, decision in
-            persisted.append((user, key, decision))
-        }
-        try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
-        try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
-        try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
-        var prompt: ConsentPrompt?
-        let events = try await collect(host) {
-            try host.apply(
-                .spawn(
-                    "s",
-                    WorldObject(
-                        id: "echoer", name: "Echo", spawnedBy: "ann",
-                        record: RecordSettings(url: url(peer.port), accessReason: "the echo object wants to talk"))))
-        } until: { events in
-            for case .prompt(let p) in events where prompt == nil {
-                prompt = p
-                try? host.answer(promptID: p.id, user: "ann", .allow)
-            }
-            return events.contains(.connected(echoer, user: "ann"))
-        }
-        #expect(prompt?.request.reason == "the echo object wants to talk")
-        #expect(persisted.count == 1 && persisted.first?.2.verdict == .allowed)
-        #expect(events.contains(.consentDecided(echoer, allowed: true, .answered(.allow))))
-        #expect(nodeEvents(events).last == .connected(echoer, user: "ann"))
-        #expect(throws: ConsentEngine.AnswerError.self) {
-            try host.answer(promptID: prompt?.id ?? 0, user: "ann", .allow)
-        }
-        try host.apply(.remove("s", "echoer"))
-    }
-
-    @Test("Neos #2508 through the host: the last message precedes OnDisconnected, then the record reconnects")
-    @LoopActor
-    func lastMessageThenRetry() async throws {
-        let peer = try Peer("say-close")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        let events = try await collect(host) {
-            try host.apply(
-                .spawn(
-                    "s",
-                    WorldObject(
-                        id: "echoer", name: "Echo",
-                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
-        } until: { events in
-            events.filter { if case .connected = $0 { true } else { false } }.count >= 2
-        }
-        let interesting = events.filter {
-            switch $0 {
-            case .connected, .receivedText, .disconnected: return true
-            default: return false
-            }
-        }
-        #expect(
-            Array(interesting.prefix(4)) == [
-                .connected(echoer, user: "host"), .receivedText(echoer, "last words"),
-                .disconnected(echoer, CloseReport(initiator: .server, code: .normalClosure, reason: "done")),
-                .connected(echoer, user: "host"),
-            ])
-        try host.apply(.remove("s", "echoer"))
-    }
-
-    @Test("Resonite #19/#3365: a flood over the limit closes with 1008 under the close policy; counted, not a crash")
-    @LoopActor
-    func floodClose() async throws {
-        let peer = try Peer("flood", "20000")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .close)
-        let events = try await collect(host) {
-            try host.apply(
-                .spawn("s", WorldObject(id: "echoer", name: "Flooded", record: RecordSettings(url: url(peer.port)))))
-        } until: { events in
-            events.contains { if case .disconnected = $0 { true } else { false } }
-        }
-        let report = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
-        #expect(report?.initiator == .client)
-        // The report carries the server's Close code (RFC 6455 §7.1.5); the peer saw ours.
-        // The peer reads our Close after it has written its flood (slow on a loaded machine).
-        #expect(peer.waitForOutput(timeout: .seconds(40)) { $0.contains("RCVD 1008") }, "\(peer.output)")
-        let status = try #require(host.statuses[echoer])
-        #expect(status.floods == 1)
-        #expect(status.lastError?.hasPrefix("inbound flood: more than 100 messages") == true)
-        #expect(status.messagesIn > 100)
-        let delivered = events.filter { if case .receivedText = $0 { true } else { false } }.count
-        #expect(delivered + status.dropped == status.messagesIn)
-        try host.apply(.remove("s", "echoer"))
-    }
-
-    @Test("under drop-oldest a flood is shed and counted; the connection lives on and ends normally")
-    @LoopActor
-    func floodDrop() async throws {
-        let peer = try Peer("flood", "20000")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .dropOldest)
-        let events = try await collect(host, timeout: .seconds(30)) {
-            try host.apply(
-                .spawn("s", WorldObject(id: "echoer", name: "Flooded", record: RecordSettings(url: url(peer.port)))))
-        } until: { events in
-            events.contains { if case .disconnected = $0 { true } else { false } }
-        }
-        let report = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
-        #expect(report == CloseReport(initiator: .server, code: .normalClosure, reason: "flood over"))
-        let status = try #require(host.statuses[echoer])
-        #expect(status.messagesIn == 20_000)
-        #expect(status.dropped > 0 && status.floods >= 1)
-        let delivered = events.filter { if case .receivedText = $0 { true } else { false } }.count
-        #expect(delivered + status.dropped == 20_000)
-        try host.apply(.remove("s", "echoer"))
-    }
-
-    @Test("an idle timeout ends the connection and the record reconnects after its interval")
-    @LoopActor
-    func idleReconnect() async throws {
-        let peer = try Peer("silent")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        host.options.idleTimeout = .milliseconds(300)
-        let events = try await collect(host) {
-            try host.apply(
-                .spawn(
-                    "s",
-                    WorldObject(
-                        id: "echoer", name: "Quiet",
-                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
-        } until: { events in
-            events.filter { if case .connected = $0 { true } else { false } }.count >= 2
-        }
-        let disconnect = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
-        #expect(disconnect?.initiator == .transport)
-        #expect(disconnect?.reason.hasPrefix("idle timeout") == true)
-        #expect(events.filter { if case .connected = $0 { true } else { false } }.count == 2)
-        try host.apply(.remove("s", "echoer"))
-    }
-
-    @Test("Neos #3043: two records of one user to one URL each get their own socket and their own messages")
-    @LoopActor
-    func twins() async throws {
-        let peer = try Peer("echo")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        let twin = RecordAddress(session: "s", object: "twin")
-        let events = try await collect(host) {
-            for id in ["echoer", "twin"] {
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            let events = try await collect(host) {
                 try host.apply(
                     .spawn(
                         "s",
                         WorldObject(
-                            id: ObjectID(id), name: id, record: RecordSettings(url: url(peer.port)),
-                            reactions: [Reaction(on: .connected, .send(template: "I am \(id)"))])))
+                            id: "echoer", name: "Echo", record: RecordSettings(url: url(peer.port)),
+                            reactions: [
+                                Reaction(on: .connected, .send(template: "hello")), Reaction(on: .received, .echo),
+                            ])
+                    ))
+            } until: { events in
+                events.filter { if case .receivedText = $0 { true } else { false } }.count >= 20
             }
-        } until: { events in
-            events.filter { if case .receivedText = $0 { true } else { false } }.count >= 2
+            // The change comes first, then what the record does about it.
+            #expect(events.first.map { if case .worldChanged(.spawn) = $0 { true } else { false } } == true)
+            #expect(
+                nodeEvents(events).first
+                    == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))
+            #expect(events.contains(.consentDecided(echoer, allowed: true, .allowedByAllowList)))
+            #expect(events.contains(.connected(echoer, user: "host")))
+            #expect(events.filter { $0 == .receivedText(echoer, "hello") }.count >= 20)
+            let status = try #require(host.statuses[echoer])
+            #expect(status.messagesIn >= 20 && status.messagesOut >= status.messagesIn)
+            #expect(status.bytesIn == status.messagesIn * 5)
+            #expect(status.connectedAt != nil && status.lastError == nil)
+            try host.apply(.remove("s", "echoer"))
+            #expect(host.statuses[echoer] == nil)
+            for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(openTCPSockets(toPorts: [peer.port]) == 0)
+            #expect(host.openRecords.isEmpty)
         }
-        #expect(events.contains(.receivedText(echoer, "I am echoer")))
-        #expect(events.contains(.receivedText(twin, "I am twin")))
-        #expect(openTCPSockets(toPorts: [peer.port]) == 2)
-        try host.apply(.closeSession("s"))
-        for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(openTCPSockets(toPorts: [peer.port]) == 0)
+    }
+
+    @Test("a headless handling user is denied at once, nothing is retried")
+    func headlessDenied() async throws {
+        let peer = try Peer("echo")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost()
+            let events = try await collect(host, timeout: .milliseconds(800)) {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: "echoer", name: "Echo",
+                            record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(100)))))
+            } until: { _ in
+                false
+            }
+            #expect(
+                nodeEvents(events) == [
+                    .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)),
+                    .consentDecided(echoer, allowed: false, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
+                ])
+            #expect(events.contains(.handlingUserChanged(echoer, "host")))
+            #expect(events.last == .stateChanged(echoer, .denied(EffectiveTarget(url: url(peer.port), user: "host"))))
+            #expect(host.world.lifecycles[echoer]?.state == .denied(EffectiveTarget(url: url(peer.port), user: "host")))
+            #expect(
+                host.statuses[echoer]?.lastError
+                    == "access denied: the handling user is headless and cannot be asked; allow-list 127.0.0.1:\(peer.port)"
+            )
+        }
+    }
+
+    @Test("an interactive user is prompted; allow is persisted first, then the record connects")
+    func interactivePrompt() async throws {
+        let peer = try Peer("echo")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var persisted: [(UserID, AccessKey, AccessDecision)] = []
+            let host = Host(consent: ConsentEngine(), options: WebSocketClient.Options(), timers: LoopTimers()) {
+                user, key, decision in
+                persisted.append((user, key, decision))
+            }
+            try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
+            try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
+            try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
+            var prompt: ConsentPrompt?
+            let events = try await collect(host) {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: "echoer", name: "Echo", spawnedBy: "ann",
+                            record: RecordSettings(url: url(peer.port), accessReason: "the echo object wants to talk")))
+                )
+            } until: { events in
+                for case .prompt(let p) in events where prompt == nil {
+                    prompt = p
+                    try? host.answer(promptID: p.id, user: "ann", .allow)
+                }
+                return events.contains(.connected(echoer, user: "ann"))
+            }
+            #expect(prompt?.request.reason == "the echo object wants to talk")
+            #expect(persisted.count == 1 && persisted.first?.2.verdict == .allowed)
+            #expect(events.contains(.consentDecided(echoer, allowed: true, .answered(.allow))))
+            #expect(nodeEvents(events).last == .connected(echoer, user: "ann"))
+            #expect(throws: ConsentEngine.AnswerError.self) {
+                try host.answer(promptID: prompt?.id ?? 0, user: "ann", .allow)
+            }
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
+    @Test("Neos #2508 through the host: the last message precedes OnDisconnected, then the record reconnects")
+    func lastMessageThenRetry() async throws {
+        let peer = try Peer("say-close")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            let events = try await collect(host) {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: "echoer", name: "Echo",
+                            record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
+            } until: { events in
+                events.filter { if case .connected = $0 { true } else { false } }.count >= 2
+            }
+            let interesting = events.filter {
+                switch $0 {
+                case .connected, .receivedText, .disconnected: return true
+                default: return false
+                }
+            }
+            #expect(
+                Array(interesting.prefix(4)) == [
+                    .connected(echoer, user: "host"), .receivedText(echoer, "last words"),
+                    .disconnected(echoer, CloseReport(initiator: .server, code: .normalClosure, reason: "done")),
+                    .connected(echoer, user: "host"),
+                ])
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
+    @Test("Resonite #19/#3365: a flood over the limit closes with 1008 under the close policy; counted, not a crash")
+    func floodClose() async throws {
+        let peer = try Peer("flood", "20000")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .close)
+            let events = try await collect(host) {
+                try host.apply(
+                    .spawn("s", WorldObject(id: "echoer", name: "Flooded", record: RecordSettings(url: url(peer.port))))
+                )
+            } until: { events in
+                events.contains { if case .disconnected = $0 { true } else { false } }
+            }
+            let report = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
+            #expect(report?.initiator == .client)
+            // The report carries the server's Close code (RFC 6455 §7.1.5); the peer saw ours.
+            // The peer reads our Close after it has written its flood (slow on a loaded machine).
+            #expect(peer.waitForOutput(timeout: .seconds(40)) { $0.contains("RCVD 1008") }, "\(peer.output)")
+            let status = try #require(host.statuses[echoer])
+            #expect(status.floods == 1)
+            #expect(status.lastError?.hasPrefix("inbound flood: more than 100 messages") == true)
+            #expect(status.messagesIn > 100)
+            let delivered = events.filter { if case .receivedText = $0 { true } else { false } }.count
+            #expect(delivered + status.dropped == status.messagesIn)
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
+    @Test("under drop-oldest a flood is shed and counted; the connection lives on and ends normally")
+    func floodDrop() async throws {
+        let peer = try Peer("flood", "20000")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .dropOldest)
+            let events = try await collect(host, timeout: .seconds(30)) {
+                try host.apply(
+                    .spawn("s", WorldObject(id: "echoer", name: "Flooded", record: RecordSettings(url: url(peer.port))))
+                )
+            } until: { events in
+                events.contains { if case .disconnected = $0 { true } else { false } }
+            }
+            let report = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
+            #expect(report == CloseReport(initiator: .server, code: .normalClosure, reason: "flood over"))
+            let status = try #require(host.statuses[echoer])
+            #expect(status.messagesIn == 20_000)
+            #expect(status.dropped > 0 && status.floods >= 1)
+            let delivered = events.filter { if case .receivedText = $0 { true } else { false } }.count
+            #expect(delivered + status.dropped == 20_000)
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
+    @Test("an idle timeout ends the connection and the record reconnects after its interval")
+    func idleReconnect() async throws {
+        let peer = try Peer("silent")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            host.options.idleTimeout = .milliseconds(300)
+            let events = try await collect(host) {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: "echoer", name: "Quiet",
+                            record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
+            } until: { events in
+                events.filter { if case .connected = $0 { true } else { false } }.count >= 2
+            }
+            let disconnect = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
+            #expect(disconnect?.initiator == .transport)
+            #expect(disconnect?.reason.hasPrefix("idle timeout") == true)
+            #expect(events.filter { if case .connected = $0 { true } else { false } }.count == 2)
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
+    @Test("Neos #3043: two records of one user to one URL each get their own socket and their own messages")
+    func twins() async throws {
+        let peer = try Peer("echo")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            let twin = RecordAddress(session: "s", object: "twin")
+            let events = try await collect(host) {
+                for id in ["echoer", "twin"] {
+                    try host.apply(
+                        .spawn(
+                            "s",
+                            WorldObject(
+                                id: ObjectID(id), name: id, record: RecordSettings(url: url(peer.port)),
+                                reactions: [Reaction(on: .connected, .send(template: "I am \(id)"))])))
+                }
+            } until: { events in
+                events.filter { if case .receivedText = $0 { true } else { false } }.count >= 2
+            }
+            #expect(events.contains(.receivedText(echoer, "I am echoer")))
+            #expect(events.contains(.receivedText(twin, "I am twin")))
+            #expect(openTCPSockets(toPorts: [peer.port]) == 2)
+            try host.apply(.closeSession("s"))
+            for _ in 0..<100 where openTCPSockets(toPorts: [peer.port]) > 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(openTCPSockets(toPorts: [peer.port]) == 0)
+        }
     }
 
     @Test("failover shows in the event stream: handling user changed, then state changes of the new attempt")
-    @LoopActor
     func failoverEvents() async throws {
         let peer = try Peer("echo")
-        let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-        _ = try await collect(host) {
-            try host.apply(
-                .spawn(
-                    "s",
-                    WorldObject(id: "echoer", name: "Worn", wornBy: "ann", record: RecordSettings(url: url(peer.port))))
-            )
-        } until: { events in
-            events.contains(.connected(echoer, user: "ann"))
-        }
-        let events = try await collect(host) {
-            try host.apply(.leave("s", "ann"))
-        } until: { events in
-            events.contains(.connected(echoer, user: "host"))
-        }
-        let users = events.compactMap { if case .handlingUserChanged(_, let user) = $0 { user } else { nil } }
-        #expect(users == ["host"])
-        let states = events.compactMap { event -> String? in
-            guard case .stateChanged(_, let state) = event else { return nil }
-            switch state {
-            case .awaitingConsent: return "awaitingConsent"
-            case .connecting: return "connecting"
-            case .open: return "open"
-            default: return "other"
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            _ = try await collect(host) {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: "echoer", name: "Worn", wornBy: "ann", record: RecordSettings(url: url(peer.port))))
+                )
+            } until: { events in
+                events.contains(.connected(echoer, user: "ann"))
             }
+            let events = try await collect(host) {
+                try host.apply(.leave("s", "ann"))
+            } until: { events in
+                events.contains(.connected(echoer, user: "host"))
+            }
+            let users = events.compactMap { if case .handlingUserChanged(_, let user) = $0 { user } else { nil } }
+            #expect(users == ["host"])
+            let states = events.compactMap { event -> String? in
+                guard case .stateChanged(_, let state) = event else { return nil }
+                switch state {
+                case .awaitingConsent: return "awaitingConsent"
+                case .connecting: return "connecting"
+                case .open: return "open"
+                default: return "other"
+                }
+            }
+            #expect(Array(states.suffix(2)) == ["connecting", "open"])
+            try host.apply(.remove("s", "echoer"))
         }
-        #expect(Array(states.suffix(2)) == ["connecting", "open"])
-        try host.apply(.remove("s", "echoer"))
     }
 
     @Test("the Text Sender reports OnSendError when not connected")

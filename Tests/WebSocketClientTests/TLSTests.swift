@@ -61,26 +61,28 @@ struct TLSTests {
     }
 
     @Test("echo over wss through python-websockets, by host name and by IP address")
-    @LoopActor
     func echo() async throws {
         let pki = try TestPKI()
         let peer = try Peer("wss-echo", pki.path("good.pem"), pki.path("good.key"))
-        let payload = [UInt8](repeating: 0x5A, count: 300_000)  // many TLS records
-        for host in ["localhost", "127.0.0.1"] {
-            let events = await run(
-                "wss://\(host):\(peer.port)/secure", options: try Self.options(caFile: pki.path("ca.pem"))
-            ) {
-                client, event in
-                switch event {
-                case .opened: try? client.send(text: "over TLS")
-                case .text: try? client.send(binary: payload)
-                case .binary: client.close()
-                case .closed: break
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let payload = [UInt8](repeating: 0x5A, count: 300_000)  // many TLS records
+            for host in ["localhost", "127.0.0.1"] {
+                let events = await run(
+                    "wss://\(host):\(peer.port)/secure", options: try Self.options(caFile: pki.path("ca.pem"))
+                ) {
+                    client, event in
+                    switch event {
+                    case .opened: try? client.send(text: "over TLS")
+                    case .text: try? client.send(binary: payload)
+                    case .binary: client.close()
+                    case .closed: break
+                    }
                 }
+                #expect(events.prefix(2) == [.opened, .text("over TLS")], "\(host)")
+                #expect(events.dropFirst(2).first == .binary(payload))
+                #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: ""))
             }
-            #expect(events.prefix(2) == [.opened, .text("over TLS")], "\(host)")
-            #expect(events.dropFirst(2).first == .binary(payload))
-            #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: ""))
         }
     }
 
@@ -93,14 +95,16 @@ struct TLSTests {
             ("good", "localhost", false, "unable to get local issuer certificate"),
             ("wronghost", "127.0.0.1", true, "IP address mismatch"),
         ])
-    @LoopActor
     func refused(cert: String, host: String, trustTestCA: Bool, reason: String) async throws {
         let pki = try TestPKI()
         let server = try OpenSSLServer(cert: pki.path("\(cert).pem"), key: pki.path("\(cert).key"))
-        let options = try Self.options(caFile: trustTestCA ? pki.path("ca.pem") : nil)
-        let events = await run("wss://\(host):\(server.port)/", options: options)
-        #expect(events.count == 1)
-        #expect(closedReport(events)?.reason == "TLS certificate verification failed: \(reason)")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let options = try Self.options(caFile: trustTestCA ? pki.path("ca.pem") : nil)
+            let events = await run("wss://\(host):\(server.port)/", options: options)
+            #expect(events.count == 1)
+            #expect(closedReport(events)?.reason == "TLS certificate verification failed: \(reason)")
+        }
     }
 
     @Test("a missing CA file is a clear setup error")

@@ -7,6 +7,13 @@ import WebSocketProtocol
 
 /// Runs one client to its `closed` event, calling `script` for every event
 /// (the client is passed in so the script can send or close), and returns all events.
+/// Runs a test's body on the loop. Tests start their peers (child processes,
+/// which block while they start) before hopping here, so the loop, shared by
+/// every suite running in parallel, never waits for a peer to start.
+func onLoop(_ body: @LoopActor @Sendable () async throws -> Void) async throws {
+    try await body()
+}
+
 @LoopActor
 func run(
     _ urlText: String, options: WebSocketClient.Options = WebSocketClient.Options(),
@@ -44,205 +51,227 @@ func closedReport(_ events: [WebSocketClient.Event]) -> CloseReport? {
 @Suite("WebSocketClient against real peers on loopback", .serialized)
 struct WebSocketClientTests {
     @Test("echo through python-websockets: text, a 1 MiB binary (fragmented), then a clean close")
-    @LoopActor
     func echoWebsockets() async throws {
         let peer = try Peer("echo")
-        var rng = SystemRandomNumberGenerator()
-        let big = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let events = await run("ws://127.0.0.1:\(peer.port)/echo?x=1") { client, event in
-            switch event {
-            case .opened: try? client.send(text: "héllo 𝄞")
-            case .text: try? client.send(binary: big)
-            case .binary: client.close(code: .normalClosure, reason: "thanks")
-            case .closed: break
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var rng = SystemRandomNumberGenerator()
+            let big = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let events = await run("ws://127.0.0.1:\(peer.port)/echo?x=1") { client, event in
+                switch event {
+                case .opened: try? client.send(text: "héllo 𝄞")
+                case .text: try? client.send(binary: big)
+                case .binary: client.close(code: .normalClosure, reason: "thanks")
+                case .closed: break
+                }
             }
+            #expect(events.count == 4)
+            #expect(events.prefix(2) == [.opened, .text("héllo 𝄞")])
+            #expect(events.dropFirst(2).first == .binary(big))
+            #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: "thanks"))
         }
-        #expect(events.count == 4)
-        #expect(events.prefix(2) == [.opened, .text("héllo 𝄞")])
-        #expect(events.dropFirst(2).first == .binary(big))
-        #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: "thanks"))
     }
 
     @Test("Happy Eyeballs: localhost reaches a server listening on 127.0.0.1 only (::1 is refused first)")
-    @LoopActor
     func happyEyeballs() async throws {
         let peer = try Peer("echo")
-        let events = await run("ws://localhost:\(peer.port)/") { client, event in
-            if case .opened = event { client.close() }
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let events = await run("ws://localhost:\(peer.port)/") { client, event in
+                if case .opened = event { client.close() }
+            }
+            #expect(events.first == .opened)
+            #expect(closedReport(events)?.code == .normalClosure)
         }
-        #expect(events.first == .opened)
-        #expect(closedReport(events)?.code == .normalClosure)
     }
 
     @Test("echo through picows")
-    @LoopActor
     func echoPicows() async throws {
         let peer = try Peer("picows-echo")
-        let payload = [UInt8](repeating: 0xAB, count: 200_000)
-        let events = await run("ws://127.0.0.1:\(peer.port)/") { client, event in
-            switch event {
-            case .opened: try? client.send(text: "ping")
-            case .text("ping"): try? client.send(binary: payload)
-            case .binary: client.close(code: .goingAway, reason: "")
-            default: break
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let payload = [UInt8](repeating: 0xAB, count: 200_000)
+            let events = await run("ws://127.0.0.1:\(peer.port)/") { client, event in
+                switch event {
+                case .opened: try? client.send(text: "ping")
+                case .text("ping"): try? client.send(binary: payload)
+                case .binary: client.close(code: .goingAway, reason: "")
+                default: break
+                }
             }
+            #expect(events.prefix(2) == [.opened, .text("ping")])
+            #expect(events.dropFirst(2).first == .binary(payload))
+            #expect(closedReport(events)?.initiator == .client)
+            #expect(closedReport(events)?.code == .goingAway)
         }
-        #expect(events.prefix(2) == [.opened, .text("ping")])
-        #expect(events.dropFirst(2).first == .binary(payload))
-        #expect(closedReport(events)?.initiator == .client)
-        #expect(closedReport(events)?.code == .goingAway)
     }
 
     @Test("Neos #2508: a message sent right before the server's Close arrives before closed")
-    @LoopActor
     func lastMessageBeforeClose() async throws {
         let peer = try Peer("say-close")
-        let events = await run("ws://127.0.0.1:\(peer.port)/")
-        #expect(
-            events == [
-                .opened, .text("last words"),
-                .closed(CloseReport(initiator: .server, code: .normalClosure, reason: "done")),
-            ])
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let events = await run("ws://127.0.0.1:\(peer.port)/")
+            #expect(
+                events == [
+                    .opened, .text("last words"),
+                    .closed(CloseReport(initiator: .server, code: .normalClosure, reason: "done")),
+                ])
+        }
     }
 
     @Test("a server that goes silent after the handshake hits the idle timeout")
-    @LoopActor
     func idleTimeout() async throws {
         let peer = try Peer("silent")
-        var options = WebSocketClient.Options()
-        options.idleTimeout = .milliseconds(400)
-        let start = ContinuousClock.now
-        let events = await run("ws://127.0.0.1:\(peer.port)/", options: options)
-        let elapsed = ContinuousClock.now - start
-        #expect(events.first == .opened)
-        let report = try #require(closedReport(events))
-        #expect(report.initiator == .transport && report.code == .abnormalClosure)
-        #expect(report.reason.hasPrefix("idle timeout: no frame from the server for"))
-        #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(3))
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.idleTimeout = .milliseconds(400)
+            let start = ContinuousClock.now
+            let events = await run("ws://127.0.0.1:\(peer.port)/", options: options)
+            let elapsed = ContinuousClock.now - start
+            #expect(events.first == .opened)
+            let report = try #require(closedReport(events))
+            #expect(report.initiator == .transport && report.code == .abnormalClosure)
+            #expect(report.reason.hasPrefix("idle timeout: no frame from the server for"))
+            #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(3))
+        }
     }
 
     @Test("client keepalive pings draw pongs that keep a quiet connection inside the idle timeout")
-    @LoopActor
     func keepalive() async throws {
         let peer = try Peer("silent")  // sends no messages, but its library answers pings
-        var options = WebSocketClient.Options()
-        options.idleTimeout = .milliseconds(1500)
-        options.keepaliveInterval = .milliseconds(200)
-        let timers = LoopTimers()
-        let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
-            if case .opened = event {
-                timers.schedule(after: .milliseconds(4000)) { client.close(code: .normalClosure, reason: "done") }
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.idleTimeout = .milliseconds(1500)
+            options.keepaliveInterval = .milliseconds(200)
+            let timers = LoopTimers()
+            let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
+                if case .opened = event {
+                    timers.schedule(after: .milliseconds(4000)) { client.close(code: .normalClosure, reason: "done") }
+                }
             }
+            #expect(events.first == .opened)
+            // Alive after more than 2 idle timeouts; the server echoes our Close reason.
+            #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: "done"))
         }
-        #expect(events.first == .opened)
-        // Alive after more than 2 idle timeouts; the server echoes our Close reason.
-        #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: "done"))
     }
 
     @Test("a server that stops reading makes send refuse with queueFull, never an unbounded queue")
-    @LoopActor
     func backpressure() async throws {
         let peer = try Peer("silent")  // never reads its messages
-        var options = WebSocketClient.Options()
-        options.sendQueueLimit = 1 << 20
-        var refusal: WebSocketClient.SendFailure?
-        var accepted = 0
-        var largestQueue = 0
-        let chunk = [UInt8](repeating: 1, count: 64 << 10)
-        let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
-            guard case .opened = event else { return }
-            for _ in 0..<4000 {
-                do throws(WebSocketClient.SendFailure) {
-                    try client.send(binary: chunk)
-                    accepted += 1
-                    largestQueue = max(largestQueue, client.pendingBytes)
-                } catch {
-                    refusal = error
-                    break
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.sendQueueLimit = 1 << 20
+            var refusal: WebSocketClient.SendFailure?
+            var accepted = 0
+            var largestQueue = 0
+            let chunk = [UInt8](repeating: 1, count: 64 << 10)
+            let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
+                guard case .opened = event else { return }
+                for _ in 0..<4000 {
+                    do throws(WebSocketClient.SendFailure) {
+                        try client.send(binary: chunk)
+                        accepted += 1
+                        largestQueue = max(largestQueue, client.pendingBytes)
+                    } catch {
+                        refusal = error
+                        break
+                    }
                 }
+                client.abort(reason: "test over")
             }
-            client.abort(reason: "test over")
+            guard case .queueFull(let pending) = refusal else {
+                Issue.record("send never refused; accepted \(accepted) chunks")
+                return
+            }
+            #expect(pending > 0 && pending + chunk.count > options.sendQueueLimit)
+            #expect(largestQueue <= options.sendQueueLimit + chunk.count)
+            #expect(closedReport(events)?.reason == "test over")
         }
-        guard case .queueFull(let pending) = refusal else {
-            Issue.record("send never refused; accepted \(accepted) chunks")
-            return
-        }
-        #expect(pending > 0 && pending + chunk.count > options.sendQueueLimit)
-        #expect(largestQueue <= options.sendQueueLimit + chunk.count)
-        #expect(closedReport(events)?.reason == "test over")
     }
 
     @Test("a peer that accepts TCP but never answers the handshake hits the handshake timeout")
-    @LoopActor
     func handshakeTimeout() async throws {
         let listener = try Listener()
-        var options = WebSocketClient.Options()
-        options.handshakeTimeout = .milliseconds(300)
-        let events = await run("ws://127.0.0.1:\(listener.port)/", options: options)
-        #expect(events.count == 1)
-        #expect(closedReport(events)?.reason == "handshake timed out after 0.3 seconds")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.handshakeTimeout = .milliseconds(300)
+            let events = await run("ws://127.0.0.1:\(listener.port)/", options: options)
+            #expect(events.count == 1)
+            #expect(closedReport(events)?.reason == "handshake timed out after 0.3 seconds")
+        }
     }
 
     @Test("nothing listening: connection refused, reported with the address")
-    @LoopActor
     func refused() async throws {
         let port = try Listener().port  // bound, then closed again: nothing listens there now
-        let events = await run("ws://127.0.0.1:\(port)/")
-        #expect(closedReport(events)?.reason == "connect to 127.0.0.1:\(port) failed: Connection refused")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let events = await run("ws://127.0.0.1:\(port)/")
+            #expect(closedReport(events)?.reason == "connect to 127.0.0.1:\(port) failed: Connection refused")
+        }
     }
 
     @Test("Resonite #4714: a connect that hangs is bounded by the connect timeout")
-    @LoopActor
     func connectTimeout() async throws {
         // A listener whose accept queue is full: the kernel drops further SYNs.
         let listener = try Listener(backlog: 0)
-        var fillers: [Int32] = []
-        for _ in 0..<4 { fillers.append(listener.connectBlocking()) }
-        defer { for filler in fillers { close(filler) } }
-        var options = WebSocketClient.Options()
-        options.connectTimeout = .milliseconds(400)
-        let start = ContinuousClock.now
-        let events = await run("ws://127.0.0.1:\(listener.port)/", options: options)
-        #expect(ContinuousClock.now - start < .seconds(3))
-        #expect(closedReport(events)?.reason == "connect timed out after 0.4 seconds")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var fillers: [Int32] = []
+            for _ in 0..<4 { fillers.append(listener.connectBlocking()) }
+            defer { for filler in fillers { close(filler) } }
+            var options = WebSocketClient.Options()
+            options.connectTimeout = .milliseconds(400)
+            let start = ContinuousClock.now
+            let events = await run("ws://127.0.0.1:\(listener.port)/", options: options)
+            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(closedReport(events)?.reason == "connect timed out after 0.4 seconds")
+        }
     }
 
     @Test("Neos #1375: no file descriptor outlives its connection, on any path")
-    @LoopActor
     func noLeaks() async throws {
         let echo = try Peer("echo")
         let silent = try Peer("silent")
         let refusedPort = try Listener().port
-        let ports: Set<UInt16> = [echo.port, silent.port, refusedPort]
-        let before = openTCPSockets(toPorts: ports)
-        #expect(before == 0)
-        var seenWhileOpen: [Int] = []
-        var notOpened: [String] = []
-        for round in 0..<10 {
-            let echoed = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
-                if case .opened = event {
-                    // Positive control: the counter does see an open connection.
-                    seenWhileOpen.append(openTCPSockets(toPorts: ports))
-                    try? client.send(text: "x")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            let ports: Set<UInt16> = [echo.port, silent.port, refusedPort]
+            let before = openTCPSockets(toPorts: ports)
+            #expect(before == 0)
+            var seenWhileOpen: [Int] = []
+            var notOpened: [String] = []
+            for round in 0..<10 {
+                let echoed = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
+                    if case .opened = event {
+                        // Positive control: the counter does see an open connection.
+                        seenWhileOpen.append(openTCPSockets(toPorts: ports))
+                        try? client.send(text: "x")
+                    }
+                    if case .text = event { client.close() }
                 }
-                if case .text = event { client.close() }
+                if echoed.first != .opened { notOpened.append("round \(round): \(echoed)") }
+                _ = await run("ws://127.0.0.1:\(refusedPort)/")
+                var options = WebSocketClient.Options()
+                options.idleTimeout = .milliseconds(50)
+                _ = await run("ws://127.0.0.1:\(silent.port)/", options: options)
+                _ = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
+                    if case .opened = event { client.abort(reason: "removed in round \(round)") }
+                }
             }
-            if echoed.first != .opened { notOpened.append("round \(round): \(echoed)") }
-            _ = await run("ws://127.0.0.1:\(refusedPort)/")
-            var options = WebSocketClient.Options()
-            options.idleTimeout = .milliseconds(50)
-            _ = await run("ws://127.0.0.1:\(silent.port)/", options: options)
-            _ = await run("ws://127.0.0.1:\(echo.port)/") { client, event in
-                if case .opened = event { client.abort(reason: "removed in round \(round)") }
-            }
+            // Cancel handlers close the fds on the next loop turns.
+            // Positive control: every connection that opened was seen by the counter.
+            #expect(seenWhileOpen.count == 10 - notOpened.count && seenWhileOpen.count >= 5, "\(notOpened)")
+            #expect(seenWhileOpen.allSatisfy { $0 == 1 })
+            if !notOpened.isEmpty { print("noLeaks: connections that did not open: \(notOpened)") }
+            for _ in 0..<50 where openTCPSockets(toPorts: ports) > 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(openTCPSockets(toPorts: ports) == 0)
         }
-        // Cancel handlers close the fds on the next loop turns.
-        // Positive control: every connection that opened was seen by the counter.
-        #expect(seenWhileOpen.count == 10 - notOpened.count && seenWhileOpen.count >= 5, "\(notOpened)")
-        #expect(seenWhileOpen.allSatisfy { $0 == 1 })
-        if !notOpened.isEmpty { print("noLeaks: connections that did not open: \(notOpened)") }
-        for _ in 0..<50 where openTCPSockets(toPorts: ports) > 0 { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(openTCPSockets(toPorts: ports) == 0)
     }
 }
 
