@@ -144,12 +144,13 @@ struct WebSocketClientTests {
         // The peers start off the loop (starting them blocks); the test runs on it.
         try await onLoop {
             var options = WebSocketClient.Options()
-            options.idleTimeout = .milliseconds(1500)
+            // Generous: on a loaded machine the peer's pongs can take a while.
+            options.idleTimeout = .milliseconds(3000)
             options.keepaliveInterval = .milliseconds(200)
             let timers = LoopTimers()
             let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
                 if case .opened = event {
-                    timers.schedule(after: .milliseconds(4000)) { client.close(code: .normalClosure, reason: "done") }
+                    timers.schedule(after: .milliseconds(7000)) { client.close(code: .normalClosure, reason: "done") }
                 }
             }
             #expect(events.first == .opened)
