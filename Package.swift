@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
         // System libraries, found with pkg-config (Debian: libsystemd-dev, libssl-dev).
@@ -61,6 +62,13 @@ let package = Package(
                 "MonotonicTime", "WebSocketProtocol", "World",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
+            swiftSettings: strict
+        ),
+
+        // Shell: the durable state (SQLite through GRDB, in the state directory).
+        .target(
+            name: "StateStore",
+            dependencies: ["Control", "World", "WebSocketProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
 
@@ -103,7 +111,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "Control", "EventLoop", "Hosting", "MonotonicTime", "Systemd", "COpenSSL", "TLS",
+                "Config", "Control", "EventLoop", "Hosting", "StateStore", "MonotonicTime", "Systemd", "COpenSSL",
+                "TLS",
                 "WebSocketClient",
                 "World",
                 .product(name: "Logging", package: "swift-log"),
@@ -145,6 +154,13 @@ let package = Package(
             name: "ConfigTests", dependencies: ["Config", "World", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "ControlTests", dependencies: ["Control", "World", "WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "StateStoreTests",
+            dependencies: [
+                "StateStore", "Control", "World", "WebSocketProtocol", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",

@@ -478,9 +478,13 @@ final class ControlService {
         requester = client.peerDescription
         defer { requester = nil }
         do {
-            try host.apply(change)
+            try host.apply(change, persist: daemon.persistChange)
         } catch {
-            throw Self.translate(error)
+            switch error {
+            case .refused(let failure): throw Self.translate(failure)
+            case .notStored(let reason):
+                throw ControlError(.unavailable, "the change could not be stored, so it was not made: \(reason)")
+            }
         }
         let op = Self.name(of: change)
         var metadata: Logger.Metadata = ["control.peer": "\(client.peerDescription)", "control.change": "\(op)"]

@@ -4,6 +4,7 @@ import Glibc
 import Hosting
 import Logging
 import MonotonicTime
+import StateStore
 import Systemd
 import TLS
 import WebSocketClient
@@ -45,6 +46,11 @@ public final class Daemon {
     private var controlServer: ControlServer?
     private var control: ControlService?
     private var tokens: TokenStore?
+    /// The durable state (SPEC §8); nil only before `start`.
+    private var store: StateStore?
+    /// Why the last write to the store failed, until one succeeds again.
+    public private(set) var storageError: String?
+    private var storageProbeScheduled = false
 
     /// The started daemon; keeps it (and its sources and timers) alive until exit.
     private static var running: Daemon?
@@ -74,9 +80,16 @@ public final class Daemon {
             startWatchdog(every: timeout / 2)
             logger.info("watchdog armed", metadata: ["watchdog.timeout": "\(Units.format(timeout))"])
         }
-        startHost()
+        let snapshot: StateStore.Snapshot
         do {
-            try startControl()
+            snapshot = try openStore()
+        } catch {
+            logger.critical("cannot open the state store: \(error)")
+            exit(73)  // EX_CANTCREAT
+        }
+        startHost(restoring: snapshot)
+        do {
+            try startControl(tokens: snapshot.tokens)
         } catch {
             logger.critical("cannot open the control socket: \(error)")
             exit(73)  // EX_CANTCREAT
@@ -105,6 +118,7 @@ public final class Daemon {
             let records = world.objects.values.filter { $0.record != nil }.count
             line += "; \(world.sessions.count) sessions, \(records) records, \(host.openRecords.count) open"
         }
+        if let storageError { line += "; degraded: state not stored (\(storageError))" }
         line += "; config generation \(configGeneration) from \(configPath)"
         if let lastReloadError { line += "; last reload failed: \(lastReloadError)" }
         return line
@@ -144,13 +158,7 @@ public final class Daemon {
             host.options = clientOptions(fresh)
             host.floodLimits = Self.floodLimits(fresh)
             let changes = fresh.world.changes(from: config.world)
-            for change in changes {
-                do {
-                    try host.apply(change)
-                } catch {
-                    logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
-                }
-            }
+            applyDeclared(changes, declared: fresh.world)
             if !changes.isEmpty {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
@@ -204,13 +212,29 @@ public final class Daemon {
 
     // MARK: - The world
 
-    /// Builds the live world from the config: consent rules, client options,
-    /// then the declared users, sessions and objects.
-    private func startHost() {
+    /// Builds the live world: consent rules and client options from the
+    /// config, the world and decisions from the state store, then what the
+    /// config's declared world changed since it was last applied (a restart
+    /// is a reload; docs/state.md).
+    private func startHost(restoring snapshot: StateStore.Snapshot) {
+        var decisions = snapshot.decisions
+        for (user, declared) in config.world.decisions {
+            decisions[user, default: [:]].merge(declared) { _, config in config }
+        }
         let consent = ConsentEngine(
-            allowList: Self.allowList(config), timeout: config.security.consentTimeout,
-            decisions: config.world.decisions)
-        let host = Host(consent: consent, options: clientOptions(config), timers: timers)
+            allowList: Self.allowList(config), timeout: config.security.consentTimeout, decisions: decisions)
+        let host = Host(
+            consent: consent, options: clientOptions(config), timers: timers,
+            persist: { [unowned self] user, key, decision in
+                var delta = StateStore.Delta()
+                delta.decisions = [(user, key, decision)]
+                try persist(delta)
+            },
+            forget: { [unowned self] user, key in
+                var delta = StateStore.Delta()
+                delta.decisions = [(user, key, nil)]
+                try persist(delta)
+            })
         host.floodLimits = Self.floodLimits(config)
         host.onEvent = { [unowned self] event in
             switch event {
@@ -220,11 +244,115 @@ public final class Daemon {
             control?.record(event)
         }
         self.host = host
-        for change in config.world.changes {
+
+        // The stored world, as it was: users, sessions, objects (records connect as they come back).
+        let records = snapshot.objects.filter { $0.object.record != nil }.count
+        if !snapshot.isEmpty {
+            notifier.status("restoring \(snapshot.sessions.count) sessions, \(records) records")
+        }
+        let restore: [WorldChange] =
+            snapshot.users.map { .addUser($0) } + snapshot.sessions.map { .startSession($0) }
+            + snapshot.objects.map { .spawn($0.session, $0.object) }
+        for change in restore {
             do {
                 try host.apply(change)
             } catch {
+                logger.error("stored world: \(error); left out")
+            }
+        }
+        if !snapshot.isEmpty {
+            logger.notice(
+                "state restored",
+                metadata: [
+                    "state.users": "\(snapshot.users.count)", "state.sessions": "\(snapshot.sessions.count)",
+                    "state.records": "\(records)",
+                    "state.decisions": "\(snapshot.decisions.values.map(\.count).reduce(0, +))",
+                ])
+        }
+        // Then the config: all of it the first time, else what changed since.
+        var previous = DeclaredWorld()
+        if let stored = snapshot.declared {
+            do {
+                previous = try DeclaredCoding.decode(stored)
+            } catch {
+                logger.error("stored declared world unreadable (\(error)); applying the config's in full")
+            }
+        }
+        applyDeclared(config.world.changes(from: previous), declared: config.world)
+    }
+
+    /// Applies declared-world changes (each stored before it takes effect),
+    /// then stores the declared world they lead to.
+    private func applyDeclared(_ changes: [WorldChange], declared: DeclaredWorld) {
+        guard let host else { return }
+        for change in changes {
+            do {
+                try host.apply(change, persist: persistChange)
+            } catch {
                 logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
+            }
+        }
+        var delta = StateStore.Delta()
+        delta.declared = DeclaredCoding.encode(declared)
+        try? persist(delta)
+    }
+
+    // MARK: - The state store
+
+    private func openStore() throws -> StateStore.Snapshot {
+        let directory = stateDirectory
+        if mkdir(directory, 0o750) != 0 && errno != EEXIST {
+            throw StateStore.Failure("\(directory): \(String(cString: strerror(errno)))")
+        }
+        let store = try StateStore(directory: directory, legacyTokens: TokenStore.legacyTokens(in: directory))
+        self.store = store
+        let snapshot = try store.load()
+        let schema = try store.appliedMigrations().last ?? ""
+        logger.info("state store open", metadata: ["state.file": "\(store.path)", "state.schema": "\(schema)"])
+        return snapshot
+    }
+
+    /// Stores a world change (the `Host.PersistChange` hook).
+    func persistChange(_ change: WorldChange, _ world: World) throws {
+        try persist(.after(change, in: world))
+    }
+
+    /// Writes to the store; a failure marks the daemon degraded (STATUS says
+    /// so) until a write succeeds again, and is rethrown so the change is refused.
+    func persist(_ delta: StateStore.Delta) throws {
+        guard let store else { return }
+        do {
+            try store.write(delta)
+            if storageError != nil { recovered() }
+        } catch {
+            if storageError == nil {
+                logger.error("state store failing: \(error); changes are refused until it recovers")
+            }
+            storageError = error.description
+            notifier.status(statusLine())
+            scheduleStorageProbe()
+            throw error
+        }
+    }
+
+    private func recovered() {
+        storageError = nil
+        logger.notice("state store writable again")
+        notifier.status(statusLine())
+    }
+
+    /// While degraded, try a write every few seconds so STATUS clears when the disk does.
+    private func scheduleStorageProbe() {
+        guard !storageProbeScheduled else { return }
+        storageProbeScheduled = true
+        timers.schedule(after: .seconds(5), slack: .seconds(1)) { [unowned self] in
+            storageProbeScheduled = false
+            guard storageError != nil, let store else { return }
+            do {
+                try store.probe()
+                recovered()
+            } catch {
+                scheduleStorageProbe()
             }
         }
     }
@@ -280,7 +408,7 @@ public final class Daemon {
 
     /// Opens the control socket: the one systemd passes (socket activation),
     /// else binds `[control] socket`.
-    private func startControl() throws {
+    private func startControl(tokens snapshotTokens: [UserID: String]) throws {
         guard let host else { return }
         var gid: UInt32?
         let groupName = config.control.group
@@ -295,7 +423,11 @@ public final class Daemon {
                 maxClients: config.control.maxClients, maxLine: Int(config.control.maxRequestSize),
                 clientBuffer: Int(config.control.clientBuffer)),
             operators: .init(uid: geteuid(), gid: gid, groupName: groupName))
-        let tokens = TokenStore(directory: stateDirectory, configured: config.world.tokens)
+        let tokens = TokenStore(configured: config.world.tokens, stored: snapshotTokens) { [unowned self] user, token in
+            var delta = StateStore.Delta()
+            delta.tokens = [(user, token)]
+            try persist(delta)
+        }
         control = ControlService(
             daemon: self, host: host, server: server, tokens: tokens, history: config.control.eventHistory)
         controlServer = server

@@ -139,9 +139,56 @@ public final class Host {
         }
     }
 
+    /// Stores the world after a change, before the change takes effect;
+    /// throws when it could not be stored.
+    public typealias PersistChange = @LoopActor (WorldChange, World) throws -> Void
+
+    /// Why a change was not applied (either way, nothing changed).
+    public enum ApplyFailure: Error, CustomStringConvertible {
+        /// The world refused it (unknown ids, duplicates).
+        case refused(World.Failure)
+        /// It could not be stored.
+        case notStored(any Error)
+
+        public var description: String {
+            switch self {
+            case .refused(let failure): return failure.description
+            case .notStored(let error): return "\(error)"
+            }
+        }
+    }
+
     /// Applies a world change; a refused change changes nothing.
     public func apply(_ change: WorldChange) throws(World.Failure) {
-        let actions = try world.apply(change, now: LoopTimers.now())
+        do {
+            try apply(change, persist: nil)
+        } catch {
+            switch error {
+            case .refused(let failure): throw failure
+            case .notStored: preconditionFailure("nothing to store")
+            }
+        }
+    }
+
+    /// Applies a world change after `persist` stored its result: computed on
+    /// a copy, stored, and only then in effect (sockets, events). A refused or
+    /// unstored change changes nothing.
+    public func apply(_ change: WorldChange, persist: PersistChange?) throws(ApplyFailure) {
+        var next = world
+        let actions: [RecordAction]
+        do {
+            actions = try next.apply(change, now: LoopTimers.now())
+        } catch {
+            throw .refused(error)
+        }
+        if let persist {
+            do {
+                try persist(change, next)
+            } catch {
+                throw .notStored(error)
+            }
+        }
+        world = next
         emit(.worldChanged(change))
         execute(actions)
         statuses = statuses.filter { world.objects[$0.key]?.record != nil }

@@ -10,16 +10,30 @@ final class ControlledDaemon: @unchecked Sendable {
     let directory: String
     let socket: String
     let config: TemporaryFile
-    let process: ChildProcess
+    /// The config's fixed part ([log], [daemon], [control]); tests add the rest.
+    private let header: String
+    private(set) var process: ChildProcess
+    /// Runs the daemon as `state: DIR` mounted by the launcher (see `tmpfsState`).
+    private let launcher: [String]
 
-    init(_ extra: String, socketMode: String = "0660", control: String = "") throws {
+    /// `tmpfsState: N` runs the daemon in its own mount namespace with the
+    /// state directory on a tmpfs of N KiB (to fill it up in a test).
+    init(_ extra: String, socketMode: String = "0660", control: String = "", tmpfsState: Int? = nil) throws {
         var template = Array("/tmp/wshostd-ctl-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
         directory = String(cString: made)
         chmod(directory, 0o755)
         socket = directory + "/control.sock"
-        config = try TemporaryFile(
-            """
+        if let size = tmpfsState {
+            mkdir(directory + "/state", 0o750)
+            launcher = [
+                "/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                "mount -t tmpfs -o size=\(size)k tmpfs \(directory)/state && exec \"$0\" \"$@\"",
+            ]
+        } else {
+            launcher = []
+        }
+        header = """
             [log]
             level = "debug"
             target = "stderr"
@@ -33,14 +47,45 @@ final class ControlledDaemon: @unchecked Sendable {
             socket_mode = "\(socketMode)"
             \(control)
 
-            \(extra)
-            """)
-        process = ChildProcess("wshostd", ["--config", config.path])
+            """
+        config = try TemporaryFile(header + extra)
+        process = ChildProcess("wshostd", [])
+        process = try launch()
+    }
+
+    private func launch() throws -> ChildProcess {
+        let binary = ChildProcess.productsDirectory.appendingPathComponent("wshostd")
+        let process =
+            launcher.isEmpty
+            ? ChildProcess("wshostd", ["--config", config.path])
+            : ChildProcess(
+                executable: URL(fileURLWithPath: launcher[0]),
+                Array(launcher.dropFirst()) + [binary.path, "--config", config.path])
         try process.start()
         guard process.waitForStandardError(timeout: .seconds(20), { $0.contains("control socket listening") }) else {
             process.signal(SIGKILL)
             throw Failure(description: "the daemon did not start: \(process.standardError)")
         }
+        return process
+    }
+
+    /// Rewrites the config with another test part (for the next reload or start).
+    func rewrite(_ extra: String) throws { try config.write(header + extra) }
+
+    /// `kill -9`, then start again with the same config and state directory.
+    func crashAndRestart() throws {
+        process.signal(SIGKILL)
+        process.wait()
+        process = try launch()
+    }
+
+    /// Runs a shell command in the daemon's mount namespace (its tmpfs state).
+    func inDaemonNamespace(_ command: String) throws -> Int32 {
+        let child = ChildProcess(
+            executable: URL(fileURLWithPath: "/usr/bin/nsenter"),
+            ["-t", "\(process.pid)", "-m", "/bin/sh", "-c", command])
+        try child.start()
+        return child.wait()
     }
 
     struct Failure: Error, CustomStringConvertible {

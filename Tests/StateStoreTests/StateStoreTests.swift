@@ -1,0 +1,154 @@
+import Control
+import Foundation
+import GRDB
+import Testing
+import WebSocketProtocol
+import World
+
+@testable import StateStore
+
+private func temporaryDirectory() -> String {
+    var template = Array("/tmp/wshostd-state-XXXXXX".utf8CString)
+    return String(cString: mkdtemp(&template)!)
+}
+
+private let ticker = WorldObject(
+    id: "ticker", name: "Ticker \"1\"", wornBy: "ann", definedUser: nil, spawnedBy: "bob", interactingUser: "cy",
+    record: RecordSettings(
+        url: try! WebSocketURL.parse("wss://feed.example:8443/x?y=1").get(), handlingUser: .pinned("ann"),
+        accessReason: "Shows the feed", connectRetryInterval: .milliseconds(2500), enabled: false),
+    reactions: [
+        Reaction(on: .connected, .send(template: "hi {data}")), Reaction(on: .received, .echo),
+        Reaction(on: .disconnected, .forward(to: "other")),
+    ])
+
+@Suite("WorldCoding: world values as the store writes them")
+struct WorldCodingTests {
+    @Test("users, sessions and objects (record, pinned user, reactions) read back as written")
+    func roundTrip() throws {
+        let user = User(id: "ann", name: "Ann ✓", kind: .interactive)
+        #expect(try WorldCoding.user(try JSON.parse(WorldCoding.encode(user).description)) == user)
+        let session = Session(id: "lobby", name: "Lobby", host: "host", present: ["host", "ann"])
+        #expect(try WorldCoding.session(try JSON.parse(WorldCoding.encode(session).description)) == session)
+        #expect(try WorldCoding.object(try JSON.parse(WorldCoding.encode(ticker).description)) == ticker)
+        let bare = WorldObject(id: "plain", name: "plain")
+        #expect(try WorldCoding.object(try JSON.parse(WorldCoding.encode(bare).description)) == bare)
+    }
+
+    @Test("damaged documents are refused with a reason, not half-read")
+    func damaged() {
+        #expect(throws: WorldCoding.Failure.self) { try WorldCoding.user(.object(["id": .string("x")])) }
+        #expect(throws: WorldCoding.Failure.self) {
+            try WorldCoding.user(.object(["id": .string("x"), "name": .string("x"), "kind": .string("robot")]))
+        }
+        #expect(throws: WorldCoding.Failure.self) {
+            try WorldCoding.record(
+                .object([
+                    "url": .string("http://x/"), "accessReason": .string(""), "enabled": .bool(true),
+                    "connectRetryIntervalNs": .int(1),
+                ]))
+        }
+        #expect(throws: WorldCoding.Failure.self) { try WorldCoding.reaction(.object(["on": .string("received")])) }
+    }
+}
+
+@Suite("StateStore: SQLite through GRDB, one transaction per change", .serialized)
+struct StateStoreTests {
+    @Test("a fresh store is empty, at the newest schema, in WAL mode")
+    func fresh() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try StateStore(directory: directory)
+        #expect(try store.load().isEmpty)
+        #expect(try store.appliedMigrations() == ["v1", "v2"])
+        let mode = try DatabaseQueue(path: store.path).read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
+    @Test("writes read back after reopening; removing a session removes its objects; forget deletes a decision")
+    func writeAndReload() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let key = AccessKey(host: "feed.example", port: 8443)
+        do {
+            let store = try StateStore(directory: directory)
+            var delta = StateStore.Delta()
+            delta.users = [
+                User(id: "ann", name: "Ann", kind: .interactive), User(id: "host", name: "H", kind: .headless),
+            ]
+            delta.sessions = [
+                Session(id: "lobby", name: "Lobby", host: "host", present: ["host", "ann"]),
+                Session(id: "gone", name: "Gone", host: "host", present: ["host"]),
+            ]
+            delta.objects = [("lobby", ticker), ("gone", WorldObject(id: "x", name: "x"))]
+            delta.decisions = [
+                ("ann", key, AccessDecision(verdict: .allowed, reason: "Shows the feed")),
+                ("ann", AccessKey(host: "evil.example", port: 443), AccessDecision(verdict: .blocked, reason: "no")),
+            ]
+            delta.tokens = [("ann", "secret-token-1234567890")]
+            delta.declared = .object(["users": .array([])])
+            try store.write(delta)
+            var second = StateStore.Delta()
+            second.removedSessions = ["gone"]
+            second.decisions = [("ann", AccessKey(host: "evil.example", port: 443), nil)]
+            try store.write(second)
+        }
+        let snapshot = try StateStore(directory: directory).load()
+        #expect(snapshot.users.map(\.id) == ["ann", "host"])
+        #expect(snapshot.sessions.map(\.id) == ["lobby"])
+        #expect(snapshot.objects.count == 1)
+        #expect(snapshot.objects.first?.session == "lobby")
+        #expect(snapshot.objects.first?.object == ticker)
+        #expect(snapshot.decisions == ["ann": [key: AccessDecision(verdict: .allowed, reason: "Shows the feed")]])
+        #expect(snapshot.tokens == ["ann": "secret-token-1234567890"])
+        #expect(snapshot.declared == .object(["users": .array([])]))
+    }
+
+    @Test("a transaction is all or nothing: a failing write leaves the previous state")
+    func atomic() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try StateStore(directory: directory)
+        var first = StateStore.Delta()
+        first.users = [User(id: "ann", name: "Ann", kind: .interactive)]
+        try store.write(first)
+        // A trigger makes the second statement of the next transaction fail.
+        try DatabaseQueue(path: store.path).write { db in
+            try db.execute(
+                sql: "CREATE TRIGGER refuse BEFORE INSERT ON sessions BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        }
+        var second = StateStore.Delta()
+        second.users = [User(id: "bob", name: "Bob", kind: .headless)]
+        second.sessions = [Session(id: "s", name: "s", host: "bob", present: ["bob"])]
+        #expect(throws: StateStore.Failure.self) { try store.write(second) }
+        #expect(try store.load().users.map(\.id) == ["ann"])
+    }
+
+    @Test("a database made by the previous schema (v1) opens: migrated to v2, data kept, old token file imported")
+    func migrationFromV1() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // What the previous version wrote: the v1 schema and its rows.
+        let old = try DatabaseQueue(path: directory + "/state.sqlite")
+        try StateStore.migrator(legacyTokens: [:]).migrate(old, upTo: "v1")
+        try old.write { db in
+            try db.execute(
+                sql: "INSERT INTO users (id, body) VALUES ('ann', ?)",
+                arguments: [#"{"id":"ann","kind":"interactive","name":"Ann"}"#])
+            try db.execute(
+                sql: "INSERT INTO decisions VALUES ('ann', 'feed.example', 8443, 'websocket', 'allowed', 'ok')")
+        }
+        #expect(try old.read { try DatabaseMigrator().appliedIdentifiers($0) } == ["v1"])
+        try old.close()
+
+        let store = try StateStore(directory: directory, legacyTokens: ["ann": "from-the-json-file-0123"])
+        #expect(try store.appliedMigrations() == ["v1", "v2"])
+        let snapshot = try store.load()
+        #expect(snapshot.users == [User(id: "ann", name: "Ann", kind: .interactive)])
+        #expect(snapshot.decisions["ann"]?[AccessKey(host: "feed.example", port: 8443)]?.verdict == .allowed)
+        #expect(snapshot.tokens == ["ann": "from-the-json-file-0123"])
+        // Migrations run once: a later legacy file changes nothing.
+        let again = try StateStore(directory: directory, legacyTokens: ["ann": "other"])
+        #expect(try again.load().tokens == ["ann": "from-the-json-file-0123"])
+    }
+}
