@@ -19,5 +19,10 @@ cp "$root/config/wshostd.toml" "$payload/config/"
 cp "$root/config/wshostd.toml" "$payload/wshostd.toml"
 cp "$root/README.md" "$payload/"
 cp "$root/integration/systemd/setup.sh" "$payload/"
+# The loopback WebSocket peer the state checks connect 200 records to.
+cp "$root/Tests/peers/ws_peer.py" "$payload/"
+python=$root/.venv/bin/python
+[ -x "$python" ] || { echo "$python missing: run scripts/setup.sh" >&2; exit 1; }
 # The unit is installed by setup.sh (through install.sh) and started by name.
-bash "$sandbox" ${VERBOSE:+-v} --check-timeout 180 -u wshostd.service "$payload" "$root/integration/systemd/check.sh"
+bash "$sandbox" ${VERBOSE:+-v} --check-timeout 300 -e PEER_PYTHON="$python" -u wshostd.service "$payload" \
+    "$root/integration/systemd/check.sh"

@@ -137,5 +137,128 @@ wshostctl status >/dev/null || fail "wshostctl failed after a restart"
 ok "socket activation: a wshostctl request started pid $pid4 on the passed socket; restart keeps the socket"
 systemctl stop "$UNIT" wshostd.socket
 
+# 10. durable state with 200 records against a loopback peer inside the container
+# (the python-websockets test peer, from the project's venv through the overlay)
+[ -x "${PEER_PYTHON:-}" ] || fail "PEER_PYTHON (the test peers' python) not set or not executable"
+peer() {  # peer NAME: an echo-log peer in the background; its port in $port
+    "$PEER_PYTHON" /sandbox/ws_peer.py echo-log >"/tmp/$1.out" 2>&1 &
+    for _ in $(seq 100); do grep -q '^PORT ' "/tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
+    port=$(sed -n 's/^PORT //p' "/tmp/$1.out")
+    [ -n "$port" ] || fail "peer $1 did not start: $(cat /tmp/$1.out)"
+}
+peer main; P=$port
+peer asked; P2=$port
+write_config() {  # write_config EXTRA: 100 declared records in "lobby", plus EXTRA
+    {
+        printf '[log]\nlevel = "info"\n[daemon]\nstop_timeout = "5s"\n[websocket]\nconnect_retry_interval = "1s"\n'
+        printf '[[users]]\nid = "host"\nallowed_hosts = ["127.0.0.1:%s"]\n' "$P"
+        printf '[[users]]\nid = "ann"\nkind = "interactive"\n'
+        printf '[[sessions]]\nid = "lobby"\nhost = "host"\npresent = ["host", "ann"]\n'
+        for i in $(seq 100); do printf '[[sessions.objects]]\nid = "d%s"\nurl = "ws://127.0.0.1:%s/d%s"\n' "$i" "$P" "$i"; done
+        printf '[[sessions.objects]]\nid = "badge"\nworn_by = "ann"\nurl = "ws://127.0.0.1:%s/badge"\naccess_reason = "the badge"\n' "$P2"
+        printf '%s\n' "${1:-}"
+    } >"$CONFIG"
+}
+open_count() { wshostctl --json status | jq -r .open; }
+write_config
+rm -rf /var/lib/wshostd/state.sqlite*
+systemctl start "$UNIT" || fail "start with 100 declared records failed"
+wshostctl sessions start rt --host host >/dev/null || fail "sessions start"
+for i in $(seq 100); do
+    wshostctl objects spawn rt "r$i" >/dev/null && wshostctl ws connect rt "r$i" --url "ws://127.0.0.1:$P/r$i" >/dev/null ||
+        fail "run-time object r$i"
+done
+token=$(wshostctl --json users token ann | jq -r .token)
+prompt=""
+for _ in $(seq 50); do
+    prompt=$(wshostctl --json consent list ann | jq -r '.pending[0].prompt // empty')
+    [ -n "$prompt" ] && break; sleep 0.1
+done
+[ -n "$prompt" ] || fail "ann was not prompted for 127.0.0.1:$P2"
+wshostctl consent answer ann "$prompt" allow --token "$token" >/dev/null || fail "consent answer"
+wait_for 30 sh -c '[ "$(wshostctl --json status | jq -r .open)" = 201 ]' || fail "open: $(open_count) of 201"
+world() {  # the world without what moves on its own
+    for s in lobby rt; do
+        wshostctl --json objects list $s | jq -S '[.objects[] | .record |= (if . then del(.state, .isConnected, .retryAt, .lastError, .connectedAt, .disconnectedAt, .messagesIn, .messagesOut, .bytesIn, .bytesOut, .floods, .dropped) else . end)]'
+    done
+    wshostctl --json users list | jq -S .
+    wshostctl --json consent list ann | jq -S .decisions
+}
+world >/tmp/before.json
+ok "201 records open (100 declared, 100 run-time, ann's badge allowed through her consent channel)"
+
+# (a)+(b) kill -9: systemd restarts it; the same world comes back; every record reconnects; no new prompt
+restarts=$(prop NRestarts)
+kill -9 "$(prop MainPID)"
+wait_for 20 sh -c "[ \"\$(systemctl show -P NRestarts $UNIT)\" -gt $restarts ] && [ \"\$(systemctl show -P SubState $UNIT)\" = running ]" ||
+    fail "no restart after kill -9"
+wait_for 30 sh -c '[ "$(wshostctl --json status | jq -r .open)" = 201 ]' || fail "after the restart: $(open_count) of 201 open"
+world >/tmp/after.json
+cmp -s /tmp/before.json /tmp/after.json || fail "the world changed across kill -9: $(diff /tmp/before.json /tmp/after.json | head -20)"
+[ "$(wshostctl --json consent list ann | jq '.pending | length')" = 0 ] || fail "ann was asked again after the restart"
+[ "$(wshostctl --json ws show lobby badge | jq -r .record.state)" = open ] || fail "ann's badge not open after the restart"
+ok "kill -9: restarted, the same world (wshostctl --json), 201 records reconnected, ann's decision kept (not asked again)"
+
+# (f) journal fields on connection events
+pid5=$(prop MainPID)
+entry=$(journal_json MESSAGE=connected _PID="$pid5" | head -1)
+for f in SESSION_ID OBJECT_ID USER_ID WS_URL; do
+    [ -n "$(echo "$entry" | jq -r ".$f // empty")" ] || fail "no $f on a 'connected' entry: $entry"
+done
+ok "journal: $(echo "$entry" | jq -c '{MESSAGE,SESSION_ID,OBJECT_ID,USER_ID,WS_URL}')"
+
+# (d) reload: an added object appears and connects; a broken file changes nothing
+printf '[[sessions.objects]]\nid = "added"\nurl = "ws://127.0.0.1:%s/added"\n' "$P" >>"$CONFIG"
+# (appended after the badge: it belongs to the last [[sessions]], lobby)
+systemctl reload "$UNIT" || fail "reload failed"
+wait_for 10 sh -c '[ "$(wshostctl --json ws show lobby added | jq -r .record.state)" = open ]' || fail "added object not open after reload"
+before_objects=$(wshostctl --json objects list lobby | jq '.objects | length')
+printf '[websocket]\nidle_timeout = 60\n' >>"$CONFIG"
+systemctl reload "$UNIT"
+wait_for 5 sh -c "systemctl show -P StatusText $UNIT | grep -q 'last reload failed'" || fail "broken reload not reported"
+[ "$(wshostctl --json objects list lobby | jq '.objects | length')" = "$before_objects" ] || fail "a broken reload changed the world"
+ok "reload: added object open; broken file refused ($(systemctl show -P StatusText $UNIT | sed 's/.*last reload failed: //'))"
+sed -i '$d' "$CONFIG"; sed -i '$d' "$CONFIG"
+systemctl reload "$UNIT"
+
+# (g) crash loop: 20 kill -9 at random moments during a stream of control changes
+mkdir -p /run/systemd/system/$UNIT.d
+printf '[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestartSec=100ms\n' >/run/systemd/system/$UNIT.d/50-crash-loop.conf
+systemctl daemon-reload
+: >/tmp/acked
+( i=0; while [ ! -e /tmp/stop-adding ]; do
+      i=$((i + 1))
+      wshostctl users add "crash$i" >/dev/null 2>&1 && echo "crash$i" >>/tmp/acked
+  done ) &
+adder=$!
+for k in $(seq 20); do
+    sleep "0.$((RANDOM % 5 + 1))"
+    wait_for 10 sh -c "[ \"\$(systemctl show -P SubState $UNIT)\" = running ]" || fail "not running before kill $k"
+    kill -9 "$(prop MainPID)" 2>/dev/null || true
+done
+wait_for 20 sh -c "[ \"\$(systemctl show -P SubState $UNIT)\" = running ]" || fail "not running after the crash loop"
+sleep 1
+touch /tmp/stop-adding; wait "$adder"
+acked=$(wc -l </tmp/acked)
+wshostctl --json users list | jq -r '.users[].id' | sort >/tmp/present
+missing=$(sort /tmp/acked | comm -23 - /tmp/present | wc -l)
+[ "$acked" -gt 20 ] || fail "only $acked changes were acknowledged during the crash loop"
+[ "$missing" = 0 ] || fail "$missing acknowledged changes lost: $(sort /tmp/acked | comm -23 - /tmp/present | head)"
+rm -rf /run/systemd/system/$UNIT.d; systemctl daemon-reload
+ok "crash loop: 20 kill -9 during $acked acknowledged 'users add' — none lost (NRestarts=$(prop NRestarts))"
+
+# (c) systemctl stop: the peer sees a 1001 Close on every connection; exit 0 within the deadline
+wait_for 30 sh -c '[ "$(wshostctl --json status | jq -r .open)" = 202 ]' || fail "before stop: $(open_count) of 202 open"
+closes() { cat /tmp/main.out /tmp/asked.out | grep -c '^CLOSED 1001$'; }
+before_closes=$(closes)
+t0=$(date +%s%N)
+systemctl stop "$UNIT" || fail "stop failed"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$(prop Result)" = success ] && [ "$(prop ExecMainStatus)" = 0 ] || fail "stop: Result=$(prop Result) status=$(prop ExecMainStatus)"
+[ "$ms" -lt 5000 ] || fail "stop took ${ms} ms"
+wait_for 5 sh -c "[ \$(( \$(cat /tmp/main.out /tmp/asked.out | grep -c '^CLOSED 1001$') - $before_closes )) -ge 202 ]" ||
+    fail "the peers saw $(($(closes) - before_closes)) Close 1001, not 202"
+ok "systemctl stop with 202 open: exit 0 in ${ms} ms; the peers saw $(($(closes) - before_closes)) Close 1001"
+
 echo "hardening: $(systemd-analyze security --no-pager $UNIT 2>/dev/null | tail -1)"
 echo "$passed passed, 0 failed"
