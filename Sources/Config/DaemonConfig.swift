@@ -28,7 +28,7 @@ public struct DaemonConfig: Equatable, Sendable {
         /// How long a stop waits for servers to answer the Close handshake
         /// before the remaining sockets are shut down (SPEC §8 Stop).
         public var stopTimeout: Duration = .seconds(5)
-        /// Where state lives (generated consent tokens; the state store).
+        /// Where the state store (`state.sqlite`) lives.
         /// Empty: `$STATE_DIRECTORY` (set by systemd's `StateDirectory=`), else
         /// /var/lib/wshostd.
         public var stateDirectory: String = ""
