@@ -5,12 +5,20 @@
 //   sockets, clocks or logging; the shells (EventLoop, Systemd, Daemon) wire
 //   them to file descriptors, time, OpenSSL and systemd; the executables only
 //   parse arguments and call into Daemon.
+import Foundation
 import PackageDescription
 
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
 ]
+
+// Test-only fault injection for the watchdog proof (a loop stall on SIGUSR2):
+// compiled in only when the manifest is read with WSHOSTD_FAULT_INJECTION=1
+// (scripts/test-systemd.sh builds such a binary into .build-faults). Normal
+// builds have no such code.
+let faultInjection: [SwiftSetting] =
+    ProcessInfo.processInfo.environment["WSHOSTD_FAULT_INJECTION"] == "1" ? [.define("WSHOSTD_FAULT_INJECTION")] : []
 
 let package = Package(
     name: "wshostd",
@@ -117,7 +125,7 @@ let package = Package(
                 "World",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + faultInjection
         ),
 
         .executableTarget(

@@ -11,6 +11,9 @@ payload=$(mktemp -d /tmp/wshostd-payload.XXXXXX)
 trap 'rm -rf "$payload"' EXIT
 mkdir -p "$payload/bin" "$payload/systemd" "$payload/config"
 cp "$bin/wshostd" "$bin/wshostctl" "$payload/bin/"
+# A second wshostd with the test-only loop-stall switch, for the watchdog proof.
+WSHOSTD_FAULT_INJECTION=1 swift build --package-path "$root" --scratch-path "$root/.build-faults" --product wshostd >&2
+cp "$root/.build-faults/debug/wshostd" "$payload/bin/wshostd-faults"
 # Layout install.sh expects (its root is its parent directory).
 mkdir -p "$payload/scripts"
 cp "$root/scripts/install.sh" "$payload/scripts/"
@@ -19,10 +22,11 @@ cp "$root/config/wshostd.toml" "$payload/config/"
 cp "$root/config/wshostd.toml" "$payload/wshostd.toml"
 cp "$root/README.md" "$payload/"
 cp "$root/integration/systemd/setup.sh" "$payload/"
-# The loopback WebSocket peer the state checks connect 200 records to.
+# The loopback WebSocket peer the state checks connect 200 records to, with
+# its venv (the container does not see the host's /tmp, where a clone may live).
+[ -x "$root/.venv/bin/python" ] || { echo "$root/.venv missing: run scripts/setup.sh" >&2; exit 1; }
 cp "$root/Tests/peers/ws_peer.py" "$payload/"
-python=$root/.venv/bin/python
-[ -x "$python" ] || { echo "$python missing: run scripts/setup.sh" >&2; exit 1; }
+cp -a "$root/.venv" "$payload/venv"
 # The unit is installed by setup.sh (through install.sh) and started by name.
-bash "$sandbox" ${VERBOSE:+-v} --check-timeout 300 -e PEER_PYTHON="$python" -u wshostd.service "$payload" \
+bash "$sandbox" ${VERBOSE:+-v} --check-timeout 300 -e PEER_PYTHON=/sandbox/venv/bin/python -u wshostd.service "$payload" \
     "$root/integration/systemd/check.sh"

@@ -56,7 +56,11 @@ public final class Daemon {
     private static var running: Daemon?
 
     /// The signals the daemon handles; block them in `main` before any thread exists.
-    public nonisolated static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+    #if WSHOSTD_FAULT_INJECTION
+        public nonisolated static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR2]
+    #else
+        public nonisolated static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+    #endif
 
     public init(
         config: DaemonConfig, configPath: String, configPathIsImplicit: Bool, logBackend: LogSetup.Backend,
@@ -76,6 +80,13 @@ public final class Daemon {
         signals.watch(SIGHUP) { [unowned self] in reload() }
         signals.watch(SIGTERM) { [unowned self] in stop(signal: "SIGTERM") }
         signals.watch(SIGINT) { [unowned self] in stop(signal: "SIGINT") }
+        #if WSHOSTD_FAULT_INJECTION
+            // Test builds only: SIGUSR2 stalls the loop, so the watchdog must fire.
+            signals.watch(SIGUSR2) { [unowned self] in
+                logger.warning("fault injection: stalling the event loop for 120 s")
+                sleep(120)
+            }
+        #endif
         if let timeout = notifier.watchdogTimeout() {
             startWatchdog(every: timeout / 2)
             logger.info("watchdog armed", metadata: ["watchdog.timeout": "\(Units.format(timeout))"])

@@ -260,5 +260,28 @@ wait_for 5 sh -c "[ \$(( \$(cat /tmp/main.out /tmp/asked.out | grep -c '^CLOSED 
     fail "the peers saw $(($(closes) - before_closes)) Close 1001, not 202"
 ok "systemctl stop with 202 open: exit 0 in ${ms} ms; the peers saw $(($(closes) - before_closes)) Close 1001"
 
+# 11. (e) a stalled event loop: the watchdog restarts the daemon. The stall comes
+# from a test-only switch (SIGUSR2) compiled into a separate test binary; the
+# shipped binary has no such code.
+strings /usr/local/bin/wshostd | grep -q 'fault injection' && fail "the shipped binary contains the fault switch"
+install -m 0755 /sandbox/bin/wshostd-faults /usr/local/bin/wshostd-faults
+strings /usr/local/bin/wshostd-faults | grep -q 'fault injection' || fail "the test binary lacks the fault switch"
+mkdir -p /run/systemd/system/$UNIT.d
+printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/wshostd-faults --config /etc/wshostd/wshostd.toml\nWatchdogSec=2s\nTimeoutAbortSec=2s\n' \
+    >/run/systemd/system/$UNIT.d/60-stall.conf
+systemctl daemon-reload
+systemctl start "$UNIT" || fail "start of the test binary failed"
+pid6=$(prop MainPID)
+restarts=$(prop NRestarts)
+kill -USR2 "$pid6"
+wait_for 20 sh -c "[ \"\$(systemctl show -P NRestarts $UNIT)\" -gt $restarts ] && [ \"\$(systemctl show -P SubState $UNIT)\" = running ]" ||
+    fail "the watchdog did not restart the stalled daemon"
+[ -n "$(journal_json MESSAGE='fault injection: stalling the event loop for 120 s' _PID="$pid6" | head -1)" ] || fail "no stall entry"
+journalctl -b --no-pager -u "$UNIT" | grep -q "Watchdog timeout" || fail "no 'Watchdog timeout'"
+[ "$(wshostctl --json status | jq -r .state)" = running ] || fail "not serving after the watchdog restart"
+systemctl stop "$UNIT"
+rm -rf /run/systemd/system/$UNIT.d; systemctl daemon-reload
+ok "loop stall (test binary, SIGUSR2): watchdog timeout, pid $pid6 restarted as a new process, state restored"
+
 echo "hardening: $(systemd-analyze security --no-pager $UNIT 2>/dev/null | tail -1)"
 echo "$passed passed, 0 failed"
