@@ -58,7 +58,7 @@ public final class Host {
 
     /// Messages delivered per loop turn across all records, so one flooding
     /// record cannot starve the others or the loop's timers.
-    public static let deliveryBudget = 1_000
+    public var deliveryBudget = 1_000
 
     /// Persists one consent decision; throws when it could not be stored (the
     /// answer then does not take effect). The durable store plugs in here.
@@ -453,7 +453,7 @@ public final class Host {
         var queue = inbound[address].flatMap { $0.attempt == attempt ? $0 : nil } ?? InboundQueue(attempt: attempt)
         // Fast path: nothing waits for this record and the turn's budget allows:
         // deliver now, so reactions answer before the next frame is judged.
-        if queue.messages.isEmpty && deliveredThisTurn < Self.deliveryBudget {
+        if queue.messages.isEmpty && deliveredThisTurn < deliveryBudget {
             countDelivery()
             inbound[address] = nil
             deliver(address, message)
@@ -522,8 +522,8 @@ public final class Host {
     /// One loop turn of delivery: round robin across records, within the budget.
     private func deliverSome() {
         deliveryScheduled = false
-        while deliveredThisTurn < Self.deliveryBudget, !inbound.isEmpty {
-            for address in Array(inbound.keys) where deliveredThisTurn < Self.deliveryBudget {
+        while deliveredThisTurn < deliveryBudget, !inbound.isEmpty {
+            for address in Array(inbound.keys) where deliveredThisTurn < deliveryBudget {
                 if deliverOne(address) { countDelivery() }
             }
         }

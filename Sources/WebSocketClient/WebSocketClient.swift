@@ -323,11 +323,18 @@ public final class WebSocketClient {
         idleTimer = timers.schedule(at: deadline, slack: Self.slack(for: options.idleTimeout)) { [weak self] in
             guard let self, phase == .connected else { return }
             idleTimer = nil
-            if socket?.hasUnreadInput == true {
-                // Bytes arrived but the loop has not read them yet (it was busy): not idle.
-                lastInbound = LoopTimers.now()
+            let now = LoopTimers.now()
+            if now - deadline > max(.milliseconds(500), options.idleTimeout / 4) {
+                // The check runs far past its deadline: the loop itself was stalled,
+                // so the server's silence (and our missed keepalive pings) cannot be
+                // judged. One more full period, from now.
+                lastInbound = now
                 scheduleIdleCheck()
-            } else if LoopTimers.now() - lastInbound >= options.idleTimeout {
+            } else if socket?.hasUnreadInput == true {
+                // Bytes arrived but the loop has not read them yet (it was busy): not idle.
+                lastInbound = now
+                scheduleIdleCheck()
+            } else if now - lastInbound >= options.idleTimeout {
                 connection.close(code: .goingAway, reason: "idle timeout")
                 flush()
                 connection.abort(reason: "idle timeout: no frame from the server for \(options.idleTimeout)")

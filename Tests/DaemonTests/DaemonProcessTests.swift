@@ -85,7 +85,8 @@ struct DaemonLifecycleTests {
     func lifecycle() throws {
         let listener = try NotifyListener()
         let socket = TemporaryFile.path(suffix: ".sock")
-        let control = "[control]\nsocket = \"\(socket)\"\n"
+        defer { try? FileManager.default.removeItem(atPath: socket + ".state") }
+        let control = "[control]\nsocket = \"\(socket)\"\n[daemon]\nstate_directory = \"\(socket).state\"\n"
         let config = try TemporaryFile("[log]\nlevel = \"info\"\ntarget = \"stderr\"\n" + control)
         let daemon = ChildProcess(
             "wshostd", ["--config", config.path],
@@ -143,7 +144,10 @@ struct DaemonLifecycleTests {
 
     @Test("without systemd the daemon runs, logs readable lines to stderr and stops on SIGINT")
     func plain() throws {
-        let daemon = ChildProcess("wshostd", ["--config", exampleConfig])
+        // The example's default paths, but the state in a scratch directory.
+        let state = TemporaryFile.path(suffix: ".state")
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let daemon = ChildProcess("wshostd", ["--config", exampleConfig], environment: ["STATE_DIRECTORY": state])
         try daemon.start()
         defer { if daemon.isRunning { daemon.signal(SIGKILL) } }
         #expect(daemon.waitForStandardError { $0.contains("notice wshostd: started") })

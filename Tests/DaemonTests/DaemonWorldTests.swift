@@ -10,11 +10,15 @@ private func worldConfig(port: UInt16, deniedPort: UInt16, socket: String, extra
     level = "debug"
     target = "stderr"
 
+    [daemon]
+    state_directory = "\(socket).state"
+    stop_timeout = "3s"
+
     [control]
     socket = "\(socket)"
 
-    [daemon]
-    stop_timeout = "3s"
+    [websocket]
+    connect_timeout = "10s"
 
     [security]
     allowed_url_hosts = ["127.0.0.1:\(port)"]
@@ -49,6 +53,7 @@ struct DaemonWorldTests {
     func declaredWorld() throws {
         let peer = try Peer("echo-log")
         let socket = TemporaryFile.path(suffix: ".sock")
+        defer { try? FileManager.default.removeItem(atPath: socket + ".state") }
         let config = try TemporaryFile(worldConfig(port: peer.port, deniedPort: 9, socket: socket))
         let daemon = ChildProcess("wshostd", ["--config", config.path])
         try daemon.start()

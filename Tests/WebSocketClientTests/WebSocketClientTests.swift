@@ -138,6 +138,32 @@ struct WebSocketClientTests {
         }
     }
 
+    @Test("a stall of the loop itself is not the server's silence: the idle check grants a new period")
+    func loopStallIsNotIdle() async throws {
+        let peer = try Peer("silent")
+        // The peers start off the loop (starting them blocks); the test runs on it.
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.idleTimeout = .milliseconds(300)
+            var stallEnded: ContinuousClock.Instant?
+            var closedAt: ContinuousClock.Instant?
+            let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { _, event in
+                switch event {
+                case .opened:
+                    usleep(1_000_000)  // the loop is stuck for a second (as under a heavy load)
+                    stallEnded = .now
+                case .closed: closedAt = .now
+                default: break
+                }
+            }
+            #expect(events.first == .opened)
+            #expect(closedReport(events)?.reason.hasPrefix("idle timeout") == true)
+            // Not closed at once when the loop came back, but a full period later.
+            let after = try #require(closedAt) - (try #require(stallEnded))
+            #expect(after >= .milliseconds(250), "closed \(after) after the stall")
+        }
+    }
+
     @Test("client keepalive pings draw pongs that keep a quiet connection inside the idle timeout")
     func keepalive() async throws {
         let peer = try Peer("silent")  // sends no messages, but its library answers pings
