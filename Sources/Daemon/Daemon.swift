@@ -292,18 +292,23 @@ public final class Daemon {
         applyDeclared(config.world.changes(from: previous), declared: config.world)
     }
 
-    /// Applies declared-world changes (each stored before it takes effect),
-    /// then stores the declared world they lead to.
+    /// Applies declared-world changes, then stores what they touched together
+    /// with the declared world they lead to, in one transaction (one fsync, not
+    /// one per item: a first start with thousands of declared records). If
+    /// that write fails, the stored declared world is the old one, so the next
+    /// start applies the same changes again from the config, their durable source.
     private func applyDeclared(_ changes: [WorldChange], declared: DeclaredWorld) {
         guard let host else { return }
+        var applied: [WorldChange] = []
         for change in changes {
             do {
-                try host.apply(change, persist: persistChange)
+                try host.apply(change)
+                applied.append(change)
             } catch {
                 logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
             }
         }
-        var delta = StateStore.Delta()
+        var delta = StateStore.Delta.after(applied, in: host.world)
         delta.declared = DeclaredCoding.encode(declared)
         try? persist(delta)
     }
@@ -325,7 +330,7 @@ public final class Daemon {
 
     /// Stores a world change (the `Host.PersistChange` hook).
     func persistChange(_ change: WorldChange, _ world: World) throws {
-        try persist(.after(change, in: world))
+        try persist(.after([change], in: world))
     }
 
     /// Writes to the store; a failure marks the daemon degraded (STATUS says

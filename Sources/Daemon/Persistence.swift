@@ -3,34 +3,50 @@ import Control
 import StateStore
 import World
 
-/// What a world change writes to the state store: the rows it touched, as
-/// they are in the world after the change.
+/// What world changes write to the state store: the rows they touched, as
+/// they are in `world` (the world after the changes). Rows are taken from the
+/// final world, so a batch may touch an item more than once.
 extension StateStore.Delta {
-    static func after(_ change: WorldChange, in world: World) -> StateStore.Delta {
-        var delta = StateStore.Delta()
-        func session(_ id: SessionID) {
-            if let session = world.sessions[id] { delta.sessions.append(session) }
+    static func after(_ changes: [WorldChange], in world: World) -> StateStore.Delta {
+        var users = Set<UserID>()
+        var sessions = Set<SessionID>()
+        var closed = Set<SessionID>()
+        var objects = Set<RecordAddress>()
+        for change in changes {
+            switch change {
+            case .addUser(let user): users.insert(user.id)
+            case .startSession(let session): sessions.insert(session.id)
+            case .closeSession(let id): closed.insert(id)
+            case .join(let id, _), .leave(let id, _), .setHost(let id, _): sessions.insert(id)
+            case .spawn(let id, let object): objects.insert(RecordAddress(session: id, object: object.id))
+            case .remove(let id, let object), .wear(let id, let object, _), .grab(let id, let object, _),
+                .defineUser(let id, let object, _), .setRecord(let id, let object, _),
+                .connect(let id, let object, _, _), .setReactions(let id, let object, _):
+                objects.insert(RecordAddress(session: id, object: object))
+            }
         }
-        func object(_ id: SessionID, _ objectID: ObjectID) {
-            let address = RecordAddress(session: id, object: objectID)
+        var delta = StateStore.Delta()
+        delta.users = users.sorted().compactMap { world.users[$0] }
+        // A closed session goes with its objects; started again in the same
+        // batch, it comes back with the objects it has now.
+        delta.removedSessions = closed.sorted()
+        for id in closed where world.sessions[id] != nil {
+            sessions.insert(id)
+            objects.formUnion(world.objects.keys.filter { $0.session == id })
+        }
+        for id in sessions.sorted() {
+            if let session = world.sessions[id] {
+                delta.sessions.append(session)
+            } else if !closed.contains(id) {
+                delta.removedSessions.append(id)
+            }
+        }
+        for address in objects.sorted(by: { ($0.session, $0.object) < ($1.session, $1.object) }) {
             if let object = world.objects[address] {
-                delta.objects.append((id, object))
+                delta.objects.append((address.session, object))
             } else {
                 delta.removedObjects.append(address)
             }
-        }
-        switch change {
-        case .addUser(let user):
-            if let stored = world.users[user.id] { delta.users.append(stored) }
-        case .startSession(let new): session(new.id)
-        case .closeSession(let id): delta.removedSessions.append(id)
-        case .join(let id, _), .leave(let id, _), .setHost(let id, _): session(id)
-        case .spawn(let id, let new): object(id, new.id)
-        case .remove(let id, let objectID): delta.removedObjects.append(RecordAddress(session: id, object: objectID))
-        case .wear(let id, let objectID, _), .grab(let id, let objectID, _), .defineUser(let id, let objectID, _),
-            .setRecord(let id, let objectID, _), .connect(let id, let objectID, _, _),
-            .setReactions(let id, let objectID, _):
-            object(id, objectID)
         }
         return delta
     }

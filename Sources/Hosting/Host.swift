@@ -172,26 +172,41 @@ public final class Host {
 
     /// Applies a world change after `persist` stored its result: computed on
     /// a copy, stored, and only then in effect (sockets, events). A refused or
-    /// unstored change changes nothing.
+    /// unstored change changes nothing. Without `persist` the change is made in
+    /// place (no copy of the world: restoring thousands of records stays linear).
     public func apply(_ change: WorldChange, persist: PersistChange?) throws(ApplyFailure) {
-        var next = world
         let actions: [RecordAction]
-        do {
-            actions = try next.apply(change, now: LoopTimers.now())
-        } catch {
-            throw .refused(error)
-        }
         if let persist {
+            var next = world
+            do {
+                actions = try next.apply(change, now: LoopTimers.now())
+            } catch {
+                throw .refused(error)
+            }
             do {
                 try persist(change, next)
             } catch {
                 throw .notStored(error)
             }
+            world = next
+        } else {
+            do {
+                actions = try world.apply(change, now: LoopTimers.now())  // a refused change changes nothing
+            } catch {
+                throw .refused(error)
+            }
         }
-        world = next
         emit(.worldChanged(change))
         execute(actions)
-        statuses = statuses.filter { world.objects[$0.key]?.record != nil }
+        // Statuses of records that are gone go with them.
+        switch change {
+        case .remove(let session, let object), .setRecord(let session, let object, nil):
+            statuses[RecordAddress(session: session, object: object)] = nil
+        case .closeSession(let session):
+            statuses = statuses.filter { $0.key.session != session }
+        default:
+            break
+        }
     }
 
     /// A user answers a prompt (SPEC §4): persisted first, then in effect.
