@@ -457,9 +457,6 @@ public final class Daemon {
         let path = config.control.socket
         let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !parent.isEmpty { mkdir(parent, 0o755) }
-        if Self.someoneListens(at: path) {
-            throw ControlFailure(description: "another process listens on \(path) (is wshostd running already?)")
-        }
         do {
             let listener = try UnixListener.bind(path: path, mode: mode_t(config.control.socketMode), group: gid)
             server.listen(on: listener)
@@ -471,26 +468,6 @@ public final class Daemon {
             metadata: [
                 "control.socket": "\(path)", "control.mode": "\(String(config.control.socketMode, radix: 8))",
             ])
-    }
-
-    /// Whether a live listener answers at `path` (a stale socket file does not).
-    private static func someoneListens(at path: String) -> Bool {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return result == 0
     }
 
     // MARK: - Watchdog: pinged from the loop, so a stuck loop stops pinging

@@ -44,19 +44,16 @@ public final class UnixListener {
     private var onAccept: (@LoopActor (TCPSocket, PeerCredentials?) -> Void)?
 
     /// Binds `path` with `mode` (and `group` when given), replacing a stale
-    /// socket left by an earlier run (but never a file of another kind).
+    /// socket left by an earlier run (never a file of another kind, nor a
+    /// socket a live process still listens on).
     public static func bind(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 128) throws(Failure)
         -> UnixListener
     {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
-            throw Failure(description: "\(path): longer than the \(capacity - 1) bytes a socket path may have")
+        guard var address = Self.address(path) else {
+            throw Failure(description: "\(path): longer than a socket path may be")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
+        if Self.someoneListens(at: path) {
+            throw Failure(description: "another process listens on \(path) (is wshostd running already?)")
         }
         var info = stat()
         if lstat(path, &info) == 0 {
@@ -94,6 +91,32 @@ public final class UnixListener {
             throw Failure(description: "listen \(path): \(String(cString: strerror(code)))")
         }
         return UnixListener(fd: fd, path: path)
+    }
+
+    /// The `sockaddr_un` of `path`; nil when the path is too long.
+    static func address(_ path: String) -> sockaddr_un? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        return address
+    }
+
+    /// Whether a live listener answers at `path` (a stale socket file does not).
+    static func someoneListens(at path: String) -> Bool {
+        guard var address = address(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return result == 0
     }
 
     /// Adopts a listening socket passed by systemd (`sd_listen_fds`).
