@@ -79,7 +79,11 @@ final class ControlServer {
     /// Runs one request.
     var handle: (@LoopActor (ControlClient, ControlRequest) -> Reply)?
     /// Whether any client subscribes (message events are journaled only then).
-    private(set) var hasSubscribers = false
+    private(set) var hasSubscribers = false {
+        didSet { if hasSubscribers != oldValue { onSubscribersChanged?(hasSubscribers) } }
+    }
+    /// Told when the first client subscribes and when the last one stops.
+    var onSubscribersChanged: (@LoopActor (Bool) -> Void)?
 
     init(limits: Limits, operators: Operators) {
         self.limits = limits

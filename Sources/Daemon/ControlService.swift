@@ -33,6 +33,10 @@ final class ControlService {
         journal = EventJournal(capacity: history)
         var generator = SystemRandomNumberGenerator()
         epoch = String(UInt64.random(in: 1...UInt64.max, using: &generator), radix: 36)
+        // Message events cost something per message; the host makes them only
+        // while someone subscribes.
+        host.reportsMessages = server.hasSubscribers
+        server.onSubscribersChanged = { [unowned host] subscribed in host.reportsMessages = subscribed }
         server.handle = { [unowned self] client, request in respond(to: request, from: client) }
     }
 

@@ -117,6 +117,21 @@ public final class Daemon {
     }
 
     /// The one-line summary for `STATUS=` (and `systemctl status`).
+    private var statusScheduled = false
+
+    /// Connects and disconnects update STATUS= at most every 100 ms: the line
+    /// counts every record, so one update per event would make starting
+    /// thousands of records quadratic.
+    private func statusSoon() {
+        guard !statusScheduled else { return }
+        statusScheduled = true
+        timers.schedule(after: .milliseconds(100), slack: .milliseconds(20)) { [weak self] in
+            guard let self else { return }
+            statusScheduled = false
+            notifier.status(statusLine())
+        }
+    }
+
     public func statusLine() -> String {
         var line: String
         switch state {
@@ -249,7 +264,7 @@ public final class Daemon {
         host.floodLimits = Self.floodLimits(config)
         host.onEvent = { [unowned self] event in
             switch event {
-            case .connected, .disconnected: notifier.status(statusLine())
+            case .connected, .disconnected: statusSoon()
             default: break
             }
             control?.record(event)

@@ -48,7 +48,7 @@ public final class TCPSocket {
         readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
         descriptor.sources += 1
         readSource.setCancelHandler { [descriptor] in descriptor.sourceCancelled() }
-        readSource.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.readable() } }
+        readSource.setEventHandler { [weak self] in self?.readable() }
     }
 
     /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the errno.
@@ -71,19 +71,26 @@ public final class TCPSocket {
 
     /// Writes `bytes` now as far as the kernel takes them; queues the rest.
     public func write(_ bytes: [UInt8]) {
-        guard !closed, !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    /// Writes `bytes` now as far as the kernel takes them; copies the rest into
+    /// the queue (the caller's buffer is free again on return).
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard !closed, let base = bytes.baseAddress, !bytes.isEmpty else { return }
         if pendingCount > 0 {
             pending.append(contentsOf: bytes)
             return
         }
-        let written = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let written = Glibc.send(fd, base, bytes.count, Int32(MSG_NOSIGNAL))
         if written == bytes.count { return }
         if written < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
             let code = errno
             onInput?(.error(code))
             return
         }
-        pending = Array(bytes[max(0, written)...])
+        pending.removeAll(keepingCapacity: true)
+        pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[max(0, written)...]))
         pendingOffset = 0
         resumeWrites()
     }
@@ -116,7 +123,7 @@ public final class TCPSocket {
                 return
             }
         }
-        pending.removeAll(keepingCapacity: true)
+        pending.removeAll(keepingCapacity: pending.capacity <= 64 << 10)
         pendingOffset = 0
         suspendWrites()
         onDrained?()
@@ -187,7 +194,7 @@ public final class TCPSocket {
         let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
         descriptor.sources += 1
         source.setCancelHandler { [descriptor] in descriptor.sourceCancelled() }
-        source.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.writable() } }
+        source.setEventHandler { [weak self] in self?.writable() }
         source.activate()
         writeSource = source
     }

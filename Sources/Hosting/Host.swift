@@ -69,6 +69,9 @@ public final class Host {
     public private(set) var world = World()
     public private(set) var consent: ConsentEngine
     public var onEvent: (@LoopActor (Event) -> Void)?
+    /// Whether message events (received, send-start, sent, send-error) are
+    /// made; a daemon with nobody listening turns them off.
+    public var reportsMessages = true
 
     private let timers: LoopTimers
     /// Options for new attempts (a reload changes them; open sockets keep theirs).
@@ -77,11 +80,14 @@ public final class Host {
     private let forgetPersisted: ForgetDecision
     private let logger = Logger(label: "wshostd.host")
     /// The live client of each record's current attempt.
-    private var clients: [RecordAddress: (attempt: Int, client: WebSocketClient)] = [:]
+    private var clients: [RecordAddress: Link] = [:]
     /// Clients told to close, kept alive until they report closed.
-    private var closing: [ObjectIdentifier: WebSocketClient] = [:]
+    private var closing: [ObjectIdentifier: Link] = [:]
     /// Per record: last error, timestamps, counters (SPEC §2).
-    public private(set) var statuses: [RecordAddress: RecordStatus] = [:]
+    public var statuses: [RecordAddress: RecordStatus] { statusBoxes.mapValues(\.value) }
+    private var statusBoxes: [RecordAddress: StatusBox] = [:]
+    /// Counts world changes, so a link knows when its cached reactions are stale.
+    private var worldVersion = 0
     private var retryTimers: [RecordAddress: TimerID] = [:]
     private var promptTimers: [Int: TimerID] = [:]
     /// Set by `stop`: no new attempts, prompts or retries from then on.
@@ -100,20 +106,49 @@ public final class Host {
         }
     }
 
-    /// Received, not yet delivered, per record.
+    /// Received, not yet delivered, per attempt.
     private struct InboundQueue {
-        var attempt: Int
         var messages = Deque<Inbound>()
         var bytes = 0
         var flooding = false
     }
 
-    private var inbound: [RecordAddress: InboundQueue] = [:]
+    /// A record's status, shared by the record's links so the message path
+    /// counts without a dictionary lookup.
+    private final class StatusBox {
+        var value = RecordStatus()
+    }
+
+    /// One attempt's socket and everything the message path needs, found
+    /// without hashing the record's address: the client's events carry it.
+    private final class Link {
+        let address: RecordAddress
+        let attempt: Int
+        let status: StatusBox
+        var client: WebSocketClient!
+        /// Still the record's current attempt (its messages are delivered).
+        var current = true
+        var queue = InboundQueue()
+        /// In the round-robin of links with waiting messages.
+        var waiting = false
+        /// Closed for flooding: further messages are shed.
+        var shedding = false
+        /// The object's reactions as of `reactionsVersion` of the world.
+        var reactions: [Reaction] = []
+        var reactionsVersion = -1
+
+        init(address: RecordAddress, attempt: Int, status: StatusBox) {
+            self.address = address
+            self.attempt = attempt
+            self.status = status
+        }
+    }
+
+    /// Links with waiting messages, in delivery order (round robin).
+    private var waiting = Deque<Link>()
     /// Messages delivered in the current loop turn (reset at the turn's end).
     private var deliveredThisTurn = 0
     private var turnResetScheduled = false
-    /// Attempts being closed for flooding: their further messages are shed.
-    private var shedding: [RecordAddress: Int] = [:]
     private var deliveryScheduled = false
 
     public init(
@@ -196,14 +231,15 @@ public final class Host {
                 throw .refused(error)
             }
         }
+        worldVersion &+= 1
         emit(.worldChanged(change))
         execute(actions)
         // Statuses of records that are gone go with them.
         switch change {
         case .remove(let session, let object), .setRecord(let session, let object, nil):
-            statuses[RecordAddress(session: session, object: object)] = nil
+            statusBoxes[RecordAddress(session: session, object: object)] = nil
         case .closeSession(let session):
-            statuses = statuses.filter { $0.key.session != session }
+            statusBoxes = statusBoxes.filter { $0.key.session != session }
         default:
             break
         }
@@ -242,26 +278,43 @@ public final class Host {
     /// then OnSent or OnSendError with the reason.
     @discardableResult
     public func send(_ address: RecordAddress, text: String? = nil, binary: [UInt8]? = nil) -> SendOutcome {
-        emit(.sendStart(address))
-        guard let client = clients[address]?.client, client.isOpen else {
-            emit(.sendError(address, reason: "not connected"))
+        guard let link = clients[address] else {
+            if reportsMessages {
+                emit(.sendStart(address))
+                emit(.sendError(address, reason: "not connected"))
+            }
+            return .failed(reason: "not connected")
+        }
+        return send(link, text: text, binary: binary)
+    }
+
+    @discardableResult
+    private func send(_ link: Link, text: String?, binary: [UInt8]?) -> SendOutcome {
+        let address = link.address
+        if reportsMessages { emit(.sendStart(address)) }
+        guard let client = link.client, client.isOpen else {
+            if reportsMessages { emit(.sendError(address, reason: "not connected")) }
             return .failed(reason: "not connected")
         }
         do {
-            if let text { try client.send(text: text) } else { try client.send(binary: binary ?? []) }
-            statuses[address, default: RecordStatus()].messagesOut += 1
-            statuses[address, default: RecordStatus()].bytesOut += text?.utf8.count ?? binary?.count ?? 0
+            let size: Int
+            if let text {
+                try client.send(text: text)
+                size = text.utf8.count
+            } else {
+                let binary = binary ?? []
+                try client.send(binary: binary)
+                size = binary.count
+            }
+            link.status.value.messagesOut += 1
+            link.status.value.bytesOut += size
             logger.debug(
-                "sent",
-                metadata: [
-                    "session.id": "\(address.session)", "object.id": "\(address.object)",
-                    "ws.bytes": "\(text?.utf8.count ?? binary?.count ?? 0)",
-                ])
-            emit(.sent(address))
+                "sent", metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)", "ws.bytes": "\(size)"])
+            if reportsMessages { emit(.sent(address)) }
             return .sent
         } catch {
-            statuses[address, default: RecordStatus()].lastError = "send: \(error.description)"
-            emit(.sendError(address, reason: error.description))
+            link.status.value.lastError = "send: \(error.description)"
+            if reportsMessages { emit(.sendError(address, reason: error.description)) }
             return .failed(reason: error.description)
         }
     }
@@ -279,7 +332,7 @@ public final class Host {
     /// Sockets not yet closed (open, connecting, or finishing their Close handshake).
     public var liveSockets: Int {
         clients.values.filter { $0.client.phase != .finished }.count
-            + closing.values.filter { $0.phase != .finished }.count
+            + closing.values.filter { $0.client.phase != .finished }.count
     }
 
     /// Starts the stop (SPEC §8): every socket gets a Close with `code` and
@@ -288,16 +341,17 @@ public final class Host {
         stopping = true
         for timer in retryTimers.values { timers.cancel(timer) }
         retryTimers.removeAll()
-        for (_, entry) in clients.sorted(by: { $0.key.object < $1.key.object }) {
-            closing[ObjectIdentifier(entry.client)] = entry.client
-            entry.client.close(code: code, reason: reason)
+        for (_, link) in clients.sorted(by: { $0.key.object < $1.key.object }) {
+            link.current = false
+            closing[ObjectIdentifier(link)] = link
+            link.client.close(code: code, reason: reason)
         }
         clients.removeAll()
     }
 
     /// Past the stop deadline: ends what is left without waiting.
     public func abortAll(reason: String) {
-        for client in closing.values { client.abort(reason: reason) }
+        for link in closing.values { link.client.abort(reason: reason) }
         closing.removeAll()
     }
 
@@ -354,7 +408,8 @@ public final class Host {
         case .closeSocket(let attempt, let reason):
             guard let current = clients[address], current.attempt == attempt.number else { return }
             clients[address] = nil
-            closing[ObjectIdentifier(current.client)] = current.client
+            current.current = false
+            closing[ObjectIdentifier(current)] = current
             current.client.close(code: .normalClosure, reason: reason)
         case .scheduleRetry(let instant):
             if let old = retryTimers[address] { timers.cancel(old) }
@@ -366,7 +421,7 @@ public final class Host {
         case .cancelRetry:
             if let timer = retryTimers.removeValue(forKey: address) { timers.cancel(timer) }
         case .connected(let attempt):
-            statuses[address, default: RecordStatus()].connectedAt = LoopTimers.now()
+            status(address).value.connectedAt = LoopTimers.now()
             logger.notice("connected", metadata: metadata(address, attempt))
             emit(.connected(address, user: attempt.target.user))
             react(address, on: .connected, text: nil, binary: nil)
@@ -375,14 +430,14 @@ public final class Host {
             meta["ws.close.initiator"] = "\(report.initiator)"
             meta["ws.close.code"] = "\(report.code)"
             logger.notice("disconnected: \(report.reason)", metadata: meta)
-            statuses[address, default: RecordStatus()].disconnectedAt = LoopTimers.now()
+            status(address).value.disconnectedAt = LoopTimers.now()
             if report.code != .normalClosure && report.code != .goingAway {
-                statuses[address, default: RecordStatus()].lastError = "closed \(report.code): \(report.reason)"
+                status(address).value.lastError = "closed \(report.code): \(report.reason)"
             }
             emit(.disconnected(address, report))
             react(address, on: .disconnected, text: nil, binary: nil)
         case .attemptFailed(let attempt, let reason):
-            statuses[address, default: RecordStatus()].lastError = reason
+            status(address).value.lastError = reason
             logger.warning("connection attempt failed: \(reason)", metadata: metadata(address, attempt))
             emit(.attemptFailed(address, reason: reason))
         }
@@ -402,7 +457,7 @@ public final class Host {
                     } else {
                         logger.notice("access denied: \(outcome)", metadata: meta)
                     }
-                    statuses[address, default: RecordStatus()].lastError = "access denied: \(outcome)"
+                    status(address).value.lastError = "access denied: \(outcome)"
                 }
                 emit(.consentDecided(address, allowed: allowed, outcome))
                 let answer: RecordLifecycle.ConsentAnswer = allowed.map { $0 ? .allowed : .denied } ?? .ignored
@@ -425,91 +480,106 @@ public final class Host {
         }
     }
 
-    private func open(_ address: RecordAddress, _ attempt: Attempt) {
-        let number = attempt.number
-        let client = WebSocketClient(url: attempt.target.url, options: options, timers: timers) { [weak self] event in
-            self?.clientEvent(address, attempt: number, event)
-        }
-        clients[address] = (number, client)
-        client.start()
+    /// The status of the record at `address`, made on first use.
+    private func status(_ address: RecordAddress) -> StatusBox {
+        if let box = statusBoxes[address] { return box }
+        let box = StatusBox()
+        statusBoxes[address] = box
+        return box
     }
 
-    private func clientEvent(_ address: RecordAddress, attempt: Int, _ event: WebSocketClient.Event) {
-        let current = clients[address]?.attempt == attempt
+    private func open(_ address: RecordAddress, _ attempt: Attempt) {
+        let link = Link(address: address, attempt: attempt.number, status: status(address))
+        link.client = WebSocketClient(url: attempt.target.url, options: options, timers: timers) {
+            [weak self, weak link] event in
+            guard let link else { return }
+            self?.clientEvent(link, event)
+        }
+        clients[address]?.current = false
+        clients[address] = link
+        link.client.start()
+    }
+
+    private func clientEvent(_ link: Link, _ event: WebSocketClient.Event) {
+        let address = link.address
         switch event {
         case .opened:
-            if current { execute(world.socketOpened(address, attempt: attempt)) }
+            if link.current { execute(world.socketOpened(address, attempt: link.attempt)) }
         case .text(let text):
-            if current { receive(address, attempt: attempt, .text(text)) }
+            if link.current { receive(link, .text(text)) }
         case .binary(let bytes):
-            if current { receive(address, attempt: attempt, .binary(bytes)) }
+            if link.current { receive(link, .binary(bytes)) }
         case .closed(let report):
-            if current {
+            if link.current {
                 // Neos #2508: what arrived before the close is delivered before OnDisconnected.
-                deliverAll(address)
-                shedding[address] = nil
+                while deliverOne(link) {}
+                link.shedding = false
+                link.current = false
                 clients[address] = nil
-                execute(world.socketClosed(address, attempt: attempt, report: report, now: LoopTimers.now()))
+                execute(world.socketClosed(address, attempt: link.attempt, report: report, now: LoopTimers.now()))
             } else {
-                closing = closing.filter { $0.value.phase != .finished }
+                closing = closing.filter { $0.value.client.phase != .finished }
             }
             if stopping { clients[address] = nil }
         }
     }
 
     /// Queues a received message for delivery, enforcing the flood limits.
-    private func receive(_ address: RecordAddress, attempt: Int, _ message: Inbound) {
-        statuses[address, default: RecordStatus()].messagesIn += 1
-        statuses[address, default: RecordStatus()].bytesIn += message.size
-        if shedding[address] == attempt {
-            statuses[address, default: RecordStatus()].dropped += 1
+    private func receive(_ link: Link, _ message: Inbound) {
+        let status = link.status
+        status.value.messagesIn += 1
+        status.value.bytesIn += message.size
+        if link.shedding {
+            status.value.dropped += 1
             return
         }
-        var queue = inbound[address].flatMap { $0.attempt == attempt ? $0 : nil } ?? InboundQueue(attempt: attempt)
         // Fast path: nothing waits for this record and the turn's budget allows:
         // deliver now, so reactions answer before the next frame is judged.
-        if queue.messages.isEmpty && deliveredThisTurn < deliveryBudget {
+        if link.queue.messages.isEmpty && deliveredThisTurn < deliveryBudget {
             countDelivery()
-            inbound[address] = nil
-            deliver(address, message)
+            deliver(link, message)
             return
         }
-        queue.messages.append(message)
-        queue.bytes += message.size
+        link.queue.messages.append(message)
+        link.queue.bytes += message.size
         let limits = floodLimits
-        if queue.messages.count > limits.messages || queue.bytes > limits.bytes {
+        if link.queue.messages.count > limits.messages || link.queue.bytes > limits.bytes {
+            let address = link.address
             switch limits.policy {
             case .close:
-                inbound[address] = nil
-                shedding[address] = attempt
-                statuses[address, default: RecordStatus()].dropped += queue.messages.count
-                statuses[address, default: RecordStatus()].floods += 1
+                status.value.dropped += link.queue.messages.count
+                link.queue = InboundQueue()
+                link.shedding = true
+                status.value.floods += 1
                 let reason = "inbound flood: more than \(limits.messages) messages or \(limits.bytes) bytes waiting"
-                statuses[address, default: RecordStatus()].lastError = reason
+                status.value.lastError = reason
                 logger.warning(
                     "\(reason); closing with 1008",
                     metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
-                clients[address]?.client.close(code: .policyViolation, reason: "inbound flood")
+                link.client.close(code: .policyViolation, reason: "inbound flood")
                 return
             case .dropOldest:
                 var dropped = 0
-                while queue.messages.count > limits.messages || queue.bytes > limits.bytes,
-                    let first = queue.messages.popFirst()
+                while link.queue.messages.count > limits.messages || link.queue.bytes > limits.bytes,
+                    let first = link.queue.messages.popFirst()
                 {
-                    queue.bytes -= first.size
+                    link.queue.bytes -= first.size
                     dropped += 1
                 }
-                statuses[address, default: RecordStatus()].dropped += dropped
-                if !queue.flooding {
-                    queue.flooding = true
-                    statuses[address, default: RecordStatus()].floods += 1
+                status.value.dropped += dropped
+                if !link.queue.flooding {
+                    link.queue.flooding = true
+                    status.value.floods += 1
                     logger.warning(
                         "inbound flood: dropping the oldest messages beyond \(limits.messages) messages or \(limits.bytes) bytes",
                         metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
                 }
             }
         }
-        inbound[address] = queue
+        if !link.waiting {
+            link.waiting = true
+            waiting.append(link)
+        }
         scheduleDelivery()
     }
 
@@ -534,37 +604,33 @@ public final class Host {
         }
     }
 
-    /// One loop turn of delivery: round robin across records, within the budget.
+    /// One loop turn of delivery: round robin across records, one message
+    /// each in turn, within the budget.
     private func deliverSome() {
         deliveryScheduled = false
-        while deliveredThisTurn < deliveryBudget, !inbound.isEmpty {
-            for address in Array(inbound.keys) where deliveredThisTurn < deliveryBudget {
-                if deliverOne(address) { countDelivery() }
+        while deliveredThisTurn < deliveryBudget, let link = waiting.popFirst() {
+            link.waiting = false
+            if deliverOne(link) { countDelivery() }
+            if !link.queue.messages.isEmpty && !link.waiting {
+                link.waiting = true
+                waiting.append(link)
             }
         }
-        if !inbound.isEmpty { scheduleDelivery() }
+        if !waiting.isEmpty { scheduleDelivery() }
     }
 
-    private func deliverAll(_ address: RecordAddress) {
-        while deliverOne(address) {}
-    }
-
-    /// Delivers the oldest waiting message of `address`; false when none waits.
-    private func deliverOne(_ address: RecordAddress) -> Bool {
-        guard var queue = inbound[address], let message = queue.messages.popFirst() else {
-            inbound[address] = nil
-            return false
-        }
-        queue.bytes -= message.size
-        if queue.messages.isEmpty { queue.flooding = false }
-        inbound[address] = queue.messages.isEmpty ? nil : queue
+    /// Delivers the oldest waiting message of `link`; false when none waits.
+    private func deliverOne(_ link: Link) -> Bool {
+        guard let message = link.queue.messages.popFirst() else { return false }
+        link.queue.bytes -= message.size
+        if link.queue.messages.isEmpty { link.queue.flooding = false }
         // A message of an attempt that has been torn down is not delivered.
-        guard clients[address]?.attempt == queue.attempt else { return true }
-        deliver(address, message)
+        if link.current { deliver(link, message) }
         return true
     }
 
-    private func deliver(_ address: RecordAddress, _ message: Inbound) {
+    private func deliver(_ link: Link, _ message: Inbound) {
+        let address = link.address
         switch message {
         case .text(let text):
             logger.debug(
@@ -573,11 +639,29 @@ public final class Host {
                     "session.id": "\(address.session)", "object.id": "\(address.object)",
                     "ws.data": "\(text.prefix(200))",
                 ])
-            emit(.receivedText(address, text))
-            react(address, on: .received, text: text, binary: nil)
+            if reportsMessages { emit(.receivedText(address, text)) }
+            react(link, text: text, binary: nil)
         case .binary(let bytes):
-            emit(.receivedBinary(address, bytes))
-            react(address, on: .received, text: nil, binary: bytes)
+            if reportsMessages { emit(.receivedBinary(address, bytes)) }
+            react(link, text: nil, binary: bytes)
+        }
+    }
+
+    /// The `received` reactions, from the link's cache of the object's reactions.
+    private func react(_ link: Link, text: String?, binary: [UInt8]?) {
+        if link.reactionsVersion != worldVersion {
+            link.reactions = world.objects[link.address]?.reactions ?? []
+            link.reactionsVersion = worldVersion
+        }
+        for reaction in link.reactions where reaction.on == .received {
+            switch reaction.effect {
+            case .echo:
+                send(link, text: text, binary: binary)
+            case .send(let template):
+                send(link, text: Reaction.render(template, data: text ?? ""), binary: nil)
+            case .forward(let target):
+                send(RecordAddress(session: link.address.session, object: target), text: text, binary: binary)
+            }
         }
     }
 

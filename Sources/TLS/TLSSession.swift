@@ -68,8 +68,13 @@ public final class TLSSession {
         public var peerClosed = false
     }
 
-    /// Drives the handshake, then decrypts what has arrived into `plaintext`.
-    public func advance(plaintext: inout [UInt8]) throws(Failure) -> Progress {
+    /// Drives the handshake, then decrypts what has arrived, handing the
+    /// plaintext to `plaintext` a piece at a time (each piece valid only during
+    /// the call). `scratch` is the caller's buffer for decrypting into, so a
+    /// session owns no buffer of its own.
+    public func advance(
+        scratch: UnsafeMutableRawBufferPointer, plaintext: (UnsafeRawBufferPointer) -> Void
+    ) throws(Failure) -> Progress {
         var progress = Progress()
         if !isEstablished {
             let result = SSL_do_handshake(ssl)
@@ -94,11 +99,10 @@ public final class TLSSession {
             }
         }
         // OpenSSL buffers whole records: read until it wants more.
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
         while true {
-            let count = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            let count = SSL_read(ssl, scratch.baseAddress, Int32(clamping: scratch.count))
             if count > 0 {
-                plaintext.append(contentsOf: chunk[0..<Int(count)])
+                plaintext(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(count)]))
                 continue
             }
             let error = SSL_get_error(ssl, count)
@@ -115,14 +119,12 @@ public final class TLSSession {
         }
     }
 
-    /// Encrypts `plaintext`; the records become available from `takeCiphertext`.
-    public func write(_ plaintext: [UInt8]) throws(Failure) {
-        guard !plaintext.isEmpty else { return }
+    /// Encrypts `plaintext`; the records become available from `drainCiphertext`.
+    public func write(_ plaintext: UnsafeRawBufferPointer) throws(Failure) {
+        guard let base = plaintext.baseAddress, !plaintext.isEmpty else { return }
         var offset = 0
         while offset < plaintext.count {
-            let count = plaintext.withUnsafeBytes { raw in
-                SSL_write(ssl, raw.baseAddress! + offset, Int32(raw.count - offset))
-            }
+            let count = SSL_write(ssl, base + offset, Int32(clamping: plaintext.count - offset))
             guard count > 0 else { throw .protocolError(TLSErrors.drain()) }
             offset += Int(count)
         }
@@ -134,12 +136,13 @@ public final class TLSSession {
         ERR_clear_error()
     }
 
-    /// Ciphertext for the socket (handshake messages and records).
-    public func takeCiphertext() -> [UInt8] {
-        let pending = Int(wshostd_BIO_pending(output))
-        guard pending > 0 else { return [] }
-        var bytes = [UInt8](repeating: 0, count: pending)
-        let count = bytes.withUnsafeMutableBytes { BIO_read(output, $0.baseAddress, Int32(pending)) }
-        return count > 0 ? Array(bytes[0..<Int(count)]) : []
+    /// Ciphertext for the socket (handshake messages and records), handed to
+    /// `write` a piece at a time through the caller's `scratch` buffer.
+    public func drainCiphertext(scratch: UnsafeMutableRawBufferPointer, _ write: (UnsafeRawBufferPointer) -> Void) {
+        while wshostd_BIO_pending(output) > 0 {
+            let count = BIO_read(output, scratch.baseAddress, Int32(clamping: scratch.count))
+            guard count > 0 else { return }
+            write(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(count)]))
+        }
     }
 }

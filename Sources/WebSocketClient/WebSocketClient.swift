@@ -22,7 +22,7 @@ public final class WebSocketClient {
         public var closeTimeout: Duration = .seconds(5)
         /// Bytes waiting for the socket beyond which `send` refuses (backpressure).
         public var sendQueueLimit = 16 << 20
-        public var connection = ClientConnection<SystemRandomNumberGenerator>.Configuration()
+        public var connection = ClientConnection.Configuration()
         /// TLS settings for wss (trust store, CA file); nil uses the system defaults.
         public var tls: TLSContext?
 
@@ -74,7 +74,7 @@ public final class WebSocketClient {
     /// The TLS stage between socket and connection, for wss only (plain ws never
     /// touches OpenSSL: Neos #2618).
     private var tls: TLSSession?
-    private var connection: ClientConnection<SystemRandomNumberGenerator>
+    private var connection: ClientConnection
     private var lastInbound = MonotonicInstant(nanoseconds: 0)
     private var handshakeTimer: TimerID?
     private var idleTimer: TimerID?
@@ -89,7 +89,7 @@ public final class WebSocketClient {
         self.options = options
         self.timers = timers
         self.onEvent = onEvent
-        connection = ClientConnection(url: url, configuration: options.connection, rng: SystemRandomNumberGenerator())
+        connection = ClientConnection(url: url, configuration: options.connection, maskKey: MaskKeys.next)
     }
 
     /// Starts connecting; events follow on the loop.
@@ -204,25 +204,33 @@ public final class WebSocketClient {
 
     /// Feeds ciphertext to the TLS stage and the plaintext it yields to the connection.
     private func driveTLS(_ ciphertext: UnsafeRawBufferPointer?) {
-        guard let tls, let socket else { return }
+        guard let tls, socket != nil else { return }
         if let ciphertext { tls.feed(ciphertext) }
-        var plaintext: [UInt8] = []
         do {
-            let progress = try tls.advance(plaintext: &plaintext)
-            socket.write(tls.takeCiphertext())
+            let progress = try tls.advance(scratch: Self.tlsScratch) { connection.receive($0) }
+            sendCiphertext()
             if progress.established { flush() }  // the upgrade request waited for the handshake
-            if !plaintext.isEmpty { connection.receive(plaintext) }
             if progress.peerClosed {
                 // close_notify: answer it, and the stream has ended (TLS's EOF).
                 tls.shutdown()
-                socket.write(tls.takeCiphertext())
+                sendCiphertext()
                 connection.receiveEOF()
             }
         } catch {
-            socket.write(tls.takeCiphertext())  // the alert, if any
+            sendCiphertext()  // the alert, if any
             connection.abort(reason: error.description)
         }
     }
+
+    /// What the TLS stage has encrypted goes to the socket.
+    private func sendCiphertext() {
+        guard let tls, let socket else { return }
+        tls.drainCiphertext(scratch: Self.tlsScratch) { socket.write($0) }
+    }
+
+    /// One buffer for every TLS session's decryption and ciphertext moves: all
+    /// run on the loop, one at a time, and consumers copy what they keep.
+    private static let tlsScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 << 10, alignment: 64)
 
     private func input(_ input: TCPSocket.Input) {
         switch input {
@@ -291,14 +299,20 @@ public final class WebSocketClient {
 
     private func flush() {
         guard connection.hasOutbound, let socket else { return }
-        guard let tls else { return socket.write(connection.takeOutbound()) }
-        guard tls.isEstablished else { return }
-        do {
-            try tls.write(connection.takeOutbound())
-            socket.write(tls.takeCiphertext())
-        } catch {
-            connection.abort(reason: error.description)
+        guard let tls else {
+            return connection.drainOutbound { bytes in
+                socket.write(bytes)
+                return bytes.count
+            }
         }
+        guard tls.isEstablished else { return }
+        var failure: TLSSession.Failure?
+        connection.drainOutbound { bytes in
+            do throws(TLSSession.Failure) { try tls.write(bytes) } catch { failure = error }
+            return bytes.count
+        }
+        sendCiphertext()
+        if let failure { connection.abort(reason: failure.description) }
     }
 
     private func checkQueue(adding count: Int) throws(SendFailure) {
@@ -378,7 +392,7 @@ public final class WebSocketClient {
         cancel(&closeTimer)
         if let tls, tls.isEstablished, let socket {
             tls.shutdown()  // close_notify, best effort
-            socket.write(tls.takeCiphertext())
+            tls.drainCiphertext(scratch: Self.tlsScratch) { socket.write($0) }
         }
         tls = nil
         socket?.close()

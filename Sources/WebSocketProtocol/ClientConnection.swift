@@ -3,13 +3,13 @@
 /// socket read (`receive`, `receiveEOF`), pulls events one at a time with
 /// `nextEvent` (frames are parsed lazily, so the application can answer a
 /// message before the next frame is judged), writes what `takeOutbound`
-/// returns, and runs the timers (handshake, idle, close), calling `abort`
+/// returns (or drains it in place with `drainOutbound`), and runs the timers (handshake, idle, close), calling `abort`
 /// when one fires.
 ///
 /// Ordering guarantee (the reference lost the last message, Neos #2508):
 /// events come out in wire order, so every message received before the
 /// server's Close precedes the `closed` event.
-public struct ClientConnection<RNG: RandomNumberGenerator> {
+public struct ClientConnection {
     public struct Configuration: Sendable {
         /// Largest incoming frame payload (→ 1009).
         public var maxFrameSize: Int
@@ -52,7 +52,9 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
     public let handshake: Handshake
     public private(set) var state: State = .handshaking
 
-    private var rng: RNG
+    /// A fresh, unpredictable masking key per frame (RFC 6455 §5.3); the shell
+    /// supplies it (from the system's entropy, in batches).
+    private let maskKey: () -> UInt32
     private var outbound: [UInt8] = []
     private var events: [Event] = []
     private var headerBuffer: [UInt8] = []
@@ -63,14 +65,25 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
     private var utf8 = UTF8Validator()
     private var eofReceived = false
 
-    public init(url: WebSocketURL, configuration: Configuration = Configuration(), rng: RNG) {
+    /// `maskKey` gives one masking key per call; the handshake nonce is made of
+    /// its first four keys.
+    public init(url: WebSocketURL, configuration: Configuration = Configuration(), maskKey: @escaping () -> UInt32) {
         self.configuration = configuration
-        self.rng = rng
+        self.maskKey = maskKey
         var key = [UInt8](repeating: 0, count: 16)
-        for i in 0..<16 { key[i] = UInt8(truncatingIfNeeded: self.rng.next()) }
+        for i in stride(from: 0, to: 16, by: 4) {
+            let word = maskKey()
+            for j in 0..<4 { key[i + j] = UInt8(truncatingIfNeeded: word >> UInt32(8 * j)) }
+        }
         handshake = Handshake(url: url, keyBytes: key)
         parser = FrameParser(maxFrameSize: configuration.maxFrameSize)
         outbound = handshake.request(userAgent: configuration.userAgent)
+    }
+
+    /// Keys from any random number generator (tests use a seeded one).
+    public init(url: WebSocketURL, configuration: Configuration = Configuration(), rng: some RandomNumberGenerator) {
+        var rng = rng
+        self.init(url: url, configuration: configuration, maskKey: { UInt32(truncatingIfNeeded: rng.next()) })
     }
 
     // MARK: - Outputs
@@ -82,6 +95,21 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
     }
 
     public var hasOutbound: Bool { !outbound.isEmpty }
+
+    /// Hands the queued bytes to `write`, which returns how many it took; the
+    /// rest stay queued. The buffer is reused, so steady sending allocates nothing.
+    public mutating func drainOutbound(_ write: (UnsafeRawBufferPointer) -> Int) {
+        guard !outbound.isEmpty else { return }
+        let taken = outbound.withUnsafeBytes { write($0) }
+        if taken >= outbound.count {
+            outbound.removeAll(keepingCapacity: outbound.capacity <= Self.keptOutboundCapacity)
+        } else if taken > 0 {
+            outbound.removeSubrange(0..<taken)
+        }
+    }
+
+    /// A drained outbound buffer up to this size is kept for the next message.
+    static let keptOutboundCapacity = 256 << 10
 
     /// The next event, parsing buffered bytes as far as needed; nil when more
     /// bytes are needed.
@@ -122,12 +150,26 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         }
     }
 
-    public var isOpen: Bool { state == .open }
+    public var isOpen: Bool {
+        if case .open = state { return true }
+        return false
+    }
 
     // MARK: - Inputs from the transport
 
     /// Feeds bytes read from the socket.
     public mutating func receive<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        ingest(bytes)
+    }
+
+    /// What the socket read, straight from its buffer (copied; the buffer is
+    /// free again on return). The concrete form the shell calls, so the hot
+    /// path runs specialized code.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer) {
+        ingest(bytes)
+    }
+
+    private mutating func ingest<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         switch state {
         case .handshaking:
             headerBuffer.append(contentsOf: bytes)
@@ -199,12 +241,21 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
 
     /// Queues a text message, fragmented at `fragmentSize`.
     public mutating func send(text: String) throws(SendError) {
-        try sendMessage(.text, Array(text.utf8))
+        if let error = sendError { throw error }
+        var text = text
+        text.withUTF8 { writeMessage(.text, $0) }
+    }
+
+    /// Queues a binary message, fragmented at `fragmentSize`.
+    public mutating func send(binary: [UInt8]) throws(SendError) {
+        if let error = sendError { throw error }
+        binary.withUnsafeBufferPointer { writeMessage(.binary, $0) }
     }
 
     /// Queues a binary message, fragmented at `fragmentSize`.
     public mutating func send(binary: some Collection<UInt8>) throws(SendError) {
-        try sendMessage(.binary, binary)
+        if let error = sendError { throw error }
+        writeMessage(.binary, binary)
     }
 
     /// Queues a ping (at most 125 bytes of payload).
@@ -241,8 +292,7 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
         }
     }
 
-    private mutating func sendMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) throws(SendError) {
-        if let error = sendError { throw error }
+    private mutating func writeMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) {
         let size = configuration.fragmentSize
         var start = payload.startIndex
         var first = true
@@ -257,7 +307,7 @@ public struct ClientConnection<RNG: RandomNumberGenerator> {
 
     private mutating func writeFrame(fin: Bool, opcode: Opcode, payload: some Collection<UInt8>) {
         // RFC 6455 §5.3: a fresh, unpredictable masking key for every frame.
-        FrameWriter.append(fin: fin, opcode: opcode, payload: payload, maskKey: rng.next(), to: &outbound)
+        FrameWriter.append(fin: fin, opcode: opcode, payload: payload, maskKey: maskKey(), to: &outbound)
     }
 
     private mutating func writeClose(code: CloseCode, reason: String) {

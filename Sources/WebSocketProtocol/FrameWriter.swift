@@ -7,20 +7,27 @@ public enum FrameWriter {
         fin: Bool, opcode: Opcode, payload: Payload, maskKey: UInt32, to output: inout [UInt8]
     ) where Payload.Element == UInt8 {
         let count = payload.count
-        output.append((fin ? 0x80 : 0) | opcode.rawValue)
-        if count < 126 {
-            output.append(0x80 | UInt8(count))
-        } else if count <= 0xFFFF {
-            output.append(0x80 | 126)
-            output.append(UInt8(count >> 8))
-            output.append(UInt8(count & 0xFF))
-        } else {
-            output.append(0x80 | 127)
-            for shift in stride(from: 56, through: 0, by: -8) {
-                output.append(UInt8((UInt64(count) >> UInt64(shift)) & 0xFF))
+        // The header (at most 2 + 8 + 4 bytes) is built in place, then appended once.
+        var header: (UInt64, UInt64) = (0, 0)
+        let headerLength = withUnsafeMutableBytes(of: &header) { h -> Int in
+            h[0] = (fin ? 0x80 : 0) | opcode.rawValue
+            var n = 2
+            if count < 126 {
+                h[1] = 0x80 | UInt8(count)
+            } else if count <= 0xFFFF {
+                h[1] = 0x80 | 126
+                h[2] = UInt8(count >> 8)
+                h[3] = UInt8(count & 0xFF)
+                n = 4
+            } else {
+                h[1] = 0x80 | 127
+                for i in 0..<8 { h[2 + i] = UInt8(truncatingIfNeeded: UInt64(count) >> UInt64(56 - 8 * i)) }
+                n = 10
             }
+            for i in 0..<4 { h[n + i] = UInt8(truncatingIfNeeded: maskKey >> UInt32(24 - 8 * i)) }
+            return n + 4
         }
-        for shift in [24, 16, 8, 0] { output.append(UInt8(truncatingIfNeeded: maskKey >> UInt32(shift))) }
+        withUnsafeBytes(of: &header) { output.append(contentsOf: $0[0..<headerLength]) }
         let start = output.count
         output.append(contentsOf: payload)
         output.withUnsafeMutableBytes { bytes in

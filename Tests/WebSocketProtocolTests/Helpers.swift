@@ -71,8 +71,8 @@ func closePayload(_ code: UInt16, _ reason: String = "") -> [UInt8] {
 
 /// A connection whose handshake has completed against a correct response.
 func openConnection(
-    _ configuration: ClientConnection<TestRNG>.Configuration = .init(), extra: [UInt8] = []
-) -> ClientConnection<TestRNG> {
+    _ configuration: ClientConnection.Configuration = .init(), extra: [UInt8] = []
+) -> ClientConnection {
     var connection = ClientConnection(
         url: WebSocketURL(secure: false, host: "example.com", resource: "/chat"), configuration: configuration,
         rng: TestRNG())
