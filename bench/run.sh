@@ -4,18 +4,22 @@
 # interleaved, REPEATS times; the server is pinned to core 0, the client to
 # core 1. Prints one table with ratios from this run and saves it to
 # bench/results/DATE.md.
-#   bench/run.sh [--smoke] [--repeats N] [--seconds S]
+#   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--case CONNS:SIZE]... [--clients "a b"]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5
 seconds=3
 smoke=
+cases=()
+only_clients=
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) smoke=1; repeats=1; seconds=1; shift ;;
         --repeats) repeats=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
-        *) echo "usage: $0 [--smoke] [--repeats N] [--seconds S]" >&2; exit 2 ;;
+        --case) cases+=("${2/:/ }"); shift 2 ;;
+        --clients) only_clients=$2; shift 2 ;;
+        *) echo "usage: $0 [--smoke] [--repeats N] [--seconds S] [--case CONNS:SIZE]... [--clients \"a b\"]" >&2; exit 2 ;;
     esac
 done
 work=$(mktemp -d /tmp/wsbench.XXXXXX)
@@ -83,7 +87,10 @@ one_run() {
 }
 
 clients=(wshostd picows websockets raw-c)
-if [ -n "$smoke" ]; then
+[ -z "$only_clients" ] || read -r -a clients <<<"$only_clients"
+if [ ${#cases[@]} -gt 0 ]; then
+    scenarios=("${cases[@]}")
+elif [ -n "$smoke" ]; then
     scenarios=("1 16" "100 1024")
 else
     scenarios=("1 16" "1 1024" "100 16" "100 1024" "1000 16" "1000 1024" "1 65536" "100 65536" "1 1048576")

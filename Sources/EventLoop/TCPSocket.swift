@@ -137,6 +137,10 @@ public final class TCPSocket {
             if count > 0 {
                 total += count
                 onInput?(.data(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])))
+                // A short read emptied the socket: no second recv just to see
+                // EAGAIN. Dispatch re-arms the fd level-triggered (EPOLLONESHOT
+                // then MOD), so bytes that arrive meanwhile wake us again.
+                if count < readBuffer.count { return }
             } else if count == 0 {
                 onInput?(.eof)
                 return

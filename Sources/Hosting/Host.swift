@@ -309,7 +309,8 @@ public final class Host {
             link.status.value.messagesOut += 1
             link.status.value.bytesOut += size
             logger.debug(
-                "sent", metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)", "ws.bytes": "\(size)"])
+                "sent",
+                metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)", "ws.bytes": "\(size)"])
             if reportsMessages { emit(.sent(address)) }
             return .sent
         } catch {
