@@ -45,6 +45,8 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // epoll(7), which Glibc's module leaves out (the loop's Poller).
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "openssl",
@@ -87,7 +89,7 @@ let package = Package(
         // Shell: the one Dispatch serial queue, its actor, timers and signals.
         .target(
             name: "EventLoop",
-            dependencies: ["MonotonicTime", .product(name: "HeapModule", package: "swift-collections")],
+            dependencies: ["CEpoll", "MonotonicTime", .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: strict
         ),
 

@@ -2,15 +2,13 @@ import Dispatch
 import Glibc
 
 /// A non-blocking stream socket on the loop (TCP, or an accepted Unix
-/// connection), owning its fd until `close()`: reads arrive through a Dispatch
-/// read source (up to a byte budget per wake-up so one busy socket cannot
-/// starve the others); writes go out directly and, when the kernel buffer is
-/// full, through a write source that exists only while bytes wait (and while a
-/// connect completes). The write source is cancelled when drained, never left
-/// suspended: on Linux a suspended write source on the same fd can swallow the
-/// read source's events (measured: reads stalled until the peer hung up).
-/// `close()` cancels the sources and closes the fd once every cancel handler
-/// has run (closing earlier would let Dispatch act on a reused descriptor).
+/// connection), owning its fd until `close()`. Readiness comes from the
+/// loop's `Poller` (one epoll set for every socket, one Dispatch source for
+/// the set). Reads run up to a byte budget per wake-up so one busy socket
+/// cannot starve the others; writes go out directly and, when the kernel
+/// buffer is full, wait for writability, which is asked for only while bytes
+/// wait (and while a connect completes). `close()` unregisters and closes the
+/// fd at once: events for it that are already collected are ignored.
 @LoopActor
 public final class TCPSocket {
     public enum Input {
@@ -21,17 +19,16 @@ public final class TCPSocket {
 
     public let fd: Int32
     public let peer: SocketAddress
-    /// Bytes read per wake-up before yielding to other sources.
+    /// Bytes read per wake-up before yielding to other sockets.
     public var readBudget = 256 << 10
 
-    private let readSource: any DispatchSourceRead
-    /// Present only while bytes wait for the kernel, or a connect completes.
-    private var writeSource: (any DispatchSourceWrite)?
-    private let descriptor: Descriptor
+    private var token: Poller.Token?
     private var pending: [UInt8] = []
     private var pendingOffset = 0
     private var closed = false
     private var started = false
+    /// Write interest is registered (bytes wait, or a connect completes).
+    private var wantsWrite = false
     /// One read buffer for every socket: they all read on the one loop, one at
     /// a time, and `onInput` consumers copy what they keep (the bytes are only
     /// valid during the call). Saves 64 KiB per connection.
@@ -40,30 +37,53 @@ public final class TCPSocket {
     private var onDrained: (@LoopActor () -> Void)?
     private var onConnected: (@LoopActor (Int32) -> Void)?
 
-    /// Takes ownership of a connected, non-blocking `fd`.
+    /// Takes ownership of a connected (or connecting), non-blocking `fd`.
     init(fd: Int32, peer: SocketAddress) {
         self.fd = fd
         self.peer = peer
-        descriptor = Descriptor(fd)
-        readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
-        descriptor.sources += 1
-        readSource.setCancelHandler { [descriptor] in descriptor.sourceCancelled() }
-        readSource.setEventHandler { [weak self] in self?.readable() }
     }
 
     /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the errno.
     func awaitConnect(_ completion: @escaping @LoopActor (Int32) -> Void) {
         onConnected = completion
-        resumeWrites()
+        wantsWrite = true
+        updateInterest()
     }
 
     /// Starts delivering input; `onInput` is called on the loop.
     public func start(onInput: @escaping @LoopActor (Input) -> Void, onDrained: (@LoopActor () -> Void)? = nil) {
-        guard !started else { return }
+        guard !started, !closed else { return }
         started = true
         self.onInput = onInput
         self.onDrained = onDrained
-        readSource.activate()
+        updateInterest()
+    }
+
+    /// Registers with the poller, or changes what is asked for.
+    private func updateInterest() {
+        guard !closed else { return }
+        if let token {
+            Poller.shared.modify(fd, token, read: started, write: wantsWrite)
+        } else {
+            token = Poller.shared.register(fd, self, read: started, write: wantsWrite)
+        }
+    }
+
+    /// The poller says the socket is ready.
+    func ready(_ readiness: Poller.Readiness) {
+        if readiness.writable && wantsWrite { writable() }
+        if readiness.readable && started && !closed { readable() }
+    }
+
+    /// Registration failed (reported on the next turn).
+    func pollFailed(_ code: Int32) {
+        guard !closed else { return }
+        if let onConnected {
+            self.onConnected = nil
+            onConnected(code)
+        } else {
+            onInput?(.error(code))
+        }
     }
 
     /// Bytes accepted but not yet written to the kernel.
@@ -92,14 +112,16 @@ public final class TCPSocket {
         pending.removeAll(keepingCapacity: true)
         pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[max(0, written)...]))
         pendingOffset = 0
-        resumeWrites()
+        wantsWrite = true
+        updateInterest()
     }
 
     private func writable() {
         guard !closed else { return }
         if let onConnected {
             self.onConnected = nil
-            suspendWrites()
+            wantsWrite = pendingCount > 0
+            updateInterest()
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
@@ -118,14 +140,16 @@ public final class TCPSocket {
                 return
             } else {
                 let code = errno
-                suspendWrites()
+                wantsWrite = false
+                updateInterest()
                 onInput?(.error(code))
                 return
             }
         }
         pending.removeAll(keepingCapacity: pending.capacity <= 64 << 10)
         pendingOffset = 0
-        suspendWrites()
+        wantsWrite = false
+        updateInterest()
         onDrained?()
     }
 
@@ -177,51 +201,12 @@ public final class TCPSocket {
         onInput = nil
         onDrained = nil
         onConnected = nil
-        descriptor.closing = true
-        // A never-activated source must not be released: activate before cancelling.
-        if !started {
-            started = true
-            readSource.activate()
-        }
-        readSource.cancel()
-        writeSource?.cancel()
-        writeSource = nil
+        if let token { Poller.shared.unregister(fd, token) }
+        token = nil
+        Glibc.close(fd)
     }
 
     isolated deinit {
         close()
-    }
-
-    /// Makes the write source (writability, or connect completion, is awaited).
-    private func resumeWrites() {
-        guard writeSource == nil, !closed else { return }
-        let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
-        descriptor.sources += 1
-        source.setCancelHandler { [descriptor] in descriptor.sourceCancelled() }
-        source.setEventHandler { [weak self] in self?.writable() }
-        source.activate()
-        writeSource = source
-    }
-
-    /// Nothing waits: the write source goes (cancelled, not suspended).
-    private func suspendWrites() {
-        writeSource?.cancel()
-        writeSource = nil
-    }
-}
-
-/// The fd and its live Dispatch sources: closed when the socket is closing
-/// and the last source's cancel handler has run. Cancel handlers run on the
-/// loop queue.
-private final class Descriptor: @unchecked Sendable {
-    let fd: Int32
-    var sources = 0
-    var closing = false
-
-    init(_ fd: Int32) { self.fd = fd }
-
-    func sourceCancelled() {
-        sources -= 1
-        if sources == 0 && closing { Glibc.close(fd) }
     }
 }
