@@ -1,21 +1,55 @@
-"""Echo clients for the benchmarks (bench/README.md): CONNS connections to
-ws://127.0.0.1:PORT/ that send back every message they receive, until the
-server goes away. One process, one asyncio loop (uvloop is not used: the
-libraries as people install them).
+"""Python clients for the benchmarks (bench/README.md). One process, one
+asyncio loop (uvloop is not used: the libraries as people install them).
 
-usage: echo_client.py picows|websockets PORT CONNS
+  echo_client.py picows|websockets PORT CONNS
+      CONNS connections to ws://127.0.0.1:PORT/ that send back every message
+      they receive, until the server goes away. With WSBENCH_PING_S set, each
+      connection sends heartbeat pings that often (the idle scenario).
+  echo_client.py picows|websockets PORT CONNS connect [tls]
+      The setup scenario: CONNS tasks, each connecting (wss when asked),
+      waiting for the server's Close, and connecting again 100 ms later,
+      until the server is gone.
 """
 import asyncio
+import os
+import ssl
 import sys
+
+PING = float(os.environ.get("WSBENCH_PING_S", "0")) or None
+
+
+def tls_context():
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # loopback, the bench's own certificate
+    return context
 
 
 async def websockets_client(url, conns):
     from websockets.asyncio.client import connect
 
     async def one():
-        async with connect(url, max_size=None, compression=None, ping_interval=None) as ws:
+        async with connect(url, max_size=None, compression=None, ping_interval=PING) as ws:
             async for message in ws:
                 await ws.send(message)
+
+    await asyncio.gather(*(one() for _ in range(conns)), return_exceptions=True)
+
+
+async def websockets_connect(url, conns, context):
+    from websockets.asyncio.client import connect
+
+    async def one():
+        while True:
+            try:
+                async with connect(url, compression=None, ping_interval=None, ssl=context) as ws:
+                    async for _ in ws:
+                        pass
+            except ConnectionRefusedError:
+                return
+            except Exception:
+                pass
+            await asyncio.sleep(0.1)
 
     await asyncio.gather(*(one() for _ in range(conns)), return_exceptions=True)
 
@@ -30,16 +64,46 @@ async def picows_client(url, conns):
             elif frame.msg_type == WSMsgType.CLOSE:
                 transport.disconnect()
 
-    clients = [await ws_connect(Echo, url, max_frame_size=1 << 30) for _ in range(conns)]
+    ping = {"enable_auto_ping": True, "auto_ping_idle_timeout": PING, "auto_ping_reply_timeout": PING} if PING else {}
+    clients = [await ws_connect(Echo, url, max_frame_size=1 << 30, **ping) for _ in range(conns)]
     await asyncio.gather(*(transport.wait_disconnected() for transport, _ in clients), return_exceptions=True)
 
 
+async def picows_connect(url, conns, context):
+    from picows import WSListener, WSMsgType, ws_connect
+
+    class Closer(WSListener):
+        def on_ws_frame(self, transport, frame):
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    async def one():
+        while True:
+            try:
+                transport, _ = await ws_connect(Closer, url, ssl_context=context)
+                await transport.wait_disconnected()
+            except ConnectionRefusedError:
+                return
+            except Exception:
+                pass
+            await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(one() for _ in range(conns)), return_exceptions=True)
+
+
 def main():
-    mode, port, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    url = f"ws://127.0.0.1:{port}/"
-    client = {"picows": picows_client, "websockets": websockets_client}[mode]
+    kind, port, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    connect_mode = len(sys.argv) > 4 and sys.argv[4] == "connect"
+    secure = len(sys.argv) > 5 and sys.argv[5] == "tls"
+    url = f"{'wss' if secure else 'ws'}://127.0.0.1:{port}/"
+    if connect_mode:
+        client = {"picows": picows_connect, "websockets": websockets_connect}[kind]
+        run = client(url, conns, tls_context() if secure else None)
+    else:
+        run = {"picows": picows_client, "websockets": websockets_client}[kind](url, conns)
     try:
-        asyncio.run(client(url, conns))
+        asyncio.run(run)
     except (ConnectionError, OSError):
         pass
 

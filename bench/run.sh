@@ -2,9 +2,10 @@
 # The benchmark suite's entry command (bench/README.md). Builds the C peers and
 # a release wshostd, then runs each scenario with every client in turns,
 # interleaved, REPEATS times; the server is pinned to core 0, the client to
-# core 1. Prints one table with ratios from this run and saves it to
-# bench/results/DATE.md.
-#   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--case CONNS:SIZE]... [--clients "a b"]
+# core 1. Prints one table per scenario with ratios from this run and saves
+# them to bench/results/DATE.md.
+#   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--scenarios "echo burst connect idle"]
+#                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5
@@ -12,20 +13,27 @@ seconds=3
 smoke=
 cases=()
 only_clients=
+scenario_list="echo burst connect idle"
+idle_seconds=35   # the heartbeat is 30 s: every connection pings once in the window
+idle_ping=30
 while [ $# -gt 0 ]; do
     case $1 in
-        --smoke) smoke=1; repeats=1; seconds=1; shift ;;
+        --smoke) smoke=1; repeats=1; seconds=1; idle_seconds=3; idle_ping=1; shift ;;
         --repeats) repeats=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
+        --scenarios) scenario_list=$2; shift 2 ;;
         --case) cases+=("${2/:/ }"); shift 2 ;;
         --clients) only_clients=$2; shift 2 ;;
-        *) echo "usage: $0 [--smoke] [--repeats N] [--seconds S] [--case CONNS:SIZE]... [--clients \"a b\"]" >&2; exit 2 ;;
+        *) sed -n '2,8p' "$0" >&2; exit 2 ;;
     esac
 done
 work=$(mktemp -d /tmp/wsbench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lcrypto
-cc -O2 -Wall -o "$work/client" "$root/bench/wsbench_client.c"
+cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto
+cc -O2 -Wall -o "$work/client" "$root/bench/wsbench_client.c" -lssl -lcrypto -lpthread
+# The wss certificate: P-256, for 127.0.0.1 (wshostd verifies it against its CA file).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 if [ -n "$smoke" ]; then
     build=debug
     swift build --package-path "$root" --product wshostd >&2
@@ -35,98 +43,148 @@ else
     swift build --package-path "$root" -c release --scratch-path "$root/.build-release" --product wshostd >&2
     bin="$root/.build-release/release"
 fi
+[ -x "$root/.venv/bin/python" ] || "$root/scripts/setup.sh" >&2
 python="$root/.venv/bin/python"
 port=9300
 
-# run_client NAME PORT CONNS: an echo client of the given kind, in the background on core 1.
+# wshostd_config PORT CONNS SCENARIO TLS: N objects whose records echo what they receive.
+wshostd_config() {
+    local scheme=ws
+    [ "$4" = tls ] && scheme=wss
+    printf '[log]\nlevel = "warning"\ntarget = "stderr"\n[daemon]\nstate_directory = "%s/state-%s"\n' "$work" "$1"
+    printf '[control]\nsocket = "%s/control-%s.sock"\n' "$work" "$1"
+    printf '[websocket]\nidle_timeout = "1h"\nmax_message_size = "64MiB"\nmax_frame_size = "64MiB"\n'
+    case $3 in
+        connect) printf 'connect_retry_interval = "100ms"\n' ;;
+        *) printf 'connect_retry_interval = "1h"\n' ;;
+    esac
+    [ -z "${WSBENCH_PING_S:-}" ] || printf 'keepalive_interval = "%ss"\n' "$WSBENCH_PING_S"
+    printf '[security]\nallowed_url_hosts = ["127.0.0.1:%s"]\n' "$1"
+    [ "$4" != tls ] || printf '[tls]\nca_file = "%s"\n' "$work/cert.pem"
+    printf '[[users]]\nid = "host"\n[[sessions]]\nid = "bench"\nhost = "host"\n'
+    for i in $(seq "$2"); do
+        printf '[[sessions.objects]]\nid = "o%s"\nurl = "%s://127.0.0.1:%s/"\n' "$i" "$scheme" "$1"
+        printf '[[sessions.objects.reactions]]\non = "received"\necho = true\n'
+    done
+}
+
+# run_client NAME PORT CONNS SCENARIO TLS: the client under test, on core 1.
 run_client() {
+    local mode=()
+    [ "$4" != connect ] || mode=(connect "$5")
     case $1 in
-        raw-c) taskset -c 1 "$work/client" "$2" "$3" ;;
-        picows | websockets) taskset -c 1 "$python" "$root/bench/echo_client.py" "$1" "$2" "$3" ;;
+        raw-c) exec taskset -c 1 "$work/client" "$2" "$3" "${mode[@]}" ;;
+        picows | websockets) exec taskset -c 1 "$python" "$root/bench/echo_client.py" "$1" "$2" "$3" "${mode[@]}" ;;
         wshostd)
-            {
-                printf '[log]\nlevel = "warning"\ntarget = "stderr"\n[daemon]\nstate_directory = "%s/state-%s"\n' "$work" "$2"
-                printf '[control]\nsocket = "%s/control-%s.sock"\n' "$work" "$2"
-                printf '[websocket]\nidle_timeout = "1h"\nconnect_retry_interval = "1h"\nmax_message_size = "64MiB"\nmax_frame_size = "64MiB"\n'
-                printf '[security]\nallowed_url_hosts = ["127.0.0.1:%s"]\n' "$2"
-                printf '[[users]]\nid = "host"\n[[sessions]]\nid = "bench"\nhost = "host"\n'
-                for i in $(seq "$3"); do
-                    printf '[[sessions.objects]]\nid = "o%s"\nurl = "ws://127.0.0.1:%s/"\n' "$i" "$2"
-                    printf '[[sessions.objects.reactions]]\non = "received"\necho = true\n'
-                done
-            } >"$work/wshostd-$2.toml"
-            taskset -c 1 "$bin/wshostd" --config "$work/wshostd-$2.toml" 2>"$work/wshostd-$2.log"
+            wshostd_config "$2" "$3" "$4" "$5" >"$work/wshostd-$2.toml"
+            exec taskset -c 1 "$bin/wshostd" --config "$work/wshostd-$2.toml" 2>"$work/wshostd-$2.log"
             ;;
     esac
 }
 
-# one_run CLIENT CONNS SIZE: prints the server's JSON line plus the client's CPU seconds.
+# Sum of a field over the process's threads (context switches = wake-ups).
+switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(voluntary|nonvoluntary)_ctxt_switches/ {s += $2} END {print s + 0}'
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# one_run SCENARIO CLIENT CONNS SIZE K TLS: prints the server's JSON line plus
+# the client's CPU seconds, wake-ups and RSS over the server's window.
 one_run() {
+    local scenario=$1 client_kind=$2 conns=$3 size=$4 k=$5 tls=$6 duration=$seconds warmup=1
     port=$((port + 1))
-    taskset -c 0 "$work/server" "$port" "$2" "$3" "$seconds" 1 >"$work/server.out" 2>"$work/server.err" &
+    [ "$scenario" != idle ] || { duration=$idle_seconds; warmup=3; }
+    [ "$scenario" != burst ] || duration=60
+    local env=()
+    [ "$tls" != tls ] || env=(WSBENCH_CERT="$work/cert.pem" WSBENCH_KEY="$work/key.pem")
+    env "${env[@]}" taskset -c 0 "$work/server" "$port" "$conns" "$size" "$duration" "$warmup" "$scenario" "$k" \
+        >"$work/server.out" 2>"$work/server.err" &
     local server=$!
     for _ in $(seq 50); do grep -q LISTENING "$work/server.out" && break; sleep 0.05; done
-    run_client "$1" "$port" "$2" &
+    run_client "$client_kind" "$port" "$conns" "$scenario" "$tls" &
     local client=$!
-    # The client's CPU time over the server's measuring window (from /proc).
-    ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-    local cpid="" t0=0 t1=0
+    local t0=0 t1=0 w0=0 w1=0 rss=0
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW START' "$work/server.out"; do sleep 0.01; done
-    cpid=$(pgrep -P "$client" | head -1 || true)
-    [ -n "$cpid" ] || cpid=$client
-    t0=$(ticks "$cpid")
+    t0=$(ticks "$client")
+    w0=$(switches "$client")
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW END' "$work/server.out"; do sleep 0.01; done
-    t1=$(ticks "$cpid")
+    t1=$(ticks "$client")
+    w1=$(switches "$client")
+    rss=$(rss_kb "$client")
     wait "$server" || true
     kill "$client" 2>/dev/null || true
-    pkill -P "$client" 2>/dev/null || true
     wait "$client" 2>/dev/null || true
     local line
-    line=$(grep '^{' "$work/server.out" || echo '{}')
-    echo "$line" | jq -c --arg client "$1" --argjson ticks "$((t1 - t0))" '. + {client: $client, client_cpu_s: ($ticks / 100)}'
+    line=$(grep '^{' "$work/server.out" || echo '{"error":"no result"}')
+    echo "$line" | jq -c --arg client "$client_kind" --argjson ticks "$((t1 - t0))" \
+        --argjson wakeups "$((w1 - w0))" --argjson rss "${rss:-0}" --arg tls "$tls" \
+        '. + {client: $client, client_cpu_s: ($ticks / 100), wakeups: $wakeups, rss_kb: $rss, tls: ($tls == "tls")}'
 }
 
 clients=(wshostd picows websockets raw-c)
 [ -z "$only_clients" ] || read -r -a clients <<<"$only_clients"
-if [ ${#cases[@]} -gt 0 ]; then
-    scenarios=("${cases[@]}")
-elif [ -n "$smoke" ]; then
-    scenarios=("1 16" "100 1024")
-else
-    scenarios=("1 16" "1 1024" "100 16" "100 1024" "1000 16" "1000 1024" "1 65536" "100 65536" "1 1048576")
-fi
 : >"$work/results.jsonl"
-for scenario in "${scenarios[@]}"; do
-    read -r conns size <<<"$scenario"
-    for r in $(seq "$repeats"); do
-        for client in "${clients[@]}"; do  # interleaved: every client once per repeat
-            one_run "$client" "$conns" "$size" >>"$work/results.jsonl"  # not in a pipe: $port must advance
-            tail -1 "$work/results.jsonl" >&2
+# run_scenario SCENARIO TLS "CONNS SIZE K"...: every case, every client in turn, REPEATS times.
+run_scenario() {
+    local scenario=$1 tls=$2
+    shift 2
+    for item in "$@"; do
+        read -r conns size k <<<"$item"
+        for _ in $(seq "$repeats"); do
+            for client in "${clients[@]}"; do  # interleaved: every client once per repeat
+                one_run "$scenario" "$client" "$conns" "$size" "${k:-1}" "$tls" >>"$work/results.jsonl"
+                tail -1 "$work/results.jsonl" >&2
+            done
         done
     done
+}
+
+for scenario in $scenario_list; do
+    case $scenario in
+        echo)
+            if [ ${#cases[@]} -gt 0 ]; then
+                list=("${cases[@]}")
+            elif [ -n "$smoke" ]; then
+                list=("1 16" "100 1024")
+            else
+                list=("1 16" "1 1024" "100 16" "100 1024" "1000 16" "1000 1024" "1 65536" "100 65536" "1 1048576")
+            fi
+            run_scenario echo none "${list[@]}"
+            ;;
+        burst)
+            if [ -n "$smoke" ]; then list=("10 16 100"); else list=("100 16 1000" "1000 16 100"); fi
+            WSBENCH_PING_S=1 run_scenario burst none "${list[@]}"
+            ;;
+        connect)
+            n=100
+            [ -z "$smoke" ] || n=10
+            run_scenario connect none "$n 0"
+            run_scenario connect tls "$n 0"
+            ;;
+        idle)
+            if [ -n "$smoke" ]; then list=("100 0"); else list=("1000 0" "5000 0" "15000 0"); fi
+            WSBENCH_PING_S=$idle_ping run_scenario idle none "${list[@]}"
+            ;;
+        *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+    esac
 done
 
 date=$(date -u +%Y-%m-%d)
-mkdir -p "$root/bench/results"
-out="$root/bench/results/$date.md"
-{
-    echo "# Echo round trips, $date ($build build, $repeats repeats × ${seconds}s, server on core 0, client on core 1)"
-    echo
-    echo "Median of the repeats. msg/s and p50/p99 round-trip latency measured by the server; client CPU per message from /proc."
-    echo
-    echo "| conns | size | client | msg/s | p50 µs | p99 µs | client CPU µs/msg | ÷ picows | ÷ raw C |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    jq -s -r '
-      def median: sort | .[(length / 2 | floor)];
-      group_by([.conns, .size]) | .[] |
-      (map(select(.messages_per_s != null)) | group_by(.client) | map({client: .[0].client,
-          conns: .[0].conns, size: .[0].size,
-          mps: (map(.messages_per_s) | median), p50: (map(.p50_us) | median), p99: (map(.p99_us) | median),
-          cpu: (map(if .messages > 0 then .client_cpu_s * 1e6 / .messages else 0 end) | median)})) as $rows |
-      ($rows | map({(.client): .mps}) | add) as $by |
-      $rows[] | "| \(.conns) | \(.size) | \(.client) | \(.mps) | \(.p50) | \(.p99) | \(.cpu * 10 | round / 10) | " +
-        (if $by.picows then "\((.mps / $by.picows * 100 | round) / 100)" else "-" end) + " | " +
-        (if $by["raw-c"] then "\((.mps / $by["raw-c"] * 100 | round) / 100)" else "-" end) + " |"
-    ' "$work/results.jsonl"
-} | tee "$out"
-echo "saved $out" >&2
+name=$date
+[ -z "$smoke" ] || name=tmp/smoke  # a smoke's numbers mean nothing: kept out of git
+mkdir -p "$root/bench/results/tmp"
+out="$root/bench/results/$name.md"
+jq -s -r --arg build "$build" --arg repeats "$repeats" --arg seconds "$seconds" --arg idle "$idle_seconds" --arg ping "$idle_ping" \
+    -f "$root/bench/report.jq" "$work/results.jsonl" | tee "$out"
+cp "$work/results.jsonl" "$root/bench/results/$name.jsonl"
+echo "saved $out (raw lines: bench/results/$name.jsonl)" >&2
+if [ -n "$smoke" ]; then
+    # The smoke gates on nothing noisy: only that every run produced a result.
+    failed=$(jq -s 'map(select(.error != null or .mode == null)) | length' "$work/results.jsonl")
+    if [ "$failed" -gt 0 ]; then
+        echo "smoke: $failed runs produced no result" >&2
+        exit 1
+    fi
+    echo "smoke: every scenario ran" >&2
+fi

@@ -3,11 +3,17 @@
  * with the same framing as the server (bench/README.md). Opens CONNS
  * connections to ws://127.0.0.1:PORT/, then echoes every message it receives
  * (masked with a fresh key per frame, as RFC 6455 requires), until the server
- * goes away. One thread, epoll.
+ * goes away. One thread, epoll. With WSBENCH_PING_S set, every connection
+ * sends a ping that often (the idle scenario's heartbeats).
  *
  *   wsbench_client PORT CONNS
+ *   wsbench_client PORT CONNS connect [tls]
  *
- * Build: cc -O2 -o wsbench_client wsbench_client.c
+ * The connect form is the setup scenario: CONNS threads, each connecting
+ * (blocking; with TLS when asked), upgrading, waiting for the server's Close,
+ * closing, and connecting again 100 ms later, until the server is gone.
+ *
+ * Build: cc -O2 -o wsbench_client wsbench_client.c -lssl -lcrypto -lpthread
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,6 +21,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -63,14 +72,87 @@ static void echo(conn_t *c, int op, const unsigned char *data, uint64_t len) {
     c->out_len += hl + 4 + len;
 }
 
+static int port;
+static SSL_CTX *tls;
+
+/* The setup scenario: one connection after another, 100 ms apart. */
+static void *connector(void *arg) {
+    (void)arg;
+    char req[256], buf[4096];
+    int n = snprintf(req, sizeof req,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", port);
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a)) exit(0); /* the server is done */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        SSL *ssl = NULL;
+        if (tls) {
+            ssl = SSL_new(tls);
+            SSL_set_fd(ssl, fd);
+            if (SSL_connect(ssl) != 1) { SSL_free(ssl); close(fd); goto next; }
+        }
+        if ((ssl ? SSL_write(ssl, req, n) : send(fd, req, (size_t)n, MSG_NOSIGNAL)) != n) goto done;
+        size_t got = 0;
+        for (;;) { /* the 101 response, then the server's Close (or its EOF) */
+            int r = ssl ? SSL_read(ssl, buf + got, (int)(sizeof buf - got)) : (int)recv(fd, buf + got, sizeof buf - got, 0);
+            if (r <= 0) break;
+            got += (size_t)r;
+            unsigned char *end = memmem(buf, got, "\r\n\r\n", 4);
+            if (end && got >= (size_t)(end + 4 - (unsigned char *)buf) + 2 && (end[4] & 0x0f) == 8) break;
+            if (got == sizeof buf) break;
+        }
+    done:
+        if (ssl) { SSL_shutdown(ssl); SSL_free(ssl); }
+        close(fd);
+    next:;
+        struct timespec pause = {0, 100 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static int flush(conn_t *c) {
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w > 0) { c->out_off += (size_t)w; continue; }
+        if (errno == EAGAIN) break;
+        return -1;
+    }
+    if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+    return 0;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: %s PORT CONNS\n", argv[0]); return 2; }
-    int port = atoi(argv[1]), conns = atoi(argv[2]), one = 1;
+    if (argc < 3) { fprintf(stderr, "usage: %s PORT CONNS [connect [tls]]\n", argv[0]); return 2; }
+    port = atoi(argv[1]);
+    int conns = atoi(argv[2]), one = 1;
     getrandom(&rng_state, sizeof rng_state, 0);
     rng_state |= 1;
+    if (argc > 3 && !strcmp(argv[3], "connect")) {
+        if (argc > 4 && !strcmp(argv[4], "tls")) {
+            tls = SSL_CTX_new(TLS_client_method());
+            SSL_CTX_set_verify(tls, SSL_VERIFY_NONE, NULL); /* loopback, the bench's own certificate */
+        }
+        pthread_t thread;
+        for (int i = 0; i < conns; i++) pthread_create(&thread, NULL, connector, NULL);
+        for (;;) pause();
+    }
+    const char *ping_env = getenv("WSBENCH_PING_S");
+    uint64_t ping_ms = ping_env ? (uint64_t)(atof(ping_env) * 1000) : 0, next_ping = now_ms() + ping_ms;
+    conn_t **all = calloc((size_t)conns, sizeof *all);
     int ep = epoll_create1(0);
     for (int i = 0; i < conns; i++) {
         conn_t *c = calloc(1, sizeof *c);
+        all[i] = c;
         c->fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -87,7 +169,21 @@ int main(int argc, char **argv) {
     }
     struct epoll_event events[256];
     for (;;) {
-        int n = epoll_wait(ep, events, 256, -1);
+        int timeout = -1;
+        if (ping_ms) {
+            uint64_t now = now_ms();
+            if (now >= next_ping) { /* heartbeats: a ping on every connection */
+                for (int i = 0; i < conns; i++) {
+                    if (!all[i]->open) continue;
+                    echo(all[i], 9, NULL, 0);
+                    if (flush(all[i]) < 0) return 0;
+                }
+                next_ping = now + ping_ms;
+            }
+            timeout = (int)(next_ping - now_ms());
+            if (timeout < 0) timeout = 0;
+        }
+        int n = epoll_wait(ep, events, 256, timeout);
         for (int e = 0; e < n; e++) {
             conn_t *c = events[e].data.ptr;
             for (;;) {
@@ -119,13 +215,7 @@ int main(int argc, char **argv) {
             }
             memmove(c->in, c->in + off, c->in_len - off);
             c->in_len -= off;
-            while (c->out_off < c->out_len) {
-                ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-                if (w > 0) { c->out_off += (size_t)w; continue; }
-                if (errno == EAGAIN) break;
-                return 0;
-            }
-            if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+            if (flush(c) < 0) return 0;
             int want = c->out_len > 0;
             if (want != c->want_out) {
                 c->want_out = want;

@@ -7,10 +7,24 @@
  * next message. After WARMUP seconds it counts for DURATION seconds and prints
  * one JSON line: messages, messages/s, p50/p99 round-trip latency (µs).
  *
- *   wsbench_server PORT CONNS SIZE DURATION [WARMUP]
+ *   wsbench_server PORT CONNS SIZE DURATION [WARMUP [MODE [K]]]
+ *
+ * Modes (MODE; echo by default):
+ *   echo     closed-loop round trips, as above.
+ *   idle     holds CONNS open connections for DURATION and answers the
+ *            clients' heartbeat pings; reports the pings seen and the longest
+ *            gap between two pings of one connection.
+ *   burst    pushes K messages of SIZE bytes to every connection at once and
+ *            times until every echo is back: drain rate, and the longest gap
+ *            during the drain in which no echo arrived (a stalled client).
+ *   connect  connection setup: every handshake is answered, then the server
+ *            closes (Close 1000, then TCP); the clients reconnect. Reports
+ *            handshakes completed per second in the window.
+ * With WSBENCH_CERT and WSBENCH_KEY set (PEM files), every connection is TLS
+ * (wss) through OpenSSL.
  *
  * Binary frames for SIZE > 0 bytes; the clients echo whatever they receive.
- * Build: cc -O2 -o wsbench_server wsbench_server.c -lcrypto
+ * Build: cc -O2 -o wsbench_server wsbench_server.c -lssl -lcrypto
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,7 +32,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +55,46 @@ typedef struct {
     uint64_t sent_at;    /* ns, the message in flight */
     size_t echo_got;     /* payload bytes of the current echo message */
     int want_out;        /* EPOLLOUT registered */
+    SSL *ssl;            /* wss only */
+    int tls_done;        /* TLS handshake complete */
+    int closing;         /* connect mode: close once the output is flushed */
+    uint64_t last_ping;  /* idle mode */
+    uint64_t burst_left; /* burst mode: echoes still to come */
 } conn_t;
+
+enum { ECHO, IDLE, BURST, CONNECT };
+static int mode = ECHO;
+static SSL_CTX *tls;
+static uint64_t pings, max_ping_gap, handshakes, burst_total, burst_done, last_echo, max_echo_gap;
+
+/* recv/send over TCP or TLS: > 0 bytes, 0 would block, -1 gone. */
+static ssize_t c_recv(conn_t *c, void *b, size_t n) {
+    if (!c->ssl) {
+        ssize_t r = recv(c->fd, b, n, 0);
+        if (r > 0) return r;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        return -1;
+    }
+    int r = SSL_read(c->ssl, b, (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+    return -1;
+}
+
+static ssize_t c_send(conn_t *c, const void *b, size_t n) {
+    if (!c->ssl) {
+        ssize_t r = send(c->fd, b, n, MSG_NOSIGNAL);
+        if (r > 0) return r;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        return -1;
+    }
+    int r = SSL_write(c->ssl, b, (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+    return -1;
+}
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -71,6 +126,17 @@ static void queue_bytes(conn_t *c, const void *b, size_t n) {
     c->out_len += n;
 }
 
+static void queue_frame(conn_t *c) {
+    unsigned char h[10];
+    size_t hl;
+    h[0] = 0x82; /* FIN + binary */
+    if (size < 126) { h[1] = (unsigned char)size; hl = 2; }
+    else if (size < 65536) { h[1] = 126; h[2] = size >> 8; h[3] = size & 255; hl = 4; }
+    else { h[1] = 127; for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(size >> (56 - 8 * i)); hl = 10; }
+    queue_bytes(c, h, hl);
+    queue_bytes(c, payload, size);
+}
+
 static void queue_message(conn_t *c) {
     unsigned char h[10];
     size_t hl;
@@ -86,9 +152,9 @@ static void queue_message(conn_t *c) {
 
 static int flush_out(conn_t *c) {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t n = c_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) { c->out_off += (size_t)n; continue; }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (n == 0) return 0;
         return -1;
     }
     c->out_off = c->out_len = 0;
@@ -138,9 +204,34 @@ static int parse(conn_t *c) {
         else if (len == 127) { if (avail < 10) break; len = 0; for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i]; hl = 10; }
         if (avail < hl + 4 + len) break;
         off += hl + 4 + len;
-        if (op == 0x8) return -1;          /* close: the client is going */
-        if (op == 0x9 || op == 0xA) continue; /* ping/pong: ignored */
+        if (op == 0x8) return mode == CONNECT ? 0 : -1; /* close: the client is going */
+        if (op == 0x9) {                   /* ping: answered with a pong (the clients' heartbeats) */
+            uint64_t t = now_ns();
+            if (measuring) {
+                pings++;
+                if (c->last_ping && t - c->last_ping > max_ping_gap) max_ping_gap = t - c->last_ping;
+            }
+            c->last_ping = t;
+            unsigned char pong[2 + 125];
+            pong[0] = 0x8A;
+            pong[1] = (unsigned char)len;
+            for (uint64_t i = 0; i < len && i < 125; i++) pong[2 + i] = p[hl + 4 + i] ^ p[hl + (i & 3)];
+            queue_bytes(c, pong, 2 + (len < 125 ? len : 125));
+            continue;
+        }
+        if (op == 0xA) continue;           /* pong: ignored */
         c->echo_got += len;                /* text, binary or continuation */
+        if (mode == BURST) {
+            if (fin && c->echo_got >= size) {
+                c->echo_got = 0;
+                uint64_t t = now_ns();
+                if (last_echo && t - last_echo > max_echo_gap) max_echo_gap = t - last_echo;
+                last_echo = t;
+                burst_done++;
+            }
+            continue;
+        }
+        if (mode != ECHO) continue;
         if (fin && c->echo_got >= size) {
             uint64_t t = now_ns();
             if (measuring) {
@@ -161,13 +252,40 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static void drop(conn_t *c) {
+    if (c->ssl) { SSL_shutdown(c->ssl); SSL_free(c->ssl); }
+    close(c->fd);
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
 int main(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: %s PORT CONNS SIZE DURATION [WARMUP]\n", argv[0]); return 2; }
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s PORT CONNS SIZE DURATION [WARMUP [echo|idle|burst|connect [K]]]\n", argv[0]);
+        return 2;
+    }
     int port = atoi(argv[1]), conns = atoi(argv[2]);
     size = (size_t)atol(argv[3]);
     double duration = atof(argv[4]), warmup = argc > 5 ? atof(argv[5]) : 1.0;
+    if (argc > 6) {
+        if (!strcmp(argv[6], "idle")) mode = IDLE;
+        else if (!strcmp(argv[6], "burst")) mode = BURST;
+        else if (!strcmp(argv[6], "connect")) mode = CONNECT;
+        else if (strcmp(argv[6], "echo")) { fprintf(stderr, "unknown mode %s\n", argv[6]); return 2; }
+    }
+    uint64_t k = argc > 7 ? (uint64_t)atol(argv[7]) : 1000;
     payload = malloc(size ? size : 1);
     for (size_t i = 0; i < size; i++) payload[i] = (unsigned char)(i * 31 + 7);
+    const char *cert = getenv("WSBENCH_CERT"), *key = getenv("WSBENCH_KEY");
+    if (cert && key) {
+        tls = SSL_CTX_new(TLS_server_method());
+        if (!tls || SSL_CTX_use_certificate_chain_file(tls, cert) != 1
+            || SSL_CTX_use_PrivateKey_file(tls, key, SSL_FILETYPE_PEM) != 1) {
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+    }
 
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
@@ -182,8 +300,8 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     conn_t **all = calloc((size_t)conns, sizeof *all);
-    int accepted = 0, opened = 0, started = 0;
-    uint64_t start = 0, window_start = 0, window_end = 0;
+    int accepted = 0, opened = 0, started = 0, pushed = 0;
+    uint64_t start = 0, window_start = 0, window_end = 0, first_accept = 0;
     struct epoll_event events[256];
     for (;;) {
         int n = epoll_wait(ep, events, 256, 100);
@@ -191,8 +309,29 @@ int main(int argc, char **argv) {
         if (started && !measuring && t >= start + (uint64_t)(warmup * 1e9) && window_end == 0) {
             measuring = 1;
             window_start = t;
+            if (mode == BURST) { /* every connection gets K messages at once */
+                burst_total = (uint64_t)conns * k;
+                last_echo = t;
+                for (int j = 0; j < conns; j++)
+                    for (uint64_t m = 0; m < k; m++) queue_frame(all[j]);
+                pushed = 1;
+            }
             printf("WINDOW START\n");
             fflush(stdout);
+            if (pushed) {
+                for (int j = 0; j < conns; j++) {
+                    if (flush_out(all[j]) < 0) { fprintf(stderr, "send failed\n"); return 1; }
+                    all[j]->want_out = all[j]->out_len > 0;
+                    struct epoll_event ce = {.events = EPOLLIN | (all[j]->want_out ? EPOLLOUT : 0), .data.ptr = all[j]};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, all[j]->fd, &ce);
+                }
+            }
+        }
+        if (measuring && mode == BURST && burst_done >= burst_total) { window_end = now_ns(); break; }
+        if (!first_accept && accepted > 0) first_accept = t;
+        if (!started && first_accept && t > first_accept + 180 * 1000000000ull) {
+            printf("{\"error\":\"only %d of %d clients connected within 180 s\"}\n", opened, conns);
+            return 1;
         }
         if (measuring && t >= window_start + (uint64_t)(duration * 1e9)) { window_end = t; break; }
         for (int i = 0; i < n; i++) {
@@ -200,38 +339,67 @@ int main(int argc, char **argv) {
             if (!c) {
                 int fd;
                 while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    if (accepted == conns) { close(fd); continue; }
+                    if (mode != CONNECT && accepted == conns) { close(fd); continue; }
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     c = calloc(1, sizeof *c);
                     c->fd = fd;
-                    all[accepted++] = c;
+                    if (tls) {
+                        c->ssl = SSL_new(tls);
+                        SSL_set_fd(c->ssl, fd);
+                        SSL_set_accept_state(c->ssl);
+                    }
+                    if (mode != CONNECT) all[accepted++] = c;
                     struct epoll_event ce = {.events = EPOLLIN, .data.ptr = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
                 }
                 continue;
             }
-            if (events[i].events & EPOLLIN) {
+            int gone = 0;
+            if (c->ssl && !c->tls_done) {
+                int r = SSL_do_handshake(c->ssl);
+                if (r == 1) c->tls_done = 1;
+                else {
+                    int e = SSL_get_error(c->ssl, r);
+                    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) gone = 1;
+                    ERR_clear_error();
+                }
+            }
+            if (!gone && (!c->ssl || c->tls_done) && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
                 for (;;) {
                     reserve(&c->in, &c->in_cap, c->in_len + 65536 + 1);
-                    ssize_t r = recv(c->fd, c->in + c->in_len, 65536, 0);
+                    ssize_t r = c_recv(c, c->in + c->in_len, 65536);
                     if (r > 0) { c->in_len += (size_t)r; continue; }
-                    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) { fprintf(stderr, "a client went away\n"); return 1; }
+                    if (r < 0) gone = 1;
                     break;
                 }
                 if (!c->open) {
                     int h = handshake(c);
                     if (h < 0) { fprintf(stderr, "bad handshake\n"); return 1; }
-                    if (h > 0 && ++opened == conns) {
-                        for (int k = 0; k < conns; k++) queue_message(all[k]);
-                        for (int k = 0; k < conns; k++) flush_out(all[k]);
+                    if (h > 0 && mode == CONNECT) {
+                        if (!started) { started = 1; start = now_ns(); }
+                        if (measuring) handshakes++;
+                        static const unsigned char close_frame[] = {0x88, 2, 0x03, 0xE8}; /* Close 1000 */
+                        queue_bytes(c, close_frame, sizeof close_frame);
+                        c->closing = 1;
+                    } else if (h > 0 && ++opened == conns) {
+                        if (mode == ECHO) {
+                            for (int j = 0; j < conns; j++) queue_message(all[j]);
+                            for (int j = 0; j < conns; j++) flush_out(all[j]);
+                        }
                         started = 1;
                         start = now_ns();
                     }
                 }
                 if (c->open && parse(c) < 0) { fprintf(stderr, "a client closed\n"); return 1; }
             }
-            if (flush_out(c) < 0) { fprintf(stderr, "send failed\n"); return 1; }
-            int want = c->out_len > 0;
+            if (!gone && flush_out(c) < 0) gone = 1;
+            if (!gone && c->closing && c->out_len == 0) gone = 1;
+            if (gone) {
+                if (mode != CONNECT) { fprintf(stderr, "a client went away\n"); return 1; }
+                drop(c);
+                continue;
+            }
+            int want = c->out_len > 0 || (c->ssl && !c->tls_done && SSL_want_write(c->ssl));
             if (want != c->want_out) { /* a system call only when it changes */
                 c->want_out = want;
                 struct epoll_event ce = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
@@ -242,11 +410,31 @@ int main(int argc, char **argv) {
     printf("WINDOW END\n");
     fflush(stdout);
     double seconds = (double)(window_end - window_start) / 1e9;
-    qsort(lat, lat_len, 8, cmp);
-    uint64_t p50 = lat_len ? lat[lat_len / 2] : 0, p99 = lat_len ? lat[lat_len * 99 / 100] : 0;
-    printf("{\"conns\":%d,\"size\":%zu,\"messages\":%llu,\"seconds\":%.3f,\"messages_per_s\":%.0f,"
-           "\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
-        conns, size, (unsigned long long)counted, seconds, counted / seconds, p50 / 1e3, p99 / 1e3);
+    switch (mode) {
+    case ECHO: {
+        qsort(lat, lat_len, 8, cmp);
+        uint64_t p50 = lat_len ? lat[lat_len / 2] : 0, p99 = lat_len ? lat[lat_len * 99 / 100] : 0;
+        printf("{\"mode\":\"echo\",\"conns\":%d,\"size\":%zu,\"messages\":%llu,\"seconds\":%.3f,\"messages_per_s\":%.0f,"
+               "\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
+            conns, size, (unsigned long long)counted, seconds, counted / seconds, p50 / 1e3, p99 / 1e3);
+        break;
+    }
+    case IDLE:
+        printf("{\"mode\":\"idle\",\"conns\":%d,\"seconds\":%.3f,\"pings\":%llu,\"max_ping_gap_ms\":%.1f}\n", conns,
+            seconds, (unsigned long long)pings, max_ping_gap / 1e6);
+        break;
+    case BURST:
+        printf("{\"mode\":\"burst\",\"conns\":%d,\"size\":%zu,\"k\":%llu,\"messages\":%llu,\"complete\":%s,"
+               "\"seconds\":%.3f,\"messages_per_s\":%.0f,\"max_gap_ms\":%.2f,\"pings\":%llu,\"max_ping_gap_ms\":%.1f}\n",
+            conns, size, (unsigned long long)k, (unsigned long long)burst_done,
+            burst_done >= burst_total ? "true" : "false", seconds, burst_done / seconds, max_echo_gap / 1e6,
+            (unsigned long long)pings, max_ping_gap / 1e6);
+        break;
+    case CONNECT:
+        printf("{\"mode\":\"connect\",\"conns\":%d,\"tls\":%s,\"connects\":%llu,\"seconds\":%.3f,\"connects_per_s\":%.0f}\n",
+            conns, tls ? "true" : "false", (unsigned long long)handshakes, seconds, handshakes / seconds);
+        break;
+    }
     fflush(stdout);
     usleep(300000); /* the clients stay up a moment, so their CPU time can be read */
     return 0;

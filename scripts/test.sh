@@ -40,5 +40,14 @@ scripts/test-systemd.sh | tee "$log"
 sd=$(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$sd" ] || { echo "systemd checks failed"; exit 1; }
 
-echo "== summary: swift test $unit passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed"
-echo "$((unit + ab + abw + sd)) passed, 0 failed"
+echo "== benchmark smoke: every scenario with every client, briefly (gates on nothing noisy)"
+if ! bench/run.sh --smoke >"$log" 2>&1; then
+    cat "$log"
+    echo "benchmark smoke failed"
+    exit 1
+fi
+grep -E '^smoke:' "$log"
+bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
+
+echo "== summary: swift test $unit passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + ab + abw + sd + bs)) passed, 0 failed"

@@ -414,7 +414,9 @@ public final class Host {
             current.client.close(code: .normalClosure, reason: reason)
         case .scheduleRetry(let instant):
             if let old = retryTimers[address] { timers.cancel(old) }
-            retryTimers[address] = timers.schedule(at: instant, slack: .milliseconds(250)) { [weak self] in
+            // Slack a tenth of the wait, at most 250 ms: a 100 ms retry stays near 100 ms.
+            let slack = min(.milliseconds(250), max(.milliseconds(1), (instant - LoopTimers.now()) / 10))
+            retryTimers[address] = timers.schedule(at: instant, slack: slack) { [weak self] in
                 guard let self else { return }
                 retryTimers[address] = nil
                 execute(world.retryDue(address, now: LoopTimers.now()))
