@@ -77,6 +77,7 @@ public final class Daemon {
     public func start() {
         precondition(state == .created)
         Self.running = self
+        raiseFileLimit()
         signals.watch(SIGHUP) { [unowned self] in reload() }
         signals.watch(SIGTERM) { [unowned self] in stop(signal: "SIGTERM") }
         signals.watch(SIGINT) { [unowned self] in stop(signal: "SIGINT") }
@@ -129,6 +130,19 @@ public final class Daemon {
             guard let self else { return }
             statusScheduled = false
             notifier.status(statusLine())
+        }
+    }
+
+    /// Every record holds a socket: the soft descriptor limit (often 1024)
+    /// goes up to the hard one (the unit sets 65536), as systemd advises for
+    /// programs that do not use select().
+    private func raiseFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let old = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.info("file descriptor limit raised from \(old) to \(limit.rlim_max)")
         }
     }
 
