@@ -607,13 +607,20 @@ public final class Host {
         }
     }
 
-    /// One loop turn of delivery: round robin across records, one message
-    /// each in turn, within the budget.
+    /// One loop turn of delivery: round robin across records, a few messages
+    /// each in turn (their answers written together), within the budget.
     private func deliverSome() {
         deliveryScheduled = false
         while deliveredThisTurn < deliveryBudget, let link = waiting.popFirst() {
             link.waiting = false
-            if deliverOne(link) { countDelivery() }
+            let deliver = { [self] in
+                var count = 0
+                while count < Self.deliveriesPerVisit, deliveredThisTurn < deliveryBudget, deliverOne(link) {
+                    countDelivery()
+                    count += 1
+                }
+            }
+            if link.current, let client = link.client { client.batchingWrites(deliver) } else { deliver() }
             if !link.queue.messages.isEmpty && !link.waiting {
                 link.waiting = true
                 waiting.append(link)
@@ -621,6 +628,9 @@ public final class Host {
         }
         if !waiting.isEmpty { scheduleDelivery() }
     }
+
+    /// Messages delivered to one record before the round robin moves on.
+    static let deliveriesPerVisit = 64
 
     /// Delivers the oldest waiting message of `link`; false when none waits.
     private func deliverOne(_ link: Link) -> Bool {

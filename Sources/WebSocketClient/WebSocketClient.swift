@@ -76,6 +76,8 @@ public final class WebSocketClient {
     private var tls: TLSSession?
     private var connection: ClientConnection
     private var lastInbound = MonotonicInstant(nanoseconds: 0)
+    /// Events are being delivered: sends are queued and written when the pump ends.
+    private var pumping = false
     private var handshakeTimer: TimerID?
     private var idleTimer: TimerID?
     private var keepaliveTimer: TimerID?
@@ -172,8 +174,22 @@ public final class WebSocketClient {
 
     public var isOpen: Bool { phase == .connected && connection.isOpen }
 
+    /// Runs `body` (which sends) and writes what it sent together at the end:
+    /// one system call for a batch of messages.
+    public func batchingWrites(_ body: () -> Void) {
+        guard !pumping else { return body() }
+        pumping = true
+        body()
+        pumping = false
+        flush()
+        if connection.transportAction != .keepOpen { pump() }
+    }
+
     /// Bytes accepted by `send` and not yet taken by the kernel.
-    public var pendingBytes: Int { socket?.pendingCount ?? 0 }
+    public var pendingBytes: Int { (socket?.pendingCount ?? 0) + connection.outboundCount }
+
+    /// Answers queued inside a pump beyond this many bytes are written at once.
+    static let deferredWriteLimit = 64 << 10
 
     // MARK: - Internals
 
@@ -247,6 +263,9 @@ public final class WebSocketClient {
 
     /// Writes what the connection queued, delivers its events, and acts on its transport request.
     private func pump() {
+        let outermost = !pumping
+        pumping = true
+        defer { if outermost { pumping = false } }
         flush()
         while let event = connection.nextEvent() {
             switch event {
@@ -258,11 +277,13 @@ public final class WebSocketClient {
             case .text(let text): onEvent(.text(text))
             case .binary(let bytes): onEvent(.binary(bytes))
             case .ping, .pong, .handshakeFailed: break
-            case .closed(let report): finish(report)
+            case .closed(let report):
+                flush()  // answers to earlier messages go out before the socket closes
+                finish(report)
             }
             if phase == .finished { return }
-            // What the application sent in answer goes out before the next frame is judged.
-            flush()
+            // What the application sends in answer is queued (in order) before the
+            // next frame is judged, and written with the rest: one write per read.
         }
         // Frames that produce no event (a Close to echo, a ping to answer) queue bytes too.
         flush()
@@ -287,8 +308,14 @@ public final class WebSocketClient {
         }
     }
 
-    /// Writes a sent message; a TLS failure while encrypting ends the connection.
+    /// Writes a sent message (at the end of the pump when sent from inside one);
+    /// a TLS failure while encrypting ends the connection.
     private func flushAfterSend() {
+        // Inside a pump (an answer to a received message) the pump writes at its
+        // end, unless a lot is already waiting.
+        if pumping && connection.transportAction == .keepOpen && connection.outboundCount < Self.deferredWriteLimit {
+            return
+        }
         flush()
         if connection.transportAction != .keepOpen { pump() }
     }

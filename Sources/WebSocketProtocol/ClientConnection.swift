@@ -96,6 +96,9 @@ public struct ClientConnection {
 
     public var hasOutbound: Bool { !outbound.isEmpty }
 
+    /// Bytes queued for the socket and not yet taken.
+    public var outboundCount: Int { outbound.count }
+
     /// Hands the queued bytes to `write`, which returns how many it took; the
     /// rest stay queued. The buffer is reused, so steady sending allocates nothing.
     public mutating func drainOutbound(_ write: (UnsafeRawBufferPointer) -> Int) {
