@@ -60,7 +60,11 @@ public struct ClientConnection {
     private var headerBuffer: [UInt8] = []
     private var parser: FrameParser
     /// The message being assembled: its type, bytes so far, whether its current frame is the last.
-    private var message: (opcode: Opcode, bytes: [UInt8])?
+    /// The type of the message being assembled (nil: none), and its bytes so
+    /// far: two properties, so appending is in place (an optional tuple made a
+    /// copy of the bytes on every chunk).
+    private var messageOpcode: Opcode?
+    private var messageBytes: [UInt8] = []
     private var currentFrameIsFinal = false
     private var utf8 = UTF8Validator()
     private var eofReceived = false
@@ -297,6 +301,10 @@ public struct ClientConnection {
 
     private mutating func writeMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) {
         let size = configuration.fragmentSize
+        // Room for every frame at once (a header is at most 14 bytes): a large
+        // message is not copied again and again while the buffer doubles.
+        let total = payload.count
+        outbound.reserveCapacity(outbound.count + total + (total / size + 1) * 14)
         var start = payload.startIndex
         var first = true
         repeat {
@@ -327,35 +335,38 @@ public struct ClientConnection {
             failConnection(error)
         case .success(.frameStart(let header)):
             if header.opcode == .continuation {
-                guard message != nil else {
+                guard messageOpcode != nil else {
                     failConnection(.unexpectedContinuation)
                     return true
                 }
             } else {
-                guard message == nil else {
+                guard messageOpcode == nil else {
                     failConnection(.expectedContinuation)
                     return true
                 }
-                message = (header.opcode, [])
+                messageOpcode = header.opcode
+                messageBytes = []
                 utf8.reset()
             }
             // Fail as soon as the header announces too much (RFC 6455 §10.4).
-            guard message!.bytes.count + header.payloadLength <= configuration.maxMessageSize else {
+            guard messageBytes.count + header.payloadLength <= configuration.maxMessageSize else {
                 failConnection(.messageTooBig(limit: configuration.maxMessageSize))
                 return true
             }
-            message!.bytes.reserveCapacity(message!.bytes.count + header.payloadLength)
+            messageBytes.reserveCapacity(messageBytes.count + header.payloadLength)
             currentFrameIsFinal = header.fin
         case .success(.payload(let chunk)):
             // RFC 6455 §8.1: fail on the first invalid byte, not at the end.
-            if message!.opcode == .text, utf8.feed(chunk) == .invalid {
+            if messageOpcode == .text, utf8.feed(chunk) == .invalid {
                 failConnection(.invalidUTF8)
                 return true
             }
-            message!.bytes.append(contentsOf: chunk)
+            messageBytes.append(contentsOf: chunk)
         case .success(.frameEnd):
-            guard currentFrameIsFinal, let (opcode, bytes) = message else { return true }
-            message = nil
+            guard currentFrameIsFinal, let opcode = messageOpcode else { return true }
+            let bytes = messageBytes
+            messageOpcode = nil
+            messageBytes = []
             if opcode == .text {
                 guard utf8.status == .complete else {
                     failConnection(.invalidUTF8)
@@ -398,7 +409,8 @@ public struct ClientConnection {
             guard validator.feed(text) == .complete else { return failConnection(.invalidUTF8) }
             reason = String(decoding: text, as: UTF8.self)
         }
-        message = nil
+        messageOpcode = nil
+        messageBytes = []
         switch state {
         case .open:
             // Server-initiated: echo the code (an empty Close for 1005), then wait for TCP close.
@@ -423,7 +435,8 @@ public struct ClientConnection {
     private mutating func failConnection(_ error: ProtocolError) {
         let reason = Self.truncate(error.description, toUTF8Bytes: 123)
         if case .open = state { writeClose(code: error.closeCode, reason: reason) }
-        message = nil
+        messageOpcode = nil
+        messageBytes = []
         state = .closing(
             report: CloseReport(initiator: .client, code: error.closeCode, reason: reason, error: error),
             action: .closeAfterFlush)

@@ -1,6 +1,6 @@
 /// Writes client-to-server frames (RFC 6455 §5.2–§5.3): every frame masked
-/// with a fresh key, lengths in the shortest encoding, the payload masked a
-/// machine word at a time.
+/// with a fresh key, lengths in the shortest encoding, the payload masked
+/// sixteen bytes at a time while it is copied.
 public enum FrameWriter {
     /// Appends one frame to `output`.
     public static func append<Payload: Collection>(
@@ -28,33 +28,75 @@ public enum FrameWriter {
             return n + 4
         }
         withUnsafeBytes(of: &header) { output.append(contentsOf: $0[0..<headerLength]) }
-        let start = output.count
-        output.append(contentsOf: payload)
-        output.withUnsafeMutableBytes { bytes in
-            mask(UnsafeMutableRawBufferPointer(rebasing: bytes[start...]), key: maskKey)
+        let contiguous: Void? = payload.withContiguousStorageIfAvailable { source in
+            // Copied and masked in one pass, straight into the output's new tail.
+            output.append(contentsOf: MaskedBytes(source: UnsafeRawBufferPointer(source), key: maskKey))
+        }
+        if contiguous == nil {
+            let start = output.count
+            output.append(contentsOf: payload)
+            output.withUnsafeMutableBytes { bytes in
+                mask(UnsafeMutableRawBufferPointer(rebasing: bytes[start...]), key: maskKey)
+            }
+        }
+    }
+
+    /// Bytes masked while they are copied: `Array.append(contentsOf:)` hands
+    /// `_copyContents` the array's uninitialized tail, so the payload is read
+    /// and written once instead of copied and then masked in place.
+    struct MaskedBytes: Sequence {
+        let source: UnsafeRawBufferPointer
+        let key: UInt32
+
+        var underestimatedCount: Int { source.count }
+
+        func makeIterator() -> Iterator { Iterator(source: source, key: key) }
+
+        struct Iterator: IteratorProtocol {
+            let source: UnsafeRawBufferPointer
+            let key: UInt32
+            var offset = 0
+
+            mutating func next() -> UInt8? {
+                guard offset < source.count else { return nil }
+                defer { offset += 1 }
+                return source[offset] ^ UInt8(truncatingIfNeeded: key >> UInt32(24 - 8 * (offset & 3)))
+            }
+        }
+
+        func _copyContents(initializing buffer: UnsafeMutableBufferPointer<UInt8>) -> (Iterator, Int) {
+            let count = Swift.min(buffer.count, source.count)
+            if count > 0, let from = source.baseAddress, let to = buffer.baseAddress {
+                FrameWriter.mask(from: from, to: UnsafeMutableRawPointer(to), count: count, key: key)
+            }
+            return (Iterator(source: source, key: key, offset: count), count)
+        }
+    }
+
+    /// Writes `count` bytes of `from`, masked with `key` (offset 0 = key's
+    /// first octet), to `to`, sixteen bytes at a time.
+    static func mask(from: UnsafeRawPointer, to: UnsafeMutableRawPointer, count: Int, key: UInt32) {
+        @inline(__always) func keyByte(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: key >> UInt32(24 - 8 * (i & 3))) }
+        var pattern = SIMD16<UInt8>()
+        for i in 0..<16 { pattern[i] = keyByte(i) }
+        var offset = 0
+        while offset + 16 <= count {
+            let value = from.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt8>.self)
+            to.storeBytes(of: value ^ pattern, toByteOffset: offset, as: SIMD16<UInt8>.self)
+            offset += 16
+        }
+        while offset < count {
+            to.storeBytes(
+                of: from.load(fromByteOffset: offset, as: UInt8.self) ^ keyByte(offset), toByteOffset: offset,
+                as: UInt8.self)
+            offset += 1
         }
     }
 
     /// RFC 6455 §5.3: octet i is XORed with octet i mod 4 of the key (key's
-    /// most significant byte first). Eight bytes at a time.
+    /// most significant byte first). In place.
     public static func mask(_ bytes: UnsafeMutableRawBufferPointer, key: UInt32) {
         guard let base = bytes.baseAddress else { return }
-        @inline(__always) func keyByte(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: key >> UInt32(24 - 8 * (i & 3))) }
-        var word: UInt64 = 0
-        withUnsafeMutableBytes(of: &word) { raw in
-            for i in 0..<8 { raw[i] = keyByte(i) }
-        }
-        let count = bytes.count
-        var offset = 0
-        while offset + 8 <= count {
-            let value = base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            base.storeBytes(of: value ^ word, toByteOffset: offset, as: UInt64.self)
-            offset += 8
-        }
-        while offset < count {
-            let value = base.load(fromByteOffset: offset, as: UInt8.self)
-            base.storeBytes(of: value ^ keyByte(offset), toByteOffset: offset, as: UInt8.self)
-            offset += 1
-        }
+        mask(from: UnsafeRawPointer(base), to: base, count: bytes.count, key: key)
     }
 }

@@ -132,7 +132,30 @@ struct FrameWriterTests {
         #expect(decoded == [ClientFrame(fin: true, opcode: 2, masked: true, payload: payload)])
     }
 
-    @Test("word-at-a-time masking equals the byte-wise definition at every length and alignment")
+    @Test("frames masked while copied decode to their payload: every length and alignment, contiguous or not")
+    func maskedWhileCopied() {
+        var rng = TestRNG()
+        for length in 0..<70 {
+            for offset in 0..<3 {
+                let key = UInt32(truncatingIfNeeded: rng.next())
+                let storage = (0..<(length + offset)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                let payload = storage[offset...]  // an ArraySlice: contiguous, copied and masked in one pass
+                var out: [UInt8] = [0xEE]  // a byte already there: the frame is appended after it
+                FrameWriter.append(fin: true, opcode: .binary, payload: payload, maskKey: key, to: &out)
+                #expect(out.first == 0xEE)
+                let frames = ClientFrame.decodeAll(Array(out.dropFirst()))
+                #expect(frames == [ClientFrame(fin: true, opcode: 2, masked: true, payload: Array(payload))])
+            }
+            // Not contiguous: appended, then masked in place.
+            var out: [UInt8] = []
+            FrameWriter.append(
+                fin: true, opcode: .binary, payload: repeatElement(UInt8(0x5A), count: length), maskKey: 0x0102_0304,
+                to: &out)
+            #expect(ClientFrame.decodeAll(out).first?.payload == [UInt8](repeating: 0x5A, count: length))
+        }
+    }
+
+    @Test("masking equals the byte-wise definition at every length and alignment")
     func maskMatchesDefinition() {
         var rng = TestRNG()
         for length in 0..<40 {
