@@ -5,7 +5,7 @@
 # core 1. Prints one table per scenario with ratios from this run and saves
 # them to bench/results/DATE.md.
 #   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--scenarios "echo burst connect idle"]
-#                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"]
+#                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"] [--idle-seconds S]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5
@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
         --scenarios) scenario_list=$2; shift 2 ;;
         --case) cases+=("${2/:/ }"); shift 2 ;;
         --clients) only_clients=$2; shift 2 ;;
+        --idle-seconds) idle_seconds=$2; shift 2 ;;
         *) sed -n '2,8p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -82,9 +83,14 @@ run_client() {
     esac
 }
 
-# Sum of a field over the process's threads (context switches = wake-ups).
-switches() {
-    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(voluntary|nonvoluntary)_ctxt_switches/ {s += $2} END {print s + 0}'
+# Wake-ups = context switches of all the client's threads over the window,
+# counted by perf (software event; it follows threads made meanwhile, which a
+# sum over /proc/PID/task would miss when Dispatch retires a worker).
+start_switches() { perf stat -x, -e context-switches -p "$1" -o "$work/perf.out" 2>/dev/null & }
+stop_switches() {
+    kill -INT "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    awk -F, '/context-switches/ {print ($1 ~ /^[0-9]+$/) ? $1 : 0}' "$work/perf.out" 2>/dev/null || echo 0
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -104,13 +110,15 @@ one_run() {
     for _ in $(seq 50); do grep -q LISTENING "$work/server.out" && break; sleep 0.05; done
     run_client "$client_kind" "$port" "$conns" "$scenario" "$tls" &
     local client=$!
-    local t0=0 t1=0 w0=0 w1=0 rss=0
+    local t0=0 t1=0 wakeups=0 rss=0 perf
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW START' "$work/server.out"; do sleep 0.01; done
     t0=$(ticks "$client")
-    w0=$(switches "$client")
+    rm -f "$work/perf.out"
+    start_switches "$client"
+    perf=$!
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW END' "$work/server.out"; do sleep 0.01; done
     t1=$(ticks "$client")
-    w1=$(switches "$client")
+    wakeups=$(stop_switches "$perf")
     rss=$(rss_kb "$client")
     wait "$server" || true
     kill "$client" 2>/dev/null || true
@@ -118,7 +126,7 @@ one_run() {
     local line
     line=$(grep '^{' "$work/server.out" || echo '{"error":"no result"}')
     echo "$line" | jq -c --arg client "$client_kind" --argjson ticks "$((t1 - t0))" \
-        --argjson wakeups "$((w1 - w0))" --argjson rss "${rss:-0}" --arg tls "$tls" \
+        --argjson wakeups "${wakeups:-0}" --argjson rss "${rss:-0}" --arg tls "$tls" \
         '. + {client: $client, client_cpu_s: ($ticks / 100), wakeups: $wakeups, rss_kb: $rss, tls: ($tls == "tls")}'
 }
 
@@ -163,7 +171,13 @@ for scenario in $scenario_list; do
             run_scenario connect tls "$n 0"
             ;;
         idle)
-            if [ -n "$smoke" ]; then list=("100 0"); else list=("1000 0" "5000 0" "15000 0"); fi
+            if [ ${#cases[@]} -gt 0 ]; then
+                list=("${cases[@]}")
+            elif [ -n "$smoke" ]; then
+                list=("100 0")
+            else
+                list=("1000 0" "5000 0" "15000 0")
+            fi
             WSBENCH_PING_S=$idle_ping run_scenario idle none "${list[@]}"
             ;;
         *) echo "unknown scenario $scenario" >&2; exit 2 ;;

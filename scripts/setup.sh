@@ -9,7 +9,7 @@ packages=(
     systemd systemd-container              # real systemd + nspawn for the service tests
     util-linux procps jq binutils          # nsenter/unshare, ps, JSON in the journal checks, strings
     python3 python3-venv patch openssl     # test peers (venv), Autobahn fuzzing server, s_server
-    gcc libc6-dev                          # the benchmarks' C server and client (bench/)
+    gcc libc6-dev linux-perf               # the benchmarks' C peers; perf counts wake-ups (bench/)
 )
 missing=()
 for p in "${packages[@]}"; do
