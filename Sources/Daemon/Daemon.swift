@@ -283,6 +283,9 @@ public final class Daemon {
             }
             control?.record(event)
         }
+        // Message events only matter to subscribers; the control service turns
+        // them on while someone subscribes.
+        host.reportsMessages = false
         self.host = host
 
         // The stored world, as it was: users, sessions, objects (records connect as they come back).
