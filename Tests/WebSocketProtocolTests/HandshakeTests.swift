@@ -85,6 +85,20 @@ struct HandshakeTests {
                 "server selected subprotocol \"chat\" that was not offered"
             ),
             ("HTTP/1.1 101 Switching Protocols\r\nno colon here", "malformed HTTP header line \"no colon here\""),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade : websocket",
+                "malformed HTTP header line \"Upgrade : websocket\""
+            ),
+            // Field names fold case in ASCII only: the Kelvin sign is not a "k".
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-Websoc\u{212A}et-Accept: ACCEPT",
+                "response lacks Sec-WebSocket-Accept"
+            ),
+            // A bare LF does not end a line: the Upgrade value is not "websocket".
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT",
+                "response lacks \"Upgrade: websocket\""
+            ),
         ])
     func badResponses(header: String, message: String) {
         let handshake = Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: Self.key)
