@@ -47,6 +47,9 @@ let package = Package(
         ),
         // epoll(7), which Glibc's module leaves out (the loop's Poller).
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        // malloc_trim(3), which Glibc's module leaves out (the daemon returns
+        // the heap that parsing and restoring left free).
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "openssl",
@@ -125,7 +128,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "Control", "EventLoop", "Hosting", "StateStore", "MonotonicTime", "Systemd", "COpenSSL",
+                "Config", "Control", "EventLoop", "Hosting", "StateStore", "MonotonicTime", "Systemd", "CMalloc",
+                "COpenSSL",
                 "TLS",
                 "WebSocketClient",
                 "World",

@@ -29,7 +29,9 @@ async def websockets_client(url, conns):
     from websockets.asyncio.client import connect
 
     async def one():
-        async with connect(url, max_size=None, compression=None, ping_interval=PING) as ws:
+        # No open timeout: 15k handshakes at once take python-websockets longer
+        # than its default 10 s, and a connection given up ends the idle run.
+        async with connect(url, max_size=None, compression=None, ping_interval=PING, open_timeout=None) as ws:
             async for message in ws:
                 await ws.send(message)
 

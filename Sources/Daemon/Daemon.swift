@@ -1,3 +1,4 @@
+import CMalloc
 import Config
 import EventLoop
 import Glibc
@@ -114,8 +115,23 @@ public final class Daemon {
                 "config.file": "\(configPath)", "log.backend": "\(logBackend.rawValue)",
                 "log.level": "\(config.log.level.rawValue)", "pid": "\(getpid())",
             ])
+        returnFreeMemory()
         notifier.ready(status: statusLine())
     }
+
+    /// Hands the heap that parsing the config and restoring the world left
+    /// free back to the kernel (glibc keeps it otherwise: with 15k objects,
+    /// about a fifth of the daemon's RSS was free heap after starting). Once
+    /// now, and once more when the records' first connections have settled.
+    private func returnFreeMemory() {
+        malloc_trim(0)
+        if let settleTrim { timers.cancel(settleTrim) }
+        settleTrim = timers.schedule(after: .seconds(10), slack: .seconds(1)) { [weak self] in
+            self?.settleTrim = nil
+            malloc_trim(0)
+        }
+    }
+    private var settleTrim: TimerID?
 
     /// The one-line summary for `STATUS=` (and `systemctl status`).
     private var statusScheduled = false
@@ -179,6 +195,7 @@ public final class Daemon {
             logger.notice(
                 "configuration reloaded",
                 metadata: ["config.file": "\(configPath)", "config.generation": "\(configGeneration)"])
+            returnFreeMemory()
         } catch {
             lastReloadError = error.issues.count == 1 ? error.description : "\(error.issues.count) problems"
             for line in error.description.split(separator: "\n") {
