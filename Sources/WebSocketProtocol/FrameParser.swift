@@ -48,6 +48,42 @@ public struct FrameParser: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
+    /// Payload bytes of the current data frame still to come, when every byte
+    /// received so far has been consumed (so the next bytes received begin
+    /// with them); nil otherwise.
+    public var directPayloadRemaining: Int? {
+        guard !failed, readIndex == buffer.count, case .payload(let remaining) = state, remaining > 0 else {
+            return nil
+        }
+        return remaining
+    }
+
+    /// The length of the data frame header that begins `bytes`, when nothing
+    /// is buffered and a header is due; nil otherwise (a control or masked
+    /// frame, a header cut short), and those bytes go through `append`.
+    public func directHeaderLength(_ bytes: Slice<UnsafeRawBufferPointer>) -> Int? {
+        guard !failed, readIndex == buffer.count, case .header = state, bytes.count >= 2 else { return nil }
+        let b0 = bytes[bytes.startIndex]
+        let b1 = bytes[bytes.startIndex + 1]
+        guard b0 & 0x08 == 0, b1 & 0x80 == 0 else { return nil }
+        let length: Int
+        switch b1 & 0x7F {
+        case 126: length = 4
+        case 127: length = 10
+        default: length = 2
+        }
+        return bytes.count >= length ? length : nil
+    }
+
+    /// Records that the caller took `count` payload bytes of the current data
+    /// frame straight from its input (at most `directPayloadRemaining`).
+    public mutating func consumedDirectly(_ count: Int) {
+        guard case .payload(let remaining) = state, count <= remaining, readIndex == buffer.count else {
+            preconditionFailure("consumedDirectly outside a data frame's payload")
+        }
+        state = .payload(remaining: remaining - count)
+    }
+
     /// The next event, nil when more bytes are needed, or the protocol error.
     /// After an error the parser stays failed.
     public mutating func next() -> Result<Event, ProtocolError>? {

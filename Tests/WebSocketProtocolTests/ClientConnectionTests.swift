@@ -188,4 +188,61 @@ struct ClientConnectionTests {
             if case .closed = events.last {} else { Issue.record("last event is not closed: \(events)") }
         }
     }
+
+    @Test(
+        "payload taken straight from the socket's buffer gives the same events and answers as parsing it",
+        arguments: [false, true])
+    func directPayload(invalidText: Bool) {
+        var rng = TestRNG(seed: 7)
+        let big = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let text = Array(String(repeating: "zażółć gęślą jaźń ✓ ", count: 150).utf8)
+        var frames = [serverFrame(opcode: 0x2, Array(big[..<70_000]))]
+        frames.append(serverFrame(fin: false, opcode: 0x1, Array(text[..<1001])))  // splits a multi-byte character
+        frames.append(serverFrame(opcode: 0x9, Array("between fragments".utf8)))
+        frames.append(serverFrame(fin: false, opcode: 0x0, Array(text[1001..<2500])))
+        frames.append(serverFrame(opcode: 0x0, Array(text[2500...])))
+        var bad = text
+        if invalidText { bad[1700] = 0xFF }
+        frames.append(serverFrame(opcode: 0x1, bad))
+        frames.append(serverFrame(opcode: 0x2, []))
+        frames.append(serverFrame(opcode: 0x2, big))
+        frames.append(serverFrame(opcode: 0x8, closePayload(1000)))
+        let wire = frames.flatMap { $0 }
+        for round in 0..<22 {
+            // Chunks: whole frames, frames cut after their header, or random sizes.
+            var chunks: [[UInt8]] = []
+            switch round {
+            case 0: chunks = frames
+            case 1: chunks = frames.flatMap { [Array($0[..<min(4, $0.count)]), Array($0[min(4, $0.count)...])] }
+            default:
+                var offset = 0
+                while offset < wire.count {
+                    let count = min(wire.count - offset, 1 + Int(rng.next() % 9000))
+                    chunks.append(Array(wire[offset..<(offset + count)]))
+                    offset += count
+                }
+            }
+            // The same chunks through both inputs, events taken after every chunk as the shell does.
+            var generic = openConnection(.init(maxFrameSize: 1 << 20, maxMessageSize: 1 << 20))
+            var direct = openConnection(.init(maxFrameSize: 1 << 20, maxMessageSize: 1 << 20))
+            var genericEvents = generic.takeEvents()
+            var directEvents = direct.takeEvents()
+            for chunk in chunks {
+                generic.receive(chunk[...])
+                chunk.withUnsafeBytes { direct.receive($0) }
+                genericEvents += generic.takeEvents()
+                directEvents += direct.takeEvents()
+            }
+            #expect(directEvents == genericEvents)
+            #expect(direct.takeOutbound() == generic.takeOutbound())
+            let messages = directEvents.filter {
+                switch $0 {
+                case .text, .binary: return true
+                default: return false
+                }
+            }
+            #expect(messages.count == (invalidText ? 2 : 5))
+            #expect(directEvents.contains(.binary(big)) != invalidText)
+        }
+    }
 }
