@@ -26,15 +26,16 @@ def ok: map(select(.error == null and .mode != null));
 (
   ($all | ok | map(select(.mode == "burst"))) as $rows | select($rows | length > 0) |
   "", "## Fan-in burst (the server pushes K messages to every connection at once; heartbeats every 1 s)", "",
-  "| conns | K | size | client | drained msg/s | longest gap without an echo ms | longest heartbeat gap ms | client CPU µs/msg | complete | ÷ picows | ÷ raw C |",
-  "|---|---|---|---|---|---|---|---|---|---|---|",
+  "| conns | K | size | client | drained msg/s | longest gap without an echo ms | echoes back when it began | longest heartbeat gap ms | client CPU µs/msg | complete | ÷ picows | ÷ raw C |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ($rows | group_by([.conns, .k]) | .[] |
     (group_by(.client) | map({client: .[0].client, conns: .[0].conns, k: .[0].k, size: .[0].size,
         mps: (map(.messages_per_s) | median), gap: (map(.max_gap_ms) | median),
+        after: (map(.max_gap_after) | median),
         ping: (map(.max_ping_gap_ms) | median), complete: (map(.complete) | all),
         cpu: (map(if .messages > 0 then .client_cpu_s * 1e6 / .messages else 0 end) | median)})) as $g |
     ($g | map({(.client): .mps}) | add) as $by |
-    $g[] | "| \(.conns) | \(.k) | \(.size) | \(.client) | \(.mps) | \(.gap) | \(if .ping > 0 then .ping else "-" end) | \(.cpu | r1) | \(.complete) | \(ratio(.mps; $by.picows)) | \(ratio(.mps; $by["raw-c"])) |")
+    $g[] | "| \(.conns) | \(.k) | \(.size) | \(.client) | \(.mps) | \(.gap) | \(.after // "-") | \(if .ping > 0 then .ping else "-" end) | \(.cpu | r1) | \(.complete) | \(ratio(.mps; $by.picows)) | \(ratio(.mps; $by["raw-c"])) |")
 ),
 (
   ($all | ok | map(select(.mode == "connect"))) as $rows | select($rows | length > 0) |

@@ -65,7 +65,7 @@ typedef struct {
 enum { ECHO, IDLE, BURST, CONNECT };
 static int mode = ECHO;
 static SSL_CTX *tls;
-static uint64_t pings, max_ping_gap, handshakes, burst_total, burst_done, last_echo, max_echo_gap;
+static uint64_t pings, max_ping_gap, handshakes, burst_total, burst_done, last_echo, max_echo_gap, max_echo_gap_done;
 
 /* recv/send over TCP or TLS: > 0 bytes, 0 would block, -1 gone. */
 static ssize_t c_recv(conn_t *c, void *b, size_t n) {
@@ -225,7 +225,10 @@ static int parse(conn_t *c) {
             if (fin && c->echo_got >= size) {
                 c->echo_got = 0;
                 uint64_t t = now_ns();
-                if (last_echo && t - last_echo > max_echo_gap) max_echo_gap = t - last_echo;
+                if (last_echo && t - last_echo > max_echo_gap) {
+                    max_echo_gap = t - last_echo;
+                    max_echo_gap_done = burst_done; /* echoes back when the longest gap began */
+                }
                 last_echo = t;
                 burst_done++;
             }
@@ -425,10 +428,11 @@ int main(int argc, char **argv) {
         break;
     case BURST:
         printf("{\"mode\":\"burst\",\"conns\":%d,\"size\":%zu,\"k\":%llu,\"messages\":%llu,\"complete\":%s,"
-               "\"seconds\":%.3f,\"messages_per_s\":%.0f,\"max_gap_ms\":%.2f,\"pings\":%llu,\"max_ping_gap_ms\":%.1f}\n",
+               "\"seconds\":%.3f,\"messages_per_s\":%.0f,\"max_gap_ms\":%.2f,\"max_gap_after\":%llu,\"pings\":%llu,"
+               "\"max_ping_gap_ms\":%.1f}\n",
             conns, size, (unsigned long long)k, (unsigned long long)burst_done,
             burst_done >= burst_total ? "true" : "false", seconds, burst_done / seconds, max_echo_gap / 1e6,
-            (unsigned long long)pings, max_ping_gap / 1e6);
+            (unsigned long long)max_echo_gap_done, (unsigned long long)pings, max_ping_gap / 1e6);
         break;
     case CONNECT:
         printf("{\"mode\":\"connect\",\"conns\":%d,\"tls\":%s,\"connects\":%llu,\"seconds\":%.3f,\"connects_per_s\":%.0f}\n",
