@@ -66,13 +66,18 @@ public struct FrameParser: Sendable {
         let b0 = bytes[bytes.startIndex]
         let b1 = bytes[bytes.startIndex + 1]
         guard b0 & 0x08 == 0, b1 & 0x80 == 0 else { return nil }
-        let length: Int
-        switch b1 & 0x7F {
-        case 126: length = 4
-        case 127: length = 10
-        default: length = 2
-        }
+        let length = Self.headerLength(b1)
         return bytes.count >= length ? length : nil
+    }
+
+    /// A server frame's header length from its second byte (RFC 6455 §5.2:
+    /// 7-bit length, or 126 / 127 for a 16- / 64-bit length that follows).
+    private static func headerLength(_ b1: UInt8) -> Int {
+        switch b1 & 0x7F {
+        case 126: return 4
+        case 127: return 10
+        default: return 2
+        }
     }
 
     /// Records that the caller took `count` payload bytes of the current data
@@ -117,22 +122,19 @@ public struct FrameParser: Sendable {
         let fin = b0 & 0x80 != 0
         // RFC 6455 §5.1: a client MUST close the connection on a masked frame.
         guard b1 & 0x80 == 0 else { return fail(.maskedServerFrame) }
-        var headerLength = 2
+        let headerLength = Self.headerLength(b1)
+        guard available >= headerLength else { return nil }
         var length = UInt64(b1 & 0x7F)
-        if length == 126 {
-            guard available >= 4 else { return nil }
+        if headerLength == 4 {
             length = UInt64(buffer[readIndex + 2]) << 8 | UInt64(buffer[readIndex + 3])
             // §5.2: the minimal number of bytes MUST be used to encode the length.
             guard length >= 126 else { return fail(.nonMinimalLength) }
-            headerLength = 4
-        } else if length == 127 {
-            guard available >= 10 else { return nil }
+        } else if headerLength == 10 {
             length = 0
             for i in 2..<10 { length = length << 8 | UInt64(buffer[readIndex + i]) }
             // §5.2: the most significant bit MUST be 0.
             guard length & (1 << 63) == 0 else { return fail(.lengthTooLarge) }
             guard length >= 65_536 else { return fail(.nonMinimalLength) }
-            headerLength = 10
         }
         if opcode.isControl {
             // §5.5: control frames MUST NOT be fragmented and have at most 125 bytes.

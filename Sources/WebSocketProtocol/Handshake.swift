@@ -92,18 +92,16 @@ public struct Handshake: Sendable {
             }
             // Names compare case-insensitively in ASCII only.
             let name = String(decoding: line[..<colon].lazy.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
-            var value = line[(colon + 1)...]
-            while let first = value.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
-                value.removeFirst()
-            }
-            while let last = value.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { value.removeLast() }
+            let value = line[(colon + 1)...].trimming { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
             headers.append((name, String(decoding: value, as: UTF8.self)))
         }
         guard code == 101 else {
             return .failure(.unexpectedStatus(code: code, reason: parts.count > 2 ? String(parts[2].prefix(200)) : ""))
         }
         func values(_ name: String) -> [String] {
-            headers.filter { $0.0 == name }.flatMap { $0.1.split(separator: ",").map { String($0.trimmingSpaces()) } }
+            headers.filter { $0.0 == name }.flatMap {
+                $0.1.split(separator: ",").map { String($0.trimming { $0 == " " || $0 == "\t" }) }
+            }
         }
         // §4.1 items 2-4 of the client's validation.
         guard values("upgrade").contains(where: { $0.lowercased() == "websocket" }) else {
@@ -156,11 +154,12 @@ public struct Handshake: Sendable {
     }
 }
 
-extension Substring {
-    func trimmingSpaces() -> Substring {
+extension BidirectionalCollection where SubSequence == Self {
+    /// Without the leading and trailing elements that match.
+    func trimming(while matches: (Element) -> Bool) -> Self {
         var s = self
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        while let first = s.first, matches(first) { s.removeFirst() }
+        while let last = s.last, matches(last) { s.removeLast() }
         return s
     }
 }
