@@ -1,5 +1,6 @@
 import TOMLKit
 import WebSocketProtocol
+import World
 
 extension DaemonConfig {
     /// Every key the schema knows, by table; the example file must list them all.
@@ -14,7 +15,8 @@ extension DaemonConfig {
         "security": ["allowed_url_hosts", "consent_timeout"],
         "tls": ["ca_file"],
         "control": [
-            "socket", "socket_mode", "group", "max_clients", "max_request_size", "client_buffer", "event_history",
+            "socket", "socket_mode", "group", "max_clients", "operator_reserve", "max_clients_per_uid",
+            "max_request_size", "client_buffer", "event_history",
         ],
     ]
 
@@ -36,21 +38,22 @@ extension DaemonConfig {
                     ConfigIssue(keyPath: "", line: nil, message: "the file contains a NUL byte; is it a text file?")
                 ])
         }
-        let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
+        if let header = TableHeaderGuard.firstUnsafeHeader(in: text.utf8) {
+            // A header toml++ would abort on is never parsed. An earlier syntax
+            // error, if there is one, is still the one reported.
+            let before = String(decoding: text.utf8.prefix(header.offset), as: UTF8.self)
+            _ = try syntax(before, file: file)
             throw ConfigError(
                 file: file,
                 issues: [
                     ConfigIssue(
-                        keyPath: "", line: error.source.begin.line, column: error.source.begin.column,
-                        message: "TOML syntax error: \(error.description)")
+                        keyPath: "", line: header.line, column: header.column,
+                        message:
+                            "TOML syntax error: Error while parsing table header: expected a table name (a bare or quoted key) after '['"
+                    )
                 ])
-        } catch {
-            throw ConfigError(
-                file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
         }
+        let root = try syntax(text, file: file)
 
         let reader = SchemaReader(locator: KeyLocator(source: text))
         let document = SchemaReader.Table(reader: reader, table: root, path: "")
@@ -83,7 +86,9 @@ extension DaemonConfig {
             Decode.duration(min: .milliseconds(100), allowZero: true, max: .seconds(3600)))
         config.websocket.connectRetryInterval = ws.value(
             "connect_retry_interval", default: w.connectRetryInterval,
-            Decode.duration(min: .milliseconds(100), allowZero: false, max: .seconds(86_400)))
+            Decode.duration(
+                min: RecordSettings.connectRetryIntervalBounds.lowerBound, allowZero: false,
+                max: RecordSettings.connectRetryIntervalBounds.upperBound))
         config.websocket.closeTimeout = ws.value("close_timeout", default: w.closeTimeout, timeout)
         let maxSize: Int64 = 1 << 30
         config.websocket.maxFrameSize = ws.value(
@@ -140,6 +145,25 @@ extension DaemonConfig {
             }
             return .success(count)
         }
+        config.control.operatorReserve = control.value(
+            "operator_reserve", default: min(c.operatorReserve, config.control.maxClients / 4)
+        ) { raw in
+            guard let count = raw.int, count >= 0, count <= 10_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 0 to 10000"))
+            }
+            return .success(count)
+        }
+        if config.control.operatorReserve >= config.control.maxClients, control.table?["operator_reserve"] != nil {
+            control.reader.report(
+                control.keyPath("operator_reserve"),
+                "must be less than max_clients (\(config.control.maxClients)): the rest is what other users may use")
+        }
+        config.control.maxClientsPerUID = control.value("max_clients_per_uid", default: c.maxClientsPerUID) { raw in
+            guard let count = raw.int, count >= 1, count <= 10_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000"))
+            }
+            return .success(count)
+        }
         config.control.maxRequestSize = control.value(
             "max_request_size", default: c.maxRequestSize, Decode.size(min: 1 << 10, max: 64 << 20))
         config.control.clientBuffer = control.value(
@@ -161,6 +185,24 @@ extension DaemonConfig {
             throw ConfigError(file: file, issues: ordered)
         }
         return config
+    }
+
+    /// The TOML document, or its syntax error with line and column.
+    private static func syntax(_ text: String, file: String) throws(ConfigError) -> TOMLTable {
+        do {
+            return try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(
+                file: file,
+                issues: [
+                    ConfigIssue(
+                        keyPath: "", line: error.source.begin.line, column: error.source.begin.column,
+                        message: "TOML syntax error: \(error.description)")
+                ])
+        } catch {
+            throw ConfigError(
+                file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
+        }
     }
 
     static func allowedHost(_ text: String) -> Result<AllowedHost, SchemaReader.Expected> {

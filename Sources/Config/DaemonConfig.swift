@@ -82,6 +82,11 @@ extension DaemonConfig {
         public var group: String = ""
         /// Connections served at once; more are refused with too_many_clients.
         public var maxClients = 256
+        /// Of `maxClients`, connections only operators may take: local users
+        /// who are not operators can never lock operators out.
+        public var operatorReserve = 32
+        /// Connections one local user who is not an operator may hold at once.
+        public var maxClientsPerUID = 16
         /// Longest request line.
         public var maxRequestSize: Int64 = 64 << 10
         /// Bytes queued for a client that does not read; past this it is dropped.

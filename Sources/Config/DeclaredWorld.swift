@@ -147,7 +147,9 @@ public struct DeclaredWorld: Equatable, Sendable {
                         },
                         connectRetryInterval: objectTable.value(
                             "connect_retry_interval", default: defaults.connectRetryInterval,
-                            Decode.duration(min: .milliseconds(100), allowZero: false)),
+                            Decode.duration(
+                                min: RecordSettings.connectRetryIntervalBounds.lowerBound, allowZero: false,
+                                max: RecordSettings.connectRetryIntervalBounds.upperBound)),
                         enabled: objectTable.value("enabled", default: true) { raw in
                             raw.bool.map { .success($0) } ?? .failure(.init(what: "true or false"))
                         })

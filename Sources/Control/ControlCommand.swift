@@ -188,11 +188,20 @@ public enum ControlCommand: Equatable, Sendable {
             if a.has("url") { patch.url = .some(try a.nullableURL("url")) }
             patch.accessReason = try a.optionalString("accessReason")
             if let seconds = try a.optionalNumber("connectRetryInterval") {
-                guard seconds > 0, seconds <= 86_400 else {
+                // The same bounds as the config's connect_retry_interval: a value
+                // outside them is refused here, never stored (a 0 s interval once
+                // made the store unreadable).
+                let bounds = RecordSettings.connectRetryIntervalBounds
+                let milliseconds = (seconds * 1000).rounded()
+                guard milliseconds.isFinite, abs(milliseconds) < 1e15,
+                    bounds.contains(.milliseconds(Int64(milliseconds)))
+                else {
                     throw ControlError(
-                        .invalidArgs, "\"connectRetryInterval\" must be between 0 and 86400 seconds (exclusive of 0)")
+                        .invalidArgs,
+                        "\"connectRetryInterval\" must be from \(bounds.lowerBound) to \(bounds.upperBound), not \(seconds) seconds"
+                    )
                 }
-                patch.connectRetryInterval = .milliseconds(Int64((seconds * 1000).rounded()))
+                patch.connectRetryInterval = .milliseconds(Int64(milliseconds))
             }
             patch.enabled = try a.optionalBool("enabled")
             guard !patch.isEmpty else {
@@ -228,21 +237,19 @@ public enum ControlCommand: Equatable, Sendable {
                 }
                 filter.types = Set(types)
             }
-            let since = try a.optionalNumber("since")
-            if let since, since < 0 || since.rounded() != since {
-                throw ControlError(.invalidArgs, "\"since\" must be a sequence number (an integer ≥ 0)")
-            }
-            self = .subscribe(filter, since: since.map { Int($0) })
+            let since = try a.optionalInteger("since", in: 0...Arguments.largestInteger, "a sequence number")
+            self = .subscribe(filter, since: since)
         case "consent.watch": self = .consentWatch(try a.user(), token: try a.optionalString("token"))
         case "consent.answer":
             let user = try a.user()
-            guard let prompt = try a.optionalNumber("prompt"), prompt.rounded() == prompt, prompt >= 0, prompt < 1e15
-            else { throw ControlError(.invalidArgs, "\"prompt\" (a prompt id) is required") }
+            guard let prompt = try a.optionalInteger("prompt", in: 0...Arguments.largestInteger, "a prompt id") else {
+                throw ControlError(.invalidArgs, "\"prompt\" (a prompt id) is required")
+            }
             let text = try a.string("answer")
             guard let answer = ConsentEngine.Answer(rawValue: text) else {
                 throw ControlError(.invalidArgs, "\"answer\" must be allow, deny or ignore, not \"\(text)\"")
             }
-            self = .consentAnswer(user, prompt: Int(prompt), answer, token: try a.optionalString("token"))
+            self = .consentAnswer(user, prompt: prompt, answer, token: try a.optionalString("token"))
         case "consent.list": self = .consentList(try a.user(), token: try a.optionalString("token"))
         case "consent.forget":
             let user = try a.user()
@@ -359,6 +366,24 @@ struct Arguments {
         case .number(let value)?: return value
         default: throw ControlError(.invalidArgs, "\"\(key)\" must be a number")
         }
+    }
+
+    /// The largest integer a JSON number carries exactly (2^53 − 1).
+    static let largestInteger = (1 << 53) - 1
+
+    /// A whole number within `range`, checked here so that no later
+    /// conversion can trap (`Int(1e300)` would).
+    mutating func optionalInteger(_ key: String, in range: ClosedRange<Int>, _ what: String) throws(ControlError)
+        -> Int?
+    {
+        guard let number = try optionalNumber(key) else { return nil }
+        guard number.isFinite, number.rounded() == number, number >= Double(range.lowerBound),
+            number <= Double(range.upperBound)
+        else {
+            throw ControlError(
+                .invalidArgs, "\"\(key)\" must be \(what): an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return Int(number)
     }
 
     /// An id that refers to something (any non-empty string of sane length).

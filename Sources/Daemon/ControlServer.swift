@@ -13,8 +13,40 @@ import Logging
 final class ControlServer {
     struct Limits {
         var maxClients: Int
+        /// Of `maxClients`, the connections only operators may take.
+        var operatorReserve: Int
+        /// Connections one non-operator uid may hold at once.
+        var maxClientsPerUID: Int
         var maxLine: Int
         var clientBuffer: Int
+    }
+
+    /// Who is connected, as the admission rule counts them.
+    struct Occupancy: Equatable {
+        var total = 0
+        var nonOperators = 0
+        var byUID: [UInt32: Int] = [:]
+    }
+
+    /// Whether a new connection is served; the refusal's message otherwise.
+    /// Operators may use every connection; other local users share what the
+    /// operators' reserve leaves, each uid at most `maxClientsPerUID` of it,
+    /// so no local user can lock the operators (or the other users) out.
+    static func admission(
+        isOperator: Bool, uid: UInt32?, _ occupancy: Occupancy, _ limits: Limits
+    ) -> String? {
+        guard occupancy.total < limits.maxClients else {
+            return "the daemon serves \(limits.maxClients) control clients already"
+        }
+        if isOperator { return nil }
+        let shared = limits.maxClients - limits.operatorReserve
+        guard occupancy.nonOperators < shared else {
+            return "the \(shared) control connections open to users who are not operators are taken"
+        }
+        if let uid, occupancy.byUID[uid, default: 0] >= limits.maxClientsPerUID {
+            return "uid \(uid) holds \(limits.maxClientsPerUID) control connections already"
+        }
+        return nil
     }
 
     /// Who may operate the daemon (besides holders of a user's consent token).
@@ -64,6 +96,7 @@ final class ControlServer {
     let operators: Operators
     private var listeners: [UnixListener] = []
     private var clients: [ObjectIdentifier: ControlClient] = [:]
+    private var occupancy = Occupancy()
     private let logger = Logger(label: "wshostd.control")
     /// A response and the lines that follow it (a subscription's backlog).
     struct Reply {
@@ -112,28 +145,39 @@ final class ControlServer {
         listeners.removeAll()
         for client in clients.values { client.close() }
         clients.removeAll()
+        occupancy = Occupancy()
     }
 
     private func accept(_ socket: TCPSocket, _ credentials: PeerCredentials?) {
         let client = ControlClient(
             socket: socket, credentials: credentials, isOperator: operators.permit(credentials), server: self)
-        guard clients.count < limits.maxClients else {
+        if let refusal = Self.admission(
+            isOperator: client.isOperator, uid: credentials?.uid, occupancy, limits)
+        {
             logger.warning(
-                "control client refused: \(limits.maxClients) clients are connected already",
+                "control client refused: \(refusal)",
                 metadata: ["control.peer": "\(credentials.map(\.description) ?? "unknown")"])
-            client.refuse(
-                ControlResponse.failure(
-                    id: nil,
-                    ControlError(.tooManyClients, "the daemon serves \(limits.maxClients) control clients already")
-                ).line)
+            client.refuse(ControlResponse.failure(id: nil, ControlError(.tooManyClients, refusal)).line)
             return
         }
         clients[ObjectIdentifier(client)] = client
+        count(client, +1)
         client.start()
     }
 
+    private func count(_ client: ControlClient, _ delta: Int) {
+        occupancy.total += delta
+        guard !client.isOperator else { return }
+        occupancy.nonOperators += delta
+        if let uid = client.credentials?.uid {
+            let held = occupancy.byUID[uid, default: 0] + delta
+            occupancy.byUID[uid] = held > 0 ? held : nil
+        }
+    }
+
     fileprivate func removed(_ client: ControlClient) {
-        clients[ObjectIdentifier(client)] = nil
+        guard clients.removeValue(forKey: ObjectIdentifier(client)) != nil else { return }
+        count(client, -1)
         subscriptionsChanged()
     }
 

@@ -308,17 +308,13 @@ final class ControlService {
             return .object(["record": try record(address)])
         case .wsSet(let address, let patch):
             let current = try object(address)
-            let base =
-                current.record
-                ?? RecordSettings(connectRetryInterval: daemon.config.websocket.connectRetryInterval)
+            let base = current.record ?? host.recordDefaults
             try apply(.setRecord(address.session, address.object, patch.applied(to: base)), client, address)
             return .object(["record": try record(address)])
         case .wsConnect(let address, let url, let user):
-            if try object(address).record == nil {
-                // A new record starts from the configured defaults.
-                let defaults = RecordSettings(connectRetryInterval: daemon.config.websocket.connectRetryInterval)
-                try apply(.setRecord(address.session, address.object, defaults), client, address)
-            }
+            // One change: on an object without a record, the record starts from
+            // the configured defaults; a refused connect makes none.
+            _ = try object(address)
             try apply(.connect(address.session, address.object, url: url, user: user), client, address)
             return .object(["record": try record(address)])
         case .wsSend(let address, let payload):

@@ -214,6 +214,7 @@ public final class Daemon {
                 declared: fresh.world.decisions)
             host.options = clientOptions(fresh)
             host.floodLimits = Self.floodLimits(fresh)
+            host.recordDefaults = RecordSettings(connectRetryInterval: fresh.websocket.connectRetryInterval)
             let changes = fresh.world.changes(from: config.world)
             applyDeclared(changes, declared: fresh.world)
             if !changes.isEmpty {
@@ -293,6 +294,7 @@ public final class Daemon {
                 try persist(delta)
             })
         host.floodLimits = Self.floodLimits(config)
+        host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
         host.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
@@ -372,6 +374,9 @@ public final class Daemon {
         let store = try StateStore(directory: directory, legacyTokens: TokenStore.legacyTokens(in: directory))
         self.store = store
         let snapshot = try store.load()
+        for problem in snapshot.problems {
+            logger.error("state store: \(problem)", metadata: ["state.file": "\(store.path)"])
+        }
         let schema = try store.appliedMigrations().last ?? ""
         logger.info("state store open", metadata: ["state.file": "\(store.path)", "state.schema": "\(schema)"])
         return snapshot
@@ -485,7 +490,9 @@ public final class Daemon {
         }
         let server = ControlServer(
             limits: .init(
-                maxClients: config.control.maxClients, maxLine: Int(config.control.maxRequestSize),
+                maxClients: config.control.maxClients,
+                operatorReserve: min(config.control.operatorReserve, config.control.maxClients - 1),
+                maxClientsPerUID: config.control.maxClientsPerUID, maxLine: Int(config.control.maxRequestSize),
                 clientBuffer: Int(config.control.clientBuffer)),
             operators: .init(uid: geteuid(), gid: gid, groupName: groupName))
         let tokens = TokenStore(configured: config.world.tokens, stored: snapshotTokens) { [unowned self] user, token in

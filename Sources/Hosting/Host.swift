@@ -67,6 +67,11 @@ public final class Host {
     public typealias ForgetDecision = @LoopActor (UserID, AccessKey) throws -> Void
 
     public private(set) var world = World()
+    /// Where records made at run time start (`World.recordDefaults`).
+    public var recordDefaults: RecordSettings {
+        get { world.recordDefaults }
+        set { world.recordDefaults = newValue }
+    }
     public private(set) var consent: ConsentEngine
     public var onEvent: (@LoopActor (Event) -> Void)?
     /// Whether message events (received, send-start, sent, send-error) are

@@ -24,6 +24,9 @@ public final class StateStore {
         public var tokens: [UserID: String] = [:]
         /// The declared world last applied (nil: never started with this store).
         public var declared: JSON?
+        /// Rows that could not be read (left out) or were repaired, one line
+        /// each: the store starts without them rather than not at all.
+        public var problems: [String] = []
 
         public var isEmpty: Bool { users.isEmpty && sessions.isEmpty && declared == nil }
     }
@@ -119,15 +122,35 @@ public final class StateStore {
         do {
             return try database.read { db in
                 var snapshot = Snapshot()
-                for row in try Row.fetchAll(db, sql: "SELECT body FROM users ORDER BY id") {
-                    snapshot.users.append(try WorldCoding.user(try Self.json(row)))
+                // A row that cannot be read is reported and left out: one bad
+                // row never keeps the daemon from starting.
+                for row in try Row.fetchAll(db, sql: "SELECT id, body FROM users ORDER BY id") {
+                    let id: String = row["id"]
+                    do {
+                        snapshot.users.append(try WorldCoding.user(try Self.json(row)))
+                    } catch {
+                        snapshot.problems.append("user \(id): \(error); left out")
+                    }
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT body FROM sessions ORDER BY id") {
-                    snapshot.sessions.append(try WorldCoding.session(try Self.json(row)))
+                for row in try Row.fetchAll(db, sql: "SELECT id, body FROM sessions ORDER BY id") {
+                    let id: String = row["id"]
+                    do {
+                        snapshot.sessions.append(try WorldCoding.session(try Self.json(row)))
+                    } catch {
+                        snapshot.problems.append("session \(id): \(error); left out")
+                    }
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT session, body FROM objects ORDER BY session, id") {
+                for row in try Row.fetchAll(db, sql: "SELECT session, id, body FROM objects ORDER BY session, id") {
                     let session: String = row["session"]
-                    snapshot.objects.append((SessionID(session), try WorldCoding.object(try Self.json(row))))
+                    let id: String = row["id"]
+                    do {
+                        var repairs: [String] = []
+                        let object = try WorldCoding.object(try Self.json(row), repairs: &repairs)
+                        snapshot.objects.append((SessionID(session), object))
+                        for repair in repairs { snapshot.problems.append("object \(session)/\(id): \(repair)") }
+                    } catch {
+                        snapshot.problems.append("object \(session)/\(id): \(error); left out")
+                    }
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM decisions") {
                     let user: String = row["user"]
@@ -136,7 +159,10 @@ public final class StateStore {
                     let verdict: String = row["verdict"]
                     let reason: String = row["reason"]
                     guard let port = UInt16(exactly: port), let verdict = AccessDecision.Verdict(rawValue: verdict)
-                    else { throw Failure("a decision of \(user) for \(host) is unreadable") }
+                    else {
+                        snapshot.problems.append("a decision of \(user) for \(host) is unreadable; left out")
+                        continue
+                    }
                     snapshot.decisions[UserID(user), default: [:]][AccessKey(host: host, port: port)] =
                         AccessDecision(verdict: verdict, reason: reason)
                 }
@@ -145,7 +171,11 @@ public final class StateStore {
                     snapshot.tokens[UserID(user)] = row["token"]
                 }
                 if let row = try Row.fetchOne(db, sql: "SELECT body FROM declared WHERE id = 1") {
-                    snapshot.declared = try Self.json(row)
+                    do {
+                        snapshot.declared = try Self.json(row)
+                    } catch {
+                        snapshot.problems.append("the declared world: \(error); the config applies in full")
+                    }
                 }
                 return snapshot
             }
@@ -156,9 +186,23 @@ public final class StateStore {
         }
     }
 
-    /// Stores `delta` in one transaction; on disk when this returns.
+    /// Stores `delta` in one transaction; on disk when this returns. A value
+    /// that would not read back as written is refused before anything is
+    /// stored (a bad row must never reach the disk).
     public func write(_ delta: Delta) throws(Failure) {
         guard !delta.isEmpty else { return }
+        for (session, object) in delta.objects {
+            var repairs: [String] = []
+            let encoded = WorldCoding.encode(object)
+            do {
+                let decoded = try WorldCoding.object(try JSON.parse(encoded.description), repairs: &repairs)
+                guard repairs.isEmpty, decoded == object else {
+                    throw WorldCoding.Failure(description: repairs.first ?? "reads back differently")
+                }
+            } catch {
+                throw Failure("object \(session)/\(object.id) cannot be stored: \(error)")
+            }
+        }
         do {
             try database.write { db in
                 for user in delta.users {

@@ -62,13 +62,21 @@ public enum WorldCoding {
         return .object(members)
     }
 
+    /// An object; values out of range are brought into it silently.
     public static func object(_ json: JSON) throws(Failure) -> WorldObject {
+        var repairs: [String] = []
+        return try object(json, repairs: &repairs)
+    }
+
+    /// An object; `repairs` gets a line for each value that was out of range
+    /// and was brought back into it.
+    public static func object(_ json: JSON, repairs: inout [String]) throws(Failure) -> WorldObject {
         var object = WorldObject(id: ObjectID(try string(json, "id")), name: try string(json, "name"))
         object.wornBy = try optionalString(json, "wornBy").map { UserID($0) }
         object.definedUser = try optionalString(json, "definedUser").map { UserID($0) }
         object.spawnedBy = try optionalString(json, "spawnedBy").map { UserID($0) }
         object.interactingUser = try optionalString(json, "interactingUser").map { UserID($0) }
-        if let record = json["record"], record != .null { object.record = try self.record(record) }
+        if let record = json["record"], record != .null { object.record = try self.record(record, repairs: &repairs) }
         guard let reactions = json["reactions"]?.arrayValue else { throw Failure(description: "object: no reactions") }
         for reaction in reactions { object.reactions.append(try self.reaction(reaction)) }
         return object
@@ -85,6 +93,11 @@ public enum WorldCoding {
     }
 
     public static func record(_ json: JSON) throws(Failure) -> RecordSettings {
+        var repairs: [String] = []
+        return try record(json, repairs: &repairs)
+    }
+
+    public static func record(_ json: JSON, repairs: inout [String]) throws(Failure) -> RecordSettings {
         var record = RecordSettings()
         if let text = try optionalString(json, "url") {
             guard case .success(let url) = WebSocketURL.parse(text) else {
@@ -96,10 +109,17 @@ public enum WorldCoding {
         record.accessReason = try string(json, "accessReason")
         guard let enabled = json["enabled"]?.boolValue else { throw Failure(description: "record: no enabled") }
         record.enabled = enabled
-        guard let nanoseconds = json["connectRetryIntervalNs"]?.intValue, nanoseconds > 0 else {
+        guard let nanoseconds = json["connectRetryIntervalNs"]?.intValue else {
             throw Failure(description: "record: no connectRetryIntervalNs")
         }
-        record.connectRetryInterval = .nanoseconds(nanoseconds)
+        // Out of range (an older release stored 0 s): brought into range, reported.
+        let bounds = RecordSettings.connectRetryIntervalBounds
+        let interval = Duration.nanoseconds(nanoseconds)
+        record.connectRetryInterval = min(max(interval, bounds.lowerBound), bounds.upperBound)
+        if record.connectRetryInterval != interval {
+            repairs.append(
+                "connectRetryInterval \(interval) is out of range; \(record.connectRetryInterval) instead")
+        }
         return record
     }
 

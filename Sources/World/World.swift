@@ -77,6 +77,9 @@ public struct World: Sendable {
     public private(set) var sessions: [SessionID: Session] = [:]
     public private(set) var objects: [RecordAddress: WorldObject] = [:]
     public private(set) var lifecycles: [RecordAddress: RecordLifecycle] = [:]
+    /// What a record made by the Connect node on an object without one starts
+    /// from (the daemon sets it from the config).
+    public var recordDefaults = RecordSettings()
 
     public init() {}
 
@@ -150,7 +153,7 @@ public struct World: Sendable {
             let address = RecordAddress(session: id, object: objectID)
             guard var object = objects[address] else { throw .unknownObject(address) }
             if let user { try requireUsers([user]) }
-            var settings = object.record ?? RecordSettings()
+            var settings = object.record ?? recordDefaults
             if let url { settings.url = url }
             settings.handlingUser = user.map { .pinned($0) } ?? .automatic
             object.record = settings

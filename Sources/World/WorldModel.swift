@@ -78,6 +78,11 @@ public struct RecordSettings: Equatable, Sendable {
     /// `Enabled`: disabled means no connection and no retries.
     public var enabled: Bool
 
+    /// The retry intervals a record may have, wherever they come from (config,
+    /// control, the state store): shorter would hammer servers, and every
+    /// value inside reads back from the store.
+    public static let connectRetryIntervalBounds: ClosedRange<Duration> = .milliseconds(100) ... .seconds(86_400)
+
     public init(
         url: WebSocketURL? = nil, handlingUser: HandlingUserSetting = .automatic, accessReason: String = "",
         connectRetryInterval: Duration = .seconds(10), enabled: Bool = true

@@ -139,6 +139,10 @@ struct ConfigParserTests {
                 "[websocket]\nflood_policy = \"panic\"\n",
                 "bad.toml:2: websocket.flood_policy: expected one of \"close\", \"drop-oldest\", found \"panic\""
             ),
+            (
+                "[control]\nmax_clients = 10\noperator_reserve = 10\n",
+                "bad.toml:3: control.operator_reserve: must be less than max_clients (10): the rest is what other users may use"
+            ),
             ("[tls]\nca_file = \"ca.pem\"\n", "bad.toml:2: tls.ca_file: expected an absolute path, found \"ca.pem\""),
             (
                 "[log]\nlevel = \"info\"\nlevel = \"debug\"\n",
@@ -212,5 +216,99 @@ struct KeyLocatorTests {
         #expect(locator.line(of: "s[1].k") == 14)
         #expect(locator.line(of: "s[1].o[0].n") == 16)
         #expect(locator.line(of: "nowhere") == nil)
+    }
+}
+
+/// Issue #12 row 2: headers the bundled toml++ aborts on (an assertion) are
+/// reported as located syntax errors and never reach it.
+@Suite("TableHeaderGuard: table headers toml++ cannot be given")
+struct TableHeaderGuardTests {
+    @Test(
+        "a header without a name is a located syntax error, not an abort",
+        arguments: [
+            ("[\n", 1), ("[", 1), ("[[\n", 1), ("[[[a]]]\n", 1), ("[[=\n", 1), ("[\u{2}\n", 1), ("[ \t\n", 1),
+            ("[log]\nlevel = \"info\"\n\n  [\n", 4), ("[[ =]]\n", 1), ("a = 1 # [\n[.]\n", 2),
+        ])
+    func unsafeHeaders(text: String, line: Int) {
+        do {
+            _ = try DaemonConfig.parse(text, file: "bad.toml")
+            Issue.record("parsed: \(text.debugDescription)")
+        } catch {
+            #expect(error.issues.count == 1)
+            #expect(error.issues.first?.line == line, "\(text.debugDescription): \(error.description)")
+            #expect(
+                error.description.contains("TOML syntax error: Error while parsing table header"),
+                "\(error.description)")
+        }
+    }
+
+    @Test("an earlier syntax error is still the one reported")
+    func earlierErrorFirst() {
+        do {
+            _ = try DaemonConfig.parse("[log\nlevel = 1\n[\n", file: "bad.toml")
+            Issue.record("parsed")
+        } catch {
+            #expect(error.description.hasPrefix("bad.toml:1:5: TOML syntax error"), "\(error.description)")
+        }
+    }
+
+    @Test("brackets inside values, strings and comments are not headers")
+    func notHeaders() {
+        let text = """
+            a = [
+            [1, 2],
+              [
+                3,
+              ],
+            ]
+            b = \"\"\"
+            [
+            [[=
+            \"\"\"
+            c = '''
+            [
+            '''
+            d = "[" # [
+            e = { f = "[" }
+            ["quoted ] key"]
+            g = 1
+            [ "x" . y ]
+            [[z]]
+            """
+        #expect(TableHeaderGuard.firstUnsafeHeader(in: text.utf8) == nil)
+    }
+
+    @Test("mutated config files never abort the reader (2000 seeded mutations of the shipped files)")
+    func mutations() throws {
+        let seeds = try [
+            exampleConfigPath, exampleConfigPath.replacingOccurrences(of: "wshostd.toml", with: "demo-world.toml"),
+        ]
+        .map { Array(try String(contentsOfFile: $0, encoding: .utf8).utf8) }
+        var random = SystemRandomNumberGenerator()
+        let alphabet = Array("[]{}\"'=#.\n \t,\\\u{2}ab1".utf8)
+        var outcomes = (ok: 0, refused: 0)
+        for _ in 0..<2_000 {
+            var bytes = seeds.randomElement(using: &random)!
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let index = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[index] = alphabet.randomElement(using: &random)!
+                case 1: bytes.insert(alphabet.randomElement(using: &random)!, at: index)
+                default: bytes.remove(at: index)
+                }
+            }
+            // A header line on its own, where toml++ would have aborted before.
+            if Int.random(in: 0..<4, using: &random) == 0 {
+                let index = Int.random(in: 0..<bytes.count, using: &random)
+                bytes.insert(contentsOf: Array("\n[\n".utf8), at: index)
+            }
+            do {
+                _ = try DaemonConfig.parse(String(decoding: bytes, as: UTF8.self), file: "m.toml")
+                outcomes.ok += 1
+            } catch {
+                outcomes.refused += 1
+            }
+        }
+        #expect(outcomes.refused > 0)
     }
 }

@@ -100,6 +100,19 @@ struct ControlRequestTests {
             (#"{"id":1,"op":"objects.define-user","args":{"session":"s","object":"o"}}"#, .invalidArgs),
             (#"{"id":1,"op":"subscribe","args":{"types":["nope"]}}"#, .invalidArgs),
             (#"{"id":1,"op":"subscribe","args":{"since":1.5}}"#, .invalidArgs),
+            // Numbers no Int holds: refused where decoded, never converted (issue #12 row 1).
+            (#"{"id":1,"op":"subscribe","args":{"since":1e300}}"#, .invalidArgs),
+            (#"{"id":1,"op":"subscribe","args":{"since":9007199254740993}}"#, .invalidArgs),
+            (#"{"id":1,"op":"consent.answer","args":{"user":"u","prompt":1e300,"answer":"allow"}}"#, .invalidArgs),
+            (#"{"id":1,"op":"consent.answer","args":{"user":"u","prompt":-1e300,"answer":"allow"}}"#, .invalidArgs),
+            // Retry intervals outside the config's bounds (row 3: 0.0004 s was stored as 0).
+            (
+                #"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","connectRetryInterval":0.0004}}"#,
+                .invalidArgs
+            ),
+            (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","connectRetryInterval":0.05}}"#, .invalidArgs),
+            (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","connectRetryInterval":1e300}}"#, .invalidArgs),
+            (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","connectRetryInterval":86401}}"#, .invalidArgs),
             (#"{"id":1,"op":"consent.answer","args":{"user":"u","prompt":1,"answer":"maybe"}}"#, .invalidArgs),
             (#"{"id":1,"op":"consent.forget","args":{"user":"u","host":"example.org"}}"#, .invalidArgs),
         ])

@@ -264,6 +264,53 @@ struct ControlEndToEndTests {
             daemon.process.waitForStandardError { $0.contains("control request refused") && $0.contains("uid 65534") })
     }
 
+    @Test("local users who are not operators cannot lock operators out: a reserve, and a cap per uid (issue #12 row 6)")
+    func operatorReserve() throws {
+        let daemon = try ControlledDaemon(
+            world(allowed: 9), socketMode: "0666",
+            control: "max_clients = 40\noperator_reserve = 8\nmax_clients_per_uid = 16")
+        // Each holder opens `count` connections, says hello on each, keeps the
+        // served ones open and prints "served refused".
+        let holder = """
+            import socket, sys, time
+            path, count = sys.argv[1], int(sys.argv[2])
+            held, served, refused = [], 0, 0
+            for _ in range(count):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(path)
+                s.sendall(b'{"id":1,"op":"hello"}\\n')
+                line = s.makefile('rb').readline()
+                if b'too_many_clients' in line: refused += 1
+                elif b'"ok":true' in line: served += 1; held.append(s)
+            print(served, refused, flush=True)
+            time.sleep(60)
+            """
+        func hold(uid: Int, _ count: Int) throws -> ChildProcess {
+            let child = ChildProcess(
+                executable: URL(fileURLWithPath: "/usr/bin/setpriv"),
+                [
+                    "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", "/usr/bin/python3", "-c", holder,
+                    daemon.socket, "\(count)",
+                ])
+            try child.start()
+            return child
+        }
+        let first = try hold(uid: 65534, 100)
+        defer { first.signal(SIGKILL) }
+        #expect(first.waitForStandardOutput(timeout: .seconds(20)) { $0.contains("16 84") }, "\(first.standardOutput)")
+        // A second uid gets the rest of what is shared (40 − 8 reserved − 16).
+        let second = try hold(uid: 65533, 20)
+        defer { second.signal(SIGKILL) }
+        #expect(second.waitForStandardOutput(timeout: .seconds(20)) { $0.contains("16 4") }, "\(second.standardOutput)")
+        let third = try hold(uid: 65532, 5)
+        defer { third.signal(SIGKILL) }
+        #expect(third.waitForStandardOutput(timeout: .seconds(20)) { $0.contains("0 5") }, "\(third.standardOutput)")
+        // The operators' reserve is still there.
+        let status = try daemon.json(["status"])
+        #expect(status["controlClients"]?.intValue == 33)
+        #expect(daemon.process.waitForStandardError { $0.contains("uid 65534 holds 16 control connections already") })
+    }
+
     @Test("the event stream: ordered sequence numbers, filters, resume with --since, history gone")
     func eventStream() throws {
         let peer = try Peer("echo")
@@ -363,6 +410,9 @@ struct ControlEndToEndTests {
                 [[sessions.objects]]
                 id = "o"
                 url = "ws://127.0.0.1:9/"
+
+                [[sessions.objects]]
+                id = "bare"
                 """,
             control: "max_request_size = \"1KiB\"")
         // The world as declared (the record's status moves on its own: it retries port 9).
@@ -397,6 +447,16 @@ struct ControlEndToEndTests {
             ),
             (#"{"id":12,"op":"subscribe","args":{"since":-3}}"#, "invalid_args"),
             ("{\"id\":13,\"op\":\"status\",\"args\":{\"x\":\"\u{00}\"}}", "parse_error"),
+            // Issue #12: numbers no Int holds (row 1, from any peer: decoded before
+            // access is checked), a retry interval that rounds to 0 (row 3), and a
+            // refused Connect on an object without a record (row 7).
+            (#"{"id":14,"op":"subscribe","args":{"since":1e300}}"#, "invalid_args"),
+            (#"{"id":15,"op":"consent.answer","args":{"user":"ann","prompt":1e300,"answer":"allow"}}"#, "invalid_args"),
+            (
+                #"{"id":16,"op":"ws.set","args":{"session":"lobby","object":"o","connectRetryInterval":0.0004}}"#,
+                "invalid_args"
+            ),
+            (#"{"id":17,"op":"ws.connect","args":{"session":"lobby","object":"bare","user":"ghost"}}"#, "not_found"),
         ]
         for (line, expected) in table {
             let response = try client.request(line)
@@ -416,6 +476,7 @@ struct ControlEndToEndTests {
         usleep(100_000)
         #expect(try client.request("")["id"] == .int(101))
         // Nothing changed.
+        #expect(try daemon.json(["objects", "show", "lobby", "bare"])["object"]?["record"] == .null)
         #expect(try declared() == before)
         #expect(try daemon.json(["users", "list"]) == beforeUsers)
 

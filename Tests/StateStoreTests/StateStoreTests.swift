@@ -151,4 +151,54 @@ struct StateStoreTests {
         let again = try StateStore(directory: directory, legacyTokens: ["ann": "other"])
         #expect(try again.load().tokens == ["ann": "from-the-json-file-0123"])
     }
+
+    @Test("one unreadable row never keeps the store from opening: it is reported and left out, the rest loads")
+    func badRowsAreReported() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try StateStore(directory: directory)
+        var delta = StateStore.Delta()
+        delta.users = [User(id: "ann", name: "Ann", kind: .interactive)]
+        delta.sessions = [Session(id: "lobby", name: "Lobby", host: "ann", present: ["ann"])]
+        delta.objects = [("lobby", ticker)]
+        try store.write(delta)
+        // What an older release could write (issue #12 row 3: a 0 s retry
+        // interval), and rows damaged outright.
+        try DatabaseQueue(path: store.path).write { db in
+            try db.execute(
+                sql: "INSERT INTO objects (session, id, body) VALUES ('lobby', 'zero', ?)",
+                arguments: [
+                    #"{"id":"zero","name":"zero","reactions":[],"record":{"accessReason":"","enabled":true,"connectRetryIntervalNs":0,"url":"ws://127.0.0.1:9/"}}"#
+                ])
+            try db.execute(sql: "INSERT INTO objects (session, id, body) VALUES ('lobby', 'junk', '{not json')")
+            try db.execute(sql: "INSERT INTO users (id, body) VALUES ('bob', '[]')")
+            try db.execute(
+                sql: "INSERT INTO decisions VALUES ('ann', 'x.example', 70000, 'websocket', 'allowed', 'ok')")
+        }
+        let snapshot = try StateStore(directory: directory).load()
+        #expect(snapshot.users.map(\.id) == ["ann"])
+        #expect(snapshot.objects.map(\.object.id).sorted() == ["ticker", "zero"])
+        let repaired = snapshot.objects.first { $0.object.id == "zero" }?.object.record
+        #expect(repaired?.connectRetryInterval == RecordSettings.connectRetryIntervalBounds.lowerBound)
+        #expect(snapshot.problems.count == 4)
+        #expect(snapshot.problems.contains { $0.hasPrefix("object lobby/junk:") && $0.hasSuffix("left out") })
+        #expect(snapshot.problems.contains { $0.hasPrefix("object lobby/zero: connectRetryInterval") })
+        #expect(snapshot.problems.contains { $0.hasPrefix("user bob:") })
+        #expect(snapshot.problems.contains { $0.contains("decision of ann for x.example") })
+    }
+
+    @Test("a value that would not read back is refused before anything is stored")
+    func unreadableValuesAreNotStored() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try StateStore(directory: directory)
+        var zero = ticker
+        zero.record?.connectRetryInterval = .zero
+        var delta = StateStore.Delta()
+        delta.users = [User(id: "ann", name: "Ann", kind: .interactive)]
+        delta.objects = [("lobby", zero)]
+        #expect(throws: StateStore.Failure.self) { try store.write(delta) }
+        let snapshot = try store.load()
+        #expect(snapshot.users.isEmpty && snapshot.objects.isEmpty && snapshot.problems.isEmpty)
+    }
 }

@@ -119,4 +119,20 @@ struct WorldTests {
         #expect(world.objects == before)
         #expect(World.Failure.unknownUser("zed").description == "no user zed")
     }
+
+    @Test("Connect on an object without a record makes one from the world's defaults; refused, it makes none")
+    func connectMakesOneRecord() throws {
+        var world = try world()
+        _ = try world.apply(.spawn("s", WorldObject(id: "bare", name: "Bare")), now: t0)
+        let bare = RecordAddress(session: "s", object: "bare")
+        world.recordDefaults = RecordSettings(connectRetryInterval: .seconds(3))
+        #expect(throws: World.Failure.unknownUser("nobody")) {
+            try world.apply(.connect("s", "bare", url: url, user: "nobody"), now: t0)
+        }
+        #expect(world.objects[bare]?.record == nil)
+        let actions = try world.apply(.connect("s", "bare", url: url, user: nil), now: t0)
+        #expect(asked(actions) == ["host"])
+        #expect(world.objects[bare]?.record?.connectRetryInterval == .seconds(3))
+        #expect(world.objects[bare]?.record?.url == url)
+    }
 }
