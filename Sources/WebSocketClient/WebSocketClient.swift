@@ -91,7 +91,9 @@ public final class WebSocketClient {
         self.options = options
         self.timers = timers
         self.onEvent = onEvent
-        connection = ClientConnection(url: url, configuration: options.connection, maskKey: MaskKeys.next)
+        var configuration = options.connection
+        configuration.controlReplyLimit = options.sendQueueLimit
+        connection = ClientConnection(url: url, configuration: configuration, maskKey: MaskKeys.next)
     }
 
     /// Starts connecting; events follow on the loop.
@@ -174,6 +176,9 @@ public final class WebSocketClient {
 
     public var isOpen: Bool { phase == .connected && connection.isOpen }
 
+    /// Pings left unanswered because the server was not reading (the send queue was full).
+    public var pongsSkipped: Int { connection.pongsSkipped }
+
     /// Runs `body` (which sends) and writes what it sent together at the end:
     /// one system call for a batch of messages.
     public func batchingWrites(_ body: () -> Void) {
@@ -252,6 +257,7 @@ public final class WebSocketClient {
         switch input {
         case .data(let bytes):
             lastInbound = LoopTimers.now()
+            connection.transportBacklog = socket?.pendingCount ?? 0
             if tls != nil { driveTLS(bytes) } else { connection.receive(bytes) }
         case .eof:
             connection.receiveEOF()
@@ -287,24 +293,20 @@ public final class WebSocketClient {
         }
         // Frames that produce no event (a Close to echo, a ping to answer) queue bytes too.
         flush()
-        switch connection.transportAction {
-        case .keepOpen:
-            break
-        case .closeAfterFlush:
-            if pendingBytes == 0 {
-                connection.abort(reason: "failed")
+        if connection.awaitsServerClose && closeTimer == nil {
+            // Whoever sent the first Close, the server gets close_timeout to end
+            // the connection; then the socket is closed hard (a server that
+            // ignores our Close, or keeps flooding, cannot keep it open).
+            closeTimer = timers.schedule(after: options.closeTimeout, slack: .milliseconds(50)) { [weak self] in
+                guard let self else { return }
+                connection.abort(
+                    reason: "the server did not end the connection within \(options.closeTimeout) of the Close")
                 pump()
             }
-        case .awaitServerClose:
-            if closeTimer == nil {
-                closeTimer = timers.schedule(after: options.closeTimeout, slack: .milliseconds(50)) { [weak self] in
-                    guard let self else { return }
-                    connection.abort(reason: "server did not close the connection")
-                    pump()
-                }
-            }
-        case .close:
-            break
+        }
+        if connection.transportAction == .closeAfterFlush && pendingBytes == 0 {
+            connection.abort(reason: "failed")
+            pump()
         }
     }
 

@@ -18,6 +18,11 @@ public struct ClientConnection {
         /// Outgoing messages are split into frames of at most this payload.
         public var fragmentSize: Int
         public var userAgent: String?
+        /// Bytes waiting to be written (here and in the shell's `transportBacklog`)
+        /// beyond which a ping gets no pong: a server that sends pings and never
+        /// reads cannot grow our memory (RFC 6455 §5.5.3 lets an endpoint answer
+        /// only the most recent ping).
+        public var controlReplyLimit = 16 << 20
 
         public init(
             maxFrameSize: Int = 16 << 20, maxMessageSize: Int = 16 << 20, fragmentSize: Int = 64 << 10,
@@ -76,6 +81,23 @@ public struct ClientConnection {
     private var currentFrameIsFinal = false
     private var utf8 = UTF8Validator()
     private var eofReceived = false
+
+    /// Bytes the shell holds for the socket beyond `outboundCount` (set before
+    /// `receive`): counted against `controlReplyLimit`.
+    public var transportBacklog = 0
+    /// Pings left unanswered because too much was waiting to be written.
+    public private(set) var pongsSkipped = 0
+
+    /// We started a Close handshake (or one is finishing): the shell bounds
+    /// how long it waits for the server to end it (close_timeout), whoever
+    /// sent the first Close.
+    public var awaitsServerClose: Bool {
+        switch state {
+        case .closeSent: return true
+        case .closing(_, let action): return action == .awaitServerClose
+        case .handshaking, .open, .closed: return false
+        }
+    }
 
     /// `maskKey` gives one masking key per call; the handshake nonce is made of
     /// its first four keys.
@@ -416,7 +438,13 @@ public struct ClientConnection {
         switch opcode {
         case .ping:
             // RFC 6455 §5.5.2: answer with a pong carrying the same payload.
-            if state == .open { writeFrame(fin: true, opcode: .pong, payload: payload) }
+            if state == .open {
+                if outbound.count + transportBacklog < configuration.controlReplyLimit {
+                    writeFrame(fin: true, opcode: .pong, payload: payload)
+                } else {
+                    pongsSkipped += 1
+                }
+            }
             events.append(.ping(Array(payload)))
         case .pong:
             events.append(.pong(Array(payload)))

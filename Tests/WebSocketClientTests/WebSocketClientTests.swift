@@ -1,3 +1,4 @@
+import Dispatch
 import EventLoop
 import Glibc
 import TestSupport
@@ -217,6 +218,71 @@ struct WebSocketClientTests {
             #expect(pending > 0 && pending + chunk.count > options.sendQueueLimit)
             #expect(largestQueue <= options.sendQueueLimit + chunk.count)
             #expect(closedReport(events)?.reason == "test over")
+        }
+    }
+
+    @Test("issue #12 row 4: a server that ignores our Close and keeps sending is cut off after close_timeout")
+    func ignoredClose() async throws {
+        let peer = try Peer("ignore-close")
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.closeTimeout = .milliseconds(300)
+            var closedAt: ContinuousClock.Instant?
+            let events = await run("ws://127.0.0.1:\(peer.port)/", options: options) { client, event in
+                if case .text = event, closedAt == nil {
+                    closedAt = .now
+                    client.close(code: .normalClosure, reason: "bye")
+                    // Bounded even if the close timeout never fires.
+                    LoopExecutor.shared.queue.asyncAfter(deadline: .now() + .seconds(5)) {
+                        LoopActor.assumeIsolated { client.abort(reason: "test safety net") }
+                    }
+                }
+            }
+            let elapsed = closedAt.map { ContinuousClock.now - $0 } ?? .zero
+            #expect(elapsed >= .milliseconds(280) && elapsed < .seconds(3), "\(elapsed)")
+            let report = closedReport(events)
+            #expect(report?.code == .abnormalClosure)
+            #expect(report?.reason.contains("did not end the connection") == true, "\(String(describing: report))")
+        }
+        // The socket is closed, not just forgotten: the server sees EOF.
+        #expect(peer.waitForOutput(timeout: .seconds(5)) { $0.contains("EOF") })
+    }
+
+    @Test("issue #12 row 5: pings from a server that never reads get no pongs past the send queue limit")
+    func pingFlood() async throws {
+        let peer = try Peer("ping-flood", "2000000")
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.sendQueueLimit = 256 << 10
+            options.idleTimeout = .seconds(30)
+            let holder = Holder()
+            var largest = 0
+            var skipped = 0
+            let timers = LoopTimers()
+            let url = try! WebSocketURL.parse("ws://127.0.0.1:\(peer.port)/").get()
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let client = WebSocketClient(url: url, options: options, timers: timers) { event in
+                    if case .closed = event { done.resume() }
+                }
+                holder.client = client
+                client.start()
+                // Sample the queue while the pings pour in (6 s at most), then end.
+                @LoopActor func sample(_ round: Int) {
+                    guard let client = holder.client else { return }
+                    largest = max(largest, client.pendingBytes)
+                    skipped = client.pongsSkipped
+                    if round == 300 || skipped > 100_000 {
+                        client.abort(reason: "test over")
+                        return
+                    }
+                    _ = timers.schedule(after: .milliseconds(20), slack: .milliseconds(1)) { sample(round + 1) }
+                }
+                sample(0)
+            }
+            holder.client = nil
+            // Bounded by the limit plus what one read's pings can add.
+            #expect(largest <= options.sendQueueLimit + (256 << 10) * 4, "\(largest)")
+            #expect(skipped > 0)
         }
     }
 

@@ -51,6 +51,40 @@ struct ClientConnectionTests {
             ])
     }
 
+    @Test("issue #12 row 5: past controlReplyLimit bytes waiting, pings get no pong (counted), and then do again")
+    func pongsAreBounded() {
+        var connection = openConnection()
+        _ = connection.takeEvents()
+        _ = connection.takeOutbound()
+        connection.transportBacklog = connection.configuration.controlReplyLimit
+        connection.receive(serverFrame(opcode: 9, Array("p1".utf8)) + serverFrame(opcode: 9, Array("p2".utf8)))
+        #expect(connection.takeEvents() == [.ping(Array("p1".utf8)), .ping(Array("p2".utf8))])
+        #expect(!connection.hasOutbound)
+        #expect(connection.pongsSkipped == 2)
+        connection.transportBacklog = 0
+        connection.receive(serverFrame(opcode: 9, Array("p3".utf8)))
+        _ = connection.takeEvents()
+        #expect(
+            ClientFrame.decodeAll(connection.takeOutbound()) == [
+                ClientFrame(fin: true, opcode: 0xA, masked: true, payload: Array("p3".utf8))
+            ])
+    }
+
+    @Test("issue #12 row 4: the shell bounds the wait for the server's answer after either side's Close")
+    func awaitsServerClose() {
+        var ours = openConnection()
+        _ = ours.takeEvents()
+        #expect(!ours.awaitsServerClose)
+        ours.close(code: .normalClosure, reason: "bye")
+        #expect(ours.awaitsServerClose)
+        #expect(ours.transportAction == .keepOpen)  // frames are still read until the server's Close
+        var theirs = openConnection()
+        _ = theirs.takeEvents()
+        theirs.receive(serverFrame(opcode: 8, closePayload(1000, "bye")))
+        _ = theirs.takeEvents()
+        #expect(theirs.awaitsServerClose)
+    }
+
     @Test("Neos #2508: a message right before the server's Close is delivered before closed")
     func lastMessageBeforeClose() {
         var connection = openConnection()

@@ -11,6 +11,11 @@ modes:
   echo-log     python-websockets: echo, and print "CLOSED <code>" when a connection ends
   flood N      python-websockets: send N one-byte text messages as fast as it can, then close 1000;
                print "RCVD <code>" with the code of the client's Close
+
+hostile modes (raw asyncio streams, byte by byte; each prints "EOF" when the client closes TCP):
+  ignore-close     send a text frame every millisecond, read and ignore everything (our Close too)
+  ping-flood N     send N pings as fast as the socket takes them and never read; print "SENT"
+  empty-continuations  start a text message, then send empty continuation frames forever
 """
 import asyncio
 import sys
@@ -61,6 +66,67 @@ async def silent(ws):
     await asyncio.sleep(3600)
 
 
+async def raw_server(handler):
+    """A WebSocket server written by hand: accepts any handshake, then runs
+    `handler(reader, writer)`, which may break every rule after it."""
+    import base64
+    import hashlib
+
+    async def accept(reader, writer):
+        header = await reader.readuntil(b"\r\n\r\n")
+        key = b""
+        for line in header.split(b"\r\n"):
+            if line.lower().startswith(b"sec-websocket-key:"):
+                key = line.split(b":", 1)[1].strip()
+        digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n")
+        await writer.drain()
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        print("EOF", flush=True)
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    await server.serve_forever()
+
+
+async def drain_until_eof(reader):
+    while await reader.read(65536):
+        pass
+
+
+async def ignore_close(reader, writer):
+    reading = asyncio.ensure_future(drain_until_eof(reader))
+    while not reading.done():
+        writer.write(b"\x81\x01x")
+        await writer.drain()
+        await asyncio.sleep(0.001)
+
+
+async def ping_flood(reader, writer):
+    for _ in range(int(sys.argv[2])):
+        writer.write(b"\x89\x00")
+        if writer.transport.get_write_buffer_size() > 1 << 20:
+            await writer.drain()
+    await writer.drain()
+    print("SENT", flush=True)
+    await asyncio.sleep(3600)
+
+
+async def empty_continuations(reader, writer):
+    reading = asyncio.ensure_future(drain_until_eof(reader))
+    writer.write(b"\x01\x01x")
+    chunk = b"\x00\x00" * 32768
+    while not reading.done():
+        writer.write(chunk)
+        await writer.drain()
+
+
 async def picows_echo():
     from picows import WSListener, WSMsgType, ws_create_server
 
@@ -87,6 +153,9 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         asyncio.run(websockets_server(echo, ssl=context))
+    elif mode in ("ignore-close", "ping-flood", "empty-continuations"):
+        handler = {"ignore-close": ignore_close, "ping-flood": ping_flood, "empty-continuations": empty_continuations}
+        asyncio.run(raw_server(handler[mode]))
     else:
         handler = {"echo": echo, "echo-log": echo_log, "flood": flood, "say-close": say_close, "silent": silent}[mode]
         asyncio.run(websockets_server(handler))
