@@ -7,7 +7,7 @@ cd "$root"
 scripts/setup.sh
 
 echo "== swift format lint"
-swift format lint --strict -r Sources Tests Package.swift
+swift format lint --strict -r Sources Tests Package.swift fuzz/Package.swift fuzz/Fuzzers
 
 echo "== swift build"
 swift build --build-tests --explicit-target-dependency-import-check error
@@ -24,6 +24,11 @@ if [ "$status" != 0 ] || [ -z "$unit" ]; then
     exit 1
 fi
 grep -E 'Test run with|Executed [0-9]+ tests' "$log"
+
+echo "== fuzzing: the frame core, control requests and the config reader, 60 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh --seconds "${WSHOSTD_FUZZ_SECONDS:-60}" | tee "$log"
+fz=$(grep -c ', no crash$' "$log")
+[ "$fz" = 3 ] || { echo "fuzzing failed"; exit 1; }
 
 echo "== Autobahn|Testsuite, client cases 1-10"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
@@ -49,5 +54,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
 
-echo "== summary: swift test $unit passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + ab + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + fz + ab + abw + sd + bs)) passed, 0 failed"

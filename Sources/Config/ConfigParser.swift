@@ -38,19 +38,15 @@ extension DaemonConfig {
                     ConfigIssue(keyPath: "", line: nil, message: "the file contains a NUL byte; is it a text file?")
                 ])
         }
-        if let header = TableHeaderGuard.firstUnsafeHeader(in: text.utf8) {
-            // A header toml++ would abort on is never parsed. An earlier syntax
-            // error, if there is one, is still the one reported.
-            let before = String(decoding: text.utf8.prefix(header.offset), as: UTF8.self)
-            _ = try syntax(before, file: file)
+        // toml++ is given valid TOML syntax only: some malformed input trips
+        // its assertions (an abort), so the syntax is checked here first.
+        if let failure = TOMLSyntax.check(text.utf8) {
             throw ConfigError(
                 file: file,
                 issues: [
                     ConfigIssue(
-                        keyPath: "", line: header.line, column: header.column,
-                        message:
-                            "TOML syntax error: Error while parsing table header: expected a table name (a bare or quoted key) after '['"
-                    )
+                        keyPath: "", line: failure.line, column: failure.column,
+                        message: "TOML syntax error: \(failure.message)")
                 ])
         }
         let root = try syntax(text, file: file)
