@@ -22,9 +22,10 @@ done
 [ ${#targets[@]} -gt 0 ] || targets=(FuzzFrames FuzzControl FuzzConfig)
 
 scratch=$root/.build-fuzz
+mkdir -p "$scratch"
 echo "fuzz: building (debug, -sanitize=fuzzer,address) into $scratch"
 swift build --package-path fuzz --scratch-path "$scratch" -c debug --sanitize=fuzzer --sanitize=address \
-    >"$scratch.log" 2>&1 || { cat "$scratch.log"; echo "fuzz: build failed"; exit 1; }
+    >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log"; echo "fuzz: build failed"; exit 1; }
 bin=$(swift build --package-path fuzz --scratch-path "$scratch" -c debug --show-bin-path)
 
 status=0
