@@ -14,6 +14,7 @@ extension DaemonConfig {
         ],
         "security": ["allowed_url_hosts", "consent_timeout"],
         "tls": ["ca_file"],
+        "limits": ["sends_per_second", "frames_per_message", "inbound_budget"],
         "control": [
             "socket", "socket_mode", "group", "max_clients", "operator_reserve", "max_clients_per_uid",
             "max_request_size", "client_buffer", "event_history",
@@ -114,6 +115,26 @@ extension DaemonConfig {
         config.security.consentTimeout = security.value(
             "consent_timeout", default: defaults.security.consentTimeout,
             Decode.duration(min: .seconds(1), allowZero: true, max: .seconds(86_400)))
+
+        let limits = document.table("limits")
+        limits.rejectUnknownKeys(schema["limits"]!)
+        config.limits.sendsPerSecond = limits.value("sends_per_second", default: defaults.limits.sendsPerSecond) {
+            raw in
+            guard let count = raw.int, count >= 0, count <= 10_000_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 0 (no limit) to 10000000"))
+            }
+            return .success(count)
+        }
+        config.limits.framesPerMessage = limits.value(
+            "frames_per_message", default: defaults.limits.framesPerMessage
+        ) { raw in
+            guard let count = raw.int, count >= 1, count <= 1 << 30 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 1 to 1073741824"))
+            }
+            return .success(count)
+        }
+        config.limits.inboundBudget = limits.value(
+            "inbound_budget", default: defaults.limits.inboundBudget, Decode.size(min: 1 << 20, max: 1 << 40))
 
         let tls = document.table("tls")
         tls.rejectUnknownKeys(schema["tls"]!)

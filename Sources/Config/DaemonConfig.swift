@@ -10,6 +10,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var security = Security()
     public var tls = TLS()
     public var control = Control()
+    public var limits = Limits()
     /// The world declared in the file: users, sessions, objects, records, reactions.
     public var world = DeclaredWorld()
 
@@ -93,6 +94,19 @@ extension DaemonConfig {
         public var clientBuffer: Int64 = 4 << 20
         /// Events kept for subscribers resuming with `since`.
         public var eventHistory = 10_000
+    }
+
+    /// `[limits]`: what one record, one server or all of them together may
+    /// cost (docs/security.md).
+    public struct Limits: Equatable, Sendable {
+        /// Sends per second per record (reactions and `ws send`); 0 is no limit.
+        public var sendsPerSecond = 1_000
+        /// Frames in one incoming message (→ 1008).
+        public var framesPerMessage = 1 << 17
+        /// Inbound bytes all records together may hold (partial messages and
+        /// messages waiting for delivery); past it the record that asks for
+        /// more is closed with 1008.
+        public var inboundBudget: Int64 = 512 << 20
     }
 
     /// `[tls]`: settings for `wss://` connections.

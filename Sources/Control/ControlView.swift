@@ -84,6 +84,7 @@ public struct ControlView {
             "messagesIn": .int(status.messagesIn), "messagesOut": .int(status.messagesOut),
             "bytesIn": .int(status.bytesIn), "bytesOut": .int(status.bytesOut),
             "floods": .int(status.floods), "dropped": .int(status.dropped),
+            "sendsRefused": .int(status.sendsRefused),
         ])
     }
 

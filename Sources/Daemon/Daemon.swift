@@ -40,6 +40,8 @@ public final class Daemon {
     private let notifier = Notifier()
     private let timers = LoopTimers()
     private let signals = SignalWatcher()
+    /// Inbound bytes all records together may hold ([limits] inbound_budget).
+    private let inboundBudget = InboundBudget(limit: 512 << 20)
     private let exit: @LoopActor (Int32) -> Never
     /// The world, live.
     public private(set) var host: Host?
@@ -215,6 +217,7 @@ public final class Daemon {
             host.options = clientOptions(fresh)
             host.floodLimits = Self.floodLimits(fresh)
             host.recordDefaults = RecordSettings(connectRetryInterval: fresh.websocket.connectRetryInterval)
+            host.sendsPerSecond = fresh.limits.sendsPerSecond
             let changes = fresh.world.changes(from: config.world)
             applyDeclared(changes, declared: fresh.world)
             if !changes.isEmpty {
@@ -295,6 +298,7 @@ public final class Daemon {
             })
         host.floodLimits = Self.floodLimits(config)
         host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
+        host.sendsPerSecond = config.limits.sendsPerSecond
         host.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
@@ -449,8 +453,11 @@ public final class Daemon {
         options.connection.maxFrameSize = Int(ws.maxFrameSize)
         options.connection.maxMessageSize = Int(ws.maxMessageSize)
         options.connection.fragmentSize = Int(ws.fragmentSize)
+        options.connection.maxMessageFrames = config.limits.framesPerMessage
         options.connection.userAgent = "wshostd/\(BuildInfo.version)"
         options.tls = try? ConfigFile.tlsContext(for: config, file: configPath)
+        inboundBudget.limit = Int(config.limits.inboundBudget)
+        options.inboundBudget = inboundBudget
         return options
     }
 

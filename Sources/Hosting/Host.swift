@@ -122,6 +122,19 @@ public final class Host {
     /// counts without a dictionary lookup.
     private final class StatusBox {
         var value = RecordStatus()
+        var sendRate: SendRate
+        /// Refusing sends now (logged once per run of refusals).
+        var rateLimited = false
+
+        init(sendsPerSecond: Int) {
+            sendRate = SendRate(perSecond: sendsPerSecond)
+        }
+    }
+
+    /// Sends per second per record (0: no limit); also ends echo loops with
+    /// a server that echoes back (issue #12).
+    public var sendsPerSecond = 1_000 {
+        didSet { for box in statusBoxes.values { box.sendRate.perSecond = sendsPerSecond } }
     }
 
     /// One attempt's socket and everything the message path needs, found
@@ -301,6 +314,20 @@ public final class Host {
             if reportsMessages { emit(.sendError(address, reason: "not connected")) }
             return .failed(reason: "not connected")
         }
+        guard sendsPerSecond == 0 || link.status.sendRate.take(now: LoopTimers.now()) else {
+            let reason = "more than \(sendsPerSecond) sends per second ([limits] sends_per_second)"
+            link.status.value.sendsRefused += 1
+            if !link.status.rateLimited {
+                link.status.rateLimited = true
+                link.status.value.lastError = "send: \(reason)"
+                logger.warning(
+                    "sends refused: \(reason)",
+                    metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+            }
+            if reportsMessages { emit(.sendError(address, reason: reason)) }
+            return .failed(reason: reason)
+        }
+        link.status.rateLimited = false
         do {
             let size: Int
             if let text {
@@ -491,7 +518,7 @@ public final class Host {
     /// The status of the record at `address`, made on first use.
     private func status(_ address: RecordAddress) -> StatusBox {
         if let box = statusBoxes[address] { return box }
-        let box = StatusBox()
+        let box = StatusBox(sendsPerSecond: sendsPerSecond)
         statusBoxes[address] = box
         return box
     }
@@ -550,12 +577,30 @@ public final class Host {
         }
         link.queue.messages.append(message)
         link.queue.bytes += message.size
+        let withinBudget = options.inboundBudget?.charge(message.size) ?? true
         let limits = floodLimits
+        if !withinBudget, let budget = options.inboundBudget {
+            // The daemon-wide budget is spent: this record sheds what waits and closes.
+            let address = link.address
+            status.value.dropped += link.queue.messages.count
+            budget.charge(-link.queue.bytes)
+            link.queue = InboundQueue()
+            link.shedding = true
+            status.value.floods += 1
+            let reason = "the \(budget.limit)-byte budget for inbound data of all records is spent"
+            status.value.lastError = reason
+            logger.warning(
+                "\(reason); closing with 1008",
+                metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+            link.client.close(code: .policyViolation, reason: "inbound budget")
+            return
+        }
         if link.queue.messages.count > limits.messages || link.queue.bytes > limits.bytes {
             let address = link.address
             switch limits.policy {
             case .close:
                 status.value.dropped += link.queue.messages.count
+                options.inboundBudget?.charge(-link.queue.bytes)
                 link.queue = InboundQueue()
                 link.shedding = true
                 status.value.floods += 1
@@ -572,6 +617,7 @@ public final class Host {
                     let first = link.queue.messages.popFirst()
                 {
                     link.queue.bytes -= first.size
+                    options.inboundBudget?.charge(-first.size)
                     dropped += 1
                 }
                 status.value.dropped += dropped
@@ -641,6 +687,7 @@ public final class Host {
     private func deliverOne(_ link: Link) -> Bool {
         guard let message = link.queue.messages.popFirst() else { return false }
         link.queue.bytes -= message.size
+        options.inboundBudget?.charge(-message.size)
         if link.queue.messages.isEmpty { link.queue.flooding = false }
         // A message of an attempt that has been torn down is not delivered.
         if link.current { deliver(link, message) }

@@ -25,6 +25,8 @@ public final class WebSocketClient {
         public var connection = ClientConnection.Configuration()
         /// TLS settings for wss (trust store, CA file); nil uses the system defaults.
         public var tls: TLSContext?
+        /// The daemon-wide budget for inbound bytes, if any.
+        public var inboundBudget: InboundBudget?
 
         public init() {}
     }
@@ -76,6 +78,8 @@ public final class WebSocketClient {
     private var tls: TLSSession?
     private var connection: ClientConnection
     private var lastInbound = MonotonicInstant(nanoseconds: 0)
+    /// Inbound bytes charged to `options.inboundBudget`.
+    private var charged = 0
     /// Events are being delivered: sends are queued and written when the pump ends.
     private var pumping = false
     private var handshakeTimer: TimerID?
@@ -265,6 +269,23 @@ public final class WebSocketClient {
             connection.abort(reason: "socket error: \(String(cString: strerror(code)))")
         }
         pump()
+        chargeInbound()
+    }
+
+    /// Brings the budget up to what the connection holds now; a connection
+    /// that grows while the budget is spent fails with 1008.
+    private func chargeInbound() {
+        guard let budget = options.inboundBudget, phase == .connected else { return }
+        let held = connection.bufferedInboundBytes
+        let grew = held > charged
+        let fits = budget.charge(held - charged)
+        charged = held
+        if grew && !fits {
+            connection.fail(.inboundBudgetExceeded(limit: budget.limit))
+            pump()
+            budget.charge(connection.bufferedInboundBytes - charged)
+            charged = connection.bufferedInboundBytes
+        }
     }
 
     /// Writes what the connection queued, delivers its events, and acts on its transport request.
@@ -415,6 +436,8 @@ public final class WebSocketClient {
     private func finish(_ report: CloseReport) {
         guard phase != .finished else { return }
         phase = .finished
+        options.inboundBudget?.charge(-charged)
+        charged = 0
         cancel(&handshakeTimer)
         cancel(&idleTimer)
         cancel(&keepaliveTimer)

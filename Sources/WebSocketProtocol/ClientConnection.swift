@@ -15,6 +15,9 @@ public struct ClientConnection {
         public var maxFrameSize: Int
         /// Largest incoming message, all fragments together (→ 1009).
         public var maxMessageSize: Int
+        /// Most frames in one incoming message (→ 1008): endless empty
+        /// continuation frames cost parsing and carry nothing.
+        public var maxMessageFrames = 1 << 17
         /// Outgoing messages are split into frames of at most this payload.
         public var fragmentSize: Int
         public var userAgent: String?
@@ -79,6 +82,8 @@ public struct ClientConnection {
     private var messageOpcode: Opcode?
     private var messageBytes: [UInt8] = []
     private var currentFrameIsFinal = false
+    /// Frames of the message being assembled.
+    private var messageFrames = 0
     private var utf8 = UTF8Validator()
     private var eofReceived = false
 
@@ -87,6 +92,24 @@ public struct ClientConnection {
     public var transportBacklog = 0
     /// Pings left unanswered because too much was waiting to be written.
     public private(set) var pongsSkipped = 0
+
+    /// Inbound bytes held now: the message being assembled and bytes not yet
+    /// parsed (what a daemon-wide budget counts).
+    public var bufferedInboundBytes: Int { messageBytes.count + parser.bufferedCount + headerBuffer.count }
+
+    /// Fails the connection for a reason the shell decided (RFC 6455 §7.1.7):
+    /// a Close with the error's code, buffered input dropped, then the
+    /// transport closes.
+    public mutating func fail(_ error: ProtocolError) {
+        switch state {
+        case .handshaking:
+            finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: error.description))
+        case .open, .closeSent:
+            failConnection(error)
+        case .closing, .closed:
+            break
+        }
+    }
 
     /// We started a Close handshake (or one is finishing): the shell bounds
     /// how long it waits for the server to end it (close_timeout), whoever
@@ -396,7 +419,13 @@ public struct ClientConnection {
                 }
                 messageOpcode = header.opcode
                 messageBytes = []
+                messageFrames = 0
                 utf8.reset()
+            }
+            messageFrames += 1
+            guard messageFrames <= configuration.maxMessageFrames else {
+                failConnection(.tooManyFrames(limit: configuration.maxMessageFrames))
+                return true
             }
             // Fail as soon as the header announces too much (RFC 6455 §10.4).
             guard messageBytes.count + header.payloadLength <= configuration.maxMessageSize else {
@@ -495,6 +524,8 @@ public struct ClientConnection {
         if case .open = state { writeClose(code: error.closeCode, reason: reason) }
         messageOpcode = nil
         messageBytes = []
+        headerBuffer = []
+        parser.discardBuffered()
         state = .closing(
             report: CloseReport(initiator: .client, code: error.closeCode, reason: reason, error: error),
             action: .closeAfterFlush)

@@ -37,6 +37,13 @@ public struct FrameParser: Sendable {
     /// Bytes received and not yet consumed.
     public var bufferedCount: Int { buffer.count - readIndex }
 
+    /// Forgets what is buffered (the connection failed; nothing more is parsed).
+    public mutating func discardBuffered() {
+        buffer = []
+        readIndex = 0
+        failed = true
+    }
+
     public mutating func append<Bytes: Collection>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         if readIndex > 0 && readIndex == buffer.count {
             buffer.removeAll(keepingCapacity: true)

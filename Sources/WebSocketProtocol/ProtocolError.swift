@@ -14,6 +14,10 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case expectedContinuation
     case frameTooBig(limit: Int)
     case messageTooBig(limit: Int)
+    /// More frames in one message than allowed (endless empty continuations).
+    case tooManyFrames(limit: Int)
+    /// The daemon-wide budget for buffered inbound bytes is spent (the shell's decision).
+    case inboundBudgetExceeded(limit: Int)
     case invalidUTF8
     case invalidCloseCode(UInt16)
     case closePayloadTooShort
@@ -24,6 +28,7 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .invalidUTF8: return .invalidPayload
         case .frameTooBig, .messageTooBig: return .messageTooBig
+        case .tooManyFrames, .inboundBudgetExceeded: return .policyViolation
         default: return .protocolError
         }
     }
@@ -41,6 +46,9 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .expectedContinuation: return "new data frame inside a fragmented message"
         case .frameTooBig(let limit): return "frame larger than the \(limit)-byte limit"
         case .messageTooBig(let limit): return "message larger than the \(limit)-byte limit"
+        case .tooManyFrames(let limit): return "message of more than \(limit) frames"
+        case .inboundBudgetExceeded(let limit):
+            return "the \(limit)-byte budget for inbound data of all connections is spent"
         case .invalidUTF8: return "text is not valid UTF-8"
         case .invalidCloseCode(let code): return "close code \(code) is not allowed on the wire"
         case .closePayloadTooShort: return "close frame payload of 1 byte"

@@ -14,6 +14,8 @@ public struct RecordStatus: Equatable, Sendable {
     public var floods = 0
     /// Messages dropped under the drop-oldest policy.
     public var dropped = 0
+    /// Sends refused because the record was past its sends per second.
+    public var sendsRefused = 0
 
     public init() {}
 }

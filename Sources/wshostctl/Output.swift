@@ -92,6 +92,7 @@ enum Output {
             ("messages in/out", "\(text(record["messagesIn"])) / \(text(record["messagesOut"]))"),
             ("bytes in/out", "\(text(record["bytesIn"])) / \(text(record["bytesOut"]))"),
             ("floods, dropped", "\(text(record["floods"])), \(text(record["dropped"]))"),
+            ("sends refused (rate)", text(record["sendsRefused"])),
         ])
     }
 

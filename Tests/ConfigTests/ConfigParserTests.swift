@@ -104,7 +104,7 @@ struct ConfigParserTests {
             ),
             (
                 "[frobnicate]\n",
-                "bad.toml:1: frobnicate: unknown key (known keys: control, daemon, log, security, sessions, tls, users, websocket)"
+                "bad.toml:1: frobnicate: unknown key (known keys: control, daemon, limits, log, security, sessions, tls, users, websocket)"
             ),
             (
                 "[websocket]\nmax_frame_size = \"16MB\"\n",

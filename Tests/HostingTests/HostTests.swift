@@ -59,12 +59,52 @@ private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
 
 @Suite("Host: the world live against real peers", .serialized)
 struct HostTests {
+    @Test("issue #12 row 11: an echo reaction and a server that echoes back stop at sends_per_second")
+    func echoLoopEnds() async throws {
+        let peer = try Peer("echo")
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            host.sendsPerSecond = 50
+            let events = try await collect(host) {
+                try host.apply(
+                    .spawn(
+                        "s",
+                        WorldObject(
+                            id: "echoer", name: "Echo", record: RecordSettings(url: url(peer.port)),
+                            reactions: [
+                                Reaction(on: .connected, .send(template: "ping")), Reaction(on: .received, .echo),
+                            ])
+                    ))
+            } until: { events in
+                events.contains { if case .sendError = $0 { true } else { false } }
+            }
+            guard
+                let refusal = events.compactMap({ if case .sendError(_, let reason) = $0 { reason } else { nil } })
+                    .first
+            else {
+                Issue.record("the loop never stopped")
+                return
+            }
+            #expect(refusal.contains("more than 50 sends per second"))
+            let sent = host.statuses[echoer]?.messagesOut ?? 0
+            #expect(sent >= 50 && sent < 200, "\(sent)")
+            // The loop is over: nothing more goes back and forth.
+            try await Task.sleep(for: .milliseconds(300))
+            let later = host.statuses[echoer]
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(host.statuses[echoer]?.messagesIn == later?.messagesIn)
+            #expect((host.statuses[echoer]?.sendsRefused ?? 0) >= 1)
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
     @Test("an allow-listed echo object is a closed loop: greet on connect, echo every reply; removal closes the socket")
     func echoLoop() async throws {
         let peer = try Peer("echo")
         // The peers start off the loop (starting them blocks); the test runs on it.
         try await onLoop {
             let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            host.sendsPerSecond = 0  // the endless loop itself (its limit: echoLoopEnds)
             let events = try await collect(host) {
                 try host.apply(
                     .spawn(

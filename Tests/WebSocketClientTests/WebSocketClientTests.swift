@@ -286,6 +286,55 @@ struct WebSocketClientTests {
         }
     }
 
+    @Test("issue #12 row 8: endless empty continuation frames end with 1008, not an open record forever")
+    func emptyContinuations() async throws {
+        let peer = try Peer("empty-continuations")
+        try await onLoop {
+            let started = ContinuousClock.now
+            let events = await run("ws://127.0.0.1:\(peer.port)/")
+            #expect(ContinuousClock.now - started < .seconds(10))
+            let report = closedReport(events)
+            #expect(report?.code == .policyViolation, "\(String(describing: report))")
+            #expect(report?.reason.contains("more than 131072 frames") == true)
+        }
+    }
+
+    @Test("issue #12 row 9: partial messages of many servers cannot add up past the daemon-wide inbound budget")
+    func inboundBudget() async throws {
+        let peer = try Peer("partial", "\(1 << 20)")
+        try await onLoop {
+            let budget = InboundBudget(limit: 3 << 20)
+            var options = WebSocketClient.Options()
+            options.inboundBudget = budget
+            options.connection.maxMessageSize = 4 << 20
+            options.connection.maxFrameSize = 4 << 20
+            let url = try! WebSocketURL.parse("ws://127.0.0.1:\(peer.port)/").get()
+            let timers = LoopTimers()
+            var clients: [WebSocketClient] = []
+            var reports: [CloseReport] = []
+            for _ in 0..<5 {
+                let client = WebSocketClient(url: url, options: options, timers: timers) { event in
+                    if case .closed(let report) = event { reports.append(report) }
+                }
+                clients.append(client)
+                client.start()
+            }
+            // Every server has sent all but one byte of its 1 MiB frame.
+            var largest = 0
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline && budget.used + reports.count * (1 << 20) < 5 << 20 - 5 {
+                largest = max(largest, budget.used)
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            largest = max(largest, budget.used)
+            #expect(reports.count >= 2, "\(reports)")
+            #expect(reports.allSatisfy { $0.code == .policyViolation && $0.reason.contains("budget") })
+            #expect(largest <= budget.limit + (256 << 10), "\(largest)")
+            for client in clients { client.abort(reason: "test over") }
+            #expect(budget.used == 0)
+        }
+    }
+
     @Test("a peer that accepts TCP but never answers the handshake hits the handshake timeout")
     func handshakeTimeout() async throws {
         let listener = try Listener()

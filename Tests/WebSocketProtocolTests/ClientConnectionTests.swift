@@ -70,6 +70,28 @@ struct ClientConnectionTests {
             ])
     }
 
+    @Test("issue #12 row 8: a message of more frames than allowed fails with 1008, on both receive paths")
+    func tooManyFrames() {
+        var configuration = ClientConnection.Configuration()
+        configuration.maxMessageFrames = 10
+        let atLimit =
+            serverFrame(fin: false, opcode: 1, Array("a".utf8))
+            + (0..<8).flatMap { _ in serverFrame(fin: false, opcode: 0, []) } + serverFrame(fin: true, opcode: 0, [])
+        var fine = openConnection(configuration, extra: atLimit)
+        #expect(fine.takeEvents() == [.opened, .text("a")])
+        let endless =
+            serverFrame(fin: false, opcode: 1, []) + (0..<20).flatMap { _ in serverFrame(fin: false, opcode: 0, []) }
+        for direct in [false, true] {
+            var connection = openConnection(configuration)
+            _ = connection.takeEvents()
+            if direct { endless.withUnsafeBytes { connection.receive($0) } } else { connection.receive(endless) }
+            _ = connection.takeEvents()
+            #expect(connection.transportAction == .closeAfterFlush)
+            let close = ClientFrame.decodeAll(connection.takeOutbound()).last
+            #expect(close?.opcode == 8 && close?.payload.prefix(2) == [0x03, 0xF0])  // 1008
+        }
+    }
+
     @Test("issue #12 row 4: the shell bounds the wait for the server's answer after either side's Close")
     func awaitsServerClose() {
         var ours = openConnection()

@@ -135,4 +135,24 @@ struct WorldTests {
         #expect(world.objects[bare]?.record?.connectRetryInterval == .seconds(3))
         #expect(world.objects[bare]?.record?.url == url)
     }
+
+}
+
+@Suite("SendRate: a record's sends per second")
+struct SendRateTests {
+    @Test("a second's worth at once, then one per 1/rate; refused sends take nothing; 0 is no limit")
+    func bucket() {
+        var rate = SendRate(perSecond: 10)
+        func taken(_ count: Int, at now: MonotonicInstant) -> Int {
+            (0..<count).filter { _ in rate.take(now: now) }.count
+        }
+        #expect(taken(11, at: t0) == 10)
+        #expect(taken(1, at: t0 + .milliseconds(50)) == 0)
+        #expect(taken(1, at: t0 + .milliseconds(100)) == 1)
+        #expect(taken(1, at: t0 + .milliseconds(150)) == 0)
+        // A long pause refills one second's worth, no more.
+        #expect(taken(20, at: t0 + .seconds(60)) == 10)
+        rate = SendRate(perSecond: 0)
+        #expect(taken(100_000, at: t0) == 100_000)
+    }
 }

@@ -16,6 +16,7 @@ hostile modes (raw asyncio streams, byte by byte; each prints "EOF" when the cli
   ignore-close     send a text frame every millisecond, read and ignore everything (our Close too)
   ping-flood N     send N pings as fast as the socket takes them and never read; print "SENT"
   empty-continuations  start a text message, then send empty continuation frames forever
+  partial N        announce an N-byte binary frame, send all of it but the last byte, then wait
 """
 import asyncio
 import sys
@@ -127,6 +128,13 @@ async def empty_continuations(reader, writer):
         await writer.drain()
 
 
+async def partial(reader, writer):
+    size = int(sys.argv[2])
+    writer.write(b"\x82\x7f" + size.to_bytes(8, "big") + b"a" * (size - 1))
+    await writer.drain()
+    await drain_until_eof(reader)
+
+
 async def picows_echo():
     from picows import WSListener, WSMsgType, ws_create_server
 
@@ -153,8 +161,11 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         asyncio.run(websockets_server(echo, ssl=context))
-    elif mode in ("ignore-close", "ping-flood", "empty-continuations"):
-        handler = {"ignore-close": ignore_close, "ping-flood": ping_flood, "empty-continuations": empty_continuations}
+    elif mode in ("ignore-close", "ping-flood", "empty-continuations", "partial"):
+        handler = {
+            "ignore-close": ignore_close, "ping-flood": ping_flood, "empty-continuations": empty_continuations,
+            "partial": partial,
+        }
         asyncio.run(raw_server(handler[mode]))
     else:
         handler = {"echo": echo, "echo-log": echo_log, "flood": flood, "say-close": say_close, "silent": silent}[mode]
