@@ -17,7 +17,7 @@ extension DaemonConfig {
         "limits": ["sends_per_second", "frames_per_message", "inbound_budget"],
         "control": [
             "socket", "socket_mode", "group", "max_clients", "operator_reserve", "max_clients_per_uid",
-            "max_request_size", "client_buffer", "event_history",
+            "max_request_size", "client_buffer", "event_history", "event_history_size",
         ],
     ]
 
@@ -191,6 +191,9 @@ extension DaemonConfig {
             }
             return .success(count)
         }
+
+        config.control.eventHistorySize = control.value(
+            "event_history_size", default: c.eventHistorySize, Decode.size(min: 64 << 10, max: 64 << 30))
 
         config.world = DeclaredWorld.read(document, defaults: config.websocket)
 

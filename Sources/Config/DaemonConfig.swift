@@ -94,6 +94,8 @@ extension DaemonConfig {
         public var clientBuffer: Int64 = 4 << 20
         /// Events kept for subscribers resuming with `since`.
         public var eventHistory = 10_000
+        /// Bytes the kept events may hold (about their lines' length).
+        public var eventHistorySize: Int64 = 64 << 20
     }
 
     /// `[limits]`: what one record, one server or all of them together may

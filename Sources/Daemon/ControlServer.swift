@@ -98,16 +98,23 @@ final class ControlServer {
     private var clients: [ObjectIdentifier: ControlClient] = [:]
     private var occupancy = Occupancy()
     private let logger = Logger(label: "wshostd.control")
-    /// A response and the lines that follow it (a subscription's backlog).
+    /// A response, and for a subscription with `since` where its backlog
+    /// starts (written after the response, in pieces as the client reads).
     struct Reply {
         var response: ControlResponse
-        var then: [String]
+        var backlogAfter: Int?
 
-        init(_ response: ControlResponse, then: [String] = []) {
+        init(_ response: ControlResponse, backlogAfter: Int? = nil) {
             self.response = response
-            self.then = then
+            self.backlogAfter = backlogAfter
         }
     }
+
+    /// One page of kept events after a sequence number for a filter: their
+    /// lines, the number to continue after, and whether that is the newest.
+    /// Nil when events after it are no longer kept.
+    typealias BacklogPage = (lines: [String], next: Int, caughtUp: Bool)
+    var backlogPage: (@LoopActor (Int, EventFilter) -> BacklogPage?)?
 
     /// Runs one request.
     var handle: (@LoopActor (ControlClient, ControlRequest) -> Reply)?
@@ -134,7 +141,10 @@ final class ControlServer {
     func broadcast(_ event: ControlEvent) {
         var line: String?
         for client in clients.values {
-            guard let filter = client.subscription, filter.matches(event) else { continue }
+            // A client still reading its backlog gets this event from the journal, in order.
+            guard let filter = client.subscription, client.backlogCursor == nil, filter.matches(event) else {
+                continue
+            }
             if line == nil { line = event.line }
             client.write(line!)
         }
@@ -192,7 +202,35 @@ final class ControlServer {
         case .success(let request):
             guard let reply = handle?(client, request) else { return }
             client.write(reply.response.line)
-            for line in reply.then { client.write(line) }
+            if let after = reply.backlogAfter {
+                client.backlogCursor = after
+                pumpBacklog(client)
+            }
+        }
+    }
+
+    /// Writes a subscriber's backlog while its output stays under
+    /// `backlogChunk`; the rest follows as it reads (`onDrained`), so a large
+    /// history is never turned into lines all at once.
+    fileprivate func pumpBacklog(_ client: ControlClient) {
+        let chunk = min(256 << 10, limits.clientBuffer / 2)
+        while let cursor = client.backlogCursor, let filter = client.subscription, client.isServing,
+            client.pendingOutput < chunk
+        {
+            guard let page = backlogPage?(cursor, filter) else {
+                client.backlogCursor = nil
+                client.write(
+                    ControlResponse.failure(
+                        id: nil,
+                        ControlError(
+                            .historyGone, "the history moved past event \(cursor) while the backlog was being written")
+                    )
+                    .line)
+                client.close()
+                return
+            }
+            for line in page.lines { client.write(line) }
+            client.backlogCursor = page.caughtUp ? nil : page.next
         }
     }
 
@@ -210,6 +248,8 @@ final class ControlClient {
     let isOperator: Bool
     /// Set by `subscribe` (and `consent.watch`): matching events are written to it.
     var subscription: EventFilter?
+    /// While a backlog is being written: the sequence number written up to.
+    var backlogCursor: Int?
     private let socket: TCPSocket
     private unowned let server: ControlServer
     private var input: [UInt8] = []
@@ -227,12 +267,16 @@ final class ControlClient {
 
     var peerDescription: String { credentials.map(\.description) ?? "an unidentified peer" }
 
+    var isServing: Bool { !closed }
+    var pendingOutput: Int { socket.pendingCount }
+
     func start() {
         socket.start(
             onInput: { [weak self] event in self?.handle(event) },
             onDrained: { [weak self] in
-                guard let self, closeWhenDrained else { return }
-                close()
+                guard let self else { return }
+                if backlogCursor != nil { server.pumpBacklog(self) }
+                if closeWhenDrained { close() }
             })
     }
 

@@ -25,12 +25,12 @@ final class ControlService {
     /// The headless user that hosts sessions started without `--host`.
     static let defaultHost: UserID = "wshostd"
 
-    init(daemon: Daemon, host: Host, server: ControlServer, tokens: TokenStore, history: Int) {
+    init(daemon: Daemon, host: Host, server: ControlServer, tokens: TokenStore, history: Int, historyBytes: Int) {
         self.daemon = daemon
         self.host = host
         self.server = server
         self.tokens = tokens
-        journal = EventJournal(capacity: history)
+        journal = EventJournal(capacity: history, byteCapacity: historyBytes)
         var generator = SystemRandomNumberGenerator()
         epoch = String(UInt64.random(in: 1...UInt64.max, using: &generator), radix: 36)
         // Message events cost something per message; the host makes them only
@@ -38,6 +38,11 @@ final class ControlService {
         host.reportsMessages = server.hasSubscribers
         server.onSubscribersChanged = { [unowned host] subscribed in host.reportsMessages = subscribed }
         server.handle = { [unowned self] client, request in respond(to: request, from: client) }
+        server.backlogPage = { [unowned self] after, filter in
+            // One event a page: the server checks the client's output between lines.
+            guard let page = journal.page(after: after, matching: filter, limit: 1) else { return nil }
+            return (page.events.map(\.line), page.next, page.next >= journal.lastSeq)
+        }
     }
 
     // MARK: - Events
@@ -144,18 +149,18 @@ final class ControlService {
     /// Who asked for the change being applied (for world-changed events).
     private var requester: String?
 
-    /// Lines to write after the current response (a subscription's backlog).
-    private var followUp: [String] = []
+    /// Where the current response's backlog starts (a subscription with `since`).
+    private var backlogAfter: Int?
 
     private func respond(to request: ControlRequest, from client: ControlClient) -> ControlServer.Reply {
-        followUp = []
+        backlogAfter = nil
         do throws(ControlError) {
             try authorize(request.command, client)
             if daemon.state == .stopping && request.command.changesState {
                 throw ControlError(.unavailable, "the daemon is stopping")
             }
             let result = try run(request.command, client)
-            return ControlServer.Reply(.success(id: request.id, result), then: followUp)
+            return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
         } catch {
             if error.code == .forbidden {
                 logger.warning(
@@ -343,22 +348,22 @@ final class ControlService {
             return .object(["record": try record(address)])
 
         case .subscribe(let filter, let since):
-            var backlog: [ControlEvent] = []
+            var backlog = 0
             if let since {
-                guard let events = journal.events(after: since, matching: filter) else {
+                guard let count = journal.count(after: since, matching: filter) else {
                     throw ControlError(
                         .historyGone,
                         "events after \(since) are no longer kept (the oldest kept is \(journal.oldestSeq ?? 0)); resume from there or subscribe without since"
                     )
                 }
-                backlog = events
+                backlog = count
+                if count > 0 { backlogAfter = since }
             }
             client.subscription = filter
             server.subscriptionsChanged()
             // The response goes out first; then the backlog, then live events.
-            followUp = backlog.map(\.line)
             return .object([
-                "seq": .int(journal.lastSeq), "epoch": .string(epoch), "backlog": .int(backlog.count),
+                "seq": .int(journal.lastSeq), "epoch": .string(epoch), "backlog": .int(backlog),
                 "oldest": journal.oldestSeq.map { .int($0) } ?? .null,
             ])
         case .consentWatch(let user, _):

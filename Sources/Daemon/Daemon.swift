@@ -508,7 +508,8 @@ public final class Daemon {
             try persist(delta)
         }
         control = ControlService(
-            daemon: self, host: host, server: server, tokens: tokens, history: config.control.eventHistory)
+            daemon: self, host: host, server: server, tokens: tokens, history: config.control.eventHistory,
+            historyBytes: Int(config.control.eventHistorySize))
         controlServer = server
         self.tokens = tokens
         let passed = ListenFDs.unixStreamListeners()

@@ -362,6 +362,40 @@ struct ControlEndToEndTests {
         #expect(gone.status == 1 && gone.stderr.contains("(history_gone)"))
     }
 
+    @Test(
+        "issue #12 row 10: the history is bounded in bytes; a backlog larger than the client buffer is streamed, not dropped"
+    )
+    func largeBacklog() throws {
+        let peer = try Peer("echo")
+        let daemon = try ControlledDaemon(
+            world(allowed: peer.port), control: "client_buffer = \"64KiB\"\nevent_history_size = \"1MiB\"")
+        // Message events are journaled while someone subscribes.
+        let subscriber = try RawControlClient(path: daemon.socket)
+        #expect(
+            try subscriber.request(#"{"id":1,"op":"subscribe","args":{"types":["world-changed"]}}"#)["ok"]
+                == .bool(true))
+        _ = try daemon.json(["sessions", "start", "s", "--host", "host"])
+        _ = try daemon.json(["objects", "spawn", "s", "o"])
+        _ = try daemon.json(["ws", "connect", "s", "o", "--url", "ws://127.0.0.1:\(peer.port)/"])
+        for _ in 0..<100 where !isOpen(try daemon.json(["ws", "show", "s", "o"])["record"]!) { usleep(20_000) }
+        let text = String(repeating: "y", count: 30_000)
+        for _ in 0..<60 { _ = try daemon.ctl(["ws", "send", "s", "o", "--text", text]) }
+        for _ in 0..<100 where try daemon.json(["ws", "show", "s", "o"])["record"]!["messagesIn"]?.intValue != 60 {
+            usleep(20_000)
+        }
+        // The whole kept history, about 1 MiB, through a 64 KiB client buffer.
+        let out = try daemon.ctl(["--json", "events", "--since", "0"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let lines = out.stdout.split(separator: "\n")
+        let seqs = lines.compactMap { try? JSON.parse(String($0))["seq"]?.intValue }
+        #expect(seqs.count == lines.count && seqs.count > 20)
+        #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count)
+        #expect(out.stdout.utf8.count > 200 << 10 && out.stdout.utf8.count < 3 << 20, "\(out.stdout.utf8.count)")
+        #expect(seqs.first ?? 0 > 1)  // the oldest fell out: bounded by bytes, not by the 10000 count
+        #expect(!daemon.process.standardError.contains("control client dropped"))
+        #expect(seqs.last == seqs.first.map { $0 + seqs.count - 1 })  // nothing missing
+    }
+
     @Test("a subscriber that never reads is dropped; another keeps receiving; the daemon keeps serving")
     func stuckSubscriber() throws {
         // 9000 messages: under the inbound queue limit, so every one is delivered as an event.
