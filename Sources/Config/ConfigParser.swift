@@ -12,7 +12,7 @@ extension DaemonConfig {
             "connect_retry_interval", "close_timeout", "max_frame_size", "max_message_size",
             "fragment_size", "send_queue_limit", "inbound_queue_messages", "inbound_queue_size", "flood_policy",
         ],
-        "security": ["allowed_url_hosts", "consent_timeout"],
+        "security": ["allowed_url_hosts", "consent_timeout", "allowed_networks", "denied_networks"],
         "tls": ["ca_file"],
         "limits": ["sends_per_second", "frames_per_message", "inbound_budget"],
         "control": [
@@ -112,6 +112,10 @@ extension DaemonConfig {
         security.rejectUnknownKeys(schema["security"]!)
         config.security.allowedURLHosts = security.value(
             "allowed_url_hosts", default: defaults.security.allowedURLHosts, Decode.list(Self.allowedHost))
+        config.security.allowedNetworks = security.value(
+            "allowed_networks", default: defaults.security.allowedNetworks, Decode.list(Self.network))
+        config.security.deniedNetworks = security.value(
+            "denied_networks", default: defaults.security.deniedNetworks, Decode.list(Self.network))
         config.security.consentTimeout = security.value(
             "consent_timeout", default: defaults.security.consentTimeout,
             Decode.duration(min: .seconds(1), allowZero: true, max: .seconds(86_400)))
@@ -223,6 +227,17 @@ extension DaemonConfig {
             throw ConfigError(
                 file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
         }
+    }
+
+    static func network(_ text: String) -> Result<IPNetwork, SchemaReader.Expected> {
+        guard let network = IPNetwork(text) else {
+            return .failure(
+                SchemaReader.Expected(
+                    what:
+                        "\"\(text)\" is not a network; write an address with a prefix length, such as \"10.0.0.0/8\" or \"fd00::/8\"",
+                    showFound: false))
+        }
+        return .success(network)
     }
 
     static func allowedHost(_ text: String) -> Result<AllowedHost, SchemaReader.Expected> {

@@ -1,4 +1,5 @@
 import WebSocketProtocol
+import World
 
 /// The daemon's configuration: what `config/wshostd.toml` can say, with the
 /// defaults that apply when a key is absent. A value type; the daemon builds a
@@ -68,6 +69,11 @@ public struct DaemonConfig: Equatable, Sendable {
         /// How long a consent prompt waits for an answer; zero means forever
         /// (the reference has no timeout). A timeout counts as "ignore".
         public var consentTimeout: Duration = .zero
+        /// Networks records may reach although they are denied by default
+        /// (loopback, private, link-local, …; `NetworkPolicy`).
+        public var allowedNetworks: [IPNetwork] = []
+        /// Networks records never reach, whatever else allows them.
+        public var deniedNetworks: [IPNetwork] = []
     }
 }
 

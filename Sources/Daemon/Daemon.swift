@@ -218,6 +218,7 @@ public final class Daemon {
             host.floodLimits = Self.floodLimits(fresh)
             host.recordDefaults = RecordSettings(connectRetryInterval: fresh.websocket.connectRetryInterval)
             host.sendsPerSecond = fresh.limits.sendsPerSecond
+            host.networkPolicy = Self.networkPolicy(fresh)
             let changes = fresh.world.changes(from: config.world)
             applyDeclared(changes, declared: fresh.world)
             if !changes.isEmpty {
@@ -299,6 +300,7 @@ public final class Daemon {
         host.floodLimits = Self.floodLimits(config)
         host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
         host.sendsPerSecond = config.limits.sendsPerSecond
+        host.networkPolicy = Self.networkPolicy(config)
         host.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
@@ -439,6 +441,10 @@ public final class Daemon {
 
     private static func allowList(_ config: DaemonConfig) -> Set<AccessKey> {
         Set(config.security.allowedURLHosts.map { AccessKey(host: $0.host, port: $0.port) })
+    }
+
+    static func networkPolicy(_ config: DaemonConfig) -> NetworkPolicy {
+        NetworkPolicy(allowed: config.security.allowedNetworks, denied: config.security.deniedNetworks)
     }
 
     private func clientOptions(_ config: DaemonConfig) -> WebSocketClient.Options {

@@ -13,6 +13,8 @@ public final class Connector {
         case timedOut(after: Duration)
         /// Every address refused or failed; the last error, with its address.
         case failed(address: String, errno: Int32)
+        /// Every address was refused by the caller's policy; the first reason.
+        case denied(String)
         case cancelled
 
         public var description: String {
@@ -21,6 +23,7 @@ public final class Connector {
             case .timedOut(let after): return "connect timed out after \(after)"
             case .failed(let address, let code):
                 return "connect to \(address) failed: \(String(cString: strerror(code)))"
+            case .denied(let reason): return "denied by the network policy: \(reason)"
             case .cancelled: return "connect cancelled"
             }
         }
@@ -42,8 +45,10 @@ public final class Connector {
         self.timers = timers
     }
 
+    /// `permit` judges each resolved address before it is connected (nil:
+    /// allowed, else why not); the address connected is the one judged.
     public func connect(
-        host: String, port: UInt16, timeout: Duration,
+        host: String, port: UInt16, timeout: Duration, permit: (@LoopActor (SocketAddress) -> String?)? = nil,
         _ completion: @escaping @LoopActor (Result<TCPSocket, Failure>) -> Void
     ) {
         self.completion = completion
@@ -55,7 +60,13 @@ public final class Connector {
             switch result {
             case .failure(let failure): finish(.failure(.resolution(failure)))
             case .success(let addresses):
-                self.addresses = addresses
+                var refusals: [String] = []
+                self.addresses = addresses.filter { address in
+                    guard let reason = permit?(address) else { return true }
+                    refusals.append(reason)
+                    return false
+                }
+                if self.addresses.isEmpty, let reason = refusals.first { return finish(.failure(.denied(reason))) }
                 startNextAttempt()
             }
         }

@@ -98,6 +98,8 @@ public final class Host {
     /// Set by `stop`: no new attempts, prompts or retries from then on.
     private var stopping = false
     public var floodLimits = FloodLimits()
+    /// Where records may connect, judged on each resolved address (nil: anywhere).
+    public var networkPolicy: NetworkPolicy?
 
     private enum Inbound {
         case text(String)
@@ -525,6 +527,15 @@ public final class Host {
 
     private func open(_ address: RecordAddress, _ attempt: Attempt) {
         let link = Link(address: address, attempt: attempt.number, status: status(address))
+        var options = options
+        if let policy = networkPolicy {
+            // A destination the operator named in allowed_url_hosts is trusted
+            // with the blocks denied by default (not with denied_networks).
+            let url = attempt.target.url
+            let trusted = consent.allowList.contains(AccessKey(host: url.host, port: url.port))
+            options.permitAddress = { bytes in IPAddress(bytes: bytes).flatMap { policy.refusal($0, trusted: trusted) }
+            }
+        }
         link.client = WebSocketClient(url: attempt.target.url, options: options, timers: timers) {
             [weak self, weak link] event in
             guard let link else { return }

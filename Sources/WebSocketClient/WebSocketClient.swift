@@ -27,6 +27,9 @@ public final class WebSocketClient {
         public var tls: TLSContext?
         /// The daemon-wide budget for inbound bytes, if any.
         public var inboundBudget: InboundBudget?
+        /// Judges each resolved address (its bytes) before it is connected:
+        /// nil allows, a reason refuses. Nil: every address is allowed.
+        public var permitAddress: (@Sendable ([UInt8]) -> String?)?
 
         public init() {}
     }
@@ -116,7 +119,12 @@ public final class WebSocketClient {
         }
         let connector = Connector(timers: timers)
         self.connector = connector
-        connector.connect(host: url.host, port: url.port, timeout: options.connectTimeout) { [weak self] result in
+        var permit: (@LoopActor (SocketAddress) -> String?)?
+        if let judge = options.permitAddress {
+            permit = { address in address.ipBytes.flatMap(judge) }
+        }
+        connector.connect(host: url.host, port: url.port, timeout: options.connectTimeout, permit: permit) {
+            [weak self] result in
             guard let self else {
                 if case .success(let socket) = result { socket.close() }
                 return

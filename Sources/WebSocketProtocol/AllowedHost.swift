@@ -3,12 +3,12 @@
 /// port is explicit or implied by the scheme. Entries without a port are
 /// rejected: the reference system is ambiguous about what they mean.
 public struct AllowedHost: Hashable, Sendable, CustomStringConvertible {
-    /// Lower-cased host name or IP address literal (IPv6 without brackets).
+    /// The canonical host (`HostPort.canonical`).
     public var host: String
     public var port: UInt16
 
     public init(host: String, port: UInt16) {
-        self.host = host.lowercased()
+        self.host = HostPort.canonical(host)
         self.port = port
     }
 

@@ -3,7 +3,10 @@
 /// (meaningless for WebSocket URIs).
 public struct WebSocketURL: Hashable, Sendable, CustomStringConvertible {
     public var secure: Bool
-    /// Lower-cased host name or IP literal (IPv6 without brackets).
+    /// The canonical host (`HostPort.canonical`): a lower-cased name without
+    /// a trailing dot, a dotted-quad IPv4 address, or RFC 5952 IPv6 text
+    /// (without brackets). One spelling per address, so that consent and the
+    /// allow-list see one key.
     public var host: String
     public var port: UInt16
     /// Path and query, `"/"` when the URL has no path.
@@ -43,7 +46,7 @@ public struct WebSocketURL: Hashable, Sendable, CustomStringConvertible {
 
     public init(secure: Bool, host: String, port: UInt16? = nil, resource: String = "/") {
         self.secure = secure
-        self.host = host.lowercased()
+        self.host = HostPort.canonical(host)
         self.port = port ?? (secure ? 443 : 80)
         self.resource = resource
     }
@@ -111,6 +114,20 @@ public enum HostPort {
         }
         guard host.allSatisfy(isHostCharacter), !host.contains(":") else { return .failure(.invalidHost(String(host))) }
         return .success((host, port))
+    }
+
+    /// One spelling per host: IPv4 in any form the resolver accepts becomes
+    /// its dotted quad (`127.1`, `2130706433`, `0x7f000001` → `127.0.0.1`),
+    /// IPv6 its RFC 5952 text (an IPv4-mapped address its IPv4 text), a name
+    /// is lower-cased without its trailing dot (`localhost.` → `localhost`).
+    /// Names are ASCII only (`isHostCharacter`): an internationalized name is
+    /// written in its `xn--` form, so the prompt shows what is connected.
+    public static func canonical(_ host: String) -> String {
+        let lower = host.lowercased()
+        if lower.contains(":") { return IPAddress.parseIPv6(Substring(lower))?.description ?? lower }
+        if let v4 = IPAddress.parseIPv4(Substring(lower)) { return v4.description }
+        if lower.count > 1 && lower.hasSuffix(".") { return String(lower.dropLast()) }
+        return lower
     }
 
     static func isHostCharacter(_ c: Character) -> Bool {

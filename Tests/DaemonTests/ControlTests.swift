@@ -162,6 +162,10 @@ struct ControlEndToEndTests {
         let peer = try Peer("echo")
         let daemon = try ControlledDaemon(
             """
+            [security]
+            # The test peers are on loopback, which is denied unless allowed.
+            allowed_networks = ["127.0.0.0/8"]
+
             [[users]]
             id = "host"
 
@@ -238,6 +242,46 @@ struct ControlEndToEndTests {
         // Watching without the token is refused.
         out = try daemon.ctl(["consent", "watch", "ann", "--token", "nope-nope-nope-nope"])
         #expect(out.status == 1 && out.stderr.contains("forbidden"))
+    }
+
+    @Test("issue #12: a loopback target a user consented to is refused on its resolved address, every spelling alike")
+    func networkPolicy() throws {
+        let peer = try Peer("echo")
+        let daemon = try ControlledDaemon(
+            world(allowed: 9)
+                + """
+
+                [[users]]
+                id = "ann"
+                kind = "interactive"
+
+                [[sessions]]
+                id = "lobby"
+                host = "host"
+                present = ["host", "ann"]
+                """)
+        let token = try daemon.json(["users", "token", "ann"])["token"]?.stringValue ?? ""
+        // Four spellings of one address: one consent key, one prompt.
+        for (index, spelling) in ["127.0.0.1", "127.1", "2130706433", "[::ffff:127.0.0.1]"].enumerated() {
+            _ = try daemon.json(["objects", "spawn", "lobby", "o\(index)", "--spawned-by", "ann"])
+            _ = try daemon.json(["ws", "connect", "lobby", "o\(index)", "--url", "ws://\(spelling):\(peer.port)/"])
+        }
+        let answer = try daemon.ctl(["consent", "answer", "ann", "1", "allow", "--token", token])
+        #expect(answer.status == 0, "\(answer.stderr)")
+        let decisions = try daemon.json(["consent", "list", "ann"])["decisions"]?.arrayValue ?? []
+        #expect(decisions.count == 1 && decisions.first?["hostPort"] == .string("127.0.0.1:\(peer.port)"))
+        for index in 0..<4 {
+            let record = try daemon.waitForRecord("lobby", "o\(index)") {
+                $0["lastError"]?.stringValue?.contains("network policy") == true
+            }
+            #expect(record["url"] == .string("ws://127.0.0.1:\(peer.port)/"))
+            #expect(
+                record["lastError"]?.stringValue?.contains(
+                    "denied by the network policy: 127.0.0.1 is loopback (127.0.0.0/8), denied by default") == true,
+                "\(record)")
+            #expect(!isOpen(record))
+        }
+        #expect(daemon.process.waitForStandardError { $0.contains("denied by the network policy") })
     }
 
     @Test("a second local uid: refused as an operator, allowed to list its own consent with its token")

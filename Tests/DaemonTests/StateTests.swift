@@ -38,6 +38,7 @@ struct StateTests {
             """
             [security]
             allowed_url_hosts = ["127.0.0.1:\(peer.port)"]
+            allowed_networks = ["127.0.0.0/8"]
 
             [[users]]
             id = "host"

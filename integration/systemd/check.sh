@@ -151,6 +151,8 @@ peer asked; P2=$port
 write_config() {  # write_config EXTRA: 100 declared records in "lobby", plus EXTRA
     {
         printf '[log]\nlevel = "info"\n[daemon]\nstop_timeout = "5s"\n[websocket]\nconnect_retry_interval = "1s"\n'
+        # The peers are on loopback, denied by default unless allowed.
+        printf '[security]\nallowed_networks = ["127.0.0.0/8"]\n'
         printf '[[users]]\nid = "host"\nallowed_hosts = ["127.0.0.1:%s"]\n' "$P"
         printf '[[users]]\nid = "ann"\nkind = "interactive"\n'
         printf '[[sessions]]\nid = "lobby"\nhost = "host"\npresent = ["host", "ann"]\n'
