@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.hostile"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -29,6 +29,12 @@ echo "== fuzzing: the frame core, control requests and the config reader, 60 s e
 scripts/fuzz.sh --seconds "${WSHOSTD_FUZZ_SECONDS:-60}" | tee "$log"
 fz=$(grep -c ', no crash$' "$log")
 [ "$fz" = 3 ] || { echo "fuzzing failed"; exit 1; }
+
+echo "== hostile servers beside healthy records (integration/hostile/run.sh)"
+integration/hostile/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.hostile" | tee "$log" ||
+    { tail -40 "$log.hostile"; echo "hostile-peer suite failed"; exit 1; }
+hs=$(sed -nE 's/^hostile: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
+[ -n "$hs" ] || { tail -40 "$log.hostile"; echo "hostile-peer suite failed"; exit 1; }
 
 echo "== Autobahn|Testsuite, client cases 1-10"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
@@ -54,5 +60,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + fz + ab + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + ab + abw + sd + bs)) passed, 0 failed"
