@@ -61,7 +61,7 @@ wshostd_config() {
     esac
     [ -z "${WSBENCH_PING_S:-}" ] || printf 'keepalive_interval = "%ss"\n' "$WSBENCH_PING_S"
     # The engine is measured, not the per-record send policy.
-    printf '[limits]\nsends_per_second = 0\n'
+    printf '[limits]\nsends_per_second = 0\nconnect_attempts_per_second = 0\nconnect_attempts_per_destination = 0\n'
     printf '[security]\nallowed_url_hosts = ["127.0.0.1:%s"]\n' "$1"
     [ "$4" != tls ] || printf '[tls]\nca_file = "%s"\n' "$work/cert.pem"
     printf '[[users]]\nid = "host"\n[[sessions]]\nid = "bench"\nhost = "host"\n'

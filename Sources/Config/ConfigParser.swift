@@ -14,7 +14,10 @@ extension DaemonConfig {
         ],
         "security": ["allowed_url_hosts", "consent_timeout", "allowed_networks", "denied_networks"],
         "tls": ["ca_file"],
-        "limits": ["sends_per_second", "frames_per_message", "inbound_budget"],
+        "limits": [
+            "sends_per_second", "frames_per_message", "inbound_budget", "records_per_session", "connections_per_user",
+            "connections_per_session", "connect_attempts_per_second", "connect_attempts_per_destination",
+        ],
         "control": [
             "socket", "socket_mode", "group", "max_clients", "operator_reserve", "max_clients_per_uid",
             "max_request_size", "client_buffer", "event_history", "event_history_size",
@@ -139,6 +142,21 @@ extension DaemonConfig {
         }
         config.limits.inboundBudget = limits.value(
             "inbound_budget", default: defaults.limits.inboundBudget, Decode.size(min: 1 << 20, max: 1 << 40))
+        let count = { (raw: any TOMLValueConvertible) -> Result<Int, SchemaReader.Expected> in
+            guard let count = raw.int, count >= 0, count <= 10_000_000 else {
+                return .failure(SchemaReader.Expected(what: "an integer from 0 (no limit) to 10000000"))
+            }
+            return .success(count)
+        }
+        let l = defaults.limits
+        config.limits.recordsPerSession = limits.value("records_per_session", default: l.recordsPerSession, count)
+        config.limits.connectionsPerUser = limits.value("connections_per_user", default: l.connectionsPerUser, count)
+        config.limits.connectionsPerSession = limits.value(
+            "connections_per_session", default: l.connectionsPerSession, count)
+        config.limits.connectAttemptsPerSecond = limits.value(
+            "connect_attempts_per_second", default: l.connectAttemptsPerSecond, count)
+        config.limits.connectAttemptsPerDestination = limits.value(
+            "connect_attempts_per_destination", default: l.connectAttemptsPerDestination, count)
 
         let tls = document.table("tls")
         tls.rejectUnknownKeys(schema["tls"]!)

@@ -115,6 +115,17 @@ extension DaemonConfig {
         /// messages waiting for delivery); past it the record that asks for
         /// more is closed with 1008.
         public var inboundBudget: Int64 = 512 << 20
+        /// Records one session may hold; 0 is no limit.
+        public var recordsPerSession = 20_000
+        /// Connections one handling user may have at once (the session's host
+        /// is not counted against it); 0 is no limit.
+        public var connectionsPerUser = 100
+        /// Connections one session may have at once; 0 is no limit.
+        public var connectionsPerSession = 0
+        /// Connection attempts per second, in all and to one host:port; an
+        /// attempt over the pace waits its turn. 0 is no limit.
+        public var connectAttemptsPerSecond = 1_000
+        public var connectAttemptsPerDestination = 100
     }
 
     /// `[tls]`: settings for `wss://` connections.

@@ -51,6 +51,8 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
         case sendFailed = "send_failed"
         /// `since` is older than the event history kept.
         case historyGone = "history_gone"
+        /// A configured limit refuses it (`[limits]`).
+        case limitReached = "limit_reached"
         /// The config reload was refused (the running configuration stays).
         case reloadFailed = "reload_failed"
     }

@@ -520,6 +520,7 @@ final class ControlService {
         switch error {
         case .unknownUser, .unknownSession, .unknownObject, .noRecord: return ControlError(.notFound, error.description)
         case .duplicateUser, .duplicateSession, .duplicateObject: return ControlError(.conflict, error.description)
+        case .recordLimit: return ControlError(.limitReached, error.description)
         }
     }
 

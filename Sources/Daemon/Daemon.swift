@@ -219,6 +219,7 @@ public final class Daemon {
             host.recordDefaults = RecordSettings(connectRetryInterval: fresh.websocket.connectRetryInterval)
             host.sendsPerSecond = fresh.limits.sendsPerSecond
             host.networkPolicy = Self.networkPolicy(fresh)
+            Self.applyLimits(fresh.limits, to: host)
             let changes = fresh.world.changes(from: config.world)
             applyDeclared(changes, declared: fresh.world)
             if !changes.isEmpty {
@@ -301,6 +302,7 @@ public final class Daemon {
         host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
         host.sendsPerSecond = config.limits.sendsPerSecond
         host.networkPolicy = Self.networkPolicy(config)
+        Self.applyLimits(config.limits, to: host)
         host.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
@@ -441,6 +443,15 @@ public final class Daemon {
 
     private static func allowList(_ config: DaemonConfig) -> Set<AccessKey> {
         Set(config.security.allowedURLHosts.map { AccessKey(host: $0.host, port: $0.port) })
+    }
+
+    static func applyLimits(_ limits: DaemonConfig.Limits, to host: Host) {
+        host.sendsPerSecond = limits.sendsPerSecond
+        host.recordsPerSession = limits.recordsPerSession
+        host.connectionLimits = Host.ConnectionLimits(
+            perUser: limits.connectionsPerUser, perSession: limits.connectionsPerSession)
+        host.pacer.perSecond = limits.connectAttemptsPerSecond
+        host.pacer.perDestination = limits.connectAttemptsPerDestination
     }
 
     static func networkPolicy(_ config: DaemonConfig) -> NetworkPolicy {

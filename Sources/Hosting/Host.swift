@@ -67,6 +67,12 @@ public final class Host {
     public typealias ForgetDecision = @LoopActor (UserID, AccessKey) throws -> Void
 
     public private(set) var world = World()
+    /// Records one session may hold (`World.recordsPerSession`; 0: no limit).
+    public var recordsPerSession: Int {
+        get { world.recordsPerSession }
+        set { world.recordsPerSession = newValue }
+    }
+
     /// Where records made at run time start (`World.recordDefaults`).
     public var recordDefaults: RecordSettings {
         get { world.recordDefaults }
@@ -100,6 +106,26 @@ public final class Host {
     public var floodLimits = FloodLimits()
     /// Where records may connect, judged on each resolved address (nil: anywhere).
     public var networkPolicy: NetworkPolicy?
+
+    /// Connections (connecting or open) one handling user, and one session,
+    /// may have at once; 0 is no limit. An attempt over a limit fails, and
+    /// the retry rule applies.
+    public struct ConnectionLimits: Equatable, Sendable {
+        public var perUser: Int
+        public var perSession: Int
+
+        public init(perUser: Int = 0, perSession: Int = 0) {
+            self.perUser = perUser
+            self.perSession = perSession
+        }
+    }
+    public var connectionLimits = ConnectionLimits()
+    private var liveByUser: [UserID: Int] = [:]
+    private var liveBySession: [SessionID: Int] = [:]
+    /// The pace of connection attempts, in all and per destination (0: no limit).
+    public var pacer = AttemptPacer(perSecond: 0, perDestination: 0)
+    /// Attempts waiting for their turn under the pace.
+    private var pacingTimers: [RecordAddress: TimerID] = [:]
 
     private enum Inbound {
         case text(String)
@@ -148,6 +174,8 @@ public final class Host {
         var client: WebSocketClient!
         /// Still the record's current attempt (its messages are delivered).
         var current = true
+        /// The handling user, counted in the per-user and per-session connection counts while current.
+        var user: UserID?
         var queue = InboundQueue()
         /// In the round-robin of links with waiting messages.
         var waiting = false
@@ -376,8 +404,10 @@ public final class Host {
         stopping = true
         for timer in retryTimers.values { timers.cancel(timer) }
         retryTimers.removeAll()
+        for timer in pacingTimers.values { timers.cancel(timer) }
+        pacingTimers.removeAll()
         for (_, link) in clients.sorted(by: { $0.key.object < $1.key.object }) {
-            link.current = false
+            retire(link)
             closing[ObjectIdentifier(link)] = link
             link.client.close(code: code, reason: reason)
         }
@@ -443,7 +473,7 @@ public final class Host {
         case .closeSocket(let attempt, let reason):
             guard let current = clients[address], current.attempt == attempt.number else { return }
             clients[address] = nil
-            current.current = false
+            retire(current)
             closing[ObjectIdentifier(current)] = current
             current.client.close(code: .normalClosure, reason: reason)
         case .scheduleRetry(let instant):
@@ -525,8 +555,63 @@ public final class Host {
         return box
     }
 
+    /// A link is no longer its record's current attempt.
+    private func retire(_ link: Link) {
+        guard link.current else { return }
+        link.current = false
+        guard let user = link.user else { return }
+        link.user = nil
+        liveByUser[user] = liveByUser[user, default: 1] > 1 ? liveByUser[user]! - 1 : nil
+        let session = link.address.session
+        liveBySession[session] = liveBySession[session, default: 1] > 1 ? liveBySession[session]! - 1 : nil
+    }
+
+    /// Why an attempt may not open a socket now (a connection limit), or nil.
+    private func connectionLimitRefusal(user: UserID, session: SessionID) -> String? {
+        let limits = connectionLimits
+        // The session's host (the operator's account, by the SPEC §3 rule the
+        // handling user of every object nobody else claims) is not limited per user.
+        if limits.perUser > 0, user != world.sessions[session]?.host, liveByUser[user, default: 0] >= limits.perUser {
+            return "limit: \(user) already handles \(limits.perUser) connections ([limits] connections_per_user)"
+        }
+        if limits.perSession > 0, liveBySession[session, default: 0] >= limits.perSession {
+            return
+                "limit: session \(session) already has \(limits.perSession) connections ([limits] connections_per_session)"
+        }
+        return nil
+    }
+
     private func open(_ address: RecordAddress, _ attempt: Attempt) {
+        if let timer = pacingTimers.removeValue(forKey: address) { timers.cancel(timer) }
+        let now = LoopTimers.now()
+        if let refusal = connectionLimitRefusal(user: attempt.target.user, session: address.session) {
+            execute(
+                world.socketClosed(
+                    address, attempt: attempt.number,
+                    report: CloseReport(initiator: .transport, code: .abnormalClosure, reason: refusal), now: now))
+            return
+        }
+        let url = attempt.target.url
+        let wait = pacer.admit(
+            url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)", now: now)
+        if wait > .zero {
+            // Over the pace: this attempt waits its turn (a little jitter, so
+            // that a wave of records does not come back as one).
+            let jitter = Duration.microseconds(Int64.random(in: 0...max(1, wait.nanosecondsClamped / 1000)))
+            pacingTimers[address] = timers.schedule(after: wait + jitter, slack: .milliseconds(5)) { [weak self] in
+                guard let self else { return }
+                pacingTimers[address] = nil
+                guard !stopping, case .connecting(let current) = world.lifecycles[address]?.state,
+                    current.number == attempt.number
+                else { return }
+                open(address, attempt)
+            }
+            return
+        }
         let link = Link(address: address, attempt: attempt.number, status: status(address))
+        link.user = attempt.target.user
+        liveByUser[attempt.target.user, default: 0] += 1
+        liveBySession[address.session, default: 0] += 1
         var options = options
         if let policy = networkPolicy {
             // A destination the operator named in allowed_url_hosts is trusted
@@ -541,7 +626,7 @@ public final class Host {
             guard let link else { return }
             self?.clientEvent(link, event)
         }
-        clients[address]?.current = false
+        if let previous = clients[address] { retire(previous) }
         clients[address] = link
         link.client.start()
     }
@@ -560,7 +645,7 @@ public final class Host {
                 // Neos #2508: what arrived before the close is delivered before OnDisconnected.
                 while deliverOne(link) {}
                 link.shedding = false
-                link.current = false
+                retire(link)
                 clients[address] = nil
                 execute(world.socketClosed(address, attempt: link.attempt, report: report, now: LoopTimers.now()))
             } else {

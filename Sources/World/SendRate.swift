@@ -1,11 +1,11 @@
 import MonotonicTime
 
-/// A record's send budget: a token bucket of `perSecond` tokens a second,
-/// holding at most one second's worth. A send takes a token; without one it
-/// is refused. Bounds what one record (an echo reaction whose server echoes
-/// back, a runaway sender) can put on the wire. Pure: the time is passed in.
+/// A token bucket: `perSecond` tokens a second, holding at most one second's
+/// worth. A record's sends (`[limits] sends_per_second`) and the pace of
+/// connection attempts (`AttemptPacer`) are bounded with it. Pure: the time
+/// is passed in.
 public struct SendRate: Equatable, Sendable {
-    /// Sends per second; 0 is no limit.
+    /// Tokens per second; 0 is no limit.
     public var perSecond: Int
     private var tokens: Double
     private var refilled: MonotonicInstant?
@@ -15,16 +15,70 @@ public struct SendRate: Equatable, Sendable {
         tokens = Double(perSecond)
     }
 
-    /// Takes a token for one send at `now`; false when none is left.
+    /// Takes a token at `now`; false when none is left.
     public mutating func take(now: MonotonicInstant) -> Bool {
-        guard perSecond > 0 else { return true }
+        guard wait(now: now) == .zero else { return false }
+        consume()
+        return true
+    }
+
+    /// How long until a token is there (zero: now), without taking it.
+    public mutating func wait(now: MonotonicInstant) -> Duration {
+        guard perSecond > 0 else { return .zero }
         if let refilled {
             let elapsed = Double((now - refilled).nanosecondsClamped) / 1e9
             tokens = min(Double(perSecond), tokens + max(0, elapsed) * Double(perSecond))
         }
         refilled = now
-        guard tokens >= 1 else { return false }
+        guard tokens < 1 else { return .zero }
+        return .nanoseconds(Int64(((1 - tokens) / Double(perSecond) * 1e9).rounded(.up)))
+    }
+
+    /// Takes a token that `wait` said is there.
+    public mutating func consume() {
+        guard perSecond > 0 else { return }
         tokens -= 1
-        return true
+    }
+
+    /// Full again: nothing taken for a second or more (a pacer forgets it).
+    public func isFull(now: MonotonicInstant) -> Bool {
+        guard let refilled else { return true }
+        return now - refilled >= .seconds(1)
+    }
+}
+
+/// The pace of connection attempts: at most `perSecond` in all and
+/// `perDestination` a second to one host:port (a burst of one second's worth
+/// each). An attempt over the pace waits for its turn instead of failing: a
+/// reconnect wave of thousands of records is spread out, and world users
+/// cannot point the daemon at a third party as a connection flood. Pure.
+public struct AttemptPacer: Sendable {
+    private var global: SendRate
+    private var destinations: [String: SendRate] = [:]
+    public var perDestination: Int {
+        didSet { destinations.removeAll() }
+    }
+
+    public init(perSecond: Int, perDestination: Int) {
+        global = SendRate(perSecond: perSecond)
+        self.perDestination = perDestination
+    }
+
+    public var perSecond: Int {
+        get { global.perSecond }
+        set { global.perSecond = newValue }
+    }
+
+    /// Zero: go now (the attempt is counted); else how long to wait before asking again.
+    public mutating func admit(_ destination: String, now: MonotonicInstant) -> Duration {
+        var rate = destinations[destination] ?? SendRate(perSecond: perDestination)
+        let wait = max(rate.wait(now: now), global.wait(now: now))
+        if wait == .zero {
+            rate.consume()
+            global.consume()
+        }
+        destinations[destination] = rate
+        if destinations.count > 4096 { destinations = destinations.filter { !$0.value.isFull(now: now) } }
+        return wait
     }
 }

@@ -59,6 +59,8 @@ public struct World: Sendable {
         case duplicateSession(SessionID)
         case duplicateObject(RecordAddress)
         case noRecord(RecordAddress)
+        /// The session has `recordsPerSession` records already.
+        case recordLimit(SessionID, Int)
 
         public var description: String {
             switch self {
@@ -69,6 +71,8 @@ public struct World: Sendable {
             case .duplicateSession(let id): return "session \(id) exists already"
             case .duplicateObject(let address): return "object \(address) exists already"
             case .noRecord(let address): return "object \(address) has no WebSocket Client record"
+            case .recordLimit(let session, let limit):
+                return "session \(session) has \(limit) WebSocket Client records already ([limits] records_per_session)"
             }
         }
     }
@@ -80,6 +84,25 @@ public struct World: Sendable {
     /// What a record made by the Connect node on an object without one starts
     /// from (the daemon sets it from the config).
     public var recordDefaults = RecordSettings()
+    /// Records one session may hold; 0 is no limit. A change that would add
+    /// one more is refused (records already there stay).
+    public var recordsPerSession = 0
+    private var recordCounts: [SessionID: Int] = [:]
+
+    /// Records in a session now.
+    public func recordCount(_ session: SessionID) -> Int { recordCounts[session, default: 0] }
+
+    /// Refuses a new record in `session` past the limit.
+    private func checkNewRecord(in session: SessionID) throws(Failure) {
+        guard recordsPerSession > 0, recordCounts[session, default: 0] >= recordsPerSession else { return }
+        throw .recordLimit(session, recordsPerSession)
+    }
+
+    private mutating func countRecord(_ session: SessionID, had: Bool, has: Bool) {
+        guard had != has else { return }
+        let count = recordCounts[session, default: 0] + (has ? 1 : -1)
+        recordCounts[session] = count > 0 ? count : nil
+    }
 
     public init() {}
 
@@ -99,6 +122,7 @@ public struct World: Sendable {
             return []
         case .closeSession(let id):
             guard sessions.removeValue(forKey: id) != nil else { throw .unknownSession(id) }
+            recordCounts[id] = nil
             var actions: Actions = []
             for address in objects.keys.sorted(by: { $0.object < $1.object }) where address.session == id {
                 actions += removeRecord(address, now: now)
@@ -119,13 +143,16 @@ public struct World: Sendable {
             guard objects[address] == nil else { throw .duplicateObject(address) }
             try requireUsers(
                 [object.wornBy, object.definedUser, object.spawnedBy, object.interactingUser].compactMap { $0 })
+            if object.record != nil { try checkNewRecord(in: id) }
             objects[address] = object
+            countRecord(id, had: false, has: object.record != nil)
             return refresh(address, now: now)
         case .remove(let id, let objectID):
             let address = RecordAddress(session: id, object: objectID)
-            guard objects[address] != nil else { throw .unknownObject(address) }
+            guard let old = objects[address] else { throw .unknownObject(address) }
             let actions = removeRecord(address, now: now)
             objects[address] = nil
+            countRecord(id, had: old.record != nil, has: false)
             return actions
         case .wear(let id, let objectID, let user):
             return try updateObject(id, objectID, users: [user], now: now) { $0.wornBy = user }
@@ -137,7 +164,9 @@ public struct World: Sendable {
             let address = RecordAddress(session: id, object: objectID)
             guard let old = objects[address] else { throw .unknownObject(address) }
             if case .pinned(let user) = settings?.handlingUser { try requireUsers([user]) }
+            if old.record == nil && settings != nil { try checkNewRecord(in: id) }
             objects[address]?.record = settings
+            countRecord(id, had: old.record != nil, has: settings != nil)
             guard settings != nil else { return removeRecord(address, now: now) }
             // SPEC §2: any change of URL, Enabled or HandlingUser restarts the record.
             let restarts =
@@ -153,6 +182,8 @@ public struct World: Sendable {
             let address = RecordAddress(session: id, object: objectID)
             guard var object = objects[address] else { throw .unknownObject(address) }
             if let user { try requireUsers([user]) }
+            if object.record == nil { try checkNewRecord(in: id) }
+            countRecord(id, had: object.record != nil, has: true)
             var settings = object.record ?? recordDefaults
             if let url { settings.url = url }
             settings.handlingUser = user.map { .pinned($0) } ?? .automatic

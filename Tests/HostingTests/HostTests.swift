@@ -59,6 +59,53 @@ private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
 
 @Suite("Host: the world live against real peers", .serialized)
 struct HostTests {
+    @Test("issue #12 limits: connections per handling user (not the session's host); attempts paced per destination")
+    func connectionLimitsAndPacing() async throws {
+        let peer = try Peer("echo")
+        try await onLoop {
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
+            host.connectionLimits = Host.ConnectionLimits(perUser: 2)
+            let started = ContinuousClock.now
+            var connectedAt: [ObjectID: Duration] = [:]
+            let events = try await collect(host) {
+                for index in 0..<3 {
+                    try host.apply(
+                        .spawn(
+                            "s",
+                            WorldObject(
+                                id: ObjectID("ann\(index)"), name: "a", spawnedBy: "ann",
+                                record: RecordSettings(url: url(peer.port), connectRetryInterval: .seconds(60)))))
+                }
+            } until: { events in
+                events.filter { if case .connected = $0 { true } else { false } }.count >= 2
+                    && events.contains { if case .attemptFailed = $0 { true } else { false } }
+            }
+            let failures = events.compactMap { if case .attemptFailed(_, let reason) = $0 { reason } else { nil } }
+            #expect(failures == ["limit: ann already handles 2 connections ([limits] connections_per_user)"])
+            // The session's host is not limited per user; the pace is: 2 a second to one destination.
+            host.pacer = AttemptPacer(perSecond: 0, perDestination: 2)
+            _ = try await collect(host) {
+                for index in 0..<5 {
+                    try host.apply(
+                        .spawn(
+                            "s",
+                            WorldObject(
+                                id: ObjectID("h\(index)"), name: "h", record: RecordSettings(url: url(peer.port)))))
+                }
+            } until: { events in
+                for case .connected(let address, _) in events where connectedAt[address.object] == nil {
+                    connectedAt[address.object] = ContinuousClock.now - started
+                }
+                return connectedAt.keys.filter { $0.rawValue.hasPrefix("h") }.count == 5
+            }
+            let times = connectedAt.filter { $0.key.rawValue.hasPrefix("h") }.values.sorted()
+            #expect(times.count == 5)
+            #expect(times.count == 5 && times[4] - times[0] >= .milliseconds(900), "\(times)")
+            for index in 0..<3 { try host.apply(.remove("s", ObjectID("ann\(index)"))) }
+            for index in 0..<5 { try host.apply(.remove("s", ObjectID("h\(index)"))) }
+        }
+    }
+
     @Test("issue #12 row 11: an echo reaction and a server that echoes back stop at sends_per_second")
     func echoLoopEnds() async throws {
         let peer = try Peer("echo")

@@ -155,4 +155,46 @@ struct SendRateTests {
         rate = SendRate(perSecond: 0)
         #expect(taken(100_000, at: t0) == 100_000)
     }
+
+    @Test("an attempt pacer: one second's worth at once, then the wait; per destination and in all")
+    func pacer() {
+        var pacer = AttemptPacer(perSecond: 3, perDestination: 2)
+        #expect(pacer.admit("a:1", now: t0) == .zero)
+        #expect(pacer.admit("a:1", now: t0) == .zero)
+        #expect(pacer.admit("a:1", now: t0) == .milliseconds(500))  // a's pace: 2/s
+        #expect(pacer.admit("b:1", now: t0) == .zero)
+        #expect(pacer.admit("c:1", now: t0) > .zero)  // 3 in all this second
+        #expect(pacer.admit("a:1", now: t0 + .milliseconds(500)) == .zero)
+        var open = AttemptPacer(perSecond: 0, perDestination: 0)
+        #expect((0..<1000).allSatisfy { _ in open.admit("a:1", now: t0) == .zero })
+    }
+}
+
+@Suite("World: records per session")
+struct RecordLimitTests {
+    @Test("past records_per_session a new record is refused (spawn, set, Connect); removal makes room")
+    func recordsPerSession() throws {
+        var world = try world()  // "ticker" has a record
+        world.recordsPerSession = 2
+        _ = try world.apply(.spawn("s", WorldObject(id: "b", name: "b", record: RecordSettings(url: url))), now: t0)
+        #expect(world.recordCount("s") == 2)
+        #expect(throws: World.Failure.recordLimit("s", 2)) {
+            try world.apply(.spawn("s", WorldObject(id: "c", name: "c", record: RecordSettings(url: url))), now: t0)
+        }
+        _ = try world.apply(.spawn("s", WorldObject(id: "d", name: "d")), now: t0)  // no record: fine
+        #expect(throws: World.Failure.recordLimit("s", 2)) {
+            try world.apply(.setRecord("s", "d", RecordSettings(url: url)), now: t0)
+        }
+        #expect(throws: World.Failure.recordLimit("s", 2)) {
+            try world.apply(.connect("s", "d", url: url, user: nil), now: t0)
+        }
+        #expect(world.objects[RecordAddress(session: "s", object: "d")]?.record == nil)
+        _ = try world.apply(.setRecord("s", "b", nil), now: t0)
+        #expect(world.recordCount("s") == 1)
+        _ = try world.apply(.connect("s", "d", url: url, user: nil), now: t0)
+        _ = try world.apply(.remove("s", "ticker"), now: t0)
+        #expect(world.recordCount("s") == 1)
+        _ = try world.apply(.closeSession("s"), now: t0)
+        #expect(world.recordCount("s") == 0)
+    }
 }
