@@ -35,7 +35,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
@@ -65,12 +64,9 @@ let package = Package(
         // Pure core: users, sessions, objects, records, the handling-user rule, the record lifecycle.
         .target(name: "World", dependencies: ["MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
 
-        // Pure core: the configuration schema, TOML reading and validation.
-        .target(
-            name: "Config",
-            dependencies: ["WebSocketProtocol", "World", .product(name: "TOMLKit", package: "TOMLKit")],
-            swiftSettings: strict
-        ),
+        // Pure core: the configuration schema, TOML parsing (its own TOML 1.0
+        // parser: no C++, nothing that can abort) and validation.
+        .target(name: "Config", dependencies: ["WebSocketProtocol", "World"], swiftSettings: strict),
 
         // Pure core: the control protocol (JSON, requests, results, events), shared by daemon and CLI.
         .target(

@@ -16,8 +16,7 @@ let package = Package(
     name: "wshostd-fuzz",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0")
     ],
     targets: [
         .target(name: "WebSocketProtocol", swiftSettings: strict),
@@ -32,7 +31,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Config",
-            dependencies: ["WebSocketProtocol", "World", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["WebSocketProtocol", "World"],
             swiftSettings: strict),
         .executableTarget(
             name: "FuzzFrames", dependencies: ["WebSocketProtocol"], path: "Fuzzers/FuzzFrames",

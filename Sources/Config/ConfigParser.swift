@@ -1,4 +1,3 @@
-import TOMLKit
 import WebSocketProtocol
 import World
 
@@ -40,17 +39,6 @@ extension DaemonConfig {
                 file: file,
                 issues: [
                     ConfigIssue(keyPath: "", line: nil, message: "the file contains a NUL byte; is it a text file?")
-                ])
-        }
-        // toml++ is given valid TOML syntax only: some malformed input trips
-        // its assertions (an abort), so the syntax is checked here first.
-        if let failure = TOMLSyntax.check(text.utf8) {
-            throw ConfigError(
-                file: file,
-                issues: [
-                    ConfigIssue(
-                        keyPath: "", line: failure.line, column: failure.column,
-                        message: "TOML syntax error: \(failure.message)")
                 ])
         }
         let root = try syntax(text, file: file)
@@ -142,7 +130,7 @@ extension DaemonConfig {
         }
         config.limits.inboundBudget = limits.value(
             "inbound_budget", default: defaults.limits.inboundBudget, Decode.size(min: 1 << 20, max: 1 << 40))
-        let count = { (raw: any TOMLValueConvertible) -> Result<Int, SchemaReader.Expected> in
+        let count = { (raw: TOMLValue) -> Result<Int, SchemaReader.Expected> in
             guard let count = raw.int, count >= 0, count <= 10_000_000 else {
                 return .failure(SchemaReader.Expected(what: "an integer from 0 (no limit) to 10000000"))
             }
@@ -231,19 +219,17 @@ extension DaemonConfig {
 
     /// The TOML document, or its syntax error with line and column.
     private static func syntax(_ text: String, file: String) throws(ConfigError) -> TOMLTable {
-        do {
-            return try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
+        switch TOMLSyntax.parse(text.utf8) {
+        case .success(let root):
+            return root
+        case .failure(let failure):
             throw ConfigError(
                 file: file,
                 issues: [
                     ConfigIssue(
-                        keyPath: "", line: error.source.begin.line, column: error.source.begin.column,
-                        message: "TOML syntax error: \(error.description)")
+                        keyPath: "", line: failure.line, column: failure.column,
+                        message: "TOML syntax error: \(failure.message)")
                 ])
-        } catch {
-            throw ConfigError(
-                file: file, issues: [ConfigIssue(keyPath: "", line: nil, message: "TOML syntax error: \(error)")])
         }
     }
 

@@ -1,4 +1,3 @@
-import TOMLKit
 import WebSocketProtocol
 import World
 
@@ -36,7 +35,7 @@ public struct DeclaredWorld: Equatable, Sendable {
 
     static func read(_ document: SchemaReader.Table, defaults: DaemonConfig.WebSocket) -> DeclaredWorld {
         var world = DeclaredWorld()
-        let string: (any TOMLValueConvertible) -> Result<String, SchemaReader.Expected> = { raw in
+        let string: (TOMLValue) -> Result<String, SchemaReader.Expected> = { raw in
             guard let text = raw.string, !text.isEmpty else { return .failure(.init(what: "a non-empty string")) }
             return .success(text)
         }
@@ -69,7 +68,7 @@ public struct DeclaredWorld: Equatable, Sendable {
                 }
             }
         }
-        let user: (any TOMLValueConvertible) -> Result<UserID, SchemaReader.Expected> = { raw in
+        let user: (TOMLValue) -> Result<UserID, SchemaReader.Expected> = { raw in
             guard let text = raw.string, !text.isEmpty else { return .failure(.init(what: "a user id")) }
             guard userIDs.contains(UserID(text)) else {
                 return .failure(.init(what: "no [[users]] entry has id \"\(text)\"", showFound: false))
@@ -117,7 +116,7 @@ public struct DeclaredWorld: Equatable, Sendable {
                     objectTable.reader.report(
                         objectTable.keyPath("id"), "object \(objectID) is declared twice in session \(id)")
                 }
-                let optionalUser: (any TOMLValueConvertible) -> Result<UserID?, SchemaReader.Expected> = {
+                let optionalUser: (TOMLValue) -> Result<UserID?, SchemaReader.Expected> = {
                     user($0).map { Optional($0) }
                 }
                 var object = WorldObject(

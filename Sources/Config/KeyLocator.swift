@@ -1,6 +1,6 @@
 /// Finds the line on which a key path is written in a TOML document.
 ///
-/// toml++ (through TOMLKit) reports positions for syntax errors only; this
+/// The parser (`TOMLSyntax`) reports positions for syntax errors; this
 /// scanner recovers the line of `[table]` headers and `key = value` lines so
 /// that schema errors can name it too. It runs only on documents that already
 /// parsed, so it can be simple: it follows table headers (including arrays of
@@ -18,7 +18,7 @@ struct KeyLocator {
             let lineNumber = index + 1
             var line = Substring(rawLine)
             if let delimiter = multilineString {
-                guard let end = line.range(of: delimiter) else { continue }
+                guard let end = line.firstRange(of: delimiter) else { continue }
                 multilineString = nil
                 line = line[end.upperBound...]
                 bracketDepth += Self.bracketDelta(line, multiline: &multilineString)
@@ -124,7 +124,7 @@ struct KeyLocator {
             if rest.hasPrefix("\"\"\"") || rest.hasPrefix("'''") {
                 let delimiter = String(rest.prefix(3))
                 rest = rest.dropFirst(3)
-                guard let end = rest.range(of: delimiter) else {
+                guard let end = rest.firstRange(of: delimiter) else {
                     multiline = delimiter
                     return depth
                 }

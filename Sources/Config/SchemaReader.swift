@@ -1,5 +1,3 @@
-import TOMLKit
-
 /// Reads typed values out of a parsed TOML table, strictly: every key must be
 /// known, every value of the expected type and range. Problems are collected
 /// (with key path and line) instead of thrown, so one run reports them all.
@@ -72,7 +70,7 @@ final class SchemaReader {
         func value<T>(
             _ key: String,
             default defaultValue: T,
-            _ decode: (any TOMLValueConvertible) -> Result<T, Expected>
+            _ decode: (TOMLValue) -> Result<T, Expected>
         ) -> T {
             guard let raw = table?[key] else { return defaultValue }
             switch decode(raw) {
@@ -90,22 +88,22 @@ final class SchemaReader {
         var what: String
         var showFound = true
 
-        func message(found value: any TOMLValueConvertible) -> String {
+        func message(found value: TOMLValue) -> String {
             showFound ? "expected \(what), found \(describe(value))" : what
         }
     }
 }
 
 /// A short description of a TOML value for error messages.
-func describe(_ value: any TOMLValueConvertible) -> String {
-    switch value.type {
-    case .string: return "\"\(value.string ?? "")\""
-    case .int: return "integer \(value.int.map(String.init) ?? "?")"
-    case .double: return "float \(value.double.map { String($0) } ?? "?")"
-    case .bool: return "boolean \(value.bool.map(String.init) ?? "?")"
+func describe(_ value: TOMLValue) -> String {
+    switch value {
+    case .string(let text): return "\"\(text)\""
+    case .integer(let number): return "integer \(number)"
+    case .float(let number): return "float \(number)"
+    case .boolean(let flag): return "boolean \(flag)"
     case .table: return "a table"
     case .array: return "an array"
-    case .date, .time, .dateTime: return "a date/time"
+    case .dateTime: return "a date/time"
     }
 }
 
@@ -143,7 +141,7 @@ enum Decode {
 
     static func duration(
         min: Duration = .zero, allowZero: Bool = true, max: Duration = .seconds(86_400)
-    ) -> (any TOMLValueConvertible) -> Result<Duration, Expected> {
+    ) -> (TOMLValue) -> Result<Duration, Expected> {
         { raw in
             guard let text = raw.string, let value = Units.duration(text) else {
                 return .failure(Expected(what: Expected.durationHint))
@@ -164,7 +162,7 @@ enum Decode {
         }
     }
 
-    static func size(min: Int64, max: Int64) -> (any TOMLValueConvertible) -> Result<Int64, Expected> {
+    static func size(min: Int64, max: Int64) -> (TOMLValue) -> Result<Int64, Expected> {
         { raw in
             guard let text = raw.string, let value = Units.size(text) else {
                 return .failure(Expected(what: "a size such as \"16MiB\", \"64KiB\" or \"512B\""))
@@ -177,7 +175,7 @@ enum Decode {
         }
     }
 
-    static func absolutePath(allowEmpty: Bool) -> (any TOMLValueConvertible) -> Result<String, Expected> {
+    static func absolutePath(allowEmpty: Bool) -> (TOMLValue) -> Result<String, Expected> {
         { raw in
             guard let path = raw.string else { return .failure(Expected(what: "a file path")) }
             guard (allowEmpty && path.isEmpty) || path.hasPrefix("/") else {
@@ -189,7 +187,7 @@ enum Decode {
 
     static func oneOf<E: RawRepresentable & CaseIterable>(
         _: E.Type
-    ) -> (any TOMLValueConvertible) -> Result<E, Expected> where E.RawValue == String {
+    ) -> (TOMLValue) -> Result<E, Expected> where E.RawValue == String {
         { raw in
             let names = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
             guard let text = raw.string, let value = E(rawValue: text) else {
@@ -202,7 +200,7 @@ enum Decode {
     /// An array of strings, each decoded by `element`; the first bad element is reported.
     static func list<T>(
         _ element: @escaping (String) -> Result<T, Expected>
-    ) -> (any TOMLValueConvertible) -> Result<[T], Expected> {
+    ) -> (TOMLValue) -> Result<[T], Expected> {
         { raw in
             guard let array = raw.array else { return .failure(Expected(what: "an array of strings")) }
             var values: [T] = []

@@ -1,14 +1,92 @@
-/// A strict recognizer of TOML 1.0 syntax (toml.io/en/v1.0.0, its ABNF), run
-/// before the document is handed to toml++.
+/// A TOML value as the config reader sees it.
+enum TOMLValue {
+    case string(String)
+    case integer(Int)
+    case float(Double)
+    case boolean(Bool)
+    /// An offset or local date-time, date or time, as written.
+    case dateTime(String)
+    case array([TOMLValue])
+    case table(TOMLTable)
+
+    var string: String? { if case .string(let value) = self { value } else { nil } }
+    var int: Int? { if case .integer(let value) = self { value } else { nil } }
+    var double: Double? { if case .float(let value) = self { value } else { nil } }
+    var bool: Bool? { if case .boolean(let value) = self { value } else { nil } }
+    var array: [TOMLValue]? { if case .array(let values) = self { values } else { nil } }
+    var table: TOMLTable? { if case .table(let table) = self { table } else { nil } }
+
+    /// The kind, as error messages name it ("cannot redefine existing string 'a'").
+    var kindName: String {
+        switch self {
+        case .string: "string"
+        case .integer: "integer"
+        case .float: "floating-point"
+        case .boolean: "boolean"
+        case .dateTime: "date-time"
+        case .array: "array"
+        case .table: "table"
+        }
+    }
+}
+
+/// A TOML table: its keys in the order they were defined, and how it was
+/// made (which decides what may still be added to it, TOML 1.0 §Table).
+final class TOMLTable {
+    enum Origin {
+        /// A parent made on the way to a header (`[a.b]` makes `a`): a header may still define it.
+        case implicit
+        /// Defined by a `[header]`: never again.
+        case header
+        /// Made by dotted keys (`a.b = 1` makes `a`): more dotted keys may add to it.
+        case dotted
+        /// `{ … }`: closed.
+        case inline
+        /// An element of an array of tables (`[[a]]`).
+        case arrayElement
+    }
+
+    enum Entry {
+        case value(TOMLValue)
+        case table(TOMLTable)
+        /// An array of tables (`[[a]]`), which later headers append to.
+        case tableArray([TOMLTable])
+    }
+
+    var origin: Origin
+    private(set) var keys: [String] = []
+    private(set) var entries: [String: Entry] = [:]
+
+    init(origin: Origin) {
+        self.origin = origin
+    }
+
+    subscript(key: String) -> TOMLValue? {
+        switch entries[key] {
+        case nil: return nil
+        case .value(let value)?: return value
+        case .table(let table)?: return .table(table)
+        case .tableArray(let tables)?: return .array(tables.map { .table($0) })
+        }
+    }
+
+    func entry(_ key: String) -> Entry? { entries[key] }
+
+    func set(_ key: String, _ entry: Entry) {
+        if entries.updateValue(entry, forKey: key) == nil { keys.append(key) }
+    }
+}
+
+/// A TOML 1.0 parser (toml.io/en/v1.0.0, its ABNF and its rules on defining
+/// tables), in Swift, that reports every error with its line and column and
+/// cannot abort.
 ///
-/// toml++ as bundled with TOMLKit 0.6.0 checks some malformed input with
-/// assertions instead of errors: `[` alone on a line, `[[[a]]]`, a `}` where
-/// an array expects a value, and more; each aborts the process
-/// (LebJe/TOMLKit#30, marzer/tomlplusplus#301; in a build without assertions
-/// the same input is undefined behaviour). So toml++ is only ever given a
-/// document that is syntactically valid TOML: anything else is reported here
-/// with its line and column, in toml++'s wording where there is one. What
-/// toml++ checks beyond syntax (redefined keys and tables) it still reports.
+/// It replaced toml++ (through TOMLKit 0.6.0), which checked some malformed
+/// input with assertions instead of errors: `[` alone on a line, `[[[a]]]`, a
+/// `}` where an array expects a value, and more, each aborting the process
+/// (LebJe/TOMLKit#30, marzer/tomlplusplus#301; undefined behaviour in a build
+/// without assertions), and whose key listing leaked memory on every read.
+/// Messages keep toml++'s wording where it had one.
 ///
 /// Pure; one pass over the bytes; nesting depth bounded.
 struct TOMLSyntax {
@@ -27,20 +105,30 @@ struct TOMLSyntax {
     private var line = 1
     private var lineStart = 0
     private var depth = 0
+    private let root = TOMLTable(origin: .header)
+    /// The table the key-value pairs below the last header go to.
+    private var current: TOMLTable
 
     private init(_ bytes: [UInt8]) {
         self.bytes = bytes
+        current = root
     }
 
-    /// Checks a whole document; nil when it is valid TOML 1.0 syntax.
-    static func check(_ text: some Collection<UInt8>) -> Failure? {
-        var checker = TOMLSyntax(Array(text))
+    /// Parses a whole document.
+    static func parse(_ text: some Collection<UInt8>) -> Result<TOMLTable, Failure> {
+        var parser = TOMLSyntax(Array(text))
         do {
-            try checker.document()
-            return nil
+            try parser.document()
+            return .success(parser.root)
         } catch {
-            return error
+            return .failure(error)
         }
+    }
+
+    /// Nil when `text` is a valid TOML 1.0 document, else its first error.
+    static func check(_ text: some Collection<UInt8>) -> Failure? {
+        if case .failure(let failure) = parse(text) { return failure }
+        return nil
     }
 
     // MARK: - Document structure
@@ -63,7 +151,7 @@ struct TOMLSyntax {
                         "Error while parsing root table: expected keys, tables, whitespace or comments, saw \(shown(byte))"
                     )
                 }
-                try keyValue(scope: "key-value pair")
+                try keyValue(scope: "key-value pair", into: current)
             }
             try endOfLine()
         }
@@ -117,41 +205,118 @@ struct TOMLSyntax {
             }
             throw fail("\(scope): expected a table name (a bare or quoted key), saw \(shown(peek))")
         }
-        try key(scope: scope)
+        let path = try key(scope: scope)
         skipWhitespace()
         for _ in 0..<(array ? 2 : 1) {
             guard peek == UInt8(ascii: "]") else { throw fail("\(scope): expected ']', saw \(shown(peek))") }
             index += 1
         }
+        // The parents: made implicitly, or walked into (an array of tables: its last element).
+        var table = root
+        for (position, segment) in path.dropLast().enumerated() {
+            let written = path[...position].joined(separator: ".")
+            switch table.entry(segment) {
+            case nil:
+                let made = TOMLTable(origin: .implicit)
+                table.set(segment, .table(made))
+                table = made
+            case .table(let next)?:
+                guard next.origin != .inline else { throw fail("\(scope): cannot extend inline table '\(written)'") }
+                table = next
+            case .tableArray(let tables)?:
+                table = tables[tables.count - 1]
+            case .value(.table)?:
+                throw fail("\(scope): cannot extend inline table '\(written)'")
+            case .value(let value)?:
+                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written)' as a table")
+            }
+        }
+        let last = path[path.count - 1]
+        let written = path.joined(separator: ".")
+        if array {
+            switch table.entry(last) {
+            case nil:
+                let element = TOMLTable(origin: .arrayElement)
+                table.set(last, .tableArray([element]))
+                current = element
+            case .tableArray(var tables)?:
+                let element = TOMLTable(origin: .arrayElement)
+                tables.append(element)
+                table.set(last, .tableArray(tables))
+                current = element
+            case .table?:
+                throw fail("\(scope): cannot redefine existing table '\(written)' as an array of tables")
+            case .value(let value)?:
+                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written)' as an array of tables")
+            }
+        } else {
+            switch table.entry(last) {
+            case nil:
+                let made = TOMLTable(origin: .header)
+                table.set(last, .table(made))
+                current = made
+            case .table(let existing)? where existing.origin == .implicit:
+                existing.origin = .header
+                current = existing
+            case .table?, .tableArray?:
+                throw fail("\(scope): cannot redefine existing table '\(written)'")
+            case .value(let value)?:
+                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written)'")
+            }
+        }
     }
 
-    private mutating func keyValue(scope: String) throws(Failure) {
-        try key(scope: "Error while parsing \(scope)")
+    private mutating func keyValue(scope: String, into table: TOMLTable) throws(Failure) {
+        let scope = "Error while parsing \(scope)"
+        let path = try key(scope: scope)
         skipWhitespace()
-        guard peek == UInt8(ascii: "=") else {
-            throw fail("Error while parsing \(scope): expected '=', saw \(shown(peek))")
-        }
+        guard peek == UInt8(ascii: "=") else { throw fail("\(scope): expected '=', saw \(shown(peek))") }
         index += 1
         skipWhitespace()
-        try value()
+        // Dotted keys make (or extend) tables of their own kind only (TOML 1.0:
+        // not tables defined by a header, not inline ones, not arrays of tables).
+        var target = table
+        for (position, segment) in path.dropLast().enumerated() {
+            let written = path[...position].joined(separator: ".")
+            switch target.entry(segment) {
+            case nil:
+                let made = TOMLTable(origin: .dotted)
+                target.set(segment, .table(made))
+                target = made
+            case .table(let next)? where next.origin == .dotted:
+                target = next
+            case .table?, .tableArray?:
+                throw fail("\(scope): cannot redefine existing table '\(written)'")
+            case .value(let value)?:
+                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written)'")
+            }
+        }
+        let last = path[path.count - 1]
+        if let existing = target[last] {
+            throw fail("\(scope): cannot redefine existing \(existing.kindName) '\(path.joined(separator: "."))'")
+        }
+        target.set(last, .value(try value()))
     }
 
-    /// A simple or dotted key.
-    private mutating func key(scope: String) throws(Failure) {
+    /// A simple or dotted key: its segments, unquoted.
+    private mutating func key(scope: String) throws(Failure) -> [String] {
+        var segments: [String] = []
         while true {
             guard let byte = peek else { throw fail("\(scope): expected a key, saw end of file") }
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
                 if self.byte(at: index + 1) == byte && self.byte(at: index + 2) == byte {
                     throw fail("\(scope): multi-line strings are prohibited in keys")
                 }
-                try singleLineString()
+                segments.append(try singleLineString())
             } else if isBareKeyByte(byte) {
+                let start = index
                 while let next = peek, isBareKeyByte(next) { index += 1 }
+                segments.append(String(decoding: bytes[start..<index], as: UTF8.self))
             } else {
                 throw fail("\(scope): expected bare key starting character or string delimiter, saw \(shown(byte))")
             }
             skipWhitespace()
-            guard peek == UInt8(ascii: ".") else { return }
+            guard peek == UInt8(ascii: ".") else { return segments }
             index += 1
             skipWhitespace()
         }
@@ -159,44 +324,62 @@ struct TOMLSyntax {
 
     // MARK: - Values
 
-    private mutating func value() throws(Failure) {
+    private mutating func value() throws(Failure) -> TOMLValue {
         guard let byte = peek else { throw fail("Error while parsing value: expected a value, saw end of file") }
+        let start = index
         switch byte {
         case UInt8(ascii: "\""), UInt8(ascii: "'"):
             if self.byte(at: index + 1) == byte && self.byte(at: index + 2) == byte {
-                try multiLineString()
-            } else {
-                try singleLineString()
+                return .string(try multiLineString())
             }
-        case UInt8(ascii: "["): try array()
-        case UInt8(ascii: "{"): try inlineTable()
-        case UInt8(ascii: "t"): try literal("true")
-        case UInt8(ascii: "f"): try literal("false")
-        case UInt8(ascii: "i"): try literal("inf")
-        case UInt8(ascii: "n"): try literal("nan")
+            return .string(try singleLineString())
+        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "{"): return try inlineTable()
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .boolean(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .boolean(false)
+        case UInt8(ascii: "i"):
+            try literal("inf")
+            return .float(.infinity)
+        case UInt8(ascii: "n"):
+            try literal("nan")
+            return .float(.nan)
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
+            let negative = byte == UInt8(ascii: "-")
             index += 1
-            if peek == UInt8(ascii: "i") { return try literal("inf") }
-            if peek == UInt8(ascii: "n") { return try literal("nan") }
-            try number(signed: true)
+            if peek == UInt8(ascii: "i") {
+                try literal("inf")
+                return .float(negative ? -.infinity : .infinity)
+            }
+            if peek == UInt8(ascii: "n") {
+                try literal("nan")
+                return .float(.nan)
+            }
+            return try number(signed: true, from: start)
         case UInt8(ascii: "0")...UInt8(ascii: "9"):
             if digit(at: index + 1) && digit(at: index + 2) && digit(at: index + 3)
                 && self.byte(at: index + 4) == UInt8(ascii: "-")
             {
                 try dateTime()
-            } else if digit(at: index + 1) && self.byte(at: index + 2) == UInt8(ascii: ":") {
-                try time()
-            } else {
-                try number(signed: false)
+                return .dateTime(String(decoding: bytes[start..<index], as: UTF8.self))
             }
+            if digit(at: index + 1) && self.byte(at: index + 2) == UInt8(ascii: ":") {
+                try time()
+                return .dateTime(String(decoding: bytes[start..<index], as: UTF8.self))
+            }
+            return try number(signed: false, from: start)
         default:
             throw fail("Error while parsing value: expected a value, saw \(shown(byte))")
         }
     }
 
-    private mutating func array() throws(Failure) {
+    private mutating func array() throws(Failure) -> TOMLValue {
         try enter("array")
         index += 1  // '['
+        var values: [TOMLValue] = []
         var expectValue = true
         while true {
             try skipWhitespaceCommentsAndNewlines()
@@ -211,7 +394,7 @@ struct TOMLSyntax {
             guard expectValue else {
                 throw fail("Error while parsing array: expected comma or closing ']', saw \(shown(byte))")
             }
-            try value()
+            values.append(try value())
             try skipWhitespaceCommentsAndNewlines()
             if peek == UInt8(ascii: ",") {
                 index += 1
@@ -221,23 +404,25 @@ struct TOMLSyntax {
             }
         }
         depth -= 1
+        return .array(values)
     }
 
-    private mutating func inlineTable() throws(Failure) {
+    private mutating func inlineTable() throws(Failure) -> TOMLValue {
         try enter("inline table")
         index += 1  // '{'
+        let table = TOMLTable(origin: .inline)
         skipWhitespace()
         if peek == UInt8(ascii: "}") {
             index += 1
             depth -= 1
-            return
+            return .table(table)
         }
         while true {
             skipWhitespace()
             guard let byte = peek, isKeyStart(byte) else {
                 throw fail("Error while parsing inline table: expected key, saw \(shown(peek))")
             }
-            try keyValue(scope: "inline table")
+            try keyValue(scope: "inline table", into: table)
             skipWhitespace()
             if peek == UInt8(ascii: ",") {
                 index += 1
@@ -250,6 +435,7 @@ struct TOMLSyntax {
             break
         }
         depth -= 1
+        return .table(table)
     }
 
     private mutating func enter(_ what: String) throws(Failure) {
@@ -281,14 +467,15 @@ struct TOMLSyntax {
         }
     }
 
-    /// Integers (decimal, 0x, 0o, 0b) and floats; a sign was consumed already.
-    private mutating func number(signed: Bool) throws(Failure) {
+    /// Integers (decimal, 0x, 0o, 0b) and floats; a sign at `start` was consumed already.
+    private mutating func number(signed: Bool, from start: Int) throws(Failure) -> TOMLValue {
         let scope = "Error while parsing number"
         if peek == UInt8(ascii: "0"), let radix = byte(at: index + 1),
             radix == UInt8(ascii: "x") || radix == UInt8(ascii: "o") || radix == UInt8(ascii: "b")
         {
             guard !signed else { throw fail("\(scope): a sign is not allowed before 0x, 0o or 0b") }
             index += 2
+            let digitsStart = index
             let isDigit: (UInt8) -> Bool
             switch radix {
             case UInt8(ascii: "x"): isDigit = { isDigitByte($0) || (0x61...0x66).contains($0 | 0x20) }
@@ -296,23 +483,39 @@ struct TOMLSyntax {
             default: isDigit = { $0 == 0x30 || $0 == 0x31 }
             }
             try digits(scope, isDigit)
-            return try valueEnds()
+            let text = String(decoding: bytes[digitsStart..<index].filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)
+            let base = radix == UInt8(ascii: "x") ? 16 : radix == UInt8(ascii: "o") ? 8 : 2
+            guard let value = Int(text, radix: base) else { throw fail("\(scope): integer out of range") }
+            try valueEnds()
+            return .integer(value)
         }
-        let start = index
+        let integerStart = index
         try digits(scope, isDigitByte)
-        if bytes[start] == UInt8(ascii: "0") && index - start > 1 {
+        if bytes[integerStart] == UInt8(ascii: "0") && index - integerStart > 1 {
             throw fail("\(scope): leading zeros are not allowed")
         }
+        var isFloat = false
         if peek == UInt8(ascii: ".") {
             index += 1
             try digits(scope, isDigitByte)
+            isFloat = true
         }
         if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
             index += 1
             if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
             try digits(scope, isDigitByte)
+            isFloat = true
         }
+        let text = String(decoding: bytes[start..<index].filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)
         try valueEnds()
+        if isFloat {
+            guard let value = Double(text) else { throw fail("\(scope): not a number") }
+            return .float(value)
+        }
+        guard let value = Int(text.hasPrefix("+") ? String(text.dropFirst()) : text) else {
+            throw fail("\(scope): integer out of range")
+        }
+        return .integer(value)
     }
 
     /// One or more digits, single underscores only between digits.
@@ -397,38 +600,44 @@ struct TOMLSyntax {
 
     // MARK: - Strings
 
-    private mutating func singleLineString() throws(Failure) {
+    private mutating func singleLineString() throws(Failure) -> String {
         let quote = bytes[index]
         let scope = "Error while parsing string"
         index += 1
+        var content: [UInt8] = []
         while true {
             guard let byte = peek else { throw fail("\(scope): encountered end-of-file") }
             if byte == quote {
                 index += 1
-                return
+                return String(decoding: content, as: UTF8.self)
             }
             if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
                 throw fail("\(scope): encountered a line break before the closing quote")
             }
-            try stringByte(quote: quote, scope: scope)
+            try stringByte(quote: quote, scope: scope, into: &content)
         }
     }
 
-    private mutating func multiLineString() throws(Failure) {
+    private mutating func multiLineString() throws(Failure) -> String {
         let quote = bytes[index]
         let scope = "Error while parsing multi-line string"
         index += 3
         _ = try lineBreak()  // a line break right after the opening quotes is trimmed
+        var content: [UInt8] = []
         while true {
             guard let byte = peek else { throw fail("\(scope): encountered end-of-file") }
             if byte == quote && self.byte(at: index + 1) == quote && self.byte(at: index + 2) == quote {
                 index += 3
                 // Up to two more quotes belong to the content.
-                for _ in 0..<2 where peek == quote { index += 1 }
-                return
+                for _ in 0..<2 where peek == quote {
+                    content.append(quote)
+                    index += 1
+                }
+                return String(decoding: content, as: UTF8.self)
             }
             if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
                 guard try lineBreak() else { throw fail("\(scope): a lone '\\r'") }
+                content.append(UInt8(ascii: "\n"))
                 continue
             }
             if quote == UInt8(ascii: "\"") && byte == UInt8(ascii: "\\") {
@@ -439,36 +648,44 @@ struct TOMLSyntax {
                 }
                 if self.byte(at: probe) == UInt8(ascii: "\n") || self.byte(at: probe) == UInt8(ascii: "\r") {
                     index = probe
+                    while true {
+                        skipWhitespace()
+                        guard try lineBreak() else { break }
+                    }
                     continue
                 }
             }
-            try stringByte(quote: quote, scope: scope)
+            try stringByte(quote: quote, scope: scope, into: &content)
         }
     }
 
-    /// One character of a string's content (an escape in a basic string).
-    private mutating func stringByte(quote: UInt8, scope: String) throws(Failure) {
+    /// One character of a string's content (an escape in a basic string), decoded into `content`.
+    private mutating func stringByte(quote: UInt8, scope: String, into content: inout [UInt8]) throws(Failure) {
         let byte = bytes[index]
         if quote == UInt8(ascii: "\"") && byte == UInt8(ascii: "\\") {
             index += 1
             guard let escape = peek else { throw fail("\(scope): encountered end-of-file") }
             index += 1
             switch escape {
-            case UInt8(ascii: "b"), UInt8(ascii: "t"), UInt8(ascii: "n"), UInt8(ascii: "f"), UInt8(ascii: "r"),
-                UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                return
+            case UInt8(ascii: "b"): content.append(0x08)
+            case UInt8(ascii: "t"): content.append(0x09)
+            case UInt8(ascii: "n"): content.append(0x0A)
+            case UInt8(ascii: "f"): content.append(0x0C)
+            case UInt8(ascii: "r"): content.append(0x0D)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): content.append(escape)
             case UInt8(ascii: "u"), UInt8(ascii: "U"):
-                var scalar: UInt32 = 0
+                var value: UInt32 = 0
                 for _ in 0..<(escape == UInt8(ascii: "u") ? 4 : 8) {
-                    guard let digit = peek, let value = hexValue(digit) else {
+                    guard let digit = peek, let nibble = hexValue(digit) else {
                         throw fail("\(scope): expected a hexadecimal digit, saw \(shown(peek))")
                     }
-                    scalar = scalar << 4 | UInt32(value)
+                    value = value << 4 | UInt32(nibble)
                     index += 1
                 }
-                guard Unicode.Scalar(scalar) != nil else {
+                guard let scalar = Unicode.Scalar(value) else {
                     throw fail("\(scope): \\\(Character(Unicode.Scalar(escape))) escape is not a Unicode scalar value")
                 }
+                content.append(contentsOf: String(Character(scalar)).utf8)
             default:
                 throw fail("\(scope): unknown escape sequence '\\\(Character(Unicode.Scalar(escape)))'")
             }
@@ -477,7 +694,9 @@ struct TOMLSyntax {
         if isControl(byte) && byte != UInt8(ascii: "\t") {
             throw fail("\(scope): control characters must be escaped, saw \(shown(byte))")
         }
+        let start = index
         if byte >= 0x80 { try utf8Scalar() } else { index += 1 }
+        content.append(contentsOf: bytes[start..<index])
     }
 
     /// One well-formed UTF-8 sequence (no surrogates, no overlong forms).

@@ -1,7 +1,7 @@
 import Config
 
 /// Any bytes as a config file: parsed and validated, or refused with
-/// located issues; never an abort (toml++ assertions included).
+/// located issues; never a trap (the config's own TOML parser included).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
