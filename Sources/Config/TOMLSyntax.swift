@@ -54,11 +54,15 @@ final class TOMLTable {
     }
 
     var origin: Origin
+    /// How deep it is nested (the document is 0): bounded, so that no
+    /// document can make a tree deep enough to exhaust the stack.
+    let level: Int
     private(set) var keys: [String] = []
     private(set) var entries: [String: Entry] = [:]
 
-    init(origin: Origin) {
+    init(origin: Origin, level: Int) {
         self.origin = origin
+        self.level = level
     }
 
     subscript(key: String) -> TOMLValue? {
@@ -105,7 +109,7 @@ struct TOMLSyntax {
     private var line = 1
     private var lineStart = 0
     private var depth = 0
-    private let root = TOMLTable(origin: .header)
+    private let root = TOMLTable(origin: .header, level: 0)
     /// The table the key-value pairs below the last header go to.
     private var current: TOMLTable
 
@@ -213,22 +217,24 @@ struct TOMLSyntax {
         }
         // The parents: made implicitly, or walked into (an array of tables: its last element).
         var table = root
+        func written(_ position: Int) -> String { path[...position].joined(separator: ".") }
         for (position, segment) in path.dropLast().enumerated() {
-            let written = path[...position].joined(separator: ".")
             switch table.entry(segment) {
             case nil:
-                let made = TOMLTable(origin: .implicit)
+                let made = try child(of: table, .implicit)
                 table.set(segment, .table(made))
                 table = made
             case .table(let next)?:
-                guard next.origin != .inline else { throw fail("\(scope): cannot extend inline table '\(written)'") }
+                guard next.origin != .inline else {
+                    throw fail("\(scope): cannot extend inline table '\(written(position))'")
+                }
                 table = next
             case .tableArray(let tables)?:
                 table = tables[tables.count - 1]
             case .value(.table)?:
-                throw fail("\(scope): cannot extend inline table '\(written)'")
+                throw fail("\(scope): cannot extend inline table '\(written(position))'")
             case .value(let value)?:
-                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written)' as a table")
+                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written(position))' as a table")
             }
         }
         let last = path[path.count - 1]
@@ -236,11 +242,11 @@ struct TOMLSyntax {
         if array {
             switch table.entry(last) {
             case nil:
-                let element = TOMLTable(origin: .arrayElement)
+                let element = try child(of: table, .arrayElement)
                 table.set(last, .tableArray([element]))
                 current = element
             case .tableArray(var tables)?:
-                let element = TOMLTable(origin: .arrayElement)
+                let element = try child(of: table, .arrayElement)
                 tables.append(element)
                 table.set(last, .tableArray(tables))
                 current = element
@@ -252,7 +258,7 @@ struct TOMLSyntax {
         } else {
             switch table.entry(last) {
             case nil:
-                let made = TOMLTable(origin: .header)
+                let made = try child(of: table, .header)
                 table.set(last, .table(made))
                 current = made
             case .table(let existing)? where existing.origin == .implicit:
@@ -276,26 +282,34 @@ struct TOMLSyntax {
         // Dotted keys make (or extend) tables of their own kind only (TOML 1.0:
         // not tables defined by a header, not inline ones, not arrays of tables).
         var target = table
+        func written(_ position: Int) -> String { path[...position].joined(separator: ".") }
         for (position, segment) in path.dropLast().enumerated() {
-            let written = path[...position].joined(separator: ".")
             switch target.entry(segment) {
             case nil:
-                let made = TOMLTable(origin: .dotted)
+                let made = try child(of: target, .dotted)
                 target.set(segment, .table(made))
                 target = made
             case .table(let next)? where next.origin == .dotted:
                 target = next
             case .table?, .tableArray?:
-                throw fail("\(scope): cannot redefine existing table '\(written)'")
+                throw fail("\(scope): cannot redefine existing table '\(written(position))'")
             case .value(let value)?:
-                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written)'")
+                throw fail("\(scope): cannot redefine existing \(value.kindName) '\(written(position))'")
             }
         }
         let last = path[path.count - 1]
         if let existing = target[last] {
-            throw fail("\(scope): cannot redefine existing \(existing.kindName) '\(path.joined(separator: "."))'")
+            throw fail("\(scope): cannot redefine existing \(existing.kindName) '\(written(path.count - 1))'")
         }
-        target.set(last, .value(try value()))
+        target.set(last, .value(try value(level: target.level + 1)))
+    }
+
+    /// A new table inside `parent`, within the nesting bound.
+    private func child(of parent: TOMLTable, _ origin: TOMLTable.Origin) throws(Failure) -> TOMLTable {
+        guard parent.level < Self.maxDepth else {
+            throw fail("Error while parsing table: nested deeper than \(Self.maxDepth) levels")
+        }
+        return TOMLTable(origin: origin, level: parent.level + 1)
     }
 
     /// A simple or dotted key: its segments, unquoted.
@@ -324,7 +338,8 @@ struct TOMLSyntax {
 
     // MARK: - Values
 
-    private mutating func value() throws(Failure) -> TOMLValue {
+    /// A value; `level` is how deep a table made here would be.
+    private mutating func value(level: Int) throws(Failure) -> TOMLValue {
         guard let byte = peek else { throw fail("Error while parsing value: expected a value, saw end of file") }
         let start = index
         switch byte {
@@ -333,8 +348,8 @@ struct TOMLSyntax {
                 return .string(try multiLineString())
             }
             return .string(try singleLineString())
-        case UInt8(ascii: "["): return try array()
-        case UInt8(ascii: "{"): return try inlineTable()
+        case UInt8(ascii: "["): return try array(level: level)
+        case UInt8(ascii: "{"): return try inlineTable(level: level)
         case UInt8(ascii: "t"):
             try literal("true")
             return .boolean(true)
@@ -376,7 +391,7 @@ struct TOMLSyntax {
         }
     }
 
-    private mutating func array() throws(Failure) -> TOMLValue {
+    private mutating func array(level: Int) throws(Failure) -> TOMLValue {
         try enter("array")
         index += 1  // '['
         var values: [TOMLValue] = []
@@ -394,7 +409,7 @@ struct TOMLSyntax {
             guard expectValue else {
                 throw fail("Error while parsing array: expected comma or closing ']', saw \(shown(byte))")
             }
-            values.append(try value())
+            values.append(try value(level: level + 1))
             try skipWhitespaceCommentsAndNewlines()
             if peek == UInt8(ascii: ",") {
                 index += 1
@@ -407,10 +422,13 @@ struct TOMLSyntax {
         return .array(values)
     }
 
-    private mutating func inlineTable() throws(Failure) -> TOMLValue {
+    private mutating func inlineTable(level: Int) throws(Failure) -> TOMLValue {
         try enter("inline table")
+        guard level <= Self.maxDepth else {
+            throw fail("Error while parsing inline table: nested deeper than \(Self.maxDepth) levels")
+        }
         index += 1  // '{'
-        let table = TOMLTable(origin: .inline)
+        let table = TOMLTable(origin: .inline, level: level)
         skipWhitespace()
         if peek == UInt8(ascii: "}") {
             index += 1

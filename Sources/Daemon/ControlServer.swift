@@ -226,7 +226,8 @@ final class ControlServer {
                             .historyGone, "the history moved past event \(cursor) while the backlog was being written")
                     )
                     .line)
-                client.close()
+                client.subscription = nil
+                client.closeWhenWritten()
                 return
             }
             for line in page.lines { client.write(line) }
@@ -297,6 +298,11 @@ final class ControlClient {
         closed = true
         socket.close()
         server.removed(self)
+    }
+
+    /// Closes once what is queued has been written (an error line must arrive).
+    func closeWhenWritten() {
+        if socket.pendingCount == 0 { close() } else { closeWhenDrained = true }
     }
 
     /// Answers a connection that is not served (over the client limit): the

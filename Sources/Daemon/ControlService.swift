@@ -348,6 +348,7 @@ final class ControlService {
             return .object(["record": try record(address)])
 
         case .subscribe(let filter, let since):
+            client.backlogCursor = nil  // a new subscription replaces what an earlier one still had to write
             var backlog = 0
             if let since {
                 guard let count = journal.count(after: since, matching: filter) else {

@@ -268,7 +268,9 @@ public final class WebSocketClient {
     private func input(_ input: TCPSocket.Input) {
         switch input {
         case .data(let bytes):
-            lastInbound = LoopTimers.now()
+            // Traffic counts as life only while frames are read (after a failure
+            // the bytes are dropped, and close_timeout ends the connection).
+            if connection.transportAction == .keepOpen { lastInbound = LoopTimers.now() }
             connection.transportBacklog = socket?.pendingCount ?? 0
             if tls != nil { driveTLS(bytes) } else { connection.receive(bytes) }
         case .eof:
@@ -278,6 +280,14 @@ public final class WebSocketClient {
         }
         pump()
         chargeInbound()
+    }
+
+    /// A message left the connection's buffers (the host charges it anew if it queues it).
+    private func released(_ count: Int) {
+        guard let budget = options.inboundBudget, charged > 0 else { return }
+        let given = min(count, charged)
+        budget.charge(-given)
+        charged -= given
     }
 
     /// Brings the budget up to what the connection holds now; a connection
@@ -291,6 +301,7 @@ public final class WebSocketClient {
         if grew && !fits {
             connection.fail(.inboundBudgetExceeded(limit: budget.limit))
             pump()
+            guard phase == .connected else { return }  // finish() gave back what was charged
             budget.charge(connection.bufferedInboundBytes - charged)
             charged = connection.bufferedInboundBytes
         }
@@ -309,8 +320,12 @@ public final class WebSocketClient {
                 scheduleIdleCheck()
                 scheduleKeepalive()
                 onEvent(.opened)
-            case .text(let text): onEvent(.text(text))
-            case .binary(let bytes): onEvent(.binary(bytes))
+            case .text(let text):
+                released(text.utf8.count)
+                onEvent(.text(text))
+            case .binary(let bytes):
+                released(bytes.count)
+                onEvent(.binary(bytes))
             case .ping, .pong, .handshakeFailed: break
             case .closed(let report):
                 flush()  // answers to earlier messages go out before the socket closes
@@ -322,7 +337,7 @@ public final class WebSocketClient {
         }
         // Frames that produce no event (a Close to echo, a ping to answer) queue bytes too.
         flush()
-        if connection.awaitsServerClose && closeTimer == nil {
+        if (connection.awaitsServerClose || connection.transportAction == .closeAfterFlush) && closeTimer == nil {
             // Whoever sent the first Close, the server gets close_timeout to end
             // the connection; then the socket is closed hard (a server that
             // ignores our Close, or keeps flooding, cannot keep it open).

@@ -103,6 +103,7 @@ public struct ClientConnection {
     public mutating func fail(_ error: ProtocolError) {
         switch state {
         case .handshaking:
+            headerBuffer = []
             finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: error.description))
         case .open, .closeSent:
             failConnection(error)

@@ -13,10 +13,17 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var isIPv4: Bool { bytes.count == 4 }
 
-    /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or
-    /// IPv4-compatible (`::a.b.c.d`) IPv6 address; itself when IPv4.
+    /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`),
+    /// IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) or 6to4
+    /// (`2002:AABB:CCDD::`) IPv6 address; itself when IPv4.
     public var embeddedIPv4: IPAddress? {
         if isIPv4 { return self }
+        // NAT64's well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4's 2002::/16
+        // (RFC 3056) reach the IPv4 address inside them.
+        if bytes[0...11].elementsEqual([0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]) {
+            return IPAddress(bytes: Array(bytes[12...]))
+        }
+        if bytes[0] == 0x20 && bytes[1] == 0x02 { return IPAddress(bytes: Array(bytes[2...5])) }
         let prefix = bytes[0..<10]
         guard prefix.allSatisfy({ $0 == 0 }) else { return nil }
         if bytes[10] == 0xFF && bytes[11] == 0xFF { return IPAddress(bytes: Array(bytes[12...])) }
@@ -89,6 +96,22 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         return IPAddress(bytes: address)
     }
 
+    /// Exactly four decimal parts of 0–255 without leading zeros (as
+    /// `inet_pton` reads them): where an address is written out in full, as
+    /// in a network or an IPv6 address's IPv4 tail, `010` is not 8.
+    public static func parseDottedQuad(_ text: Substring) -> IPAddress? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                part == "0" || !part.hasPrefix("0"), let value = UInt8(part)
+            else { return nil }
+            bytes.append(value)
+        }
+        return IPAddress(bytes: bytes)
+    }
+
     /// IPv6 text (RFC 4291 §2.2), with `::` and an IPv4 tail; no zone.
     public static func parseIPv6(_ text: Substring) -> IPAddress? {
         guard text.utf8.count <= 45, text.contains(":") else { return nil }
@@ -103,14 +126,13 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
             let fields = part.split(separator: ":", omittingEmptySubsequences: false)
             for (index, field) in fields.enumerated() {
                 if index == fields.count - 1 && allowIPv4Tail && field.contains(".") {
-                    guard field.split(separator: ".").count == 4,
-                        field.split(separator: ".").allSatisfy({ $0.allSatisfy(\.isNumber) && $0.count <= 3 }),
-                        let v4 = parseIPv4(field), v4.bytes.count == 4
-                    else { return nil }
+                    guard let v4 = parseDottedQuad(field) else { return nil }
                     result.append(UInt16(v4.bytes[0]) << 8 | UInt16(v4.bytes[1]))
                     result.append(UInt16(v4.bytes[2]) << 8 | UInt16(v4.bytes[3]))
                 } else {
-                    guard (1...4).contains(field.count), let value = UInt16(field, radix: 16) else { return nil }
+                    guard (1...4).contains(field.count), field.allSatisfy(\.isHexDigit),
+                        let value = UInt16(field, radix: 16)
+                    else { return nil }
                     result.append(value)
                 }
             }

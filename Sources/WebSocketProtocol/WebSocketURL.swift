@@ -126,8 +126,9 @@ public enum HostPort {
         let lower = host.lowercased()
         if lower.contains(":") { return IPAddress.parseIPv6(Substring(lower))?.description ?? lower }
         if let v4 = IPAddress.parseIPv4(Substring(lower)) { return v4.description }
-        if lower.count > 1 && lower.hasSuffix(".") { return String(lower.dropLast()) }
-        return lower
+        var name = Substring(lower)
+        while name.count > 1 && name.hasSuffix(".") { name = name.dropLast() }
+        return String(name)
     }
 
     static func isHostCharacter(_ c: Character) -> Bool {

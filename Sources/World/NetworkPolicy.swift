@@ -10,11 +10,9 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
         guard parts.count <= 2 else { return nil }
         let host = parts[0].hasPrefix("[") && parts[0].hasSuffix("]") ? parts[0].dropFirst().dropLast() : parts[0]
         // Strictly dotted-quad IPv4 or IPv6 text here: a network is written out.
-        guard
-            let address = host.contains(":")
-                ? IPAddress.parseIPv6(host)
-                : (host.split(separator: ".").count == 4 ? IPAddress.parseIPv4(host) : nil)
-        else { return nil }
+        guard let address = host.contains(":") ? IPAddress.parseIPv6(host) : IPAddress.parseDottedQuad(host) else {
+            return nil
+        }
         let bits = address.bytes.count * 8
         var length = bits
         if parts.count == 2 {
@@ -58,7 +56,8 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
 ///    destination is one the operator named in `allowed_url_hosts` (`trusted`).
 /// 5. Anything else (the public Internet): allowed.
 ///
-/// IPv4-mapped and -compatible IPv6 addresses are judged as their IPv4 address.
+/// IPv4-mapped and -compatible, NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`)
+/// IPv6 addresses are judged as the IPv4 address inside them.
 public struct NetworkPolicy: Equatable, Sendable {
     public var allowed: [IPNetwork]
     public var denied: [IPNetwork]

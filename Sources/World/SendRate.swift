@@ -5,8 +5,13 @@ import MonotonicTime
 /// connection attempts (`AttemptPacer`) are bounded with it. Pure: the time
 /// is passed in.
 public struct SendRate: Equatable, Sendable {
-    /// Tokens per second; 0 is no limit.
-    public var perSecond: Int
+    /// Tokens per second; 0 is no limit. A new rate starts with a full bucket.
+    public var perSecond: Int {
+        didSet {
+            tokens = Double(perSecond)
+            refilled = nil
+        }
+    }
     private var tokens: Double
     private var refilled: MonotonicInstant?
 

@@ -415,10 +415,17 @@ struct TOMLSyntaxTests {
         }
     }
 
-    @Test("nesting is bounded")
+    @Test("nesting is bounded: arrays, inline tables, dotted keys and headers alike")
     func deepNesting() {
         let deep = "a = " + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "\n"
         #expect(TOMLSyntax.check(deep.utf8)?.message.contains("nested deeper") == true)
+        let dotted = Array(repeating: "a", count: 100_000).joined(separator: ".") + " = 1\n"
+        #expect(TOMLSyntax.check(dotted.utf8)?.message.contains("nested deeper") == true)
+        let header = "[" + Array(repeating: "a", count: 200).joined(separator: ".") + "]\n"
+        #expect(TOMLSyntax.check(header.utf8)?.message.contains("nested deeper") == true)
+        let inline =
+            "a = " + String(repeating: "{b.c.d.e = ", count: 60) + "1" + String(repeating: "}", count: 60) + "\n"
+        #expect(TOMLSyntax.check(inline.utf8)?.message.contains("nested deeper") == true)
     }
 
     @Test("mutated config files never abort the reader (2000 seeded mutations of the shipped files)")

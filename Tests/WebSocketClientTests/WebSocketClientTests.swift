@@ -248,6 +248,48 @@ struct WebSocketClientTests {
         #expect(peer.waitForOutput(timeout: .seconds(5)) { $0.contains("EOF") })
     }
 
+    @Test("a connection we failed, to a server that does not read and keeps trickling, still ends at close_timeout")
+    func failedAndStuck() async throws {
+        let peer = try Peer("stuck-then-bad", "3000000")
+        try await onLoop {
+            var options = WebSocketClient.Options()
+            options.closeTimeout = .milliseconds(500)
+            options.idleTimeout = .seconds(60)
+            options.sendQueueLimit = 32 << 20  // our pongs back up behind the kernel's buffers
+            var failedAt: ContinuousClock.Instant?
+            var wasOpen = false
+            let url = try! WebSocketURL.parse("ws://127.0.0.1:\(peer.port)/").get()
+            let timers = LoopTimers()
+            let holder = Holder()
+            var report: CloseReport?
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                let client = WebSocketClient(url: url, options: options, timers: timers) { event in
+                    if case .closed(let closed) = event {
+                        report = closed
+                        done.resume()
+                    }
+                }
+                holder.client = client
+                client.start()
+                // Bounded even if nothing ends the connection.
+                LoopExecutor.shared.queue.asyncAfter(deadline: .now() + .seconds(60)) {
+                    LoopActor.assumeIsolated { client.abort(reason: "test safety net") }
+                }
+                @LoopActor func watch() {
+                    guard let client = holder.client, client.phase != .finished else { return }
+                    if client.isOpen { wasOpen = true }
+                    if failedAt == nil && wasOpen && !client.isOpen { failedAt = .now }
+                    _ = timers.schedule(after: .milliseconds(20), slack: .milliseconds(1)) { watch() }
+                }
+                watch()
+            }
+            holder.client = nil
+            #expect(report?.reason != "test safety net", "\(String(describing: report))")
+            #expect(report?.code == .protocolError, "\(String(describing: report))")  // the failure we sent
+            #expect(failedAt.map { ContinuousClock.now - $0 < .seconds(3) } == true)
+        }
+    }
+
     @Test("issue #12 row 5: pings from a server that never reads get no pongs past the send queue limit")
     func pingFlood() async throws {
         let peer = try Peer("ping-flood", "2000000")

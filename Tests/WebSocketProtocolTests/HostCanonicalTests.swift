@@ -14,6 +14,7 @@ struct HostCanonicalTests {
             ("ws://LocalHost./", "localhost"), ("ws://[0:0:0:0:0:0:0:1]/", "::1"), ("ws://[::1]/", "::1"),
             ("ws://[2001:DB8:0:0:1:0:0:1]/", "2001:db8::1:0:0:1"), ("ws://[fe80::0:1]/", "fe80::1"),
             ("ws://10.1/", "10.0.0.1"), ("ws://feed.example/", "feed.example"), ("ws://1.2.3.4.5/", "1.2.3.4.5"),
+            ("ws://feed.example../", "feed.example"),
         ])
     func canonical(url: String, host: String) throws {
         let parsed = try WebSocketURL.parse(url).get()
@@ -32,6 +33,8 @@ struct HostCanonicalTests {
         #expect(IPAddress.parseIPv6("1:2:3:4:5:6:7:8:9") == nil)
         #expect(IPAddress.parseIPv6("::1::") == nil)
         #expect(IPAddress.parseIPv6("12345::") == nil)
+        #expect(IPAddress.parseIPv6("::+1") == nil)
+        #expect(IPAddress.parseIPv6("::ffff:010.0.0.1") == nil)
         #expect(IPAddress.parseIPv4("1.2.3.4")?.description == "1.2.3.4")
         #expect(IPAddress.parseIPv6("::")?.description == "::")
         #expect(IPAddress.parseIPv6("1::")?.description == "1::")

@@ -25,6 +25,14 @@ struct NetworkPolicyTests {
         #expect(refusal?.contains(what) == true, "\(text): \(String(describing: refusal))")
     }
 
+    @Test("NAT64 and 6to4 addresses are judged by the IPv4 address inside them")
+    func embeddedIPv4() {
+        #expect(NetworkPolicy().refusal(address("64:ff9b::a00:1"), trusted: false)?.contains("private") == true)
+        #expect(NetworkPolicy().refusal(address("64:ff9b::a9fe:a9fe"), trusted: false)?.contains("link-local") == true)
+        #expect(NetworkPolicy().refusal(address("2002:7f00:1::1"), trusted: false)?.contains("loopback") == true)
+        #expect(NetworkPolicy().refusal(address("64:ff9b::5db8:d822"), trusted: false) == nil)  // 93.184.216.34
+    }
+
     @Test("public addresses are allowed")
     func publicAllowed() {
         for text in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:93.184.216.34", "172.32.0.1"] {
@@ -60,7 +68,11 @@ struct NetworkPolicyTests {
         #expect(IPNetwork("fe80::1/10")?.description == "fe80::/10")
         #expect(IPNetwork("[::1]")?.description == "::1/128")
         #expect(IPNetwork("192.168.0.1")?.description == "192.168.0.1/32")
-        for bad in ["10/8", "10.0.0.0/33", "::/129", "x", "10.0.0.0/-1", "10.0.0.0/8/8", "127.1/8", ""] {
+        // Written out in full: 010 is not read as octal 8, as inet_pton would not either.
+        for bad in [
+            "10/8", "10.0.0.0/33", "::/129", "x", "10.0.0.0/-1", "10.0.0.0/8/8", "127.1/8", "", "010.0.0.0/8",
+            "192.168.010.0/24", "::ffff:010.0.0.1/128", "::+1/128",
+        ] {
             #expect(IPNetwork(bad) == nil, "\(bad)")
         }
     }

@@ -154,6 +154,9 @@ struct SendRateTests {
         #expect(taken(20, at: t0 + .seconds(60)) == 10)
         rate = SendRate(perSecond: 0)
         #expect(taken(100_000, at: t0) == 100_000)
+        // A limit set later (a reload) starts with a full bucket.
+        rate.perSecond = 5
+        #expect(taken(6, at: t0) == 5)
     }
 
     @Test("an attempt pacer: one second's worth at once, then the wait; per destination and in all")

@@ -17,6 +17,8 @@ hostile modes (raw asyncio streams, byte by byte; each prints "EOF" when the cli
   ping-flood N     send N pings as fast as the socket takes them and never read; print "SENT"
   empty-continuations  start a text message, then send empty continuation frames forever
   partial N        announce an N-byte binary frame, send all of it but the last byte, then wait
+  stuck-then-bad N send N pings without reading (our pongs back up), then a frame with a
+                   reserved opcode, then a byte every 100 ms forever
 """
 import asyncio
 import sys
@@ -135,6 +137,18 @@ async def partial(reader, writer):
     await drain_until_eof(reader)
 
 
+async def stuck_then_bad(reader, writer):
+    for _ in range(int(sys.argv[2])):
+        writer.write(b"\x89\x00")
+        if writer.transport.get_write_buffer_size() > 1 << 20:
+            await writer.drain()
+    writer.write(b"\x83\x00")  # opcode 3 is reserved: the client fails the connection
+    while True:
+        writer.write(b"\x89\x00")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
 async def picows_echo():
     from picows import WSListener, WSMsgType, ws_create_server
 
@@ -161,10 +175,10 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         asyncio.run(websockets_server(echo, ssl=context))
-    elif mode in ("ignore-close", "ping-flood", "empty-continuations", "partial"):
+    elif mode in ("ignore-close", "ping-flood", "empty-continuations", "partial", "stuck-then-bad"):
         handler = {
             "ignore-close": ignore_close, "ping-flood": ping_flood, "empty-continuations": empty_continuations,
-            "partial": partial,
+            "partial": partial, "stuck-then-bad": stuck_then_bad,
         }
         asyncio.run(raw_server(handler[mode]))
     else:
