@@ -155,7 +155,7 @@ let package = Package(
         .executableTarget(
             name: "wshostctl",
             dependencies: [
-                "Control", "WebSocketProtocol",
+                "Config", "Control", "WebSocketProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -72,6 +72,15 @@ extension DaemonConfig {
         config.websocket.keepaliveInterval = ws.value(
             "keepalive_interval", default: w.keepaliveInterval,
             Decode.duration(min: .milliseconds(100), allowZero: true, max: .seconds(3600)))
+        if ws.table?["keepalive_interval"] == nil {
+            // The default keeps below a shorter idle timeout by itself.
+            config.websocket.keepaliveInterval = min(w.keepaliveInterval, config.websocket.idleTimeout / 2)
+        } else if config.websocket.keepaliveInterval >= config.websocket.idleTimeout {
+            ws.reader.report(
+                ws.keyPath("keepalive_interval"),
+                "keepalive_interval (\(Units.format(config.websocket.keepaliveInterval))) must be shorter than idle_timeout (\(Units.format(config.websocket.idleTimeout))): the server's pong is what keeps a quiet connection inside it"
+            )
+        }
         config.websocket.connectRetryInterval = ws.value(
             "connect_retry_interval", default: w.connectRetryInterval,
             Decode.duration(

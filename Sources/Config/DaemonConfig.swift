@@ -43,7 +43,7 @@ public struct DaemonConfig: Equatable, Sendable {
         /// No inbound frame of any kind for this long closes the connection.
         public var idleTimeout: Duration = .seconds(60)
         /// Client pings at this interval; zero means off (the reference has none).
-        public var keepaliveInterval: Duration = .zero
+        public var keepaliveInterval: Duration = .seconds(25)
         /// The record's default `ConnectRetryInterval`.
         public var connectRetryInterval: Duration = .seconds(10)
         /// How long to wait for the server's Close and TCP close after ours.

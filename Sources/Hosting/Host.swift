@@ -153,6 +153,9 @@ public final class Host {
         var sendRate: SendRate
         /// Refusing sends now (logged once per run of refusals).
         var rateLimited = false
+        /// The last attempt failure logged as a warning: the same again is
+        /// logged at debug level until the record connects or the reason changes.
+        var loggedFailure: String?
 
         init(sendsPerSecond: Int) {
             sendRate = SendRate(perSecond: sendsPerSecond)
@@ -488,7 +491,11 @@ public final class Host {
         case .cancelRetry:
             if let timer = retryTimers.removeValue(forKey: address) { timers.cancel(timer) }
         case .connected(let attempt):
-            status(address).value.connectedAt = LoopTimers.now()
+            let box = status(address)
+            box.value.connectedAt = LoopTimers.now()
+            // The previous connection's error is history now.
+            box.value.lastError = nil
+            box.loggedFailure = nil
             logger.notice("connected", metadata: metadata(address, attempt))
             emit(.connected(address, user: attempt.target.user))
             react(address, on: .connected, text: nil, binary: nil)
@@ -504,8 +511,15 @@ public final class Host {
             emit(.disconnected(address, report))
             react(address, on: .disconnected, text: nil, binary: nil)
         case .attemptFailed(let attempt, let reason):
-            status(address).value.lastError = reason
-            logger.warning("connection attempt failed: \(reason)", metadata: metadata(address, attempt))
+            let box = status(address)
+            box.value.lastError = reason
+            if box.loggedFailure == reason {
+                // While a server stays down, one warning per record, not one per retry.
+                logger.debug("connection attempt failed again: \(reason)", metadata: metadata(address, attempt))
+            } else {
+                box.loggedFailure = reason
+                logger.warning("connection attempt failed: \(reason)", metadata: metadata(address, attempt))
+            }
             emit(.attemptFailed(address, reason: reason))
         }
     }

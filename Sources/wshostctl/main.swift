@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Control
 import Glibc
 import WebSocketProtocol
@@ -84,7 +85,7 @@ struct Status: ParsableCommand {
                 ),
                 (
                     "records",
-                    "\(Output.text(result["records"])) (\(states.isEmpty ? "none" : states)), \(Output.text(result["open"])) open"
+                    "\(Output.text(result["records"])) (\(states.isEmpty ? "none" : states))"
                 ),
                 (
                     "config",
@@ -499,8 +500,18 @@ struct WS: ParsableCommand {
         @Option(help: "URL: ws:// or wss:// (\"\" clears).") var url: String?
         @Option(name: .customLong("access-reason"), help: "AccessReason, shown in consent prompts.") var accessReason:
             String?
-        @Option(name: .customLong("retry-interval"), help: "ConnectRetryInterval in seconds.") var retryInterval:
-            Double?
+        @Option(
+            name: .customLong("retry-interval"),
+            help:
+                "ConnectRetryInterval: a duration as in the config (\"10s\", \"250ms\", \"1m30s\") or seconds (\"10\", \"0.5\").",
+            transform: { text in
+                if let seconds = Double(text), seconds.isFinite { return seconds }
+                guard let duration = Units.duration(text) else {
+                    throw ValidationError("\"\(text)\" is not a duration such as \"10s\", \"250ms\" or \"1m30s\"")
+                }
+                return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            })
+        var retryInterval: Double?
         @Option(help: "Enabled: true or false.") var enabled: Bool?
         func run() throws {
             let extra = args([

@@ -16,6 +16,15 @@ struct ConfigParserTests {
         #expect(try DaemonConfig.parse("", file: "empty.toml") == DaemonConfig())
     }
 
+    @Test("keepalive is on by default, below the idle timeout even when that is set shorter")
+    func keepaliveDefault() throws {
+        #expect(DaemonConfig().websocket.keepaliveInterval == .seconds(25))
+        let short = try DaemonConfig.parse("[websocket]\nidle_timeout = \"20s\"\n", file: "k.toml")
+        #expect(short.websocket.keepaliveInterval == .seconds(10))
+        let off = try DaemonConfig.parse("[websocket]\nkeepalive_interval = \"0s\"\n", file: "k.toml")
+        #expect(off.websocket.keepaliveInterval == .zero)
+    }
+
     @Test("the shipped example lists every key, each with its default")
     func exampleIsDefaults() throws {
         let text = try String(contentsOfFile: exampleConfigPath, encoding: .utf8)
@@ -138,6 +147,10 @@ struct ConfigParserTests {
             (
                 "[websocket]\nflood_policy = \"panic\"\n",
                 "bad.toml:2: websocket.flood_policy: expected one of \"close\", \"drop-oldest\", found \"panic\""
+            ),
+            (
+                "[websocket]\nidle_timeout = \"30s\"\nkeepalive_interval = \"30s\"\n",
+                "bad.toml:3: websocket.keepalive_interval: keepalive_interval (30s) must be shorter than idle_timeout (30s): the server's pong is what keeps a quiet connection inside it"
             ),
             (
                 "[control]\nmax_clients = 10\noperator_reserve = 10\n",

@@ -284,6 +284,42 @@ struct ControlEndToEndTests {
         #expect(daemon.process.waitForStandardError { $0.contains("denied by the network policy") })
     }
 
+    @Test("issue #14 friction: CLI durations, one open count, one warning per failing record, lastError cleared")
+    func operatorFriction() throws {
+        let peer = try Peer("echo")
+        let daemon = try ControlledDaemon(
+            """
+            [security]
+            allowed_url_hosts = ["127.0.0.1:9", "127.0.0.1:\(peer.port)"]
+            [[users]]
+            id = "host"
+            [[sessions]]
+            id = "s"
+            host = "host"
+            [[sessions.objects]]
+            id = "o"
+            url = "ws://127.0.0.1:9/"
+            connect_retry_interval = "100ms"
+            """)
+        var out = try daemon.ctl(["ws", "set", "s", "o", "--retry-interval", "150ms"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(try daemon.json(["ws", "show", "s", "o"])["record"]?["connectRetryInterval"] == .number(0.15))
+        out = try daemon.ctl(["ws", "set", "s", "o", "--retry-interval", "soon"])
+        #expect(out.status == 2 && out.stderr.contains("is not a duration"), "\(out.stderr)")
+        // Nothing listens on port 9: attempts fail every 150 ms, one warning in all.
+        usleep(1_500_000)
+        let warnings = daemon.process.standardError.components(separatedBy: "connection attempt failed:").count - 1
+        #expect(warnings == 1, "\(warnings) warnings")
+        var record = try daemon.json(["ws", "show", "s", "o"])["record"]!
+        #expect(record["lastError"]?.stringValue?.contains("refused") == true, "\(record)")
+        _ = try daemon.json(["ws", "set", "s", "o", "--url", "ws://127.0.0.1:\(peer.port)/"])
+        record = try daemon.waitForRecord("s", "o", isOpen)
+        #expect(record["lastError"] == .null, "\(record)")
+        let status = try daemon.ctl(["status"]).stdout
+        let line = status.split(separator: "\n").first { $0.hasPrefix("records") } ?? ""
+        #expect(line.components(separatedBy: "open").count == 2, "\(line)")  // "open" once
+    }
+
     @Test("a second local uid: refused as an operator, allowed to list its own consent with its token")
     func unauthorizedUID() throws {
         let daemon = try ControlledDaemon(
