@@ -209,6 +209,7 @@ public final class Host {
         self.consent = consent
         self.options = options
         self.timers = timers
+        world.jitterSeed = UInt64.random(in: 1...UInt64.max)
         self.persist = persist
         forgetPersisted = forget
     }
@@ -649,7 +650,7 @@ public final class Host {
         let address = link.address
         switch event {
         case .opened:
-            if link.current { execute(world.socketOpened(address, attempt: link.attempt)) }
+            if link.current { execute(world.socketOpened(address, attempt: link.attempt, now: LoopTimers.now())) }
         case .text(let text):
             if link.current { receive(link, .text(text)) }
         case .binary(let bytes):

@@ -75,6 +75,14 @@ public struct RecordLifecycle: Sendable {
     /// `ConnectRetryInterval`.
     public var retryInterval: Duration
     private var attempts = 0
+    /// When the open attempt opened (nil: not open, or not told).
+    private var openedAt: MonotonicInstant?
+
+    /// A connection open at least this long was healthy: when it ends, the
+    /// first retry comes after `quickRetry` instead of the full interval (a
+    /// server restart costs a second, not `ConnectRetryInterval`).
+    public static let healthyAfter: Duration = .seconds(30)
+    public static let quickRetry: Duration = .seconds(1)
 
     public init(retryInterval: Duration = .seconds(10)) {
         self.retryInterval = retryInterval
@@ -147,20 +155,29 @@ public struct RecordLifecycle: Sendable {
         }
     }
 
-    public mutating func socketOpened(attempt number: Int) -> [Action] {
+    public mutating func socketOpened(attempt number: Int, now: MonotonicInstant? = nil) -> [Action] {
         guard case .connecting(let attempt) = state, attempt.number == number else { return [] }
         state = .open(attempt)
+        openedAt = now
         return [.connected(attempt)]
     }
 
     /// The attempt's socket ended: before opening (a failure) or after (a
-    /// server close, an idle timeout, a protocol error). Either way: retry.
-    public mutating func socketClosed(attempt number: Int, report: CloseReport, now: MonotonicInstant) -> [Action] {
+    /// server close, an idle timeout, a protocol error). Either way: retry,
+    /// after `ConnectRetryInterval` ± 10 % (`jitter` in 0..<1 places it), or
+    /// after about a second when a healthy connection ended.
+    public mutating func socketClosed(
+        attempt number: Int, report: CloseReport, now: MonotonicInstant, jitter: Double = 0.5
+    ) -> [Action] {
         switch state {
         case .connecting(let attempt) where attempt.number == number:
-            return [.attemptFailed(attempt, reason: report.reason)] + waitToRetry(attempt.target, now: now)
+            return [.attemptFailed(attempt, reason: report.reason)]
+                + waitToRetry(attempt.target, now: now, jitter: jitter)
         case .open(let attempt) where attempt.number == number:
-            return [.disconnected(attempt, report)] + waitToRetry(attempt.target, now: now)
+            let healthy = openedAt.map { now - $0 >= Self.healthyAfter } ?? false
+            openedAt = nil
+            return [.disconnected(attempt, report)]
+                + waitToRetry(attempt.target, now: now, jitter: jitter, quick: healthy)
         default:
             return []  // a stale report from an attempt already torn down
         }
@@ -180,8 +197,18 @@ public struct RecordLifecycle: Sendable {
         return [.askConsent(attempt)]
     }
 
-    private mutating func waitToRetry(_ target: EffectiveTarget, now: MonotonicInstant) -> [Action] {
-        let at = now + retryInterval
+    /// The wait before the next attempt: the interval ± 10 % (a wave of
+    /// records that failed together does not come back together), or for a
+    /// quick retry 0.5–1.5 s (never more than the interval).
+    private mutating func waitToRetry(
+        _ target: EffectiveTarget, now: MonotonicInstant, jitter: Double = 0.5, quick: Bool = false
+    ) -> [Action] {
+        let jitter = min(max(jitter, 0), 1)
+        let wait =
+            quick
+            ? min(retryInterval, Self.quickRetry * (0.5 + jitter))
+            : retryInterval * (0.9 + 0.2 * jitter)
+        let at = now + wait
         state = .waitingToRetry(target, at: at)
         return [.scheduleRetry(at: at)]
     }

@@ -210,14 +210,26 @@ public struct World: Sendable {
         drive(address) { $0.consentAnswered(answer, attempt: attempt, now: now) }
     }
 
-    public mutating func socketOpened(_ address: RecordAddress, attempt: Int) -> Actions {
-        drive(address) { $0.socketOpened(attempt: attempt) }
+    public mutating func socketOpened(_ address: RecordAddress, attempt: Int, now: MonotonicInstant? = nil) -> Actions {
+        drive(address) { $0.socketOpened(attempt: attempt, now: now) }
     }
 
     public mutating func socketClosed(
         _ address: RecordAddress, attempt: Int, report: CloseReport, now: MonotonicInstant
     ) -> Actions {
-        drive(address) { $0.socketClosed(attempt: attempt, report: report, now: now) }
+        let jitter = nextJitter()
+        return drive(address) { $0.socketClosed(attempt: attempt, report: report, now: now, jitter: jitter) }
+    }
+
+    /// Where in its ± 10 % the next retry falls: a deterministic sequence
+    /// (SplitMix64) from `jitterSeed`, which the shell sets from entropy.
+    public var jitterSeed: UInt64 = 0x9E37_79B9_7F4A_7C15
+    private mutating func nextJitter() -> Double {
+        jitterSeed &+= 0x9E37_79B9_7F4A_7C15
+        var z = jitterSeed
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
     }
 
     /// The explicit disconnect (Neos #1039): the record stays down until it restarts.

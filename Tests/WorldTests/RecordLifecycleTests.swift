@@ -22,6 +22,64 @@ struct RecordLifecycleTests {
         #expect(record.isConnected)
     }
 
+    @Test("retries spread ± 10 % around ConnectRetryInterval; a healthy connection's end retries within a second")
+    func jitterAndQuickRetry() {
+        let refused = CloseReport(initiator: .transport, code: .abnormalClosure, reason: "refused")
+        func retryAt(_ actions: [RecordLifecycle.Action]) -> MonotonicInstant? {
+            for case .scheduleRetry(let instant) in actions { return instant }
+            return nil
+        }
+        // A failure: the interval, placed by the jitter between 90 % and 110 %.
+        for (jitter, seconds) in [(0.0, 9.0), (0.5, 10.0), (1.0, 11.0)] {
+            var record = RecordLifecycle(retryInterval: .seconds(10))
+            _ = record.targetChanged(echo, now: at(0))
+            _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+            let actions = record.socketClosed(attempt: 1, report: refused, now: at(100), jitter: jitter)
+            #expect(retryAt(actions) == at(100) + .milliseconds(Int64(seconds * 1000)))
+        }
+        // Open for 30 s or more, then closed: the first retry after 0.5–1.5 s.
+        var healthy = RecordLifecycle(retryInterval: .seconds(10))
+        _ = healthy.targetChanged(echo, now: at(0))
+        _ = healthy.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = healthy.socketOpened(attempt: 1, now: at(0))
+        #expect(
+            retryAt(healthy.socketClosed(attempt: 1, report: serverClose, now: at(60), jitter: 0)) == at(60)
+                + .milliseconds(500))
+        // That retry fails: back to the interval.
+        _ = healthy.retryDue(now: at(61))
+        _ = healthy.consentAnswered(.allowed, attempt: 2, now: at(61))
+        #expect(retryAt(healthy.socketClosed(attempt: 2, report: refused, now: at(62), jitter: 0.5)) == at(72))
+        // Open only briefly: the full interval (a server that accepts and drops is not hammered).
+        var brief = RecordLifecycle(retryInterval: .seconds(10))
+        _ = brief.targetChanged(echo, now: at(0))
+        _ = brief.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = brief.socketOpened(attempt: 1, now: at(0))
+        #expect(retryAt(brief.socketClosed(attempt: 1, report: serverClose, now: at(5), jitter: 0.5)) == at(15))
+    }
+
+    @Test("the world's jitter is spread over the whole range, and deterministic for a seed")
+    func worldJitter() throws {
+        var values: [MonotonicInstant] = []
+        for _ in 0..<200 {
+            var world = World()
+            world.jitterSeed = UInt64(values.count + 1)
+            _ = try world.apply(.addUser(User(id: "a", name: "a", kind: .headless)), now: at(0))
+            _ = try world.apply(.startSession(Session(id: "s", name: "s", host: "a", present: ["a"])), now: at(0))
+            _ = try world.apply(
+                .spawn("s", WorldObject(id: "o", name: "o", record: RecordSettings(url: echo.url))), now: at(0))
+            let address = RecordAddress(session: "s", object: "o")
+            _ = world.consentAnswered(address, attempt: 1, .allowed, now: at(0))
+            for case .scheduleRetry(let instant) in world.socketClosed(
+                address, attempt: 1, report: serverClose, now: at(100)
+            ).map(\.action) {
+                values.append(instant)
+            }
+        }
+        #expect(values.count == 200)
+        #expect(values.allSatisfy { $0 >= at(109) && $0 <= at(111) })
+        #expect(values.min()! < at(109) + .milliseconds(200) && values.max()! > at(110) + .milliseconds(800))
+    }
+
     @Test("retry cadence: a server close or failure waits ConnectRetryInterval, then asks consent again")
     func retryCadence() {
         var record = RecordLifecycle(retryInterval: .seconds(10))
