@@ -33,7 +33,13 @@ extension DaemonConfig {
     ///   - text: the file's contents.
     ///   - file: the file's name, used in messages only.
     /// - Throws: `ConfigError` listing every problem, with line numbers where known.
-    public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfig {
+    /// - Parameter fileProblem: checks a file the config names (`tls.ca_file`):
+    ///   nil when it is usable, else why not. The shell passes the check that
+    ///   reads the file, so that its problem is reported with the others, at
+    ///   its line; this core reads no files.
+    public static func parse(
+        _ text: String, file: String, fileProblem: ((String) -> String?)? = nil
+    ) throws(ConfigError) -> DaemonConfig {
         if text.utf8.contains(0) {
             throw ConfigError(
                 file: file,
@@ -110,12 +116,13 @@ extension DaemonConfig {
 
         let security = document.table("security")
         security.rejectUnknownKeys(schema["security"]!)
-        config.security.allowedURLHosts = security.value(
-            "allowed_url_hosts", default: defaults.security.allowedURLHosts, Decode.list(Self.allowedHost))
-        config.security.allowedNetworks = security.value(
-            "allowed_networks", default: defaults.security.allowedNetworks, Decode.list(Self.network))
-        config.security.deniedNetworks = security.value(
-            "denied_networks", default: defaults.security.deniedNetworks, Decode.list(Self.network))
+        // Every bad entry of a list is reported, not only the first.
+        config.security.allowedURLHosts = reader.list(
+            security, "allowed_url_hosts", default: defaults.security.allowedURLHosts, Self.allowedHost)
+        config.security.allowedNetworks = reader.list(
+            security, "allowed_networks", default: defaults.security.allowedNetworks, Self.network)
+        config.security.deniedNetworks = reader.list(
+            security, "denied_networks", default: defaults.security.deniedNetworks, Self.network)
         config.security.consentTimeout = security.value(
             "consent_timeout", default: defaults.security.consentTimeout,
             Decode.duration(min: .seconds(1), allowZero: true, max: .seconds(86_400)))
@@ -158,6 +165,11 @@ extension DaemonConfig {
         let tls = document.table("tls")
         tls.rejectUnknownKeys(schema["tls"]!)
         config.tls.caFile = tls.value("ca_file", default: defaults.tls.caFile, Decode.absolutePath(allowEmpty: true))
+        if !config.tls.caFile.isEmpty, config.tls.caFile.hasPrefix("/"), let fileProblem,
+            let problem = fileProblem(config.tls.caFile)
+        {
+            reader.report(tls.keyPath("ca_file"), problem)
+        }
 
         let control = document.table("control")
         control.rejectUnknownKeys(schema["control"]!)

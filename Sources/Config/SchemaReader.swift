@@ -83,6 +83,35 @@ final class SchemaReader {
         }
     }
 
+    /// An array of strings, each decoded by `element`; every bad element is
+    /// reported (one line each), the good ones kept.
+    func list<T>(
+        _ table: Table, _ key: String, default defaultValue: [T],
+        _ element: (String) -> Result<T, Expected>
+    ) -> [T] {
+        guard let raw = table.table?[key] else { return defaultValue }
+        guard let array = raw.array else {
+            report(table.keyPath(key), Expected(what: "an array of strings").message(found: raw))
+            return defaultValue
+        }
+        var values: [T] = []
+        var failed = false
+        for (index, item) in array.enumerated() {
+            guard let text = item.string else {
+                report(table.keyPath(key), "expected element \(index) to be a string, found \(describe(item))")
+                failed = true
+                continue
+            }
+            switch element(text) {
+            case .success(let value): values.append(value)
+            case .failure(let expected):
+                report(table.keyPath(key), "element \(index) (\"\(text)\"): \(expected.what)")
+                failed = true
+            }
+        }
+        return failed ? defaultValue : values
+    }
+
     /// What a value should have been; `found:` completes the message.
     struct Expected: Error {
         var what: String

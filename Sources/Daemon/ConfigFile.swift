@@ -38,9 +38,20 @@ public enum ConfigFile {
             throw ConfigError(
                 file: path, issues: [ConfigIssue(keyPath: "", line: nil, message: "cannot read the file: \(reason)")])
         }
-        let config = try DaemonConfig.parse(text, file: path)
-        _ = try tlsContext(for: config, file: path)
-        return config
+        return try DaemonConfig.parse(text, file: path, fileProblem: caFileProblem)
+    }
+
+    /// Why `path` cannot serve as `tls.ca_file`, in a few words (nil: it can).
+    static func caFileProblem(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "cannot read \(path): \(String(cString: strerror(errno)))" }
+        close(fd)
+        do {
+            _ = try TLSContext(caFile: path)
+            return nil
+        } catch {
+            return "\(path) holds no PEM certificate OpenSSL accepts"
+        }
     }
 
     /// The TLS context `config` asks for: the system trust store plus

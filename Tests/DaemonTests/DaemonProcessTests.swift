@@ -44,6 +44,37 @@ struct CheckConfigTests {
         #expect(result.stderr == "wshostd: invalid configuration:\n\(file.path)\(message)\n")
     }
 
+    @Test("every problem in one run, each at its line: two bad allow-list entries and a missing CA file (issue #14)")
+    func allProblems() throws {
+        let file = try TemporaryFile(
+            """
+            [security]
+            allowed_url_hosts = [
+              "example.com",
+              "ok.example:443",
+              "also-bad",
+            ]
+            [tls]
+            ca_file = "/nonexistent/ca.pem"
+            """)
+        let result = try ChildProcess.run("wshostd", ["--check-config", "--config", file.path])
+        #expect(result.status == 78)
+        let lines = result.stderr.split(separator: "\n").dropFirst().map(String.init)
+        #expect(
+            lines == [
+                "\(file.path):2: security.allowed_url_hosts: element 0 (\"example.com\"): no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL",
+                "\(file.path):2: security.allowed_url_hosts: element 2 (\"also-bad\"): no port; write \"host:port\" (the port is required), or a ws:// or wss:// URL",
+                "\(file.path):8: tls.ca_file: cannot read /nonexistent/ca.pem: No such file or directory",
+            ], "\(result.stderr)")
+        let notPEM = try TemporaryFile("not a certificate\n", suffix: ".pem")
+        let second = try TemporaryFile("[tls]\nca_file = \"\(notPEM.path)\"\n")
+        let out = try ChildProcess.run("wshostd", ["--check-config", "--config", second.path])
+        #expect(out.status == 78)
+        #expect(
+            out.stderr.contains(":2: tls.ca_file: \(notPEM.path) holds no PEM certificate OpenSSL accepts"),
+            "\(out.stderr)")
+    }
+
     @Test("a missing or unreadable file named with --config is an error, also without --check-config")
     func missing() throws {
         let result = try ChildProcess.run("wshostd", ["--config", "/nonexistent/wshostd.toml"])
