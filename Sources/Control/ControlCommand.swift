@@ -286,7 +286,7 @@ public struct EventFilter: Equatable, Sendable {
     public static let types: [String] = [
         "connected", "disconnected", "attempt-failed", "received", "send-start", "sent", "send-error",
         "consent-asked", "consent-decided", "prompt", "prompt-dismissed", "state-changed", "handling-user-changed",
-        "world-changed",
+        "world-changed", "stopping",
     ]
 
     public func matches(_ event: ControlEvent) -> Bool {

@@ -3,6 +3,7 @@ import Dispatch
 import EventLoop
 import Glibc
 import Logging
+import MonotonicTime
 
 /// The control socket's transport: accepts `wshostctl` connections, splits
 /// request lines (with a length limit), identifies peers (`SO_PEERCRED`),
@@ -148,6 +149,28 @@ final class ControlServer {
             if line == nil { line = event.line }
             client.write(line!)
         }
+    }
+
+    /// Stops taking connections, lets every client's queued output reach it
+    /// (the last events of a stop), then closes them; `then` runs when all are
+    /// closed or after `within`, whichever comes first.
+    func closeGracefully(within: Duration, timers: LoopTimers, then: @escaping @LoopActor () -> Void) {
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
+        for client in clients.values {
+            client.subscription = nil
+            client.backlogCursor = nil
+            client.closeWhenWritten()
+        }
+        let deadline = LoopTimers.now() + within
+        func wait() {
+            if clients.isEmpty || LoopTimers.now() >= deadline {
+                close()
+                return then()
+            }
+            timers.schedule(after: .milliseconds(10)) { wait() }
+        }
+        wait()
     }
 
     func close() {

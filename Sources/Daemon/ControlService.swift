@@ -50,6 +50,13 @@ final class ControlService {
     /// Received data carried in an event, at most.
     static let eventDataLimit = 64 << 10
 
+    /// The last event of the stream: the daemon is stopping (after the
+    /// disconnects of its records); then the connections are closed.
+    func stopping(signal: String) {
+        let event = ControlEvent(time: Self.wallNow(), type: "stopping", fields: ["signal": .string(signal)])
+        server.broadcast(journal.append(event))
+    }
+
     /// Journals an event and fans it out. Message events are journaled only
     /// while someone subscribes: they are the bulk of the stream, and with
     /// nobody listening they cost nothing (no conversion, no allocation).

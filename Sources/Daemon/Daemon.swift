@@ -252,6 +252,7 @@ public final class Daemon {
             exit(0)
         case .created, .running:
             state = .stopping
+            stopSignal = signal
             logger.notice(
                 "stopping",
                 metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
@@ -479,10 +480,16 @@ public final class Daemon {
     }
 
     private func finishStop() {
-        controlServer?.close()
+        control?.stopping(signal: stopSignal)
         logger.notice("stopped")
-        exit(0)
+        guard let controlServer else { exit(0) }
+        // Subscribers get what is queued for them (the disconnects, the
+        // stopping event) before their stream ends; at most a quarter second.
+        controlServer.closeGracefully(within: .milliseconds(250), timers: timers) { [unowned self] in exit(0) }
     }
+
+    /// The signal that started the stop, for the final event.
+    private var stopSignal = ""
 
     // MARK: - The control socket
 

@@ -410,10 +410,13 @@ public final class Host {
         retryTimers.removeAll()
         for timer in pacingTimers.values { timers.cancel(timer) }
         pacingTimers.removeAll()
-        for (_, link) in clients.sorted(by: { $0.key.object < $1.key.object }) {
+        for (address, link) in clients.sorted(by: { $0.key.object < $1.key.object }) {
+            let wasOpen = link.client.isOpen
             retire(link)
             closing[ObjectIdentifier(link)] = link
             link.client.close(code: code, reason: reason)
+            // OnDisconnected for the stop: subscribers see every connection end.
+            if wasOpen { emit(.disconnected(address, CloseReport(initiator: .client, code: code, reason: reason))) }
         }
         clients.removeAll()
     }

@@ -320,6 +320,42 @@ struct ControlEndToEndTests {
         #expect(line.components(separatedBy: "open").count == 2, "\(line)")  // "open" once
     }
 
+    @Test("issue #14: a stop shows every subscriber the disconnects, then a final stopping event, then the stream ends")
+    func stopEvents() throws {
+        let peer = try Peer("echo")
+        let daemon = try ControlledDaemon(
+            world(allowed: peer.port)
+                + """
+
+                [[sessions]]
+                id = "s"
+                host = "host"
+
+                [[sessions.objects]]
+                id = "a"
+                url = "ws://127.0.0.1:\(peer.port)/"
+
+                [[sessions.objects]]
+                id = "b"
+                url = "ws://127.0.0.1:\(peer.port)/"
+                """)
+        _ = try daemon.waitForRecord("s", "a", isOpen)
+        _ = try daemon.waitForRecord("s", "b", isOpen)
+        let follower = ChildProcess(
+            "wshostctl",
+            ["--socket", daemon.socket, "--json", "events", "--follow", "--type", "disconnected", "--type", "stopping"])
+        try follower.start()
+        defer { follower.signal(SIGKILL) }
+        usleep(300_000)
+        #expect(daemon.stop() == 0)
+        #expect(follower.wait(timeout: .seconds(5)) == 0)
+        let types = follower.standardOutput.split(separator: "\n").compactMap {
+            try? JSON.parse(String($0))["type"]?.stringValue
+        }
+        #expect(types == ["disconnected", "disconnected", "stopping"], "\(follower.standardOutput)")
+        #expect(follower.standardOutput.contains("\"code\":1001"))
+    }
+
     @Test("a second local uid: refused as an operator, allowed to list its own consent with its token")
     func unauthorizedUID() throws {
         let daemon = try ControlledDaemon(
