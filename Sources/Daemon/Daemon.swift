@@ -226,6 +226,13 @@ public final class Daemon {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
         }
+        let connectionSettings = Self.changedConnectionSettings(config.websocket, fresh.websocket)
+        if !connectionSettings.isEmpty, let host, host.liveSockets > 0 {
+            // A socket keeps the timers and limits it started with; say so.
+            logger.notice(
+                "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(host.liveSockets) open now keep theirs until they reconnect",
+                metadata: ["config.file": "\(configPath)"])
+        }
         if fresh.log.level != config.log.level {
             LogSetup.level.level = Logger.Level(fresh.log.level)
         }
@@ -444,6 +451,21 @@ public final class Daemon {
 
     private static func allowList(_ config: DaemonConfig) -> Set<AccessKey> {
         Set(config.security.allowedURLHosts.map { AccessKey(host: $0.host, port: $0.port) })
+    }
+
+    /// The `[websocket]` keys whose change matters only to new connections.
+    static func changedConnectionSettings(_ old: DaemonConfig.WebSocket, _ new: DaemonConfig.WebSocket) -> [String] {
+        var changed: [String] = []
+        if old.connectTimeout != new.connectTimeout { changed.append("connect_timeout") }
+        if old.handshakeTimeout != new.handshakeTimeout { changed.append("handshake_timeout") }
+        if old.idleTimeout != new.idleTimeout { changed.append("idle_timeout") }
+        if old.keepaliveInterval != new.keepaliveInterval { changed.append("keepalive_interval") }
+        if old.closeTimeout != new.closeTimeout { changed.append("close_timeout") }
+        if old.maxFrameSize != new.maxFrameSize { changed.append("max_frame_size") }
+        if old.maxMessageSize != new.maxMessageSize { changed.append("max_message_size") }
+        if old.fragmentSize != new.fragmentSize { changed.append("fragment_size") }
+        if old.sendQueueLimit != new.sendQueueLimit { changed.append("send_queue_limit") }
+        return changed
     }
 
     static func applyLimits(_ limits: DaemonConfig.Limits, to host: Host) {

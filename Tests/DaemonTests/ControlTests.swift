@@ -287,8 +287,7 @@ struct ControlEndToEndTests {
     @Test("issue #14 friction: CLI durations, one open count, one warning per failing record, lastError cleared")
     func operatorFriction() throws {
         let peer = try Peer("echo")
-        let daemon = try ControlledDaemon(
-            """
+        let world = """
             [security]
             allowed_url_hosts = ["127.0.0.1:9", "127.0.0.1:\(peer.port)"]
             [[users]]
@@ -300,7 +299,8 @@ struct ControlEndToEndTests {
             id = "o"
             url = "ws://127.0.0.1:9/"
             connect_retry_interval = "100ms"
-            """)
+            """
+        let daemon = try ControlledDaemon(world)
         var out = try daemon.ctl(["ws", "set", "s", "o", "--retry-interval", "150ms"])
         #expect(out.status == 0, "\(out.stderr)")
         #expect(try daemon.json(["ws", "show", "s", "o"])["record"]?["connectRetryInterval"] == .number(0.15))
@@ -318,6 +318,13 @@ struct ControlEndToEndTests {
         let status = try daemon.ctl(["status"]).stdout
         let line = status.split(separator: "\n").first { $0.hasPrefix("records") } ?? ""
         #expect(line.components(separatedBy: "open").count == 2, "\(line)")  // "open" once
+        // A reload that changes connection timing says what reaches the open connection.
+        try daemon.rewrite(world + "\n[websocket]\nkeepalive_interval = \"5s\"\n")
+        #expect(try daemon.ctl(["reload"]).status == 0)
+        #expect(
+            daemon.process.waitForStandardError {
+                $0.contains("websocket settings changed (keepalive_interval): connections opened from now on use them")
+            })
     }
 
     @Test("issue #14: a stop shows every subscriber the disconnects, then a final stopping event, then the stream ends")
