@@ -22,4 +22,51 @@ static inline int wshostd_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
 static inline long wshostd_BIO_pending(BIO *bio) { return (long)BIO_pending(bio); }
 static inline void wshostd_BIO_set_mem_eof_return(BIO *bio, int value) { BIO_set_mem_eof_return(bio, value); }
 
+/* The names the peer's certificate covers (subjectAltName DNS names and IP
+   addresses, else its common name), ", "-separated into out; its length. From
+   the received chain: after a failed verification there is no verified peer. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+static inline int wshostd_peer_names(const SSL *ssl, char *out, int size) {
+    if (size < 2) return 0;
+    out[0] = 0;
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    if (!chain || sk_X509_num(chain) < 1) return 0;
+    X509 *leaf = sk_X509_value(chain, 0);
+    int used = 0;
+    GENERAL_NAMES *names = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    if (names) {
+        for (int i = 0; i < sk_GENERAL_NAME_num(names) && used < size - 1; i++) {
+            const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+            char text[INET6_ADDRSTRLEN + 1] = {0};
+            const char *item = NULL;
+            int length = 0;
+            if (name->type == GEN_DNS) {
+                item = (const char *)ASN1_STRING_get0_data(name->d.dNSName);
+                length = ASN1_STRING_length(name->d.dNSName);
+            } else if (name->type == GEN_IPADD) {
+                int count = ASN1_STRING_length(name->d.iPAddress);
+                const unsigned char *bytes = ASN1_STRING_get0_data(name->d.iPAddress);
+                if (count == 4) inet_ntop(AF_INET, bytes, text, sizeof text);
+                else if (count == 16) inet_ntop(AF_INET6, bytes, text, sizeof text);
+                item = text;
+                length = (int)strlen(text);
+            }
+            if (!item || length <= 0) continue;
+            int written = snprintf(out + used, (size_t)(size - used), "%s%.*s", used ? ", " : "", length, item);
+            if (written < 0) break;
+            used += written;
+            if (used > size - 1) used = size - 1;
+        }
+        GENERAL_NAMES_free(names);
+    }
+    if (used == 0) {
+        int length = X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, out, size);
+        used = length > 0 ? length : 0;
+        out[used < size ? used : size - 1] = 0;
+    }
+    return used;
+}
+
 #endif

@@ -84,7 +84,16 @@ public final class TLSSession {
                 let verify = SSL_get_verify_result(ssl)
                 if verify != X509_V_OK {
                     ERR_clear_error()
-                    throw .certificate(String(cString: X509_verify_cert_error_string(verify)))
+                    var reason = String(cString: X509_verify_cert_error_string(verify))
+                    if verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH {
+                        // Which names the certificate is for, so the mismatch can be fixed.
+                        var buffer = [CChar](repeating: 0, count: 512)
+                        let count = Int(wshostd_peer_names(ssl, &buffer, Int32(buffer.count)))
+                        let names = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                            .unicodeScalars.map { $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "?" }.joined()
+                        if !names.isEmpty { reason += " (the certificate is for \(names))" }
+                    }
+                    throw .certificate(reason)
                 }
                 throw .handshake(TLSErrors.drain())
             }

@@ -90,10 +90,10 @@ struct TLSTests {
         "certificate failures are refused with the verifier's reason",
         arguments: [
             ("expired", "localhost", true, "certificate has expired"),
-            ("wronghost", "localhost", true, "hostname mismatch"),
+            ("wronghost", "localhost", true, "hostname mismatch (the certificate is for wrong.example)"),
             ("unknownca", "localhost", true, "unable to get local issuer certificate"),
             ("good", "localhost", false, "unable to get local issuer certificate"),
-            ("wronghost", "127.0.0.1", true, "IP address mismatch"),
+            ("wronghost", "127.0.0.1", true, "IP address mismatch (the certificate is for wrong.example)"),
         ])
     func refused(cert: String, host: String, trustTestCA: Bool, reason: String) async throws {
         let pki = try TestPKI()
