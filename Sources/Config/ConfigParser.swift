@@ -75,13 +75,18 @@ extension DaemonConfig {
         config.websocket.connectTimeout = ws.value("connect_timeout", default: w.connectTimeout, timeout)
         config.websocket.handshakeTimeout = ws.value("handshake_timeout", default: w.handshakeTimeout, timeout)
         config.websocket.idleTimeout = ws.value("idle_timeout", default: w.idleTimeout, timeout)
+        let issuesBefore = reader.issues.count
         config.websocket.keepaliveInterval = ws.value(
             "keepalive_interval", default: w.keepaliveInterval,
             Decode.duration(min: .milliseconds(100), allowZero: true, max: .seconds(3600)))
+        let keepaliveRead = reader.issues.count == issuesBefore
         if ws.table?["keepalive_interval"] == nil {
-            // The default keeps below a shorter idle timeout by itself.
-            config.websocket.keepaliveInterval = min(w.keepaliveInterval, config.websocket.idleTimeout / 2)
-        } else if config.websocket.keepaliveInterval >= config.websocket.idleTimeout {
+            // The default keeps below a shorter idle timeout by itself (off
+            // when half of it would be under the 100 ms any ping interval needs).
+            let half = config.websocket.idleTimeout / 2
+            config.websocket.keepaliveInterval =
+                half < .milliseconds(100) ? .zero : min(w.keepaliveInterval, half)
+        } else if keepaliveRead, config.websocket.keepaliveInterval >= config.websocket.idleTimeout {
             ws.reader.report(
                 ws.keyPath("keepalive_interval"),
                 "keepalive_interval (\(Units.format(config.websocket.keepaliveInterval))) must be shorter than idle_timeout (\(Units.format(config.websocket.idleTimeout))): the server's pong is what keeps a quiet connection inside it"

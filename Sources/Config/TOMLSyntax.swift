@@ -79,6 +79,15 @@ final class TOMLTable {
     func set(_ key: String, _ entry: Entry) {
         if entries.updateValue(entry, forKey: key) == nil { keys.append(key) }
     }
+
+    /// Appends to the array of tables at `key` in place (taken out of the
+    /// dictionary first, so appending does not copy it: thousands of `[[a]]`
+    /// stay linear).
+    func appendElement(_ key: String, _ element: TOMLTable) {
+        guard case .tableArray(var tables)? = entries.removeValue(forKey: key) else { return }
+        tables.append(element)
+        entries[key] = .tableArray(tables)
+    }
 }
 
 /// A TOML 1.0 parser (toml.io/en/v1.0.0, its ABNF and its rules on defining
@@ -245,10 +254,9 @@ struct TOMLSyntax {
                 let element = try child(of: table, .arrayElement)
                 table.set(last, .tableArray([element]))
                 current = element
-            case .tableArray(var tables)?:
+            case .tableArray?:
                 let element = try child(of: table, .arrayElement)
-                tables.append(element)
-                table.set(last, .tableArray(tables))
+                table.appendElement(last, element)
                 current = element
             case .table?:
                 throw fail("\(scope): cannot redefine existing table '\(written)' as an array of tables")

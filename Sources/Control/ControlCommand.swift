@@ -290,6 +290,8 @@ public struct EventFilter: Equatable, Sendable {
     ]
 
     public func matches(_ event: ControlEvent) -> Bool {
+        // The end of the stream reaches every subscriber, whatever it filters.
+        if event.type == "stopping" { return true }
         if let promptsFor {
             return (event.type == "prompt" || event.type == "prompt-dismissed") && event.user == promptsFor
         }

@@ -38,7 +38,9 @@ public enum ConfigFile {
             throw ConfigError(
                 file: path, issues: [ConfigIssue(keyPath: "", line: nil, message: "cannot read the file: \(reason)")])
         }
-        return try DaemonConfig.parse(text, file: path, fileProblem: caFileProblem)
+        let config = try DaemonConfig.parse(text, file: path, fileProblem: caFileProblem)
+        _ = try tlsContext(for: config, file: path)  // TLS set-up itself (the system trust store)
+        return config
     }
 
     /// Why `path` cannot serve as `tls.ca_file`, in a few words (nil: it can).
@@ -50,7 +52,10 @@ public enum ConfigFile {
             _ = try TLSContext(caFile: path)
             return nil
         } catch {
-            return "\(path) holds no PEM certificate OpenSSL accepts"
+            switch error {
+            case .caFile: return "\(path) holds no PEM certificate OpenSSL accepts"
+            case .setup: return error.description
+            }
         }
     }
 

@@ -162,6 +162,7 @@ final class ControlServer {
             client.backlogCursor = nil
             client.closeWhenWritten()
         }
+        subscriptionsChanged()
         let deadline = LoopTimers.now() + within
         func wait() {
             if clients.isEmpty || LoopTimers.now() >= deadline {
@@ -363,6 +364,8 @@ final class ControlClient {
     }
 
     private func receive(_ bytes: UnsafeRawBufferPointer) {
+        // A client being closed (a stop, an error line on its way) runs no more requests.
+        guard !closeWhenDrained else { return }
         var start = 0
         for index in 0..<bytes.count where bytes[index] == UInt8(ascii: "\n") {
             if discarding {

@@ -226,11 +226,15 @@ public final class Daemon {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
         }
-        let connectionSettings = Self.changedConnectionSettings(config.websocket, fresh.websocket)
-        if !connectionSettings.isEmpty, let host, host.liveSockets > 0 {
+        var connectionSettings = Self.changedConnectionSettings(config.websocket, fresh.websocket)
+        if config.limits.framesPerMessage != fresh.limits.framesPerMessage {
+            connectionSettings.append("limits.frames_per_message")
+        }
+        if config.tls != fresh.tls { connectionSettings.append("tls.ca_file") }
+        if !connectionSettings.isEmpty, let host, !host.openRecords.isEmpty {
             // A socket keeps the timers and limits it started with; say so.
             logger.notice(
-                "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(host.liveSockets) open now keep theirs until they reconnect",
+                "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(host.openRecords.count) open now keep theirs until they reconnect",
                 metadata: ["config.file": "\(configPath)"])
         }
         if fresh.log.level != config.log.level {
@@ -264,8 +268,9 @@ public final class Daemon {
                 "stopping",
                 metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
             notifier.stopping(status: statusLine())
-            guard let host, host.liveSockets > 0 else { return finishStop() }
+            guard let host else { return finishStop() }
             // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
+            // (Always: it also stops retries, pacing and prompts from starting anything.)
             host.stop(code: .goingAway, reason: "going away")
             waitForSockets(host, until: LoopTimers.now() + config.daemon.stopTimeout)
         }

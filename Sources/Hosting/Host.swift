@@ -411,7 +411,7 @@ public final class Host {
         for timer in pacingTimers.values { timers.cancel(timer) }
         pacingTimers.removeAll()
         for (address, link) in clients.sorted(by: { $0.key.object < $1.key.object }) {
-            let wasOpen = link.client.isOpen
+            let wasOpen = world.lifecycles[address]?.isConnected == true
             retire(link)
             closing[ObjectIdentifier(link)] = link
             link.client.close(code: code, reason: reason)

@@ -139,9 +139,9 @@ public struct RecordLifecycle: Sendable {
         return actions
     }
 
-    public mutating func consentAnswered(_ answer: ConsentAnswer, attempt number: Int, now: MonotonicInstant)
-        -> [Action]
-    {
+    public mutating func consentAnswered(
+        _ answer: ConsentAnswer, attempt number: Int, now: MonotonicInstant, jitter: Double = 0.5
+    ) -> [Action] {
         guard case .awaitingConsent(let attempt) = state, attempt.number == number else { return [] }
         switch answer {
         case .allowed:
@@ -151,7 +151,7 @@ public struct RecordLifecycle: Sendable {
             state = .denied(attempt.target)
             return []
         case .ignored:
-            return waitToRetry(attempt.target, now: now)
+            return waitToRetry(attempt.target, now: now, jitter: jitter)
         }
     }
 

@@ -207,7 +207,8 @@ public struct World: Sendable {
     public mutating func consentAnswered(
         _ address: RecordAddress, attempt: Int, _ answer: RecordLifecycle.ConsentAnswer, now: MonotonicInstant
     ) -> Actions {
-        drive(address) { $0.consentAnswered(answer, attempt: attempt, now: now) }
+        let jitter = nextJitter()
+        return drive(address) { $0.consentAnswered(answer, attempt: attempt, now: now, jitter: jitter) }
     }
 
     public mutating func socketOpened(_ address: RecordAddress, attempt: Int, now: MonotonicInstant? = nil) -> Actions {

@@ -23,6 +23,16 @@ struct ConfigParserTests {
         #expect(short.websocket.keepaliveInterval == .seconds(10))
         let off = try DaemonConfig.parse("[websocket]\nkeepalive_interval = \"0s\"\n", file: "k.toml")
         #expect(off.websocket.keepaliveInterval == .zero)
+        // Half of a very short idle timeout is under the 100 ms floor: off.
+        let tiny = try DaemonConfig.parse("[websocket]\nidle_timeout = \"150ms\"\n", file: "k.toml")
+        #expect(tiny.websocket.keepaliveInterval == .zero)
+        // A keepalive that does not read is one problem, not two.
+        do {
+            _ = try DaemonConfig.parse("[websocket]\nidle_timeout = \"20s\"\nkeepalive_interval = 5\n", file: "k.toml")
+            Issue.record("parsed")
+        } catch {
+            #expect(error.issues.count == 1, "\(error.description)")
+        }
     }
 
     @Test("the shipped example lists every key, each with its default")
@@ -393,6 +403,13 @@ struct TOMLSyntaxTests {
         #expect(xs.map { $0["y"]?.int } == [1, 2])
         #expect(xs.last?["z"]?.table?["w"]?.bool == true)
         #expect(root.keys == ["s", "l", "ml", "ml2", "n", "f", "d", "t", "x"])
+        // Many elements of one array of tables (appended in place).
+        let many = String(repeating: "[[a]]\nb = 1\n", count: 20_000)
+        guard case .success(let big) = TOMLSyntax.parse(many.utf8) else {
+            Issue.record("many [[a]] refused")
+            return
+        }
+        #expect(big["a"]?.array?.count == 20_000)
     }
 
     @Test(

@@ -353,9 +353,19 @@ struct ControlEndToEndTests {
             ["--socket", daemon.socket, "--json", "events", "--follow", "--type", "disconnected", "--type", "stopping"])
         try follower.start()
         defer { follower.signal(SIGKILL) }
+        // A subscriber filtered to one object gets the end of the stream too.
+        let narrow = ChildProcess(
+            "wshostctl", ["--socket", daemon.socket, "--json", "events", "--follow", "--object", "a"])
+        try narrow.start()
+        defer { narrow.signal(SIGKILL) }
         usleep(300_000)
         #expect(daemon.stop() == 0)
         #expect(follower.wait(timeout: .seconds(5)) == 0)
+        #expect(narrow.wait(timeout: .seconds(5)) == 0)
+        let narrowTypes = narrow.standardOutput.split(separator: "\n").compactMap {
+            try? JSON.parse(String($0))["type"]?.stringValue
+        }
+        #expect(narrowTypes.suffix(2) == ["disconnected", "stopping"], "\(narrow.standardOutput)")
         let types = follower.standardOutput.split(separator: "\n").compactMap {
             try? JSON.parse(String($0))["type"]?.stringValue
         }
