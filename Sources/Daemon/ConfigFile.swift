@@ -39,7 +39,8 @@ public enum ConfigFile {
                 file: path, issues: [ConfigIssue(keyPath: "", line: nil, message: "cannot read the file: \(reason)")])
         }
         let config = try DaemonConfig.parse(text, file: path, fileProblem: caFileProblem)
-        _ = try tlsContext(for: config, file: path)  // TLS set-up itself (the system trust store)
+        // TLS set-up itself (the system trust store); with a CA file the check above did it.
+        if config.tls.caFile.isEmpty { _ = try tlsContext(for: config, file: path) }
         return config
     }
 
