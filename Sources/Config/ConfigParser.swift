@@ -108,13 +108,8 @@ extension DaemonConfig {
         config.websocket.sendQueueLimit = ws.value(
             "send_queue_limit", default: w.sendQueueLimit, Decode.size(min: 1 << 10, max: maxSize))
 
-        config.websocket.inboundQueueMessages = ws.value("inbound_queue_messages", default: w.inboundQueueMessages) {
-            raw in
-            guard let count = raw.int, count >= 1, count <= 10_000_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000000"))
-            }
-            return .success(count)
-        }
+        config.websocket.inboundQueueMessages = ws.value(
+            "inbound_queue_messages", default: w.inboundQueueMessages, Decode.integer(1...10_000_000))
         config.websocket.inboundQueueSize = ws.value(
             "inbound_queue_size", default: w.inboundQueueSize, Decode.size(min: 1 << 10, max: 4 << 30))
         config.websocket.floodPolicy = ws.value("flood_policy", default: w.floodPolicy, Decode.oneOf(FloodPolicy.self))
@@ -134,29 +129,12 @@ extension DaemonConfig {
 
         let limits = document.table("limits")
         limits.rejectUnknownKeys(schema["limits"]!)
-        config.limits.sendsPerSecond = limits.value("sends_per_second", default: defaults.limits.sendsPerSecond) {
-            raw in
-            guard let count = raw.int, count >= 0, count <= 10_000_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 0 (no limit) to 10000000"))
-            }
-            return .success(count)
-        }
+        let count = Decode.integer(0...10_000_000, zeroIsOff: true)
+        config.limits.sendsPerSecond = limits.value("sends_per_second", default: defaults.limits.sendsPerSecond, count)
         config.limits.framesPerMessage = limits.value(
-            "frames_per_message", default: defaults.limits.framesPerMessage
-        ) { raw in
-            guard let count = raw.int, count >= 1, count <= 1 << 30 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 1 to 1073741824"))
-            }
-            return .success(count)
-        }
+            "frames_per_message", default: defaults.limits.framesPerMessage, Decode.integer(1...1 << 30))
         config.limits.inboundBudget = limits.value(
             "inbound_budget", default: defaults.limits.inboundBudget, Decode.size(min: 1 << 20, max: 1 << 40))
-        let count = { (raw: TOMLValue) -> Result<Int, SchemaReader.Expected> in
-            guard let count = raw.int, count >= 0, count <= 10_000_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 0 (no limit) to 10000000"))
-            }
-            return .success(count)
-        }
         let l = defaults.limits
         config.limits.recordsPerSession = limits.value("records_per_session", default: l.recordsPerSession, count)
         config.limits.connectionsPerUser = limits.value("connections_per_user", default: l.connectionsPerUser, count)
@@ -192,41 +170,23 @@ extension DaemonConfig {
             guard let text = raw.string else { return .failure(SchemaReader.Expected(what: "a group name")) }
             return .success(text)
         }
-        config.control.maxClients = control.value("max_clients", default: c.maxClients) { raw in
-            guard let count = raw.int, count >= 1, count <= 10_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000"))
-            }
-            return .success(count)
-        }
+        config.control.maxClients = control.value("max_clients", default: c.maxClients, Decode.integer(1...10_000))
         config.control.operatorReserve = control.value(
-            "operator_reserve", default: min(c.operatorReserve, config.control.maxClients / 4)
-        ) { raw in
-            guard let count = raw.int, count >= 0, count <= 10_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 0 to 10000"))
-            }
-            return .success(count)
-        }
+            "operator_reserve", default: min(c.operatorReserve, config.control.maxClients / 4),
+            Decode.integer(0...10_000))
         if config.control.operatorReserve >= config.control.maxClients, control.table?["operator_reserve"] != nil {
             control.reader.report(
                 control.keyPath("operator_reserve"),
                 "must be less than max_clients (\(config.control.maxClients)): the rest is what other users may use")
         }
-        config.control.maxClientsPerUID = control.value("max_clients_per_uid", default: c.maxClientsPerUID) { raw in
-            guard let count = raw.int, count >= 1, count <= 10_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000"))
-            }
-            return .success(count)
-        }
+        config.control.maxClientsPerUID = control.value(
+            "max_clients_per_uid", default: c.maxClientsPerUID, Decode.integer(1...10_000))
         config.control.maxRequestSize = control.value(
             "max_request_size", default: c.maxRequestSize, Decode.size(min: 1 << 10, max: 64 << 20))
         config.control.clientBuffer = control.value(
             "client_buffer", default: c.clientBuffer, Decode.size(min: 64 << 10, max: 1 << 30))
-        config.control.eventHistory = control.value("event_history", default: c.eventHistory) { raw in
-            guard let count = raw.int, count >= 1, count <= 10_000_000 else {
-                return .failure(SchemaReader.Expected(what: "an integer from 1 to 10000000"))
-            }
-            return .success(count)
-        }
+        config.control.eventHistory = control.value(
+            "event_history", default: c.eventHistory, Decode.integer(1...10_000_000))
 
         config.control.eventHistorySize = control.value(
             "event_history_size", default: c.eventHistorySize, Decode.size(min: 64 << 10, max: 64 << 30))

@@ -191,6 +191,17 @@ enum Decode {
         }
     }
 
+    /// An integer in `range`; `zeroIsOff` says so in the message when 0 means "no limit".
+    static func integer(_ range: ClosedRange<Int>, zeroIsOff: Bool = false) -> (TOMLValue) -> Result<Int, Expected> {
+        { raw in
+            guard let count = raw.int, range.contains(count) else {
+                let low = zeroIsOff && range.lowerBound == 0 ? "0 (no limit)" : "\(range.lowerBound)"
+                return .failure(Expected(what: "an integer from \(low) to \(range.upperBound)"))
+            }
+            return .success(count)
+        }
+    }
+
     static func size(min: Int64, max: Int64) -> (TOMLValue) -> Result<Int64, Expected> {
         { raw in
             guard let text = raw.string, let value = Units.size(text) else {

@@ -233,8 +233,8 @@ final class ControlServer {
         }
     }
 
-    /// Writes a subscriber's backlog while its output stays under
-    /// `backlogChunk`; the rest follows as it reads (`onDrained`), so a large
+    /// Writes a subscriber's backlog while its unread output stays under half
+    /// its buffer (at most 256 KiB); the rest follows as it reads (`onDrained`), so a large
     /// history is never turned into lines all at once.
     fileprivate func pumpBacklog(_ client: ControlClient) {
         let chunk = min(256 << 10, limits.clientBuffer / 2)
@@ -357,7 +357,7 @@ final class ControlClient {
             }
             // A subscriber may half-close and keep reading its stream.
             guard subscription == nil else { return }
-            if socket.pendingCount == 0 { close() } else { closeWhenDrained = true }
+            closeWhenWritten()
         case .error:
             close()
         }

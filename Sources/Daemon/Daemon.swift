@@ -215,11 +215,7 @@ public final class Daemon {
                 allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout,
                 declared: fresh.world.decisions)
             host.options = clientOptions(fresh)
-            host.floodLimits = Self.floodLimits(fresh)
-            host.recordDefaults = RecordSettings(connectRetryInterval: fresh.websocket.connectRetryInterval)
-            host.sendsPerSecond = fresh.limits.sendsPerSecond
-            host.networkPolicy = Self.networkPolicy(fresh)
-            Self.applyLimits(fresh.limits, to: host)
+            configure(host, fresh)
             let changes = fresh.world.changes(from: config.world)
             applyDeclared(changes, declared: fresh.world)
             if !changes.isEmpty {
@@ -311,11 +307,7 @@ public final class Daemon {
                 delta.decisions = [(user, key, nil)]
                 try persist(delta)
             })
-        host.floodLimits = Self.floodLimits(config)
-        host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
-        host.sendsPerSecond = config.limits.sendsPerSecond
-        host.networkPolicy = Self.networkPolicy(config)
-        Self.applyLimits(config.limits, to: host)
+        configure(host, config)
         host.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
@@ -473,17 +465,21 @@ public final class Daemon {
         return changed
     }
 
-    static func applyLimits(_ limits: DaemonConfig.Limits, to host: Host) {
+    /// What the host takes from the config besides its client options and
+    /// consent rules, at start and at every reload alike.
+    private func configure(_ host: Host, _ config: DaemonConfig) {
+        host.floodLimits = Self.floodLimits(config)
+        host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
+        host.networkPolicy = NetworkPolicy(
+            allowed: config.security.allowedNetworks, denied: config.security.deniedNetworks)
+        inboundBudget.limit = Int(config.limits.inboundBudget)
+        let limits = config.limits
         host.sendsPerSecond = limits.sendsPerSecond
         host.recordsPerSession = limits.recordsPerSession
         host.connectionLimits = Host.ConnectionLimits(
             perUser: limits.connectionsPerUser, perSession: limits.connectionsPerSession)
         host.pacer.perSecond = limits.connectAttemptsPerSecond
         host.pacer.perDestination = limits.connectAttemptsPerDestination
-    }
-
-    static func networkPolicy(_ config: DaemonConfig) -> NetworkPolicy {
-        NetworkPolicy(allowed: config.security.allowedNetworks, denied: config.security.deniedNetworks)
     }
 
     private func clientOptions(_ config: DaemonConfig) -> WebSocketClient.Options {
@@ -501,7 +497,6 @@ public final class Daemon {
         options.connection.maxMessageFrames = config.limits.framesPerMessage
         options.connection.userAgent = "wshostd/\(BuildInfo.version)"
         options.tls = try? ConfigFile.tlsContext(for: config, file: configPath)
-        inboundBudget.limit = Int(config.limits.inboundBudget)
         options.inboundBudget = inboundBudget
         return options
     }

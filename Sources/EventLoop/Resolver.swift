@@ -2,12 +2,6 @@ import Dispatch
 import Glibc
 
 /// One address to connect to.
-extension UInt32 {
-    fileprivate var bytes: [UInt8] {
-        [UInt8(self >> 24), UInt8(self >> 16 & 0xFF), UInt8(self >> 8 & 0xFF), UInt8(self & 0xFF)]
-    }
-}
-
 public struct SocketAddress: Sendable, CustomStringConvertible {
     public var family: Int32
     var storage: sockaddr_storage
@@ -16,17 +10,14 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     /// The IP address's bytes (4 or 16), network order; nil for other families.
     public var ipBytes: [UInt8]? {
         var copy = storage
-        return withUnsafeBytes(of: &copy) { raw in
-            if family == AF_INET {
-                return raw.load(fromByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!, as: in_addr.self)
-                    .s_addr.bigEndian.bytes
-            }
-            if family == AF_INET6 {
-                let offset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
-                return Array(raw[offset..<offset + 16])
-            }
-            return nil
+        let (offset, count): (Int, Int)
+        switch family {
+        case AF_INET: (offset, count) = (MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!, 4)
+        case AF_INET6: (offset, count) = (MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!, 16)
+        default: return nil
         }
+        // Both are stored in network order: the bytes as they are.
+        return withUnsafeBytes(of: &copy) { Array($0[offset..<offset + count]) }
     }
 
     /// "127.0.0.1:80", "[::1]:80".

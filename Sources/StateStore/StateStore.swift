@@ -124,33 +124,27 @@ public final class StateStore {
                 var snapshot = Snapshot()
                 // A row that cannot be read is reported and left out: one bad
                 // row never keeps the daemon from starting.
-                for row in try Row.fetchAll(db, sql: "SELECT id, body FROM users ORDER BY id") {
-                    let id: String = row["id"]
-                    do {
-                        snapshot.users.append(try WorldCoding.user(try Self.json(row)))
-                    } catch {
-                        snapshot.problems.append("user \(id): \(error); left out")
+                func each(_ sql: String, _ name: (Row) -> String, _ read: (Row) throws -> Void) throws {
+                    for row in try Row.fetchAll(db, sql: sql) {
+                        do {
+                            try read(row)
+                        } catch {
+                            snapshot.problems.append("\(name(row)): \(error); left out")
+                        }
                     }
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT id, body FROM sessions ORDER BY id") {
-                    let id: String = row["id"]
-                    do {
-                        snapshot.sessions.append(try WorldCoding.session(try Self.json(row)))
-                    } catch {
-                        snapshot.problems.append("session \(id): \(error); left out")
-                    }
+                try each("SELECT id, body FROM users ORDER BY id", { "user \($0["id"] as String)" }) {
+                    snapshot.users.append(try WorldCoding.user(try Self.json($0)))
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT session, id, body FROM objects ORDER BY session, id") {
-                    let session: String = row["session"]
-                    let id: String = row["id"]
-                    do {
-                        var repairs: [String] = []
-                        let object = try WorldCoding.object(try Self.json(row), repairs: &repairs)
-                        snapshot.objects.append((SessionID(session), object))
-                        for repair in repairs { snapshot.problems.append("object \(session)/\(id): \(repair)") }
-                    } catch {
-                        snapshot.problems.append("object \(session)/\(id): \(error); left out")
-                    }
+                try each("SELECT id, body FROM sessions ORDER BY id", { "session \($0["id"] as String)" }) {
+                    snapshot.sessions.append(try WorldCoding.session(try Self.json($0)))
+                }
+                let objectName = { (row: Row) in "object \(row["session"] as String)/\(row["id"] as String)" }
+                try each("SELECT session, id, body FROM objects ORDER BY session, id", objectName) { row in
+                    var repairs: [String] = []
+                    let object = try WorldCoding.object(try Self.json(row), repairs: &repairs)
+                    snapshot.objects.append((SessionID(row["session"] as String), object))
+                    for repair in repairs { snapshot.problems.append("\(objectName(row)): \(repair)") }
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT * FROM decisions") {
                     let user: String = row["user"]

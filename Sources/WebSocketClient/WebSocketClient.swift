@@ -337,7 +337,7 @@ public final class WebSocketClient {
         }
         // Frames that produce no event (a Close to echo, a ping to answer) queue bytes too.
         flush()
-        if (connection.awaitsServerClose || connection.transportAction == .closeAfterFlush) && closeTimer == nil {
+        if connection.awaitsServerClose && closeTimer == nil {
             // Whoever sent the first Close, the server gets close_timeout to end
             // the connection; then the socket is closed hard (a server that
             // ignores our Close, or keeps flooding, cannot keep it open).

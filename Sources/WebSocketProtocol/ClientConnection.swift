@@ -112,13 +112,13 @@ public struct ClientConnection {
         }
     }
 
-    /// We started a Close handshake (or one is finishing): the shell bounds
-    /// how long it waits for the server to end it (close_timeout), whoever
-    /// sent the first Close.
+    /// The connection is ending and waits on the server: for its answer to
+    /// our Close, for it to close TCP after the handshake, or for our failing
+    /// Close to be flushed to it. The shell bounds every such wait with one
+    /// deadline (close_timeout), whoever sent the first Close.
     public var awaitsServerClose: Bool {
         switch state {
-        case .closeSent: return true
-        case .closing(_, let action): return action == .awaitServerClose
+        case .closeSent, .closing: return true
         case .handshaking, .open, .closed: return false
         }
     }
