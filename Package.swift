@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 //
 // The dependency direction is the architecture:
-//   pure cores (Config, and later WebSocketProtocol, World, Hosting) import no
+//   pure cores (Config, Control, WebSocketProtocol, World, HostingCore) import no
 //   sockets, clocks or logging; the shells (EventLoop, Systemd, Daemon) wire
 //   them to file descriptors, time, OpenSSL and systemd; the executables only
 //   parse arguments and call into Daemon.
@@ -102,11 +102,22 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Shell: the world, live — records' sockets, consent prompts, reactions, events.
+        // Pure core: the hosting decisions (world + consent + statuses + stop,
+        // one value, inputs in, effects out) and the inbound delivery policy.
         .target(
-            name: "Hosting",
+            name: "HostingCore",
             dependencies: [
-                "EventLoop", "MonotonicTime", "WebSocketClient", "WebSocketProtocol", "World",
+                "MonotonicTime", "WebSocketProtocol", "World",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Shell: the hosting core's runtime — records' sockets, timers, the message path.
+        .target(
+            name: "HostRuntime",
+            dependencies: [
+                "EventLoop", "HostingCore", "MonotonicTime", "WebSocketClient", "WebSocketProtocol", "World",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -124,7 +135,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "Control", "EventLoop", "Hosting", "StateStore", "MonotonicTime", "Systemd", "CMalloc",
+                "Config", "Control", "EventLoop", "HostingCore", "HostRuntime", "StateStore", "MonotonicTime",
+                "Systemd", "CMalloc",
                 "COpenSSL",
                 "TLS",
                 "WebSocketClient",
@@ -146,7 +158,7 @@ let package = Package(
         .executableTarget(
             name: "wsprobe",
             dependencies: [
-                "EventLoop", "Hosting", "TLS", "WebSocketClient", "WebSocketProtocol", "World",
+                "EventLoop", "HostingCore", "HostRuntime", "TLS", "WebSocketClient", "WebSocketProtocol", "World",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -184,8 +196,16 @@ let package = Package(
         .testTarget(
             name: "WorldTests", dependencies: ["World", "MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
-            name: "HostingTests",
-            dependencies: ["Hosting", "World", "EventLoop", "WebSocketClient", "WebSocketProtocol", "TestSupport"],
+            name: "HostingCoreTests",
+            dependencies: ["HostingCore", "World", "MonotonicTime", "WebSocketProtocol"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HostRuntimeTests",
+            dependencies: [
+                "HostRuntime", "HostingCore", "World", "EventLoop", "WebSocketClient", "WebSocketProtocol",
+                "TestSupport",
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "MonotonicTime"], swiftSettings: strict),

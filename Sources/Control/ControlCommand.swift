@@ -53,12 +53,6 @@ public enum ControlCommand: Equatable, Sendable {
     case consentList(UserID, token: String?)
     case consentForget(UserID, AccessKey, token: String?)
 
-    /// A message for the Text Message Sender (text) or its binary extension.
-    public enum Payload: Equatable, Sendable {
-        case text(String)
-        case binary([UInt8])
-    }
-
     /// `ws.set`: only the fields given change.
     public struct RecordPatch: Equatable, Sendable {
         /// `.some(nil)` clears the URL.

@@ -2,7 +2,8 @@ import Config
 import Control
 import EventLoop
 import Glibc
-import Hosting
+import HostRuntime
+import HostingCore
 import Logging
 import MonotonicTime
 import WebSocketProtocol
@@ -15,7 +16,7 @@ import World
 @LoopActor
 final class ControlService {
     private unowned let daemon: Daemon
-    private let host: Host
+    private let host: Runtime
     private let server: ControlServer
     private let tokens: TokenStore
     private var journal: EventJournal
@@ -25,7 +26,7 @@ final class ControlService {
     /// The headless user that hosts sessions started without `--host`.
     static let defaultHost: UserID = "wshostd"
 
-    init(daemon: Daemon, host: Host, server: ControlServer, tokens: TokenStore, history: Int, historyBytes: Int) {
+    init(daemon: Daemon, host: Runtime, server: ControlServer, tokens: TokenStore, history: Int, historyBytes: Int) {
         self.daemon = daemon
         self.host = host
         self.server = server
@@ -60,7 +61,7 @@ final class ControlService {
     /// Journals an event and fans it out. Message events are journaled only
     /// while someone subscribes: they are the bulk of the stream, and with
     /// nobody listening they cost nothing (no conversion, no allocation).
-    func record(_ event: Host.Event) {
+    func record(_ event: Hosting.Event) {
         switch event {
         case .receivedText, .receivedBinary, .sendStart, .sent, .sendError:
             guard server.hasSubscribers else { return }
@@ -71,7 +72,7 @@ final class ControlService {
         server.broadcast(journal.append(converted))
     }
 
-    private func convert(_ event: Host.Event) -> ControlEvent? {
+    private func convert(_ event: Hosting.Event) -> ControlEvent? {
         let now = Self.wallNow()
         func at(_ address: RecordAddress, _ type: String, user: UserID? = nil, _ fields: [String: JSON] = [:])
             -> ControlEvent
@@ -109,10 +110,14 @@ final class ControlService {
         case .sendError(let address, let reason): return at(address, "send-error", ["reason": .string(reason)])
         case .consentAsked(let address, let user, let key):
             return at(address, "consent-asked", user: user, ["hostPort": .string(key.hostPort)])
-        case .consentDecided(let address, let allowed, let outcome):
-            return at(
-                address, "consent-decided",
-                ["allowed": allowed.map { .bool($0) } ?? .null, "outcome": .string(outcome.description)])
+        case .consentDecided(let address, let verdict, let outcome):
+            let allowed: JSON =
+                switch verdict {
+                case .allowed: .bool(true)
+                case .denied: .bool(false)
+                case .ignored: .null
+                }
+            return at(address, "consent-decided", ["allowed": allowed, "outcome": .string(outcome.description)])
         case .prompt(let prompt):
             return ControlEvent(
                 time: now, type: "prompt", session: prompt.request.requester.session,
@@ -331,12 +336,7 @@ final class ControlService {
             return .object(["record": try record(address)])
         case .wsSend(let address, let payload):
             _ = try object(address)
-            let outcome: Host.SendOutcome
-            switch payload {
-            case .text(let text): outcome = host.send(address, text: text)
-            case .binary(let bytes): outcome = host.send(address, binary: bytes)
-            }
-            switch outcome {
+            switch host.send(address, payload) {
             case .sent: return .object(["outcome": .string("sent")])
             case .failed(let reason): throw ControlError(.sendFailed, reason)
             }

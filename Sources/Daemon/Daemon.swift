@@ -2,7 +2,8 @@ import CMalloc
 import Config
 import EventLoop
 import Glibc
-import Hosting
+import HostRuntime
+import HostingCore
 import Logging
 import MonotonicTime
 import StateStore
@@ -44,7 +45,7 @@ public final class Daemon {
     private let inboundBudget = InboundBudget(limit: 512 << 20)
     private let exit: @LoopActor (Int32) -> Never
     /// The world, live.
-    public private(set) var host: Host?
+    public private(set) var host: Runtime?
     /// The control socket and what its requests do.
     private var controlServer: ControlServer?
     private var control: ControlService?
@@ -272,7 +273,7 @@ public final class Daemon {
         }
     }
 
-    private func waitForSockets(_ host: Host, until deadline: MonotonicInstant) {
+    private func waitForSockets(_ host: Runtime, until deadline: MonotonicInstant) {
         if host.liveSockets == 0 { return finishStop() }
         if LoopTimers.now() >= deadline {
             logger.warning("stop timeout: closing \(host.liveSockets) sockets without waiting")
@@ -295,8 +296,11 @@ public final class Daemon {
         }
         let consent = ConsentEngine(
             allowList: Self.allowList(config), timeout: config.security.consentTimeout, decisions: decisions)
-        let host = Host(
-            consent: consent, options: clientOptions(config), timers: timers,
+        let host = Runtime(
+            core: Hosting(consent: consent, seed: UInt64.random(in: 1...UInt64.max)), options: clientOptions(config),
+            limits: Runtime.Limits(
+                flood: Self.floodLimits(config), sendsPerSecond: config.limits.sendsPerSecond),
+            timers: timers,
             persist: { [unowned self] user, key, decision in
                 var delta = StateStore.Delta()
                 delta.decisions = [(user, key, decision)]
@@ -395,7 +399,7 @@ public final class Daemon {
         return snapshot
     }
 
-    /// Stores a world change (the `Host.PersistChange` hook).
+    /// Stores a world change (the `Runtime.PersistChange` hook).
     func persistChange(_ change: WorldChange, _ world: World) throws {
         try persist(.after([change], in: world))
     }
@@ -440,8 +444,8 @@ public final class Daemon {
         }
     }
 
-    private static func floodLimits(_ config: DaemonConfig) -> Host.FloodLimits {
-        Host.FloodLimits(
+    private static func floodLimits(_ config: DaemonConfig) -> Hosting.FloodLimits {
+        Hosting.FloodLimits(
             messages: config.websocket.inboundQueueMessages, bytes: Int(config.websocket.inboundQueueSize),
             policy: config.websocket.floodPolicy == .close ? .close : .dropOldest)
     }
@@ -467,7 +471,7 @@ public final class Daemon {
 
     /// What the host takes from the config besides its client options and
     /// consent rules, at start and at every reload alike.
-    private func configure(_ host: Host, _ config: DaemonConfig) {
+    private func configure(_ host: Runtime, _ config: DaemonConfig) {
         host.floodLimits = Self.floodLimits(config)
         host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
         host.networkPolicy = NetworkPolicy(
@@ -476,7 +480,7 @@ public final class Daemon {
         let limits = config.limits
         host.sendsPerSecond = limits.sendsPerSecond
         host.recordsPerSession = limits.recordsPerSession
-        host.connectionLimits = Host.ConnectionLimits(
+        host.connectionLimits = Hosting.ConnectionLimits(
             perUser: limits.connectionsPerUser, perSession: limits.connectionsPerSession)
         host.pacer.perSecond = limits.connectAttemptsPerSecond
         host.pacer.perDestination = limits.connectAttemptsPerDestination

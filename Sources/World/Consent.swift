@@ -39,6 +39,13 @@ public struct AccessDecision: Equatable, Sendable {
 }
 
 /// One record's request for consent.
+/// What a consent decision means for the attempt that asked.
+public enum ConsentVerdict: Equatable, Sendable {
+    case allowed, denied
+    /// No answer (ignored, timed out): the attempt fails and retries later.
+    case ignored
+}
+
 public struct AccessRequest: Equatable, Sendable {
     /// The asking record's attempt (its identity for the answer).
     public var requester: Requester
@@ -112,7 +119,7 @@ public struct ConsentEngine: Sendable {
 
     public enum Action: Equatable, Sendable {
         /// Deliver the decision to one record's attempt.
-        case decide(AccessRequest.Requester, allowed: Bool?, Outcome)
+        case decide(AccessRequest.Requester, ConsentVerdict, Outcome)
         /// Show this prompt on the user's consent channel.
         case prompt(ConsentPrompt)
         /// The prompt needs no answer any more.
@@ -182,15 +189,19 @@ public struct ConsentEngine: Sendable {
     /// SPEC §4 steps 1–5 for one request.
     public mutating func request(_ request: AccessRequest, userKind: UserKind, now: MonotonicInstant) -> [Action] {
         let key = request.key
-        if key.host.isEmpty { return [.decide(request.requester, allowed: false, .emptyHost)] }
+        if key.host.isEmpty { return [.decide(request.requester, .denied, .emptyHost)] }
         if allowList.contains(AccessKey(host: key.host, port: key.port)) {
-            return [.decide(request.requester, allowed: true, .allowedByAllowList)]
+            return [.decide(request.requester, .allowed, .allowedByAllowList)]
         }
         if let decision = decisions[request.user]?[key] {
-            return [.decide(request.requester, allowed: decision.verdict == .allowed, .decidedBefore(decision.verdict))]
+            return [
+                .decide(
+                    request.requester, decision.verdict == .allowed ? .allowed : .denied,
+                    .decidedBefore(decision.verdict))
+            ]
         }
         guard userKind == .interactive else {
-            return [.decide(request.requester, allowed: false, .headlessDenied(hostPort: key.hostPort))]
+            return [.decide(request.requester, .denied, .headlessDenied(hostPort: key.hostPort))]
         }
         var queue = pending[request.user] ?? []
         if let index = queue.firstIndex(where: { $0.prompt.key == key }) {
@@ -199,7 +210,7 @@ public struct ConsentEngine: Sendable {
             return []
         }
         guard queue.count < Self.maxPendingPerUser else {
-            return [.decide(request.requester, allowed: false, .tooManyPending)]
+            return [.decide(request.requester, .denied, .tooManyPending)]
         }
         nextPromptID += 1
         let prompt = ConsentPrompt(id: nextPromptID, user: request.user, key: key, request: request)
@@ -234,13 +245,13 @@ public struct ConsentEngine: Sendable {
         let entry = queue.remove(at: index)
         pending[prepared.user] = queue.isEmpty ? nil : queue
         if let change = prepared.change { decisions[prepared.user, default: [:]][change.key] = change.decision }
-        let allowed: Bool? =
+        let verdict: ConsentVerdict =
             switch prepared.answer {
-            case .allow: true
-            case .deny: false
-            case .ignore: nil
+            case .allow: .allowed
+            case .deny: .denied
+            case .ignore: .ignored
             }
-        return entry.requesters.map { .decide($0.requester, allowed: allowed, .answered(prepared.answer)) }
+        return entry.requesters.map { .decide($0.requester, verdict, .answered(prepared.answer)) }
             + showNext(for: prepared.user, now: now)
     }
 
@@ -251,7 +262,7 @@ public struct ConsentEngine: Sendable {
         else { return [] }
         let entry = queue.remove(at: index)
         pending[user] = queue.isEmpty ? nil : queue
-        return entry.requesters.map { .decide($0.requester, allowed: nil, .timedOut) } + showNext(for: user, now: now)
+        return entry.requesters.map { .decide($0.requester, .ignored, .timedOut) } + showNext(for: user, now: now)
     }
 
     /// A record no longer needs its answer (its target changed, it was removed).

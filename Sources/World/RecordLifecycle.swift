@@ -67,10 +67,6 @@ public struct RecordLifecycle: Sendable {
         case attemptFailed(Attempt, reason: String)
     }
 
-    public enum ConsentAnswer: Equatable, Sendable {
-        case allowed, denied, ignored
-    }
-
     public private(set) var state = State.idle
     /// `ConnectRetryInterval`.
     public var retryInterval: Duration
@@ -140,7 +136,7 @@ public struct RecordLifecycle: Sendable {
     }
 
     public mutating func consentAnswered(
-        _ answer: ConsentAnswer, attempt number: Int, now: MonotonicInstant, jitter: Double = 0.5
+        _ answer: ConsentVerdict, attempt number: Int, now: MonotonicInstant, jitter: Double = 0.5
     ) -> [Action] {
         guard case .awaitingConsent(let attempt) = state, attempt.number == number else { return [] }
         switch answer {

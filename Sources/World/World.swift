@@ -205,7 +205,7 @@ public struct World: Sendable {
     // MARK: - Reports from the shell, routed to the record's lifecycle
 
     public mutating func consentAnswered(
-        _ address: RecordAddress, attempt: Int, _ answer: RecordLifecycle.ConsentAnswer, now: MonotonicInstant
+        _ address: RecordAddress, attempt: Int, _ answer: ConsentVerdict, now: MonotonicInstant
     ) -> Actions {
         let jitter = nextJitter()
         return drive(address) { $0.consentAnswered(answer, attempt: attempt, now: now, jitter: jitter) }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import EventLoop
 import Glibc
-import Hosting
+import HostRuntime
+import HostingCore
 import Logging
 import TLS
 import WebSocketClient
@@ -125,7 +126,7 @@ final class AutobahnDriver {
         }
     }
 
-    /// The same cases, each driven by the world engine (Hosting.Host): a
+    /// The same cases, each driven by the world engine (the hosting core and its runtime): a
     /// headless host, an allow-listed server, and per case one object whose
     /// record points at runCase and whose reaction echoes what it receives.
     /// The object is removed when its connection ends (or retrying would run
@@ -147,15 +148,18 @@ final class AutobahnDriver {
         }
     }
 
-    var host: Host?
+    var host: Runtime?
 
     func setUpWorld() throws {
         guard case .success(let url) = WebSocketURL.parse(base) else { throw ValidationError("bad base URL \(base)") }
         var options = WebSocketClient.Options()
         options.connection.maxFrameSize = 64 << 20
         options.connection.maxMessageSize = 64 << 20
-        let host = Host(
-            consent: ConsentEngine(allowList: [AccessKey(host: url.host, port: url.port)]), options: options,
+        let host = Runtime(
+            core: Hosting(consent: ConsentEngine(allowList: [AccessKey(host: url.host, port: url.port)])),
+            options: options,
+            limits: Runtime.Limits(
+                flood: Hosting.FloodLimits(messages: 10_000, bytes: 64 << 20, policy: .close), sendsPerSecond: 1_000),
             timers: timers)
         try host.apply(.addUser(User(id: "host", name: "Autobahn host", kind: .headless)))
         try host.apply(.startSession(Session(id: "autobahn", name: "Autobahn", host: "host", present: ["host"])))

@@ -31,16 +31,16 @@ struct ConsentEngineTests {
         let r = request("o")
         #expect(
             engine.request(request("o", host: ""), userKind: .interactive, now: now)
-                == [.decide(r.requester, allowed: false, .emptyHost)])
+                == [.decide(r.requester, .denied, .emptyHost)])
         #expect(
             engine.request(request("o", host: "LOCALHOST", port: 8080), userKind: .headless, now: now)
-                == [.decide(r.requester, allowed: true, .allowedByAllowList)])
+                == [.decide(r.requester, .allowed, .allowedByAllowList)])
         #expect(
             engine.request(request("o", host: "blocked.example"), userKind: .interactive, now: now)
-                == [.decide(r.requester, allowed: false, .decidedBefore(.blocked))])
+                == [.decide(r.requester, .denied, .decidedBefore(.blocked))])
         #expect(
             engine.request(request("o", host: "new.example", port: 9000), userKind: .headless, now: now)
-                == [.decide(r.requester, allowed: false, .headlessDenied(hostPort: "new.example:9000"))])
+                == [.decide(r.requester, .denied, .headlessDenied(hostPort: "new.example:9000"))])
         #expect(engine.decisions["ann"]?.count == 1)  // the headless denial persisted nothing
     }
 
@@ -57,7 +57,7 @@ struct ConsentEngineTests {
         let sixth = request("d", host: "h6")
         #expect(
             engine.request(sixth, userKind: .interactive, now: now) == [
-                .decide(sixth.requester, allowed: false, .tooManyPending)
+                .decide(sixth.requester, .denied, .tooManyPending)
             ])
         #expect(engine.pendingPrompts(for: "ann").map(\.key.host) == ["h1", "h2", "h3", "h4", "h5"])
     }
@@ -73,13 +73,13 @@ struct ConsentEngineTests {
         #expect(engine.decisions.isEmpty)  // nothing takes effect before commit
         let actions = engine.commit(prepared, now: now)
         #expect(actions.count == 3)
-        #expect(actions[0] == .decide(request("a").requester, allowed: true, .answered(.allow)))
-        #expect(actions[1] == .decide(request("b").requester, allowed: true, .answered(.allow)))
+        #expect(actions[0] == .decide(request("a").requester, .allowed, .answered(.allow)))
+        #expect(actions[1] == .decide(request("b").requester, .allowed, .answered(.allow)))
         #expect(prompts(actions).map(\.key.host) == ["h2"])
         // Persisted: the next request for h1 is decided without a prompt.
         #expect(
             engine.request(request("z", host: "h1"), userKind: .interactive, now: now)
-                == [.decide(request("z").requester, allowed: true, .decidedBefore(.allowed))])
+                == [.decide(request("z").requester, .allowed, .decidedBefore(.allowed))])
         // Forgotten: asked again.
         let forgotten = engine.forget(user: "ann", key: AccessKey(host: "h1", port: 443))
         #expect(forgotten)
@@ -95,7 +95,7 @@ struct ConsentEngineTests {
         let prepared = try engine.prepare(promptID: shown.id, user: "ann", answer: .ignore).get()
         #expect(prepared.change == nil)
         #expect(
-            engine.commit(prepared, now: now) == [.decide(request("a").requester, allowed: nil, .answered(.ignore))])
+            engine.commit(prepared, now: now) == [.decide(request("a").requester, .ignored, .answered(.ignore))])
         #expect(prompts(engine.request(request("a", attempt: 2), userKind: .interactive, now: now)).count == 1)
     }
 
@@ -119,7 +119,7 @@ struct ConsentEngineTests {
         #expect(first.last == .scheduleTimeout(promptID: shown.id, at: now + .seconds(30)))
         _ = engine.request(request("b", host: "h2"), userKind: .interactive, now: now)
         let actions = engine.timedOut(promptID: shown.id, now: now + .seconds(30))
-        #expect(actions.first == .decide(request("a").requester, allowed: nil, .timedOut))
+        #expect(actions.first == .decide(request("a").requester, .ignored, .timedOut))
         #expect(prompts(actions).map(\.key.host) == ["h2"])
         #expect(engine.decisions.isEmpty)
     }

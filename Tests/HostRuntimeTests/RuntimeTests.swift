@@ -1,12 +1,13 @@
 import EventLoop
 import Glibc
+import HostingCore
 import TestSupport
 import Testing
 import WebSocketClient
 import WebSocketProtocol
 import World
 
-@testable import Hosting
+@testable import HostRuntime
 
 /// A host with users host (headless), ann (interactive), and a session "s".
 /// Runs a test's body on the loop. Tests start their peers (child processes,
@@ -16,10 +17,21 @@ func onLoop(_ body: @LoopActor @Sendable () async throws -> Void) async throws {
     try await body()
 }
 
+/// A runtime with the configuration's default limits, on a fresh loop timer wheel.
 @LoopActor
-private func makeHost(allow: [AccessKey] = []) throws -> Host {
-    let host = Host(
-        consent: ConsentEngine(allowList: Set(allow)), options: WebSocketClient.Options(), timers: LoopTimers())
+func makeRuntime(
+    _ consent: ConsentEngine, persist: @escaping Runtime.PersistDecision = { _, _, _ in }
+) -> Runtime {
+    Runtime(
+        core: Hosting(consent: consent), options: WebSocketClient.Options(),
+        limits: Runtime.Limits(
+            flood: Hosting.FloodLimits(messages: 10_000, bytes: 64 << 20, policy: .close), sendsPerSecond: 1_000),
+        timers: LoopTimers(), persist: persist)
+}
+
+@LoopActor
+private func makeHost(allow: [AccessKey] = []) throws -> Runtime {
+    let host = makeRuntime(ConsentEngine(allowList: Set(allow)))
     try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
     try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
     try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
@@ -29,10 +41,10 @@ private func makeHost(allow: [AccessKey] = []) throws -> Host {
 /// Collects events until `done` says stop (or a timeout), on the loop.
 @LoopActor
 private func collect(
-    _ host: Host, timeout: Duration = .seconds(10), start: @LoopActor () throws -> Void,
-    until done: @escaping @LoopActor ([Host.Event]) -> Bool
-) async throws -> [Host.Event] {
-    var events: [Host.Event] = []
+    _ host: Runtime, timeout: Duration = .seconds(10), start: @LoopActor () throws -> Void,
+    until done: @escaping @LoopActor ([Hosting.Event]) -> Bool
+) async throws -> [Hosting.Event] {
+    var events: [Hosting.Event] = []
     host.onEvent = { events.append($0) }
     try start()
     let deadline = ContinuousClock.now + timeout
@@ -48,7 +60,7 @@ private func url(_ port: UInt16, _ path: String = "/") -> WebSocketURL {
 private let echoer = RecordAddress(session: "s", object: "echoer")
 
 /// The node and consent events, without the status events (state, handling user).
-private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
+private func nodeEvents(_ events: [Hosting.Event]) -> [Hosting.Event] {
     events.filter {
         switch $0 {
         case .stateChanged, .handlingUserChanged, .worldChanged: return false
@@ -57,14 +69,14 @@ private func nodeEvents(_ events: [Host.Event]) -> [Host.Event] {
     }
 }
 
-@Suite("Host: the world live against real peers", .serialized)
+@Suite("Runtime: the hosting core live against real peers", .serialized)
 struct HostTests {
     @Test("issue #12 limits: connections per handling user (not the session's host); attempts paced per destination")
     func connectionLimitsAndPacing() async throws {
         let peer = try Peer("echo")
         try await onLoop {
             let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-            host.connectionLimits = Host.ConnectionLimits(perUser: 2)
+            host.connectionLimits = Hosting.ConnectionLimits(perUser: 2)
             let events = try await collect(host) {
                 for index in 0..<3 {
                     try host.apply(
@@ -172,7 +184,7 @@ struct HostTests {
             #expect(
                 nodeEvents(events).first
                     == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))
-            #expect(events.contains(.consentDecided(echoer, allowed: true, .allowedByAllowList)))
+            #expect(events.contains(.consentDecided(echoer, .allowed, .allowedByAllowList)))
             #expect(events.contains(.connected(echoer, user: "host")))
             #expect(events.filter { $0 == .receivedText(echoer, "hello") }.count >= 20)
             let status = try #require(host.statuses[echoer])
@@ -208,7 +220,7 @@ struct HostTests {
             #expect(
                 nodeEvents(events) == [
                     .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)),
-                    .consentDecided(echoer, allowed: false, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
+                    .consentDecided(echoer, .denied, .headlessDenied(hostPort: "127.0.0.1:\(peer.port)")),
                 ])
             #expect(events.contains(.handlingUserChanged(echoer, "host")))
             #expect(events.last == .stateChanged(echoer, .denied(EffectiveTarget(url: url(peer.port), user: "host"))))
@@ -226,10 +238,7 @@ struct HostTests {
         // The peers start off the loop (starting them blocks); the test runs on it.
         try await onLoop {
             var persisted: [(UserID, AccessKey, AccessDecision)] = []
-            let host = Host(consent: ConsentEngine(), options: WebSocketClient.Options(), timers: LoopTimers()) {
-                user, key, decision in
-                persisted.append((user, key, decision))
-            }
+            let host = makeRuntime(ConsentEngine()) { user, key, decision in persisted.append((user, key, decision)) }
             try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
             try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
             try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
@@ -251,7 +260,7 @@ struct HostTests {
             }
             #expect(prompt?.request.reason == "the echo object wants to talk")
             #expect(persisted.count == 1 && persisted.first?.2.verdict == .allowed)
-            #expect(events.contains(.consentDecided(echoer, allowed: true, .answered(.allow))))
+            #expect(events.contains(.consentDecided(echoer, .allowed, .answered(.allow))))
             #expect(nodeEvents(events).last == .connected(echoer, user: "ann"))
             #expect(throws: ConsentEngine.AnswerError.self) {
                 try host.answer(promptID: prompt?.id ?? 0, user: "ann", .allow)
@@ -298,7 +307,7 @@ struct HostTests {
         // The peers start off the loop (starting them blocks); the test runs on it.
         try await onLoop {
             let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-            host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .close)
+            host.floodLimits = Hosting.FloodLimits(messages: 100, bytes: 1 << 20, policy: .close)
             // A small budget per loop turn, so that the flood outruns delivery even
             // when the peer's writes trickle in (a loaded machine).
             host.deliveryBudget = 10
@@ -331,7 +340,7 @@ struct HostTests {
         // The peers start off the loop (starting them blocks); the test runs on it.
         try await onLoop {
             let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-            host.floodLimits = Host.FloodLimits(messages: 100, bytes: 1 << 20, policy: .dropOldest)
+            host.floodLimits = Hosting.FloodLimits(messages: 100, bytes: 1 << 20, policy: .dropOldest)
             host.deliveryBudget = 10
             let events = try await collect(host, timeout: .seconds(30)) {
                 try host.apply(
@@ -447,9 +456,9 @@ struct HostTests {
     @LoopActor
     func sendNotConnected() throws {
         let host = try makeHost()
-        var events: [Host.Event] = []
+        var events: [Hosting.Event] = []
         host.onEvent = { events.append($0) }
-        host.send(echoer, text: "x")
+        host.send(echoer, .text("x"))
         #expect(events == [.sendStart(echoer), .sendError(echoer, reason: "not connected")])
     }
 }

@@ -1,0 +1,589 @@
+import DequeModule
+import EventLoop
+import HostingCore
+import Logging
+import MonotonicTime
+import WebSocketClient
+import WebSocketProtocol
+import World
+
+/// The hosting core, live: carries out the `Hosting` core's effects with
+/// real sockets (one `WebSocketClient` per record attempt, Neos #3043) and
+/// timers on the loop's wheel, feeds back what the sockets and timers report,
+/// and runs the message path (receive → flood rule → delivery turn →
+/// reactions and the event stream). It holds no world rule: every decision
+/// about records is the core's.
+@LoopActor
+public final class Runtime {
+    public typealias Event = Hosting.Event
+
+    /// Persists one consent decision; throws when it could not be stored (the
+    /// answer then does not take effect). The durable store plugs in here.
+    public typealias PersistDecision = @LoopActor (UserID, AccessKey, AccessDecision) throws -> Void
+    /// Removes a persisted decision; throws when that could not be stored.
+    public typealias ForgetDecision = @LoopActor (UserID, AccessKey) throws -> Void
+    /// Stores the world after a change, before the change takes effect;
+    /// throws when it could not be stored.
+    public typealias PersistChange = @LoopActor (WorldChange, World) throws -> Void
+
+    /// Why a change was not applied (either way, nothing changed).
+    public enum ApplyFailure: Error, CustomStringConvertible {
+        /// The world refused it (unknown ids, duplicates).
+        case refused(World.Failure)
+        /// It could not be stored.
+        case notStored(any Error)
+
+        public var description: String {
+            switch self {
+            case .refused(let failure): return failure.description
+            case .notStored(let error): return "\(error)"
+            }
+        }
+    }
+
+    /// What the Text Message Sender reported.
+    public enum SendOutcome: Equatable, Sendable {
+        case sent
+        case failed(reason: String)
+    }
+
+    /// The decisions: world, consent, statuses, the stop.
+    public private(set) var core: Hosting
+    public var world: World { core.world }
+    public var consent: ConsentEngine { core.consent }
+    public var onEvent: (@LoopActor (Event) -> Void)?
+    /// Whether message events (received, send-start, sent, send-error) are
+    /// made; a daemon with nobody listening turns them off.
+    public var reportsMessages = true
+    /// Options for new attempts (a reload changes them; open sockets keep theirs).
+    public var options: WebSocketClient.Options
+    public var floodLimits: Hosting.FloodLimits
+    /// Where records may connect, judged on each resolved address (nil: anywhere).
+    public var networkPolicy: NetworkPolicy?
+    /// Sends per second per record (0: no limit); also ends echo loops with
+    /// a server that echoes back (issue #12).
+    public var sendsPerSecond: Int {
+        didSet { for box in counters.values { box.sendRate.perSecond = sendsPerSecond } }
+    }
+    /// Messages delivered per loop turn across all records.
+    public var deliveryBudget: Int {
+        get { turn.budget }
+        set { turn.budget = newValue }
+    }
+    public var connectionLimits: Hosting.ConnectionLimits {
+        get { core.connectionLimits }
+        set { core.connectionLimits = newValue }
+    }
+    public var pacer: AttemptPacer {
+        get { core.pacer }
+        set { core.pacer = newValue }
+    }
+    public var recordsPerSession: Int {
+        get { core.recordsPerSession }
+        set { core.recordsPerSession = newValue }
+    }
+    public var recordDefaults: RecordSettings {
+        get { core.recordDefaults }
+        set { core.recordDefaults = newValue }
+    }
+
+    private let timers: LoopTimers
+    private let persist: PersistDecision
+    private let forgetPersisted: ForgetDecision
+    private let logger = Logger(label: "wshostd.host")
+    private var timerIDs: [Hosting.TimerKey: TimerID] = [:]
+    /// The live client of each record's current attempt.
+    private var clients: [RecordAddress: Link] = [:]
+    /// Clients told to close, kept alive until they report closed.
+    private var closing: [ObjectIdentifier: Link] = [:]
+    /// Per record: the message path's counters and send rate.
+    private var counters: [RecordAddress: Counters] = [:]
+    /// Counts world changes, so a link knows when its cached reactions are stale.
+    private var worldVersion = 0
+    /// Links with waiting messages, in delivery order (round robin).
+    private var waiting = Deque<Link>()
+    private var turn: DeliveryTurn
+    private var turnResetScheduled = false
+    private var deliveryScheduled = false
+
+    /// A record's message counters and send rate, shared by the record's
+    /// links so the message path counts without a dictionary lookup.
+    private final class Counters {
+        var value = RecordStatus()
+        var sendRate: SendRate
+        /// Refusing sends now (logged once per run of refusals).
+        var rateLimited = false
+
+        init(sendsPerSecond: Int) {
+            sendRate = SendRate(perSecond: sendsPerSecond)
+        }
+    }
+
+    /// One attempt's socket and everything the message path needs, found
+    /// without hashing the record's address: the client's events carry it.
+    private final class Link {
+        enum State {
+            /// The record's current attempt: its messages are delivered.
+            case current
+            /// Current, but closed for flooding: further messages are shed.
+            case shedding
+            /// No longer the current attempt (closing, or replaced).
+            case retired
+        }
+
+        let address: RecordAddress
+        let attempt: Int
+        let counters: Counters
+        var client: WebSocketClient!
+        var state = State.current
+        var queue = InboundQueue()
+        /// In the round robin of links with waiting messages.
+        var waiting = false
+        /// The object's reactions as of `reactionsVersion` of the world.
+        var reactions: [Reaction] = []
+        var reactionsVersion = -1
+
+        init(address: RecordAddress, attempt: Int, counters: Counters) {
+            self.address = address
+            self.attempt = attempt
+            self.counters = counters
+        }
+
+        var isCurrent: Bool { state != .retired }
+    }
+
+    public init(
+        core: Hosting, options: WebSocketClient.Options, limits: Limits, timers: LoopTimers,
+        persist: @escaping PersistDecision = { _, _, _ in }, forget: @escaping ForgetDecision = { _, _ in }
+    ) {
+        self.core = core
+        self.options = options
+        floodLimits = limits.flood
+        sendsPerSecond = limits.sendsPerSecond
+        turn = DeliveryTurn(budget: limits.deliveryBudget)
+        self.timers = timers
+        self.persist = persist
+        forgetPersisted = forget
+    }
+
+    /// The message path's limits (the config's `[limits]` and `[websocket]`).
+    public struct Limits: Sendable {
+        public var flood: Hosting.FloodLimits
+        public var sendsPerSecond: Int
+        /// Messages delivered per loop turn across all records.
+        public var deliveryBudget: Int
+
+        public init(flood: Hosting.FloodLimits, sendsPerSecond: Int, deliveryBudget: Int = 1_000) {
+            self.flood = flood
+            self.sendsPerSecond = sendsPerSecond
+            self.deliveryBudget = deliveryBudget
+        }
+    }
+
+    /// New allow-list, prompt timeout and declared decisions (a reload).
+    public func updateConsentRules(
+        allowList: Set<AccessKey>, timeout: Duration, declared: [UserID: [AccessKey: AccessDecision]] = [:]
+    ) {
+        core.updateConsentRules(allowList: allowList, timeout: timeout, declared: declared)
+    }
+
+    // MARK: - Requests
+
+    /// Applies a world change; a refused change changes nothing.
+    public func apply(_ change: WorldChange) throws(World.Failure) {
+        do {
+            try apply(change, persist: nil)
+        } catch {
+            switch error {
+            case .refused(let failure): throw failure
+            case .notStored: preconditionFailure("nothing to store")
+            }
+        }
+    }
+
+    /// Applies a world change after `persist` stored its result: computed on
+    /// a copy, stored, and only then in effect (sockets, events). A refused or
+    /// unstored change changes nothing. Without `persist` the change is made in
+    /// place (no copy of the world: restoring thousands of records stays linear).
+    public func apply(_ change: WorldChange, persist: PersistChange?) throws(ApplyFailure) {
+        let effects: [Hosting.Effect]
+        let now = LoopTimers.now()
+        if let persist {
+            var next = core
+            do {
+                effects = try next.apply(change, now: now)
+            } catch {
+                throw .refused(error)
+            }
+            do {
+                try persist(change, next.world)
+            } catch {
+                throw .notStored(error)
+            }
+            core = next
+        } else {
+            do {
+                effects = try core.apply(change, now: now)
+            } catch {
+                throw .refused(error)
+            }
+        }
+        worldVersion &+= 1
+        run(effects)
+    }
+
+    /// A user answers a prompt (SPEC §4): persisted first, then in effect.
+    /// `by` says who answered, for the journal.
+    public func answer(promptID: Int, user: UserID, _ answer: ConsentEngine.Answer, by: String = "") throws {
+        let prepared = try core.consent.prepare(promptID: promptID, user: user, answer: answer).get()
+        if let change = prepared.change { try persist(user, change.key, change.decision) }
+        run(core.answered(prepared, by: by, now: LoopTimers.now()))
+    }
+
+    /// A user forgets a decision (SPEC §4); false when there was none. The
+    /// next attempt to that host asks again.
+    public func forget(user: UserID, key: AccessKey) throws -> Bool {
+        guard core.consent.decisions[user]?[key] != nil else { return false }
+        try forgetPersisted(user, key)
+        return core.forget(user: user, key: key)
+    }
+
+    /// The explicit disconnect (Neos #1039), decided by the core.
+    public func disconnect(_ address: RecordAddress) throws(World.Failure) {
+        run(try core.disconnect(address, now: LoopTimers.now()))
+    }
+
+    /// Starts the stop (SPEC §8): every socket gets a Close with `code` and
+    /// nothing new starts. `liveSockets` reaches 0 as the servers answer.
+    public func stop(code: CloseCode = .goingAway, reason: String = "going away") {
+        run(core.stop(code: code, reason: reason))
+    }
+
+    /// Past the stop deadline: ends what is left without waiting.
+    public func abortAll(reason: String) {
+        for link in closing.values { link.client.abort(reason: reason) }
+        closing.removeAll()
+    }
+
+    /// Per record: last error, timestamps, counters (SPEC §2).
+    public var statuses: [RecordAddress: RecordStatus] {
+        var statuses = core.statuses
+        for (address, box) in counters {
+            let counted = box.value
+            var status = statuses[address] ?? RecordStatus()
+            status.messagesIn = counted.messagesIn
+            status.messagesOut = counted.messagesOut
+            status.bytesIn = counted.bytesIn
+            status.bytesOut = counted.bytesOut
+            status.floods = counted.floods
+            status.dropped = counted.dropped
+            status.sendsRefused = counted.sendsRefused
+            statuses[address] = status
+        }
+        return statuses
+    }
+
+    /// Records with an open socket right now.
+    public var openRecords: [RecordAddress] { clients.filter { $0.value.client.isOpen }.map(\.key) }
+
+    /// Sockets not yet closed (open, connecting, or finishing their Close handshake).
+    public var liveSockets: Int {
+        clients.values.filter { $0.client.phase != .finished }.count
+            + closing.values.filter { $0.client.phase != .finished }.count
+    }
+
+    // MARK: - Carrying out the core's effects
+
+    private func run(_ effects: [Hosting.Effect]) {
+        for effect in effects {
+            switch effect {
+            case .open(let address, let attempt, let url, let trusted):
+                open(address, attempt: attempt, url: url, trusted: trusted)
+            case .close(let address, let attempt, let code, let reason):
+                guard let link = clients[address], link.attempt == attempt else { continue }
+                clients[address] = nil
+                link.state = .retired
+                closing[ObjectIdentifier(link)] = link
+                link.client.close(code: code, reason: reason)
+            case .send(let address, let payload):
+                send(address, payload)
+            case .arm(let key, let instant, let slack):
+                if let old = timerIDs[key] { timers.cancel(old) }
+                timerIDs[key] = timers.schedule(at: instant, slack: slack) { [weak self] in
+                    guard let self else { return }
+                    timerIDs[key] = nil
+                    run(core.handle(.timerFired(key), now: LoopTimers.now()))
+                }
+            case .cancel(let key):
+                if let timer = timerIDs.removeValue(forKey: key) { timers.cancel(timer) }
+            case .emit(let event):
+                onEvent?(event)
+            case .log(let line):
+                let level: Logger.Level =
+                    switch line.level {
+                    case .debug: .debug
+                    case .notice: .notice
+                    case .warning: .warning
+                    }
+                logger.log(level: level, "\(line.message)", metadata: line.fields.mapValues { .string($0) })
+            case .forget(let address):
+                counters[address] = nil
+            }
+        }
+    }
+
+    /// A record's counters, made on first use.
+    private func counters(_ address: RecordAddress) -> Counters {
+        if let box = counters[address] { return box }
+        let box = Counters(sendsPerSecond: sendsPerSecond)
+        counters[address] = box
+        return box
+    }
+
+    private func open(_ address: RecordAddress, attempt: Int, url: WebSocketURL, trusted: Bool) {
+        let link = Link(address: address, attempt: attempt, counters: counters(address))
+        var options = options
+        if let policy = networkPolicy {
+            options.permitAddress = { bytes in IPAddress(bytes: bytes).flatMap { policy.refusal($0, trusted: trusted) }
+            }
+        }
+        link.client = WebSocketClient(url: url, options: options, timers: timers) { [weak self, weak link] event in
+            guard let link else { return }
+            self?.clientEvent(link, event)
+        }
+        clients[address]?.state = .retired
+        clients[address] = link
+        link.client.start()
+    }
+
+    private func clientEvent(_ link: Link, _ event: WebSocketClient.Event) {
+        let address = link.address
+        switch event {
+        case .opened:
+            if link.isCurrent { run(core.handle(.socketOpened(address, attempt: link.attempt), now: LoopTimers.now())) }
+        case .text(let text):
+            if link.isCurrent { receive(link, .text(text)) }
+        case .binary(let bytes):
+            if link.isCurrent { receive(link, .binary(bytes)) }
+        case .closed(let report):
+            if link.isCurrent {
+                // Neos #2508: what arrived before the close is delivered before OnDisconnected.
+                while deliverOne(link) {}
+                link.state = .retired
+                if clients[address] === link { clients[address] = nil }
+                run(core.handle(.socketClosed(address, attempt: link.attempt, report), now: LoopTimers.now()))
+            } else {
+                closing[ObjectIdentifier(link)] = nil
+            }
+        }
+    }
+
+    // MARK: - Sending
+
+    /// The Text Message Sender node (and its binary extension): OnSendStart,
+    /// then OnSent or OnSendError with the reason.
+    @discardableResult
+    public func send(_ address: RecordAddress, _ payload: Payload) -> SendOutcome {
+        guard let link = clients[address] else {
+            if reportsMessages {
+                onEvent?(.sendStart(address))
+                onEvent?(.sendError(address, reason: "not connected"))
+            }
+            return .failed(reason: "not connected")
+        }
+        return send(link, payload)
+    }
+
+    @discardableResult
+    private func send(_ link: Link, _ payload: Payload) -> SendOutcome {
+        let address = link.address
+        if reportsMessages { onEvent?(.sendStart(address)) }
+        guard let client = link.client, client.isOpen else {
+            if reportsMessages { onEvent?(.sendError(address, reason: "not connected")) }
+            return .failed(reason: "not connected")
+        }
+        let box = link.counters
+        guard sendsPerSecond == 0 || box.sendRate.take(now: LoopTimers.now()) else {
+            let reason = "more than \(sendsPerSecond) sends per second ([limits] sends_per_second)"
+            box.value.sendsRefused += 1
+            if !box.rateLimited {
+                box.rateLimited = true
+                problem(address, "send: \(reason)")
+                logger.warning(
+                    "sends refused: \(reason)",
+                    metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)"])
+            }
+            if reportsMessages { onEvent?(.sendError(address, reason: reason)) }
+            return .failed(reason: reason)
+        }
+        box.rateLimited = false
+        do {
+            switch payload {
+            case .text(let text): try client.send(text: text)
+            case .binary(let bytes): try client.send(binary: bytes)
+            }
+            let size = payload.size
+            box.value.messagesOut += 1
+            box.value.bytesOut += size
+            logger.debug(
+                "sent",
+                metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)", "ws.bytes": "\(size)"])
+            if reportsMessages { onEvent?(.sent(address)) }
+            return .sent
+        } catch {
+            problem(address, "send: \(error.description)")
+            if reportsMessages { onEvent?(.sendError(address, reason: error.description)) }
+            return .failed(reason: error.description)
+        }
+    }
+
+    private func problem(_ address: RecordAddress, _ reason: String) {
+        run(core.handle(.problem(address, reason), now: LoopTimers.now()))
+    }
+
+    // MARK: - Receiving
+
+    /// Queues a received message for delivery, enforcing the flood limits
+    /// and the daemon-wide inbound budget.
+    private func receive(_ link: Link, _ message: Payload) {
+        let box = link.counters
+        let size = message.size
+        box.value.messagesIn += 1
+        box.value.bytesIn += size
+        if link.state == .shedding {
+            box.value.dropped += 1
+            return
+        }
+        // Fast path: nothing waits for this record and the turn's budget allows:
+        // deliver now, so reactions answer before the next frame is judged.
+        if link.queue.isEmpty && turn.take() {
+            scheduleTurnReset()
+            deliver(link, message)
+            return
+        }
+        if let budget = options.inboundBudget, !budget.charge(size) {
+            // The daemon-wide budget is spent: this record sheds what waits and closes.
+            let shed = link.queue.shed()
+            box.value.dropped += shed.count + 1
+            budget.charge(-(shed.bytes + size))
+            shedAndClose(link, reason: InboundQueue.budgetSpent(limit: budget.limit), closeReason: "inbound budget")
+            return
+        }
+        switch link.queue.push(message, limits: floodLimits) {
+        case .queued:
+            break
+        case .droppedOldest(let count, let bytes, let newFlood):
+            box.value.dropped += count
+            options.inboundBudget?.charge(-bytes)
+            if newFlood {
+                box.value.floods += 1
+                let limits = floodLimits
+                logger.warning(
+                    "inbound flood: dropping the oldest messages beyond \(limits.messages) messages or \(limits.bytes) bytes",
+                    metadata: ["session.id": "\(link.address.session)", "object.id": "\(link.address.object)"])
+            }
+        case .overflow(let reason):
+            let shed = link.queue.shed()
+            box.value.dropped += shed.count
+            options.inboundBudget?.charge(-shed.bytes)
+            shedAndClose(link, reason: reason, closeReason: "inbound flood")
+            return
+        }
+        if !link.waiting {
+            link.waiting = true
+            waiting.append(link)
+        }
+        scheduleDelivery()
+    }
+
+    private func shedAndClose(_ link: Link, reason: String, closeReason: String) {
+        link.state = .shedding
+        link.counters.value.floods += 1
+        problem(link.address, reason)
+        logger.warning(
+            "\(reason); closing with 1008",
+            metadata: ["session.id": "\(link.address.session)", "object.id": "\(link.address.object)"])
+        link.client.close(code: .policyViolation, reason: closeReason)
+    }
+
+    private func scheduleDelivery() {
+        guard !deliveryScheduled else { return }
+        deliveryScheduled = true
+        LoopExecutor.shared.queue.async { [weak self] in
+            LoopActor.assumeIsolated { self?.deliverSome() }
+        }
+    }
+
+    /// A new delivery turn at the end of this loop turn.
+    private func scheduleTurnReset() {
+        guard !turnResetScheduled else { return }
+        turnResetScheduled = true
+        LoopExecutor.shared.queue.async { [weak self] in
+            LoopActor.assumeIsolated {
+                self?.turn.reset()
+                self?.turnResetScheduled = false
+            }
+        }
+    }
+
+    /// One loop turn of delivery: round robin across records, a few messages
+    /// each in turn (their answers written together), within the budget.
+    private func deliverSome() {
+        deliveryScheduled = false
+        while turn.hasRoom, let link = waiting.popFirst() {
+            link.waiting = false
+            let deliver = { [self] in
+                var count = 0
+                while count < DeliveryTurn.perVisit, turn.hasRoom, deliverOne(link) {
+                    _ = turn.take()
+                    scheduleTurnReset()
+                    count += 1
+                }
+            }
+            if link.isCurrent, let client = link.client { client.batchingWrites(deliver) } else { deliver() }
+            if !link.queue.isEmpty && !link.waiting {
+                link.waiting = true
+                waiting.append(link)
+            }
+        }
+        if !waiting.isEmpty { scheduleDelivery() }
+    }
+
+    /// Delivers the oldest waiting message of `link`; false when none waits.
+    private func deliverOne(_ link: Link) -> Bool {
+        guard let message = link.queue.popFirst() else { return false }
+        options.inboundBudget?.charge(-message.size)
+        // A message of an attempt that has been torn down is not delivered.
+        if link.isCurrent { deliver(link, message) }
+        return true
+    }
+
+    private func deliver(_ link: Link, _ message: Payload) {
+        let address = link.address
+        switch message {
+        case .text(let text):
+            logger.debug(
+                "received text",
+                metadata: [
+                    "session.id": "\(address.session)", "object.id": "\(address.object)",
+                    "ws.data": "\(text.prefix(200))",
+                ])
+            if reportsMessages { onEvent?(.receivedText(address, text)) }
+        case .binary(let bytes):
+            if reportsMessages { onEvent?(.receivedBinary(address, bytes)) }
+        }
+        // SPEC §5 `received` reactions, from the link's cache of the object's reactions.
+        if link.reactionsVersion != worldVersion {
+            link.reactions = world.objects[address]?.reactions ?? []
+            link.reactionsVersion = worldVersion
+        }
+        for reaction in link.reactions where reaction.on == .received {
+            guard let (object, payload) = reaction.response(to: message, at: address.object) else { continue }
+            if object == address.object {
+                send(link, payload)
+            } else {
+                send(RecordAddress(session: address.session, object: object), payload)
+            }
+        }
+    }
+}

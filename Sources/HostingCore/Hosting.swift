@@ -1,0 +1,555 @@
+import MonotonicTime
+import WebSocketProtocol
+import World
+
+/// The hosting core: the world, the consent engine, the records' statuses and
+/// the stop, as one value with one way in. Every decision the daemon makes
+/// about records lives here (which attempt asks whom, what a verdict means,
+/// which socket opens or closes, when a retry or a prompt times out, what a
+/// reaction sends on connect and disconnect, who may open more connections,
+/// the pace of attempts); the runtime only carries out the `Effect`s it
+/// returns with sockets and timers, and feeds back what happened as `Input`s.
+/// Pure: no sockets, clocks or logging (the time is passed in, log lines are
+/// effects).
+public struct Hosting: Sendable {
+    // MARK: - Vocabulary
+
+    /// The ordered event stream (SPEC §5 nodes, consent, lifecycle).
+    public enum Event: Equatable, Sendable {
+        case connected(RecordAddress, user: UserID)
+        case disconnected(RecordAddress, CloseReport)
+        case attemptFailed(RecordAddress, reason: String)
+        case receivedText(RecordAddress, String)
+        case receivedBinary(RecordAddress, [UInt8])
+        case sendStart(RecordAddress)
+        case sent(RecordAddress)
+        case sendError(RecordAddress, reason: String)
+        case consentAsked(RecordAddress, user: UserID, key: AccessKey)
+        case consentDecided(RecordAddress, ConsentVerdict, ConsentEngine.Outcome)
+        /// A prompt for an interactive user's consent channel.
+        case prompt(ConsentPrompt)
+        case promptDismissed(ConsentPrompt)
+        /// The record's status changed (SPEC §2 states).
+        case stateChanged(RecordAddress, RecordLifecycle.State)
+        /// The record's handling user changed (SPEC §3 failover, pinning); nil: nobody.
+        case handlingUserChanged(RecordAddress, UserID?)
+        /// A world change was applied (before the records act on it).
+        case worldChanged(WorldChange)
+    }
+
+    /// The runtime's timers, one per key at most.
+    public enum TimerKey: Hashable, Sendable {
+        /// The record's next attempt (`connect_retry_interval`).
+        case retry(RecordAddress)
+        /// The record's attempt waits for its turn under the attempt pace.
+        case pacing(RecordAddress)
+        /// A consent prompt's optional timeout.
+        case prompt(Int)
+    }
+
+    /// A journal line the runtime writes (fields by their journal names).
+    public struct LogLine: Equatable, Sendable {
+        public enum Level: Equatable, Sendable { case debug, notice, warning }
+        public var level: Level
+        public var message: String
+        public var fields: [String: String]
+
+        public init(_ level: Level, _ message: String, _ fields: [String: String]) {
+            self.level = level
+            self.message = message
+            self.fields = fields
+        }
+    }
+
+    /// What the runtime carries out, in order.
+    public enum Effect: Equatable, Sendable {
+        /// Open a socket for the record's attempt. `trusted`: the destination
+        /// is on the allow-list (the network policy's default-denied blocks do
+        /// not apply to it).
+        case open(RecordAddress, attempt: Int, url: WebSocketURL, trusted: Bool)
+        /// Close the attempt's socket (it reports closed later, or never matters again).
+        case close(RecordAddress, attempt: Int, CloseCode, reason: String)
+        /// Send through the record's open socket (a reaction on connect or disconnect).
+        case send(RecordAddress, Payload)
+        case arm(TimerKey, at: MonotonicInstant, slack: Duration)
+        case cancel(TimerKey)
+        case emit(Event)
+        case log(LogLine)
+        /// The record is gone: the runtime drops what it kept for it (its counters).
+        case forget(RecordAddress)
+    }
+
+    /// What happened outside: sockets and timers, reported by the runtime.
+    public enum Input: Equatable, Sendable {
+        case socketOpened(RecordAddress, attempt: Int)
+        /// The current attempt's socket closed (whatever it received before was delivered).
+        case socketClosed(RecordAddress, attempt: Int, CloseReport)
+        case timerFired(TimerKey)
+        /// A message-path problem (a refused send, a flood): the record's last error.
+        case problem(RecordAddress, String)
+    }
+
+    /// Limits on messages received but not yet delivered (to reactions and the
+    /// event stream), per record: a flood is shed or closed, never a crash
+    /// (Resonite #19, #3365).
+    public struct FloodLimits: Equatable, Sendable {
+        public enum Policy: String, Equatable, Sendable, CaseIterable {
+            /// Close the connection with 1008 (policy violation); the retry rule applies.
+            case close
+            /// Drop the oldest waiting messages.
+            case dropOldest = "drop-oldest"
+        }
+
+        public var messages: Int
+        public var bytes: Int
+        public var policy: Policy
+
+        public init(messages: Int, bytes: Int, policy: Policy) {
+            self.messages = messages
+            self.bytes = bytes
+            self.policy = policy
+        }
+    }
+
+    /// Connections (connecting or open) one handling user, and one session,
+    /// may have at once; 0 is no limit. An attempt over a limit fails, and
+    /// the retry rule applies.
+    public struct ConnectionLimits: Equatable, Sendable {
+        public var perUser: Int
+        public var perSession: Int
+
+        public init(perUser: Int = 0, perSession: Int = 0) {
+            self.perUser = perUser
+            self.perSession = perSession
+        }
+    }
+
+    // MARK: - State
+
+    public private(set) var world = World()
+    public private(set) var consent: ConsentEngine
+    /// Set by `stop`: no new attempts, prompts or retries from then on.
+    public private(set) var stopping = false
+    public var connectionLimits = ConnectionLimits()
+    /// The pace of connection attempts, in all and per destination (0: no limit).
+    public var pacer = AttemptPacer(perSecond: 0, perDestination: 0)
+
+    /// Per record: last error and timestamps (the message counters are the
+    /// runtime's, kept beside its sockets).
+    public private(set) var statuses: [RecordAddress: RecordStatus] = [:]
+    /// The last attempt failure logged as a warning per record: the same
+    /// again is logged at debug level until the record connects or the reason changes.
+    private var loggedFailures: [RecordAddress: String] = [:]
+    /// The current attempt of each record that has a socket (connecting or open).
+    public private(set) var sockets: [RecordAddress: Socket] = [:]
+    private var liveByUser: [UserID: Int] = [:]
+    private var liveBySession: [SessionID: Int] = [:]
+    /// Attempts waiting for their turn under the pace.
+    private var pacing: [RecordAddress: Attempt] = [:]
+    /// Timers armed (and not yet fired or cancelled).
+    private var armed: Set<TimerKey> = []
+    /// Last reported state and handling user per record.
+    private var reported: [RecordAddress: (state: RecordLifecycle.State, user: UserID?)] = [:]
+    /// The pacing jitter's generator (SplitMix64).
+    private var random: UInt64
+
+    public struct Socket: Equatable, Sendable {
+        public var attempt: Int
+        public var user: UserID
+    }
+
+    /// `seed` makes the retry and pacing jitter (a daemon passes a random one).
+    public init(consent: ConsentEngine, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+        self.consent = consent
+        world.jitterSeed = seed
+        random = seed ^ 0xD1B5_4A32_D192_ED03
+    }
+
+    // MARK: - Configuration
+
+    /// Records one session may hold (`World.recordsPerSession`; 0: no limit).
+    public var recordsPerSession: Int {
+        get { world.recordsPerSession }
+        set { world.recordsPerSession = newValue }
+    }
+
+    /// Where records made at run time start (`World.recordDefaults`).
+    public var recordDefaults: RecordSettings {
+        get { world.recordDefaults }
+        set { world.recordDefaults = newValue }
+    }
+
+    /// New allow-list, prompt timeout and declared decisions (a reload); decisions
+    /// users made and pending prompts stay.
+    public mutating func updateConsentRules(
+        allowList: Set<AccessKey>, timeout: Duration, declared: [UserID: [AccessKey: AccessDecision]] = [:]
+    ) {
+        consent.allowList = allowList
+        consent.timeout = timeout
+        for (user, decisions) in declared {
+            for (key, decision) in decisions { consent.declare(user: user, key: key, decision) }
+        }
+    }
+
+    // MARK: - Requests
+
+    /// Applies a world change; a refused change changes nothing.
+    public mutating func apply(_ change: WorldChange, now: MonotonicInstant) throws(World.Failure) -> [Effect] {
+        let gone: [RecordAddress]
+        switch change {
+        case .remove(let session, let object), .setRecord(let session, let object, nil):
+            gone = [RecordAddress(session: session, object: object)]
+        case .closeSession(let session):
+            gone = world.objects.keys.filter { $0.session == session }.sorted { $0.object < $1.object }
+        default:
+            gone = []
+        }
+        let actions = try world.apply(change, now: now)
+        var effects: [Effect] = [.emit(.worldChanged(change))]
+        execute(actions, now: now, into: &effects)
+        // Statuses of records that are gone go with them.
+        for address in gone where world.objects[address]?.record == nil {
+            statuses[address] = nil
+            loggedFailures[address] = nil
+            effects.append(.forget(address))
+        }
+        return effects
+    }
+
+    /// The explicit disconnect (Neos #1039): closes now (Close 1000) and the
+    /// record stays down until it restarts (Connect, or a change of URL,
+    /// Enabled or HandlingUser); no retry follows.
+    public mutating func disconnect(_ address: RecordAddress, now: MonotonicInstant) throws(World.Failure) -> [Effect] {
+        let actions = try world.disconnectRequested(address, now: now)
+        var effects: [Effect] = []
+        execute(actions, now: now, into: &effects)
+        return effects
+    }
+
+    /// A user's answer, prepared by `consent.prepare` and (allow, deny) stored:
+    /// now it takes effect. `by` says who answered, for the journal.
+    public mutating func answered(_ prepared: ConsentEngine.PreparedAnswer, by: String, now: MonotonicInstant)
+        -> [Effect]
+    {
+        var effects: [Effect] = []
+        disarm(.prompt(prepared.promptID), into: &effects)
+        var fields = [
+            "user.id": "\(prepared.user)", "consent.answer": prepared.answer.rawValue,
+            "consent.prompt": "\(prepared.promptID)",
+        ]
+        if let change = prepared.change { fields["consent.host"] = change.key.hostPort }
+        if !by.isEmpty { fields["consent.by"] = by }
+        effects.append(.log(LogLine(.notice, "consent answered", fields)))
+        execute(consent.commit(prepared, now: now), now: now, into: &effects)
+        return effects
+    }
+
+    /// A user forgets a decision (SPEC §4), already removed from the store;
+    /// false when there was none. The next attempt to that host asks again.
+    public mutating func forget(user: UserID, key: AccessKey) -> Bool {
+        consent.forget(user: user, key: key)
+    }
+
+    /// Starts the stop (SPEC §8): every socket gets a Close with `code`, open
+    /// records report their disconnect, and nothing new starts.
+    public mutating func stop(code: CloseCode, reason: String) -> [Effect] {
+        stopping = true
+        var effects: [Effect] = []
+        for key in armed.sorted(by: Self.timerOrder) {
+            switch key {
+            case .retry, .pacing:
+                armed.remove(key)
+                effects.append(.cancel(key))
+            case .prompt:
+                break
+            }
+        }
+        pacing.removeAll()
+        for (address, socket) in sockets.sorted(by: { $0.key.object < $1.key.object }) {
+            let wasOpen = world.lifecycles[address]?.isConnected == true
+            retire(address)
+            effects.append(.close(address, attempt: socket.attempt, code, reason: reason))
+            // OnDisconnected for the stop: subscribers see every connection end.
+            if wasOpen {
+                effects.append(
+                    .emit(.disconnected(address, CloseReport(initiator: .client, code: code, reason: reason))))
+            }
+        }
+        return effects
+    }
+
+    // MARK: - Inputs
+
+    public mutating func handle(_ input: Input, now: MonotonicInstant) -> [Effect] {
+        var effects: [Effect] = []
+        switch input {
+        case .socketOpened(let address, let attempt):
+            execute(world.socketOpened(address, attempt: attempt, now: now), now: now, into: &effects)
+        case .socketClosed(let address, let attempt, let report):
+            if sockets[address]?.attempt == attempt { retire(address) }
+            execute(world.socketClosed(address, attempt: attempt, report: report, now: now), now: now, into: &effects)
+        case .timerFired(let key):
+            guard armed.remove(key) != nil else { break }  // cancelled meanwhile
+            switch key {
+            case .retry(let address):
+                execute(world.retryDue(address, now: now), now: now, into: &effects)
+            case .pacing(let address):
+                guard let attempt = pacing.removeValue(forKey: address), !stopping,
+                    case .connecting(let current) = world.lifecycles[address]?.state, current.number == attempt.number
+                else { break }
+                open(address, attempt, now: now, into: &effects)
+            case .prompt(let id):
+                execute(consent.timedOut(promptID: id, now: now), now: now, into: &effects)
+            }
+        case .problem(let address, let reason):
+            if world.objects[address]?.record != nil { statuses[address, default: RecordStatus()].lastError = reason }
+        }
+        return effects
+    }
+
+    // MARK: - Carrying out the world's and the consent engine's actions
+
+    private mutating func execute(_ actions: [RecordAction], now: MonotonicInstant, into effects: inout [Effect]) {
+        for item in actions { execute(item.action, at: item.address, now: now, into: &effects) }
+        reportChanges(for: Set(actions.map(\.address)), into: &effects)
+    }
+
+    /// Emits `stateChanged` / `handlingUserChanged` for records whose lifecycle moved.
+    private mutating func reportChanges(for addresses: Set<RecordAddress>, into effects: inout [Effect]) {
+        for address in addresses.sorted(by: { $0.object < $1.object }) {
+            guard let lifecycle = world.lifecycles[address] else {
+                reported[address] = nil
+                continue
+            }
+            let user = lifecycle.target?.user
+            let previous = reported[address]
+            reported[address] = (lifecycle.state, user)
+            if previous?.user != user { effects.append(.emit(.handlingUserChanged(address, user))) }
+            if previous?.state != lifecycle.state { effects.append(.emit(.stateChanged(address, lifecycle.state))) }
+        }
+    }
+
+    private mutating func execute(
+        _ action: RecordLifecycle.Action, at address: RecordAddress, now: MonotonicInstant,
+        into effects: inout [Effect]
+    ) {
+        if stopping {
+            switch action {
+            case .askConsent, .openSocket, .scheduleRetry: return
+            default: break
+            }
+        }
+        switch action {
+        case .askConsent(let attempt):
+            let request = accessRequest(address, attempt)
+            effects.append(.emit(.consentAsked(address, user: attempt.target.user, key: request.key)))
+            let kind = world.users[attempt.target.user]?.kind ?? .headless
+            execute(consent.request(request, userKind: kind, now: now), now: now, into: &effects)
+        case .withdrawConsent(let attempt):
+            let requester = AccessRequest.Requester(
+                session: address.session, object: address.object, attempt: attempt.number)
+            execute(consent.withdraw(requester, now: now), now: now, into: &effects)
+        case .openSocket(let attempt):
+            open(address, attempt, now: now, into: &effects)
+        case .closeSocket(let attempt, let reason):
+            if pacing[address]?.number == attempt.number {
+                pacing[address] = nil
+                disarm(.pacing(address), into: &effects)
+            }
+            guard sockets[address]?.attempt == attempt.number else { return }
+            retire(address)
+            effects.append(.close(address, attempt: attempt.number, .normalClosure, reason: reason))
+        case .scheduleRetry(let instant):
+            // Slack a tenth of the wait, at most 250 ms: a 100 ms retry stays near 100 ms.
+            let slack = min(.milliseconds(250), max(.milliseconds(1), (instant - now) / 10))
+            arm(.retry(address), at: instant, slack: slack, into: &effects)
+        case .cancelRetry:
+            disarm(.retry(address), into: &effects)
+        case .connected(let attempt):
+            statuses[address, default: RecordStatus()].connectedAt = now
+            // The previous connection's error is history now.
+            statuses[address]?.lastError = nil
+            loggedFailures[address] = nil
+            effects.append(.log(LogLine(.notice, "connected", fields(address, attempt))))
+            effects.append(.emit(.connected(address, user: attempt.target.user)))
+            react(address, on: .connected, into: &effects)
+        case .disconnected(let attempt, let report):
+            var fields = fields(address, attempt)
+            fields["ws.close.initiator"] = "\(report.initiator)"
+            fields["ws.close.code"] = "\(report.code)"
+            effects.append(.log(LogLine(.notice, "disconnected: \(report.reason)", fields)))
+            statuses[address, default: RecordStatus()].disconnectedAt = now
+            if report.code != .normalClosure && report.code != .goingAway {
+                statuses[address]?.lastError = "closed \(report.code): \(report.reason)"
+            }
+            effects.append(.emit(.disconnected(address, report)))
+            react(address, on: .disconnected, into: &effects)
+        case .attemptFailed(let attempt, let reason):
+            statuses[address, default: RecordStatus()].lastError = reason
+            if loggedFailures[address] == reason {
+                // While a server stays down, one warning per record, not one per retry.
+                effects.append(
+                    .log(LogLine(.debug, "connection attempt failed again: \(reason)", fields(address, attempt))))
+            } else {
+                loggedFailures[address] = reason
+                effects.append(
+                    .log(LogLine(.warning, "connection attempt failed: \(reason)", fields(address, attempt))))
+            }
+            effects.append(.emit(.attemptFailed(address, reason: reason)))
+        }
+    }
+
+    private mutating func execute(
+        _ actions: [ConsentEngine.Action], now: MonotonicInstant, into effects: inout [Effect]
+    ) {
+        for action in actions {
+            switch action {
+            case .decide(let requester, let verdict, let outcome):
+                let address = RecordAddress(session: requester.session, object: requester.object)
+                if verdict == .denied {
+                    let fields = ["session.id": "\(address.session)", "object.id": "\(address.object)"]
+                    if case .headlessDenied(let hostPort) = outcome {
+                        effects.append(
+                            .log(
+                                LogLine(
+                                    .warning,
+                                    "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
+                                    fields)))
+                    } else {
+                        effects.append(.log(LogLine(.notice, "access denied: \(outcome)", fields)))
+                    }
+                    statuses[address, default: RecordStatus()].lastError = "access denied: \(outcome)"
+                }
+                effects.append(.emit(.consentDecided(address, verdict, outcome)))
+                execute(
+                    world.consentAnswered(address, attempt: requester.attempt, verdict, now: now), now: now,
+                    into: &effects)
+            case .prompt(let prompt):
+                effects.append(
+                    .log(
+                        LogLine(
+                            .notice, "consent prompt for \(prompt.key.hostPort): \(prompt.request.reason)",
+                            ["user.id": "\(prompt.user)", "consent.prompt": "\(prompt.id)"])))
+                effects.append(.emit(.prompt(prompt)))
+            case .dismiss(let prompt):
+                disarm(.prompt(prompt.id), into: &effects)
+                effects.append(.emit(.promptDismissed(prompt)))
+            case .scheduleTimeout(let promptID, let instant):
+                arm(.prompt(promptID), at: instant, slack: .milliseconds(250), into: &effects)
+            }
+        }
+    }
+
+    /// The consent request for an attempt: its URL's host and port, the
+    /// record's stated reason or a plain one.
+    private func accessRequest(_ address: RecordAddress, _ attempt: Attempt) -> AccessRequest {
+        let key = AccessKey(host: attempt.target.url.host, port: attempt.target.url.port)
+        let reason = world.objects[address]?.record?.accessReason ?? ""
+        return AccessRequest(
+            requester: .init(session: address.session, object: address.object, attempt: attempt.number),
+            user: attempt.target.user, key: key,
+            reason: reason.isEmpty ? "\(address) connects to \(key.hostPort)" : reason)
+    }
+
+    /// An attempt's socket: refused over a connection limit, delayed over the
+    /// pace, else opened.
+    private mutating func open(
+        _ address: RecordAddress, _ attempt: Attempt, now: MonotonicInstant, into effects: inout [Effect]
+    ) {
+        if pacing.removeValue(forKey: address) != nil { disarm(.pacing(address), into: &effects) }
+        if let refusal = connectionLimitRefusal(user: attempt.target.user, session: address.session) {
+            let report = CloseReport(initiator: .transport, code: .abnormalClosure, reason: refusal)
+            execute(
+                world.socketClosed(address, attempt: attempt.number, report: report, now: now), now: now, into: &effects
+            )
+            return
+        }
+        let url = attempt.target.url
+        let wait = pacer.admit(
+            url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)", now: now)
+        if wait > .zero {
+            // Over the pace: this attempt waits its turn (a little jitter, so
+            // that a wave of records does not come back as one).
+            let jitter = Duration.microseconds(Int64(nextRandom() % UInt64(max(1, wait.nanosecondsClamped / 1000) + 1)))
+            pacing[address] = attempt
+            arm(.pacing(address), at: now + wait + jitter, slack: .milliseconds(5), into: &effects)
+            return
+        }
+        if sockets[address] != nil { retire(address) }
+        sockets[address] = Socket(attempt: attempt.number, user: attempt.target.user)
+        liveByUser[attempt.target.user, default: 0] += 1
+        liveBySession[address.session, default: 0] += 1
+        let trusted = consent.allowList.contains(AccessKey(host: url.host, port: url.port))
+        effects.append(.open(address, attempt: attempt.number, url: url, trusted: trusted))
+    }
+
+    /// Why an attempt may not open a socket now (a connection limit), or nil.
+    private func connectionLimitRefusal(user: UserID, session: SessionID) -> String? {
+        let limits = connectionLimits
+        // The session's host (the operator's account, by the SPEC §3 rule the
+        // handling user of every object nobody else claims) is not limited per user.
+        if limits.perUser > 0, user != world.sessions[session]?.host, liveByUser[user, default: 0] >= limits.perUser {
+            return "limit: \(user) already handles \(limits.perUser) connections ([limits] connections_per_user)"
+        }
+        if limits.perSession > 0, liveBySession[session, default: 0] >= limits.perSession {
+            return
+                "limit: session \(session) already has \(limits.perSession) connections ([limits] connections_per_session)"
+        }
+        return nil
+    }
+
+    /// The record's socket is no longer counted (closed, or told to close).
+    private mutating func retire(_ address: RecordAddress) {
+        guard let socket = sockets.removeValue(forKey: address) else { return }
+        let user = socket.user
+        liveByUser[user] = liveByUser[user, default: 1] > 1 ? liveByUser[user]! - 1 : nil
+        let session = address.session
+        liveBySession[session] = liveBySession[session, default: 1] > 1 ? liveBySession[session]! - 1 : nil
+    }
+
+    /// SPEC §5 reactions of the object at `address` on connect or disconnect.
+    private func react(_ address: RecordAddress, on trigger: Reaction.Trigger, into effects: inout [Effect]) {
+        for reaction in world.objects[address]?.reactions ?? [] where reaction.on == trigger {
+            if let (object, message) = reaction.response(to: nil, at: address.object) {
+                effects.append(.send(RecordAddress(session: address.session, object: object), message))
+            }
+        }
+    }
+
+    private mutating func arm(
+        _ key: TimerKey, at instant: MonotonicInstant, slack: Duration, into effects: inout [Effect]
+    ) {
+        armed.insert(key)
+        effects.append(.arm(key, at: instant, slack: slack))
+    }
+
+    private mutating func disarm(_ key: TimerKey, into effects: inout [Effect]) {
+        if armed.remove(key) != nil { effects.append(.cancel(key)) }
+    }
+
+    private mutating func nextRandom() -> UInt64 {
+        random &+= 0x9E37_79B9_7F4A_7C15
+        var z = random
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    private func fields(_ address: RecordAddress, _ attempt: Attempt) -> [String: String] {
+        [
+            "session.id": "\(address.session)", "object.id": "\(address.object)", "user.id": "\(attempt.target.user)",
+            "ws.url": "\(attempt.target.url)",
+        ]
+    }
+
+    private static func timerOrder(_ a: TimerKey, _ b: TimerKey) -> Bool {
+        func rank(_ key: TimerKey) -> (Int, String) {
+            switch key {
+            case .retry(let address): return (0, "\(address)")
+            case .pacing(let address): return (1, "\(address)")
+            case .prompt(let id): return (2, String(id))
+            }
+        }
+        return rank(a) < rank(b)
+    }
+}
