@@ -163,9 +163,9 @@ final class ControlServer {
             client.closeWhenWritten()
         }
         subscriptionsChanged()
-        let deadline = LoopTimers.now() + within
+        let deadline = timers.now() + within
         func wait() {
-            if clients.isEmpty || LoopTimers.now() >= deadline {
+            if clients.isEmpty || timers.now() >= deadline {
                 close()
                 return then()
             }

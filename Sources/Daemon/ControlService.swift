@@ -19,6 +19,7 @@ final class ControlService {
     private let host: Runtime
     private let server: ControlServer
     private let tokens: TokenStore
+    private let clock: LoopClock
     private var journal: EventJournal
     private let logger = Logger(label: "wshostd.control")
     /// Distinguishes this run's sequence numbers from an earlier run's.
@@ -26,8 +27,12 @@ final class ControlService {
     /// The headless user that hosts sessions started without `--host`.
     static let defaultHost: UserID = "wshostd"
 
-    init(daemon: Daemon, host: Runtime, server: ControlServer, tokens: TokenStore, history: Int, historyBytes: Int) {
+    init(
+        daemon: Daemon, host: Runtime, server: ControlServer, tokens: TokenStore, clock: LoopClock, history: Int,
+        historyBytes: Int
+    ) {
         self.daemon = daemon
+        self.clock = clock
         self.host = host
         self.server = server
         self.tokens = tokens
@@ -150,7 +155,7 @@ final class ControlService {
 
     private var view: ControlView {
         let wall = Self.wallNow()
-        let monotonic = LoopTimers.now()
+        let monotonic = clock.now()
         return ControlView(world: host.world, statuses: host.statuses) { instant in
             wall - Double((monotonic - instant).nanosecondsClamped) / 1e9
         }

@@ -269,13 +269,13 @@ public final class Daemon {
             // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
             // (Always: it also stops retries, pacing and prompts from starting anything.)
             host.stop(code: .goingAway, reason: "going away")
-            waitForSockets(host, until: LoopTimers.now() + config.daemon.stopTimeout)
+            waitForSockets(host, until: timers.now() + config.daemon.stopTimeout)
         }
     }
 
     private func waitForSockets(_ host: Runtime, until deadline: MonotonicInstant) {
         if host.liveSockets == 0 { return finishStop() }
-        if LoopTimers.now() >= deadline {
+        if timers.now() >= deadline {
             logger.warning("stop timeout: closing \(host.liveSockets) sockets without waiting")
             host.abortAll(reason: "stop timeout")
             return finishStop()
@@ -558,7 +558,8 @@ public final class Daemon {
             try persist(delta)
         }
         control = ControlService(
-            daemon: self, host: host, server: server, tokens: tokens, history: config.control.eventHistory,
+            daemon: self, host: host, server: server, tokens: tokens, clock: timers.clock,
+            history: config.control.eventHistory,
             historyBytes: Int(config.control.eventHistorySize))
         controlServer = server
         self.tokens = tokens

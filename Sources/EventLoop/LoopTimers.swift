@@ -1,20 +1,53 @@
 import Dispatch
 import MonotonicTime
 
-/// The loop's one timer mechanism: a `TimerWheel` driven by a single
-/// `DispatchSourceTimer`, armed for the wheel's next firing instant.
+/// Where the loop's time comes from: the system's monotonic clock, or a
+/// manual one that a test moves forward.
+public enum LoopClock: Sendable {
+    case system
+    case manual(ManualClock)
+
+    @LoopActor
+    public func now() -> MonotonicInstant {
+        switch self {
+        case .system: return MonotonicInstant(nanoseconds: DispatchTime.now().uptimeNanoseconds)
+        case .manual(let clock): return clock.now
+        }
+    }
+}
+
+/// A clock that stands still until `LoopTimers.advance` moves it.
+@LoopActor
+public final class ManualClock: Sendable {
+    public fileprivate(set) var now: MonotonicInstant
+
+    public init(start: MonotonicInstant = MonotonicInstant(nanoseconds: 1_000_000_000)) {
+        now = start
+    }
+}
+
+/// The loop's one timer mechanism: a `TimerWheel` driven, on the system
+/// clock, by a single `DispatchSourceTimer` armed for the wheel's next
+/// firing instant; on a manual clock, by `advance(to:)`.
 @LoopActor
 public final class LoopTimers {
     public typealias Handler = @LoopActor () -> Void
 
     private var wheel = TimerWheel<Handler>()
-    private let source: any DispatchSourceTimer
+    public let clock: LoopClock
+    private let source: (any DispatchSourceTimer)?
     private var armedFor: MonotonicInstant?
     /// Number of times the underlying Dispatch timer woke the loop.
     public private(set) var wakeUps = 0
 
-    public init() {
-        source = DispatchSource.makeTimerSource(queue: LoopExecutor.shared.queue)
+    public init(clock: LoopClock = .system) {
+        self.clock = clock
+        guard case .system = clock else {
+            source = nil
+            return
+        }
+        let source = DispatchSource.makeTimerSource(queue: LoopExecutor.shared.queue)
+        self.source = source
         source.setEventHandler { [weak self] in
             LoopActor.assumeIsolated { self?.fire() }
         }
@@ -23,12 +56,17 @@ public final class LoopTimers {
     }
 
     isolated deinit {
-        source.cancel()
+        source?.cancel()
     }
 
-    /// The loop's clock.
-    public nonisolated static func now() -> MonotonicInstant {
-        MonotonicInstant(nanoseconds: DispatchTime.now().uptimeNanoseconds)
+    /// The loop's time.
+    public func now() -> MonotonicInstant { clock.now() }
+
+    /// Manual clock only: moves time to `instant` and runs every timer due by then.
+    public func advance(to instant: MonotonicInstant) {
+        guard case .manual(let manual) = clock else { preconditionFailure("advance needs a manual clock") }
+        manual.now = max(manual.now, instant)
+        fire()
     }
 
     public var count: Int { wheel.count }
@@ -38,7 +76,7 @@ public final class LoopTimers {
     public func schedule(after delay: Duration, slack: Duration = .milliseconds(1), _ handler: @escaping Handler)
         -> TimerID
     {
-        schedule(at: Self.now() + delay, slack: slack, handler)
+        schedule(at: now() + delay, slack: slack, handler)
     }
 
     @discardableResult
@@ -59,11 +97,12 @@ public final class LoopTimers {
     private func fire() {
         wakeUps += 1
         armedFor = nil
-        for handler in wheel.expire(now: Self.now()) { handler() }
+        for handler in wheel.expire(now: now()) { handler() }
         rearm()
     }
 
     private func rearm() {
+        guard let source else { return }
         let next = wheel.nextFireInstant()
         guard next != armedFor else { return }
         armedFor = next

@@ -207,7 +207,7 @@ public final class Runtime {
     /// place (no copy of the world: restoring thousands of records stays linear).
     public func apply(_ change: WorldChange, persist: PersistChange?) throws(ApplyFailure) {
         let effects: [Hosting.Effect]
-        let now = LoopTimers.now()
+        let now = timers.now()
         if let persist {
             var next = core
             do {
@@ -237,7 +237,7 @@ public final class Runtime {
     public func answer(promptID: Int, user: UserID, _ answer: ConsentEngine.Answer, by: String = "") throws {
         let prepared = try core.consent.prepare(promptID: promptID, user: user, answer: answer).get()
         if let change = prepared.change { try persist(user, change.key, change.decision) }
-        run(core.answered(prepared, by: by, now: LoopTimers.now()))
+        run(core.answered(prepared, by: by, now: timers.now()))
     }
 
     /// A user forgets a decision (SPEC §4); false when there was none. The
@@ -250,7 +250,7 @@ public final class Runtime {
 
     /// The explicit disconnect (Neos #1039), decided by the core.
     public func disconnect(_ address: RecordAddress) throws(World.Failure) {
-        run(try core.disconnect(address, now: LoopTimers.now()))
+        run(try core.disconnect(address, now: timers.now()))
     }
 
     /// Starts the stop (SPEC §8): every socket gets a Close with `code` and
@@ -312,7 +312,7 @@ public final class Runtime {
                 timerIDs[key] = timers.schedule(at: instant, slack: slack) { [weak self] in
                     guard let self else { return }
                     timerIDs[key] = nil
-                    run(core.handle(.timerFired(key), now: LoopTimers.now()))
+                    run(core.handle(.timerFired(key), now: timers.now()))
                 }
             case .cancel(let key):
                 if let timer = timerIDs.removeValue(forKey: key) { timers.cancel(timer) }
@@ -360,7 +360,7 @@ public final class Runtime {
         let address = link.address
         switch event {
         case .opened:
-            if link.isCurrent { run(core.handle(.socketOpened(address, attempt: link.attempt), now: LoopTimers.now())) }
+            if link.isCurrent { run(core.handle(.socketOpened(address, attempt: link.attempt), now: timers.now())) }
         case .text(let text):
             if link.isCurrent { receive(link, .text(text)) }
         case .binary(let bytes):
@@ -371,7 +371,7 @@ public final class Runtime {
                 while deliverOne(link) {}
                 link.state = .retired
                 if clients[address] === link { clients[address] = nil }
-                run(core.handle(.socketClosed(address, attempt: link.attempt, report), now: LoopTimers.now()))
+                run(core.handle(.socketClosed(address, attempt: link.attempt, report), now: timers.now()))
             } else {
                 closing[ObjectIdentifier(link)] = nil
             }
@@ -403,7 +403,7 @@ public final class Runtime {
             return .failed(reason: "not connected")
         }
         let box = link.counters
-        guard sendsPerSecond == 0 || box.sendRate.take(now: LoopTimers.now()) else {
+        guard sendsPerSecond == 0 || box.sendRate.take(now: timers.now()) else {
             let reason = "more than \(sendsPerSecond) sends per second ([limits] sends_per_second)"
             box.value.sendsRefused += 1
             if !box.rateLimited {
@@ -438,7 +438,7 @@ public final class Runtime {
     }
 
     private func problem(_ address: RecordAddress, _ reason: String) {
-        run(core.handle(.problem(address, reason), now: LoopTimers.now()))
+        run(core.handle(.problem(address, reason), now: timers.now()))
     }
 
     // MARK: - Receiving

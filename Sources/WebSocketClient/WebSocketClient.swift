@@ -215,7 +215,7 @@ public final class WebSocketClient {
         phase = .connected
         self.socket = socket
         peer = socket.peer.description
-        lastInbound = LoopTimers.now()
+        lastInbound = timers.now()
         handshakeTimer = timers.schedule(after: options.handshakeTimeout, slack: .milliseconds(10)) { [weak self] in
             guard let self else { return }
             connection.abort(reason: "handshake timed out after \(options.handshakeTimeout)")
@@ -270,7 +270,7 @@ public final class WebSocketClient {
         case .data(let bytes):
             // Traffic counts as life only while frames are read (after a failure
             // the bytes are dropped, and close_timeout ends the connection).
-            if connection.transportAction == .keepOpen { lastInbound = LoopTimers.now() }
+            if connection.transportAction == .keepOpen { lastInbound = timers.now() }
             connection.transportBacklog = socket?.pendingCount ?? 0
             if tls != nil { driveTLS(bytes) } else { connection.receive(bytes) }
         case .eof:
@@ -410,7 +410,7 @@ public final class WebSocketClient {
         idleTimer = timers.schedule(at: deadline, slack: Self.slack(for: options.idleTimeout)) { [weak self] in
             guard let self, phase == .connected else { return }
             idleTimer = nil
-            let now = LoopTimers.now()
+            let now = timers.now()
             if now - deadline > max(.milliseconds(500), options.idleTimeout / 4) {
                 // The check runs far past its deadline: the loop itself was stalled,
                 // so the server's silence (and our missed keepalive pings) cannot be

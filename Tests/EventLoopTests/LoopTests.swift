@@ -1,4 +1,5 @@
 import Dispatch
+import MonotonicTime
 import Testing
 
 @testable import EventLoop
@@ -55,5 +56,30 @@ struct LoopTests {
             }
         }
         #expect(viaSource)
+    }
+}
+
+@Suite("The loop's clock can be a manual one")
+struct ManualClockTests {
+    @Test("on a manual clock, timers run only when time is advanced past them, in order")
+    @LoopActor
+    func manual() {
+        let clock = ManualClock()
+        let timers = LoopTimers(clock: .manual(clock))
+        let start = clock.now
+        var order: [Int] = []
+        timers.schedule(after: .seconds(2)) { order.append(2) }
+        timers.schedule(after: .seconds(1)) { order.append(1) }
+        let cancelled = timers.schedule(after: .milliseconds(1500)) { order.append(99) }
+        timers.cancel(cancelled)
+        #expect(timers.now() == start)
+        timers.advance(to: start + .milliseconds(999))
+        #expect(order.isEmpty)
+        timers.advance(to: start + .seconds(1) + .milliseconds(1))
+        #expect(order == [1])
+        timers.advance(to: start + .seconds(5))
+        #expect(order == [1, 2])
+        #expect(timers.now() == start + .seconds(5))
+        #expect(timers.count == 0)
     }
 }

@@ -1,6 +1,7 @@
 import EventLoop
 import Glibc
 import HostingCore
+import MonotonicTime
 import TestSupport
 import Testing
 import WebSocketClient
@@ -20,18 +21,19 @@ func onLoop(_ body: @LoopActor @Sendable () async throws -> Void) async throws {
 /// A runtime with the configuration's default limits, on a fresh loop timer wheel.
 @LoopActor
 func makeRuntime(
-    _ consent: ConsentEngine, persist: @escaping Runtime.PersistDecision = { _, _, _ in }
+    _ consent: ConsentEngine, timers: LoopTimers = LoopTimers(),
+    persist: @escaping Runtime.PersistDecision = { _, _, _ in }
 ) -> Runtime {
     Runtime(
         core: Hosting(consent: consent), options: WebSocketClient.Options(),
         limits: Runtime.Limits(
             flood: Hosting.FloodLimits(messages: 10_000, bytes: 64 << 20, policy: .close), sendsPerSecond: 1_000),
-        timers: LoopTimers(), persist: persist)
+        timers: timers, persist: persist)
 }
 
 @LoopActor
-private func makeHost(allow: [AccessKey] = []) throws -> Runtime {
-    let host = makeRuntime(ConsentEngine(allowList: Set(allow)))
+private func makeHost(allow: [AccessKey] = [], timers: LoopTimers = LoopTimers()) throws -> Runtime {
+    let host = makeRuntime(ConsentEngine(allowList: Set(allow)), timers: timers)
     try host.apply(.addUser(User(id: "host", name: "Host", kind: .headless)))
     try host.apply(.addUser(User(id: "ann", name: "Ann", kind: .interactive)))
     try host.apply(.startSession(Session(id: "s", name: "World", host: "host", present: ["host", "ann"])))
@@ -360,27 +362,45 @@ struct HostTests {
         }
     }
 
-    @Test("an idle timeout ends the connection and the record reconnects after its interval")
+    @Test("on a manual clock: the idle timeout and the retry wait for time to move, not for the test to sleep")
     func idleReconnect() async throws {
         let peer = try Peer("silent")
         // The peers start off the loop (starting them blocks); the test runs on it.
         try await onLoop {
-            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)])
-            host.options.idleTimeout = .milliseconds(300)
-            let events = try await collect(host) {
-                try host.apply(
-                    .spawn(
-                        "s",
-                        WorldObject(
-                            id: "echoer", name: "Quiet",
-                            record: RecordSettings(url: url(peer.port), connectRetryInterval: .milliseconds(200)))))
-            } until: { events in
-                events.filter { if case .connected = $0 { true } else { false } }.count >= 2
-            }
+            let clock = ManualClock()
+            let timers = LoopTimers(clock: .manual(clock))
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: peer.port)], timers: timers)
+            host.options.idleTimeout = .seconds(20)
+            host.options.keepaliveInterval = .zero
+            var events: [Hosting.Event] = []
+            host.onEvent = { events.append($0) }
+            func connections() -> Int { events.filter { if case .connected = $0 { true } else { false } }.count }
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Quiet",
+                        record: RecordSettings(url: url(peer.port), connectRetryInterval: .seconds(10)))))
+            // Socket I/O is real (on the loop): wait for it; the clock stands still meanwhile.
+            for _ in 0..<1000 where connections() < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(connections() == 1)
+            // A silent server for 19 s of manual time: still connected.
+            timers.advance(to: clock.now + .seconds(19))
+            #expect(!events.contains { if case .disconnected = $0 { true } else { false } })
+            // Past 20 s the idle timeout fires; the retry is due 10 s later (± 10 % jitter), not before
+            // (a connection shorter than 30 s was not healthy: no quick first retry).
+            timers.advance(to: clock.now + .seconds(2))
             let disconnect = events.compactMap { if case .disconnected(_, let r) = $0 { r } else { nil } }.first
             #expect(disconnect?.initiator == .transport)
             #expect(disconnect?.reason.hasPrefix("idle timeout") == true)
-            #expect(events.filter { if case .connected = $0 { true } else { false } }.count == 2)
+            timers.advance(to: clock.now + .seconds(8))
+            #expect(
+                host.world.lifecycles[echoer].map { if case .waitingToRetry = $0.state { true } else { false } } == true
+            )
+            timers.advance(to: clock.now + .seconds(4))
+            for _ in 0..<1000 where connections() < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(connections() == 2)
+            host.onEvent = nil
             try host.apply(.remove("s", "echoer"))
         }
     }
