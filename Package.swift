@@ -167,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "wshostctl",
             dependencies: [
-                "Config", "Control", "WebSocketProtocol",
+                "Config", "Control", "WebSocketProtocol", "World",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

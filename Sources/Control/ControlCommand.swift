@@ -1,6 +1,46 @@
 import WebSocketProtocol
 import World
 
+/// The operations of the control protocol: one table of names for the daemon and the CLI.
+public enum ControlOperation: String, CaseIterable, Sendable {
+    case hello
+    case status
+    case reload
+    case sessionsList = "sessions.list"
+    case sessionsShow = "sessions.show"
+    case sessionsStart = "sessions.start"
+    case sessionsClose = "sessions.close"
+    case usersList = "users.list"
+    case usersAdd = "users.add"
+    case usersToken = "users.token"
+    case usersJoin = "users.join"
+    case usersLeave = "users.leave"
+    case usersKick = "users.kick"
+    case usersHost = "users.host"
+    case objectsList = "objects.list"
+    case objectsShow = "objects.show"
+    case objectsSpawn = "objects.spawn"
+    case objectsRemove = "objects.remove"
+    case objectsWear = "objects.wear"
+    case objectsUnwear = "objects.unwear"
+    case objectsGrab = "objects.grab"
+    case objectsRelease = "objects.release"
+    case objectsDefineUser = "objects.define-user"
+    case objectsReact = "objects.react"
+    case objectsReactions = "objects.reactions"
+    case objectsUnreact = "objects.unreact"
+    case wsShow = "ws.show"
+    case wsSet = "ws.set"
+    case wsConnect = "ws.connect"
+    case wsSend = "ws.send"
+    case wsDisconnect = "ws.disconnect"
+    case subscribe
+    case consentWatch = "consent.watch"
+    case consentAnswer = "consent.answer"
+    case consentList = "consent.list"
+    case consentForget = "consent.forget"
+}
+
 /// Every operation of the control protocol, with typed arguments. Decoding
 /// checks types, required and unknown arguments; whether the ids exist is the
 /// daemon's question.
@@ -84,17 +124,7 @@ public enum ControlCommand: Equatable, Sendable {
     }
 
     /// The operation names, as sent in `op`.
-    public static let operations: [String] = [
-        "hello", "status", "reload",
-        "sessions.list", "sessions.show", "sessions.start", "sessions.close",
-        "users.list", "users.add", "users.token", "users.join", "users.leave", "users.kick", "users.host",
-        "objects.list", "objects.show", "objects.spawn", "objects.remove", "objects.wear", "objects.unwear",
-        "objects.grab", "objects.release", "objects.define-user", "objects.react", "objects.reactions",
-        "objects.unreact",
-        "ws.show", "ws.set", "ws.connect", "ws.send", "ws.disconnect",
-        "subscribe",
-        "consent.watch", "consent.answer", "consent.list", "consent.forget",
-    ]
+    public static let operations: [String] = ControlOperation.allCases.map(\.rawValue)
 
     /// Commands that change the world or the decisions (the rest only read).
     public var changesState: Bool {
@@ -118,45 +148,45 @@ public enum ControlCommand: Equatable, Sendable {
         }
     }
 
-    public init(op: String, args: [String: JSON]) throws(ControlError) {
+    public init(op name: String, args: [String: JSON]) throws(ControlError) {
+        guard let op = ControlOperation(rawValue: name) else {
+            throw ControlError(.unknownOp, "unknown operation \"\(name)\"")
+        }
         var a = Arguments(args)
         switch op {
-        case "hello": self = .hello
-        case "status": self = .status
-        case "reload": self = .reload
-        case "sessions.list": self = .sessionsList
-        case "sessions.show": self = .sessionsShow(try a.session())
-        case "sessions.start":
+        case .hello: self = .hello
+        case .status: self = .status
+        case .reload: self = .reload
+        case .sessionsList: self = .sessionsList
+        case .sessionsShow: self = .sessionsShow(try a.session())
+        case .sessionsStart:
             self = .sessionsStart(
                 try a.newID("session"), name: try a.optionalString("name"), host: try a.optionalID("host"))
-        case "sessions.close": self = .sessionsClose(try a.session())
-        case "users.list": self = .usersList(session: try a.optionalID("session"))
-        case "users.add":
-            let kind = try a.optionalString("kind") ?? "headless"
-            guard let userKind = UserKind(rawValue: kind) else {
-                throw ControlError(.invalidArgs, "\"kind\" must be \"headless\" or \"interactive\", not \"\(kind)\"")
-            }
-            self = .usersAdd(try a.newID("user"), name: try a.optionalString("name"), kind: userKind)
-        case "users.token": self = .usersToken(try a.user())
-        case "users.join": self = .usersJoin(try a.session(), try a.user())
-        case "users.leave": self = .usersLeave(try a.session(), try a.user())
-        case "users.kick": self = .usersKick(try a.session(), try a.user())
-        case "users.host": self = .usersHost(try a.session(), try a.user())
-        case "objects.list": self = .objectsList(try a.session())
-        case "objects.show": self = .objectsShow(try a.address())
-        case "objects.spawn":
+        case .sessionsClose: self = .sessionsClose(try a.session())
+        case .usersList: self = .usersList(session: try a.optionalID("session"))
+        case .usersAdd:
+            let kind = try ControlValue.userKind(try a.optionalString("kind") ?? "headless")
+            self = .usersAdd(try a.newID("user"), name: try a.optionalString("name"), kind: kind)
+        case .usersToken: self = .usersToken(try a.user())
+        case .usersJoin: self = .usersJoin(try a.session(), try a.user())
+        case .usersLeave: self = .usersLeave(try a.session(), try a.user())
+        case .usersKick: self = .usersKick(try a.session(), try a.user())
+        case .usersHost: self = .usersHost(try a.session(), try a.user())
+        case .objectsList: self = .objectsList(try a.session())
+        case .objectsShow: self = .objectsShow(try a.address())
+        case .objectsSpawn:
             let session: SessionID = try a.id("session")
             let object: ObjectID = try a.newID("object")
             self = .objectsSpawn(
                 RecordAddress(session: session, object: object), name: try a.optionalString("name"),
                 spawnedBy: try a.optionalID("spawnedBy"))
-        case "objects.remove": self = .objectsRemove(try a.address())
-        case "objects.wear": self = .objectsWear(try a.address(), try a.user())
-        case "objects.unwear": self = .objectsWear(try a.address(), nil)
-        case "objects.grab": self = .objectsGrab(try a.address(), try a.user())
-        case "objects.release": self = .objectsGrab(try a.address(), nil)
-        case "objects.define-user": self = .objectsDefineUser(try a.address(), try a.nullableID("user"))
-        case "objects.react":
+        case .objectsRemove: self = .objectsRemove(try a.address())
+        case .objectsWear: self = .objectsWear(try a.address(), try a.user())
+        case .objectsUnwear: self = .objectsWear(try a.address(), nil)
+        case .objectsGrab: self = .objectsGrab(try a.address(), try a.user())
+        case .objectsRelease: self = .objectsGrab(try a.address(), nil)
+        case .objectsDefineUser: self = .objectsDefineUser(try a.address(), try a.nullableID("user"))
+        case .objectsReact:
             let address = try a.address()
             let trigger = try a.trigger("on")
             let echo = try a.optionalBool("echo") ?? false
@@ -171,31 +201,18 @@ public enum ControlCommand: Equatable, Sendable {
                     .invalidArgs, "a reaction needs exactly one of \"echo\": true, \"send\" or \"forward\"")
             }
             self = .objectsReact(address, Reaction(on: trigger, effects[0]))
-        case "objects.reactions": self = .objectsReactions(try a.address())
-        case "objects.unreact":
+        case .objectsReactions: self = .objectsReactions(try a.address())
+        case .objectsUnreact:
             let address = try a.address()
             self = .objectsUnreact(address, on: try a.has("on") ? a.trigger("on") : nil)
-        case "ws.show": self = .wsShow(try a.address())
-        case "ws.set":
+        case .wsShow: self = .wsShow(try a.address())
+        case .wsSet:
             let address = try a.address()
             var patch = RecordPatch()
             if a.has("url") { patch.url = .some(try a.nullableURL("url")) }
             patch.accessReason = try a.optionalString("accessReason")
             if let seconds = try a.optionalNumber("connectRetryInterval") {
-                // The same bounds as the config's connect_retry_interval: a value
-                // outside them is refused here, never stored (a 0 s interval once
-                // made the store unreadable).
-                let bounds = RecordSettings.connectRetryIntervalBounds
-                let milliseconds = (seconds * 1000).rounded()
-                guard milliseconds.isFinite, abs(milliseconds) < 1e15,
-                    bounds.contains(.milliseconds(Int64(milliseconds)))
-                else {
-                    throw ControlError(
-                        .invalidArgs,
-                        "\"connectRetryInterval\" must be from \(bounds.lowerBound) to \(bounds.upperBound), not \(seconds) seconds"
-                    )
-                }
-                patch.connectRetryInterval = .milliseconds(Int64(milliseconds))
+                patch.connectRetryInterval = try ControlValue.retryInterval(seconds: seconds)
             }
             patch.enabled = try a.optionalBool("enabled")
             guard !patch.isEmpty else {
@@ -203,9 +220,9 @@ public enum ControlCommand: Equatable, Sendable {
                     .invalidArgs, "ws.set needs at least one of url, accessReason, connectRetryInterval, enabled")
             }
             self = .wsSet(address, patch)
-        case "ws.connect":
+        case .wsConnect:
             self = .wsConnect(try a.address(), url: try a.nullableURL("url"), user: try a.optionalID("user"))
-        case "ws.send":
+        case .wsSend:
             let address = try a.address()
             let text = try a.optionalString("text")
             let binary = try a.optionalString("binary")
@@ -218,45 +235,31 @@ public enum ControlCommand: Equatable, Sendable {
                 self = .wsSend(address, .binary(bytes))
             default: throw ControlError(.invalidArgs, "ws.send needs exactly one of \"text\" or \"binary\" (base64)")
             }
-        case "ws.disconnect": self = .wsDisconnect(try a.address())
-        case "subscribe":
+        case .wsDisconnect: self = .wsDisconnect(try a.address())
+        case .subscribe:
             var filter = EventFilter()
             filter.session = try a.optionalID("session")
             filter.object = try a.optionalID("object")
             if let types = try a.optionalStrings("types") {
-                for type in types where !EventFilter.types.contains(type) {
-                    throw ControlError(
-                        .invalidArgs,
-                        "unknown event type \"\(type)\" (one of: \(EventFilter.types.joined(separator: ", ")))")
-                }
-                filter.types = Set(types)
+                for name in types { filter.types.insert(try ControlValue.eventType(name)) }
             }
             let since = try a.optionalInteger("since", in: 0...Arguments.largestInteger, "a sequence number")
             self = .subscribe(filter, since: since)
-        case "consent.watch": self = .consentWatch(try a.user(), token: try a.optionalString("token"))
-        case "consent.answer":
+        case .consentWatch: self = .consentWatch(try a.user(), token: try a.optionalString("token"))
+        case .consentAnswer:
             let user = try a.user()
             guard let prompt = try a.optionalInteger("prompt", in: 0...Arguments.largestInteger, "a prompt id") else {
                 throw ControlError(.invalidArgs, "\"prompt\" (a prompt id) is required")
             }
-            let text = try a.string("answer")
-            guard let answer = ConsentEngine.Answer(rawValue: text) else {
-                throw ControlError(.invalidArgs, "\"answer\" must be allow, deny or ignore, not \"\(text)\"")
-            }
+            let answer = try ControlValue.answer(try a.string("answer"))
             self = .consentAnswer(user, prompt: prompt, answer, token: try a.optionalString("token"))
-        case "consent.list": self = .consentList(try a.user(), token: try a.optionalString("token"))
-        case "consent.forget":
+        case .consentList: self = .consentList(try a.user(), token: try a.optionalString("token"))
+        case .consentForget:
             let user = try a.user()
-            let text = try a.string("host")
-            guard case .success(let entry) = AllowedHost.parse(text) else {
-                throw ControlError(.invalidArgs, "\"host\" must be host:port or a ws(s):// URL, not \"\(text)\"")
-            }
-            self = .consentForget(
-                user, AccessKey(host: entry.host, port: entry.port), token: try a.optionalString("token"))
-        default:
-            throw ControlError(.unknownOp, "unknown operation \"\(op)\"")
+            let key = try ControlValue.accessKey(try a.string("host"))
+            self = .consentForget(user, key, token: try a.optionalString("token"))
         }
-        try a.finish(op: op)
+        try a.finish(op: name)
     }
 }
 
@@ -264,30 +267,24 @@ public enum ControlCommand: Equatable, Sendable {
 public struct EventFilter: Equatable, Sendable {
     public var session: SessionID?
     public var object: ObjectID?
-    public var types: Set<String> = []
+    public var types: Set<ControlEventType> = []
     /// Set for a consent channel: only this user's prompts.
     public var promptsFor: UserID?
 
-    public init(session: SessionID? = nil, object: ObjectID? = nil, types: Set<String> = [], promptsFor: UserID? = nil)
-    {
+    public init(
+        session: SessionID? = nil, object: ObjectID? = nil, types: Set<ControlEventType> = [], promptsFor: UserID? = nil
+    ) {
         self.session = session
         self.object = object
         self.types = types
         self.promptsFor = promptsFor
     }
 
-    /// Every event type, as named in the stream.
-    public static let types: [String] = [
-        "connected", "disconnected", "attempt-failed", "received", "send-start", "sent", "send-error",
-        "consent-asked", "consent-decided", "prompt", "prompt-dismissed", "state-changed", "handling-user-changed",
-        "world-changed", "stopping",
-    ]
-
     public func matches(_ event: ControlEvent) -> Bool {
         // The end of the stream reaches every subscriber, whatever it filters.
-        if event.type == "stopping" { return true }
+        if event.type == .stopping { return true }
         if let promptsFor {
-            return (event.type == "prompt" || event.type == "prompt-dismissed") && event.user == promptsFor
+            return (event.type == .prompt || event.type == .promptDismissed) && event.user == promptsFor
         }
         if let session, event.session != session { return false }
         if let object, event.object != object { return false }
@@ -428,19 +425,12 @@ struct Arguments {
     }
 
     mutating func trigger(_ key: String) throws(ControlError) -> Reaction.Trigger {
-        let text = try string(key)
-        guard let trigger = Reaction.Trigger(rawValue: text) else {
-            throw ControlError(.invalidArgs, "\"\(key)\" must be connected, received or disconnected, not \"\(text)\"")
-        }
-        return trigger
+        try ControlValue.trigger(try string(key), key: key)
     }
 
     mutating func nullableURL(_ key: String) throws(ControlError) -> WebSocketURL? {
-        guard let text = try optionalString(key), !text.isEmpty else { return nil }
-        switch WebSocketURL.parse(text) {
-        case .success(let url): return url
-        case .failure(let error): throw ControlError(.invalidArgs, "\"\(key)\": \(error)")
-        }
+        guard let text = try optionalString(key) else { return nil }
+        return try ControlValue.url(text, key: key)
     }
 
     func finish(op: String) throws(ControlError) {

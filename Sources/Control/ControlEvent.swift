@@ -1,21 +1,40 @@
 import DequeModule
 import World
 
-/// One line of the event stream: a sequence number, a wall-clock time, a type
-/// (`EventFilter.types`), where it happened and what it carries.
+/// Every event type, as named in the stream (docs/control-protocol.md).
+public enum ControlEventType: String, CaseIterable, Sendable {
+    case connected, disconnected
+    case attemptFailed = "attempt-failed"
+    case received
+    case sendStart = "send-start"
+    case sent
+    case sendError = "send-error"
+    case consentAsked = "consent-asked"
+    case consentDecided = "consent-decided"
+    case prompt
+    case promptDismissed = "prompt-dismissed"
+    case stateChanged = "state-changed"
+    case handlingUserChanged = "handling-user-changed"
+    case worldChanged = "world-changed"
+    /// The daemon stops: the last event of every stream.
+    case stopping
+}
+
+/// One line of the event stream: a sequence number, a wall-clock time, a type,
+/// where it happened and what it carries.
 public struct ControlEvent: Equatable, Sendable {
     /// Increases by one per event; a subscriber resumes with `since`.
     public var seq: Int
     /// Seconds since the Unix epoch.
     public var time: Double
-    public var type: String
+    public var type: ControlEventType
     public var session: SessionID?
     public var object: ObjectID?
     public var user: UserID?
     public var fields: [String: JSON]
 
     public init(
-        seq: Int = 0, time: Double, type: String, session: SessionID? = nil, object: ObjectID? = nil,
+        seq: Int = 0, time: Double, type: ControlEventType, session: SessionID? = nil, object: ObjectID? = nil,
         user: UserID? = nil, fields: [String: JSON] = [:]
     ) {
         self.seq = seq
@@ -31,7 +50,7 @@ public struct ControlEvent: Equatable, Sendable {
         var members = fields
         members["seq"] = .int(seq)
         members["time"] = .number((time * 1000).rounded() / 1000)
-        members["type"] = .string(type)
+        members["type"] = .string(type.rawValue)
         if let session { members["session"] = .string(session.rawValue) }
         if let object { members["object"] = .string(object.rawValue) }
         if let user { members["user"] = .string(user.rawValue) }
@@ -45,7 +64,7 @@ public struct ControlEvent: Equatable, Sendable {
     public init?(json: JSON) {
         guard case .object(var members) = json, let seq = members.removeValue(forKey: "seq")?.intValue,
             let time = members.removeValue(forKey: "time")?.doubleValue,
-            let type = members.removeValue(forKey: "type")?.stringValue
+            let type = members.removeValue(forKey: "type")?.stringValue.flatMap(ControlEventType.init(rawValue:))
         else { return nil }
         self.init(
             seq: seq, time: time, type: type,
@@ -139,7 +158,7 @@ public struct EventJournal: Sendable {
 extension ControlEvent {
     /// About the length of the event's line, without making it.
     var approximateSize: Int {
-        fields.reduce(96 + type.utf8.count) { $0 + $1.key.utf8.count + 4 + $1.value.approximateSize }
+        fields.reduce(96 + type.rawValue.utf8.count) { $0 + $1.key.utf8.count + 4 + $1.value.approximateSize }
     }
 }
 

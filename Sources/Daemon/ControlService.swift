@@ -59,7 +59,7 @@ final class ControlService {
     /// The last event of the stream: the daemon is stopping (after the
     /// disconnects of its records); then the connections are closed.
     func stopping(signal: String) {
-        let event = ControlEvent(time: Self.wallNow(), type: "stopping", fields: ["signal": .string(signal)])
+        let event = ControlEvent(time: Self.wallNow(), type: .stopping, fields: ["signal": .string(signal)])
         server.broadcast(journal.append(event))
     }
 
@@ -79,42 +79,42 @@ final class ControlService {
 
     private func convert(_ event: Hosting.Event) -> ControlEvent? {
         let now = Self.wallNow()
-        func at(_ address: RecordAddress, _ type: String, user: UserID? = nil, _ fields: [String: JSON] = [:])
+        func at(_ address: RecordAddress, _ type: ControlEventType, user: UserID? = nil, _ fields: [String: JSON] = [:])
             -> ControlEvent
         {
             ControlEvent(
                 time: now, type: type, session: address.session, object: address.object, user: user, fields: fields)
         }
         switch event {
-        case .connected(let address, let user): return at(address, "connected", user: user)
+        case .connected(let address, let user): return at(address, .connected, user: user)
         case .disconnected(let address, let report):
             return at(
-                address, "disconnected",
+                address, .disconnected,
                 [
                     "initiator": .string("\(report.initiator)"), "code": .int(Int(report.code.rawValue)),
                     "reason": .string(report.reason),
                 ])
-        case .attemptFailed(let address, let reason): return at(address, "attempt-failed", ["reason": .string(reason)])
+        case .attemptFailed(let address, let reason): return at(address, .attemptFailed, ["reason": .string(reason)])
         case .receivedText(let address, let text):
             let size = text.utf8.count
             let shown =
                 size > Self.eventDataLimit
                 ? String(decoding: text.utf8.prefix(Self.eventDataLimit), as: UTF8.self) : text
             return at(
-                address, "received",
+                address, .received,
                 ["text": .string(shown), "size": .int(size), "truncated": .bool(size > Self.eventDataLimit)])
         case .receivedBinary(let address, let bytes):
             return at(
-                address, "received",
+                address, .received,
                 [
                     "binary": .string(Base64.encode(bytes.prefix(Self.eventDataLimit))), "size": .int(bytes.count),
                     "truncated": .bool(bytes.count > Self.eventDataLimit),
                 ])
-        case .sendStart(let address): return at(address, "send-start")
-        case .sent(let address): return at(address, "sent")
-        case .sendError(let address, let reason): return at(address, "send-error", ["reason": .string(reason)])
+        case .sendStart(let address): return at(address, .sendStart)
+        case .sent(let address): return at(address, .sent)
+        case .sendError(let address, let reason): return at(address, .sendError, ["reason": .string(reason)])
         case .consentAsked(let address, let user, let key):
-            return at(address, "consent-asked", user: user, ["hostPort": .string(key.hostPort)])
+            return at(address, .consentAsked, user: user, ["hostPort": .string(key.hostPort)])
         case .consentDecided(let address, let verdict, let outcome):
             let allowed: JSON =
                 switch verdict {
@@ -122,27 +122,27 @@ final class ControlService {
                 case .denied: .bool(false)
                 case .ignored: .null
                 }
-            return at(address, "consent-decided", ["allowed": allowed, "outcome": .string(outcome.description)])
+            return at(address, .consentDecided, ["allowed": allowed, "outcome": .string(outcome.description)])
         case .prompt(let prompt):
             return ControlEvent(
-                time: now, type: "prompt", session: prompt.request.requester.session,
+                time: now, type: .prompt, session: prompt.request.requester.session,
                 object: prompt.request.requester.object, user: prompt.user,
                 fields: ["prompt": ControlView.prompt(prompt)])
         case .promptDismissed(let prompt):
             return ControlEvent(
-                time: now, type: "prompt-dismissed", session: prompt.request.requester.session,
+                time: now, type: .promptDismissed, session: prompt.request.requester.session,
                 object: prompt.request.requester.object, user: prompt.user, fields: ["prompt": .int(prompt.id)])
         case .stateChanged(let address, let state):
-            return at(address, "state-changed", ["state": .string(ControlView.stateName(state))])
+            return at(address, .stateChanged, ["state": .string(ControlView.stateName(state))])
         case .worldChanged(let change):
             var fields: [String: JSON] = ["op": .string(Self.name(of: change))]
             if let requester { fields["by"] = .string(requester) }
             let (session, object, user) = Self.subjects(of: change)
             return ControlEvent(
-                time: now, type: "world-changed", session: session, object: object, user: user, fields: fields)
+                time: now, type: .worldChanged, session: session, object: object, user: user, fields: fields)
         case .handlingUserChanged(let address, let user):
             return at(
-                address, "handling-user-changed", user: user,
+                address, .handlingUserChanged, user: user,
                 ["handlingUser": user.map { .string($0.rawValue) } ?? .null])
         }
     }

@@ -25,6 +25,16 @@ enum Exit {
 struct CommandFailure: Error {
     var status: Int32
     var message: String
+
+    /// Runs `body`; a value it refuses is refused as the daemon would refuse
+    /// it (the same message and code, exit status 1).
+    static func refusing<T>(_ body: () throws(ControlError) -> T) throws(CommandFailure) -> T {
+        do {
+            return try body()
+        } catch {
+            throw CommandFailure(status: Exit.refused, message: "\(error.message) (\(error.code.rawValue))")
+        }
+    }
 }
 
 /// One blocking connection to the control socket: requests out, lines in.
@@ -73,10 +83,10 @@ final class Connection {
 
     /// Sends one request and waits for its response; events that arrive
     /// meanwhile are kept for `nextEvent`.
-    func request(_ op: String, _ args: [String: JSON] = [:]) throws(CommandFailure) -> JSON {
+    func request(_ command: ControlCommand) throws(CommandFailure) -> JSON {
         let id = nextID
         nextID += 1
-        try send(ControlRequest.line(id: id, op: op, args: args))
+        try send(ControlRequest.line(id: id, op: command.operation.rawValue, args: command.arguments))
         while true {
             guard let line = try readLine() else {
                 throw CommandFailure(status: Exit.unreachable, message: "wshostd closed the connection at \(path)")

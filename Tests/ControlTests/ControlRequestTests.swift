@@ -182,14 +182,14 @@ struct ControlRequestTests {
 
 @Suite("The event journal: numbering, filters, resume with since")
 struct EventJournalTests {
-    private func event(_ type: String, _ object: ObjectID) -> ControlEvent {
+    private func event(_ type: ControlEventType, _ object: ObjectID) -> ControlEvent {
         ControlEvent(time: 0, type: type, session: "s", object: object)
     }
 
     @Test("events are numbered; since returns what followed; too old is refused")
     func resume() throws {
         var journal = EventJournal(capacity: 3)
-        for index in 1...5 { _ = journal.append(event(index % 2 == 0 ? "sent" : "connected", ObjectID("o\(index)"))) }
+        for index in 1...5 { _ = journal.append(event(index % 2 == 0 ? .sent : .connected, ObjectID("o\(index)"))) }
         #expect(journal.lastSeq == 5)
         #expect(journal.oldestSeq == 3)
         #expect(journal.events(after: 3, matching: EventFilter())?.map(\.seq) == [4, 5])
@@ -197,7 +197,7 @@ struct EventJournalTests {
         #expect(journal.events(after: 1, matching: EventFilter()) == nil)  // event 2 is gone
         #expect(journal.events(after: 0, matching: EventFilter())?.map(\.seq) == [3, 4, 5])
         #expect(journal.events(after: 5, matching: EventFilter()) == [])
-        #expect(journal.events(after: 2, matching: EventFilter(types: ["sent"]))?.map(\.seq) == [4])
+        #expect(journal.events(after: 2, matching: EventFilter(types: [.sent]))?.map(\.seq) == [4])
         #expect(journal.events(after: 2, matching: EventFilter(object: "o5"))?.map(\.seq) == [5])
     }
 
@@ -207,25 +207,25 @@ struct EventJournalTests {
         let data = String(repeating: "x", count: 64 << 10)
         for index in 1...200 {
             _ = journal.append(
-                ControlEvent(time: 0, type: "received", session: "s", object: "o", fields: ["data": .string(data)]))
+                ControlEvent(time: 0, type: .received, session: "s", object: "o", fields: ["data": .string(data)]))
             #expect(journal.bytes <= 1 << 20 || index == 1)
         }
         #expect(journal.lastSeq == 200)
         #expect((journal.oldestSeq ?? 0) > 180)  // about 15 of 64 KiB fit in 1 MiB
         var tiny = EventJournal(capacity: 10, byteCapacity: 10)
-        _ = tiny.append(event("connected", "o"))
+        _ = tiny.append(event(.connected, "o"))
         #expect(tiny.oldestSeq == 1)
     }
 
     @Test("a backlog is read in pages: each resumes where the last one stopped, the last says it caught up")
     func pages() throws {
         var journal = EventJournal(capacity: 100)
-        for index in 1...50 { _ = journal.append(event(index % 5 == 0 ? "sent" : "connected", ObjectID("o\(index)"))) }
+        for index in 1...50 { _ = journal.append(event(index % 5 == 0 ? .sent : .connected, ObjectID("o\(index)"))) }
         var seen: [Int] = []
         var cursor = 0
         var pages = 0
         while cursor < journal.lastSeq,
-            let page = journal.page(after: cursor, matching: EventFilter(types: ["sent"]), limit: 3)
+            let page = journal.page(after: cursor, matching: EventFilter(types: [.sent]), limit: 3)
         {
             seen += page.events.map(\.seq)
             #expect(page.next > cursor)
@@ -234,27 +234,88 @@ struct EventJournalTests {
         }
         #expect(seen == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50])
         #expect(pages == 4)
-        #expect(journal.count(after: 20, matching: EventFilter(types: ["sent"])) == 6)
+        #expect(journal.count(after: 20, matching: EventFilter(types: [.sent])) == 6)
         var small = EventJournal(capacity: 5)
-        for index in 1...10 { _ = small.append(event("connected", ObjectID("o\(index)"))) }
+        for index in 1...10 { _ = small.append(event(.connected, ObjectID("o\(index)"))) }
         #expect(small.page(after: 2, matching: EventFilter(), limit: 3) == nil)
     }
 
     @Test("a consent channel sees only its user's prompts")
     func promptFilter() {
         let filter = EventFilter(promptsFor: "ann")
-        #expect(filter.matches(ControlEvent(time: 0, type: "prompt", user: "ann")))
-        #expect(filter.matches(ControlEvent(time: 0, type: "prompt-dismissed", user: "ann")))
-        #expect(!filter.matches(ControlEvent(time: 0, type: "prompt", user: "bob")))
-        #expect(!filter.matches(ControlEvent(time: 0, type: "connected", user: "ann")))
+        #expect(filter.matches(ControlEvent(time: 0, type: .prompt, user: "ann")))
+        #expect(filter.matches(ControlEvent(time: 0, type: .promptDismissed, user: "ann")))
+        #expect(!filter.matches(ControlEvent(time: 0, type: .prompt, user: "bob")))
+        #expect(!filter.matches(ControlEvent(time: 0, type: .connected, user: "ann")))
     }
 
     @Test("an event line reads back as the same event")
     func eventRoundTrip() throws {
         let original = ControlEvent(
-            seq: 9, time: 1_700_000_000.25, type: "received", session: "s", object: "o", user: "u",
+            seq: 9, time: 1_700_000_000.25, type: .received, session: "s", object: "o", user: "u",
             fields: ["text": .string("hi"), "size": .int(2)])
         let line = try JSON.parse(original.line.dropLast().utf8)
         #expect(ControlEvent(json: line["event"]!) == original)
+    }
+}
+
+@Suite("One vocabulary: a command the CLI builds is the command the daemon decodes")
+struct ControlVocabularyTests {
+    private static let address = RecordAddress(session: "s", object: "o")
+    private static let url = WebSocketURL(secure: true, host: "example.com", port: 8443, resource: "/feed?x=1")
+
+    /// At least one command per operation, with optional fields both given and left out.
+    static let commands: [ControlCommand] = [
+        .hello, .status, .reload, .sessionsList, .sessionsShow("s"),
+        .sessionsStart("s", name: "World", host: "ann"), .sessionsStart("s", name: nil, host: nil), .sessionsClose("s"),
+        .usersList(session: nil), .usersList(session: "s"), .usersAdd("ann", name: "Ann", kind: .interactive),
+        .usersAdd("bot", name: nil, kind: .headless), .usersToken("ann"), .usersJoin("s", "ann"),
+        .usersLeave("s", "ann"), .usersKick("s", "ann"), .usersHost("s", "ann"), .objectsList("s"),
+        .objectsShow(address), .objectsSpawn(address, name: "Ticker", spawnedBy: "ann"),
+        .objectsSpawn(address, name: nil, spawnedBy: nil), .objectsRemove(address), .objectsWear(address, "ann"),
+        .objectsWear(address, nil), .objectsGrab(address, "ann"), .objectsGrab(address, nil),
+        .objectsDefineUser(address, "ann"), .objectsDefineUser(address, nil),
+        .objectsReact(address, Reaction(on: .received, .echo)),
+        .objectsReact(address, Reaction(on: .connected, .send(template: "hi {data}"))),
+        .objectsReact(address, Reaction(on: .disconnected, .forward(to: "other"))), .objectsReactions(address),
+        .objectsUnreact(address, on: nil), .objectsUnreact(address, on: .received), .wsShow(address),
+        .wsSet(address, ControlCommand.RecordPatch(url: .some(url))),
+        .wsSet(address, ControlCommand.RecordPatch(url: .some(nil), enabled: false)),
+        .wsSet(address, ControlCommand.RecordPatch(accessReason: "prices", connectRetryInterval: .milliseconds(2500))),
+        .wsConnect(address, url: url, user: "ann"), .wsConnect(address, url: nil, user: nil),
+        .wsSend(address, .text("hello")), .wsSend(address, .binary([0, 1, 255])), .wsDisconnect(address),
+        .subscribe(EventFilter(), since: nil),
+        .subscribe(EventFilter(session: "s", object: "o", types: [.received, .sent]), since: 7),
+        .consentWatch("ann", token: nil), .consentWatch("ann", token: "t"),
+        .consentAnswer("ann", prompt: 3, .deny, token: "t"), .consentList("ann", token: nil),
+        .consentForget("ann", AccessKey(host: "::1", port: 9000), token: "t"),
+    ]
+
+    @Test("every command survives the trip through its operation name and arguments (and the JSON line)")
+    func roundTrip() throws {
+        for command in Self.commands {
+            let decoded = try ControlCommand(op: command.operation.rawValue, args: command.arguments)
+            #expect(decoded == command, "\(command.operation.rawValue)")
+            let line = ControlRequest.line(id: 1, op: command.operation.rawValue, args: command.arguments)
+            let request = try ControlRequest.decode(Array(line.dropLast().utf8)).get()
+            #expect(request.command == command)
+        }
+        let covered = Set(Self.commands.map(\.operation))
+        #expect(covered == Set(ControlOperation.allCases), "operations without a round-trip case")
+    }
+
+    @Test("values the CLI reads are refused with the daemon's message")
+    func sameErrors() {
+        #expect(throws: ControlError(.invalidArgs, "\"on\" must be connected, received or disconnected, not \"later\""))
+        {
+            try ControlValue.trigger("later", key: "on")
+        }
+        #expect(throws: ControlError.self) {
+            try ControlCommand(
+                op: "objects.react",
+                args: ["session": .string("s"), "object": .string("o"), "on": .string("later"), "echo": .bool(true)])
+        }
+        #expect(throws: ControlError.self) { try ControlValue.eventType("nope") }
+        #expect(throws: ControlError.self) { try ControlValue.retryInterval(seconds: 0) }
     }
 }
