@@ -9,152 +9,58 @@ import MonotonicTime
 import WebSocketProtocol
 import World
 
+/// What the control service needs of the daemon it runs in.
+@LoopActor
+protocol DaemonControl: AnyObject, Sendable {
+    var state: Daemon.State { get }
+    var configPath: String { get }
+    var configGeneration: Int { get }
+    var lastReloadError: String? { get }
+    func statusLine() -> String
+    /// Reloads the config file (like SIGHUP); `lastReloadError` says how it went.
+    func reload()
+    /// Stores a world change before it takes effect (`Runtime.PersistChange`).
+    func persistChange(_ change: WorldChange, _ world: World) throws
+}
+
 /// What each control request does to the running daemon
-/// (docs/control-protocol.md): checks who asks, runs the command against the
-/// world, and answers with a result or a clear error. A refused request
-/// changes nothing.
+/// (docs/control-protocol.md): `ControlAccess` checks who asks, the command
+/// runs against the hosting runtime, and the answer is a result or a clear
+/// error. A refused request changes nothing. World rules are the world's:
+/// this only translates.
 @LoopActor
 final class ControlService {
-    private unowned let daemon: Daemon
+    private unowned let daemon: any DaemonControl
     private let host: Runtime
     private let server: ControlServer
     private let tokens: TokenStore
+    private let access: ControlAccess
+    let events: ControlEvents
     private let clock: LoopClock
-    private var journal: EventJournal
     private let logger = Logger(label: "wshostd.control")
-    /// Distinguishes this run's sequence numbers from an earlier run's.
-    let epoch: String
     /// The headless user that hosts sessions started without `--host`.
     static let defaultHost: UserID = "wshostd"
 
     init(
-        daemon: Daemon, host: Runtime, server: ControlServer, tokens: TokenStore, clock: LoopClock, history: Int,
-        historyBytes: Int
+        daemon: any DaemonControl, host: Runtime, server: ControlServer, tokens: TokenStore, clock: LoopClock,
+        history: Int, historyBytes: Int
     ) {
         self.daemon = daemon
         self.clock = clock
         self.host = host
         self.server = server
         self.tokens = tokens
-        journal = EventJournal(capacity: history, byteCapacity: historyBytes)
-        var generator = SystemRandomNumberGenerator()
-        epoch = String(UInt64.random(in: 1...UInt64.max, using: &generator), radix: 36)
+        access = ControlAccess(tokens: tokens, operators: server.operators)
+        events = ControlEvents(server: server, history: history, historyBytes: historyBytes)
         // Message events cost something per message; the host makes them only
         // while someone subscribes.
         host.reportsMessages = server.hasSubscribers
         server.onSubscribersChanged = { [unowned host] subscribed in host.reportsMessages = subscribed }
         server.handle = { [unowned self] client, request in respond(to: request, from: client) }
-        server.backlogPage = { [unowned self] after, filter in
-            // One event a page: the server checks the client's output between lines.
-            guard let page = journal.page(after: after, matching: filter, limit: 1) else { return nil }
-            return (page.events.map(\.line), page.next, page.next >= journal.lastSeq)
-        }
-    }
-
-    // MARK: - Events
-
-    /// Received data carried in an event, at most.
-    static let eventDataLimit = 64 << 10
-
-    /// The last event of the stream: the daemon is stopping (after the
-    /// disconnects of its records); then the connections are closed.
-    func stopping(signal: String) {
-        let event = ControlEvent(time: Self.wallNow(), type: .stopping, fields: ["signal": .string(signal)])
-        server.broadcast(journal.append(event))
-    }
-
-    /// Journals an event and fans it out. Message events are journaled only
-    /// while someone subscribes: they are the bulk of the stream, and with
-    /// nobody listening they cost nothing (no conversion, no allocation).
-    func record(_ event: Hosting.Event) {
-        switch event {
-        case .receivedText, .receivedBinary, .sendStart, .sent, .sendError:
-            guard server.hasSubscribers else { return }
-        default:
-            break
-        }
-        guard let converted = convert(event) else { return }
-        server.broadcast(journal.append(converted))
-    }
-
-    private func convert(_ event: Hosting.Event) -> ControlEvent? {
-        let now = Self.wallNow()
-        func at(_ address: RecordAddress, _ type: ControlEventType, user: UserID? = nil, _ fields: [String: JSON] = [:])
-            -> ControlEvent
-        {
-            ControlEvent(
-                time: now, type: type, session: address.session, object: address.object, user: user, fields: fields)
-        }
-        switch event {
-        case .connected(let address, let user): return at(address, .connected, user: user)
-        case .disconnected(let address, let report):
-            return at(
-                address, .disconnected,
-                [
-                    "initiator": .string("\(report.initiator)"), "code": .int(Int(report.code.rawValue)),
-                    "reason": .string(report.reason),
-                ])
-        case .attemptFailed(let address, let reason): return at(address, .attemptFailed, ["reason": .string(reason)])
-        case .receivedText(let address, let text):
-            let size = text.utf8.count
-            let shown =
-                size > Self.eventDataLimit
-                ? String(decoding: text.utf8.prefix(Self.eventDataLimit), as: UTF8.self) : text
-            return at(
-                address, .received,
-                ["text": .string(shown), "size": .int(size), "truncated": .bool(size > Self.eventDataLimit)])
-        case .receivedBinary(let address, let bytes):
-            return at(
-                address, .received,
-                [
-                    "binary": .string(Base64.encode(bytes.prefix(Self.eventDataLimit))), "size": .int(bytes.count),
-                    "truncated": .bool(bytes.count > Self.eventDataLimit),
-                ])
-        case .sendStart(let address): return at(address, .sendStart)
-        case .sent(let address): return at(address, .sent)
-        case .sendError(let address, let reason): return at(address, .sendError, ["reason": .string(reason)])
-        case .consentAsked(let address, let user, let key):
-            return at(address, .consentAsked, user: user, ["hostPort": .string(key.hostPort)])
-        case .consentDecided(let address, let verdict, let outcome):
-            let allowed: JSON =
-                switch verdict {
-                case .allowed: .bool(true)
-                case .denied: .bool(false)
-                case .ignored: .null
-                }
-            return at(address, .consentDecided, ["allowed": allowed, "outcome": .string(outcome.description)])
-        case .prompt(let prompt):
-            return ControlEvent(
-                time: now, type: .prompt, session: prompt.request.requester.session,
-                object: prompt.request.requester.object, user: prompt.user,
-                fields: ["prompt": ControlView.prompt(prompt)])
-        case .promptDismissed(let prompt):
-            return ControlEvent(
-                time: now, type: .promptDismissed, session: prompt.request.requester.session,
-                object: prompt.request.requester.object, user: prompt.user, fields: ["prompt": .int(prompt.id)])
-        case .stateChanged(let address, let state):
-            return at(address, .stateChanged, ["state": .string(ControlView.stateName(state))])
-        case .worldChanged(let change):
-            var fields: [String: JSON] = ["op": .string(Self.name(of: change))]
-            if let requester { fields["by"] = .string(requester) }
-            let (session, object, user) = Self.subjects(of: change)
-            return ControlEvent(
-                time: now, type: .worldChanged, session: session, object: object, user: user, fields: fields)
-        case .handlingUserChanged(let address, let user):
-            return at(
-                address, .handlingUserChanged, user: user,
-                ["handlingUser": user.map { .string($0.rawValue) } ?? .null])
-        }
-    }
-
-    static func wallNow() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     private var view: ControlView {
-        let wall = Self.wallNow()
+        let wall = ControlEvents.wallNow()
         let monotonic = clock.now()
         return ControlView(world: host.world, statuses: host.statuses) { instant in
             wall - Double((monotonic - instant).nanosecondsClamped) / 1e9
@@ -163,21 +69,18 @@ final class ControlService {
 
     // MARK: - Requests
 
-    /// Who asked for the change being applied (for world-changed events).
-    private var requester: String?
-
-    /// Where the current response's backlog starts (a subscription with `since`).
-    private var backlogAfter: Int?
-
     private func respond(to request: ControlRequest, from client: ControlClient) -> ControlServer.Reply {
-        backlogAfter = nil
         do throws(ControlError) {
-            try authorize(request.command, client)
+            try access.authorize(request.command, client)
             if daemon.state == .stopping && request.command.changesState {
                 throw ControlError(.unavailable, "the daemon is stopping")
             }
+            if case .subscribe(let filter, let since) = request.command {
+                let (result, backlogAfter) = try events.subscribe(client, filter, since: since)
+                return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
+            }
             let result = try run(request.command, client)
-            return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
+            return ControlServer.Reply(.success(id: request.id, result))
         } catch {
             if error.code == .forbidden {
                 logger.warning(
@@ -185,33 +88,6 @@ final class ControlService {
                     metadata: ["control.peer": "\(client.peerDescription)", "control.op": "\(request.command)"])
             }
             return ControlServer.Reply(.failure(id: request.id, error))
-        }
-    }
-
-    /// Operators may do everything but answer or watch for a user without
-    /// that user's token; others may only use a user's consent operations
-    /// with the user's token (SPEC §4: nobody can answer for another user).
-    private func authorize(_ command: ControlCommand, _ client: ControlClient) throws(ControlError) {
-        if command == .hello { return }
-        if let (user, token) = command.consentUser {
-            let needsToken: Bool
-            switch command {
-            case .consentWatch, .consentAnswer: needsToken = true
-            default: needsToken = !client.isOperator
-            }
-            guard needsToken else { return }
-            guard token != nil else {
-                throw ControlError(.forbidden, "acting as \(user)'s consent channel needs \(user)'s token")
-            }
-            guard tokens.verify(token, for: user) else {
-                throw ControlError(.forbidden, "wrong token for user \(user)")
-            }
-            return
-        }
-        guard client.isOperator else {
-            throw ControlError(
-                .forbidden,
-                "\(client.peerDescription) may not operate wshostd (allowed: \(server.operators.description))")
         }
     }
 
@@ -268,19 +144,13 @@ final class ControlService {
                 throw ControlError(.unavailable, "cannot store the token: \(error)")
             }
         case .usersJoin(let s, let u): return try sessionChange(.join(s, u), client, s, u)
-        case .usersLeave(let s, let u):
-            guard try session(s).present.contains(u) else {
-                throw ControlError(.notFound, "\(u) is not in session \(s)")
-            }
-            return try sessionChange(.leave(s, u), client, s, u)
+        case .usersLeave(let s, let u): return try sessionChange(.leave(s, u), client, s, u)
         case .usersKick(let s, let u):
-            guard try session(s).present.contains(u) else {
-                throw ControlError(.notFound, "\(u) is not in session \(s)")
-            }
+            let result = try sessionChange(.leave(s, u), client, s, u)
             logger.notice(
                 "user kicked",
                 metadata: ["session.id": "\(s)", "user.id": "\(u)", "control.peer": "\(client.peerDescription)"])
-            return try sessionChange(.leave(s, u), client, s, u)
+            return result
         case .usersHost(let s, let u): return try sessionChange(.setHost(s, u), client, s, u)
 
         case .objectsList(let id):
@@ -308,11 +178,6 @@ final class ControlService {
             return try objectChange(.defineUser(address.session, address.object, user), client, address)
         case .objectsReact(let address, let reaction):
             let current = try object(address)
-            if case .forward(let target) = reaction.effect,
-                world.objects[RecordAddress(session: address.session, object: target)] == nil
-            {
-                throw ControlError(.notFound, "no object \(address.session)/\(target) to forward to")
-            }
             try apply(.setReactions(address.session, address.object, current.reactions + [reaction]), client, address)
             return .object(["reactions": .array(host.world.objects[address]!.reactions.map(ControlView.reaction))])
         case .objectsReactions(let address):
@@ -359,26 +224,8 @@ final class ControlService {
                 ])
             return .object(["record": try record(address)])
 
-        case .subscribe(let filter, let since):
-            client.backlogCursor = nil  // a new subscription replaces what an earlier one still had to write
-            var backlog = 0
-            if let since {
-                guard let count = journal.count(after: since, matching: filter) else {
-                    throw ControlError(
-                        .historyGone,
-                        "events after \(since) are no longer kept (the oldest kept is \(journal.oldestSeq ?? 0)); resume from there or subscribe without since"
-                    )
-                }
-                backlog = count
-                if count > 0 { backlogAfter = since }
-            }
-            client.subscription = filter
-            server.subscriptionsChanged()
-            // The response goes out first; then the backlog, then live events.
-            return .object([
-                "seq": .int(journal.lastSeq), "epoch": .string(epoch), "backlog": .int(backlog),
-                "oldest": journal.oldestSeq.map { .int($0) } ?? .null,
-            ])
+        case .subscribe:
+            preconditionFailure("subscriptions are the event stream's (respond)")
         case .consentWatch(let user, _):
             guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
             client.subscription = EventFilter(promptsFor: user)
@@ -445,7 +292,8 @@ final class ControlService {
             "users": .int(world.users.count), "sessions": .int(world.sessions.count),
             "objects": .int(world.objects.count), "records": .int(world.lifecycles.count),
             "open": .int(host.openRecords.count), "recordStates": .object(states),
-            "controlClients": .int(server.clientCount), "eventSeq": .int(journal.lastSeq), "epoch": .string(epoch),
+            "controlClients": .int(server.clientCount), "eventSeq": .int(events.journal.lastSeq),
+            "epoch": .string(events.epoch),
         ])
     }
 
@@ -493,10 +341,8 @@ final class ControlService {
         _ change: WorldChange, _ client: ControlClient, session: SessionID? = nil, object: ObjectID? = nil,
         user: UserID? = nil
     ) throws(ControlError) {
-        requester = client.peerDescription
-        defer { requester = nil }
         do {
-            try host.apply(change, persist: daemon.persistChange)
+            try host.apply(change, persist: daemon.persistChange, by: client.peerDescription)
         } catch {
             switch error {
             case .refused(let failure): throw Self.translate(failure)
@@ -504,7 +350,7 @@ final class ControlService {
                 throw ControlError(.unavailable, "the change could not be stored, so it was not made: \(reason)")
             }
         }
-        let op = Self.name(of: change)
+        let op = ControlEvents.name(of: change)
         var metadata: Logger.Metadata = ["control.peer": "\(client.peerDescription)", "control.change": "\(op)"]
         if let session { metadata["session.id"] = "\(session)" }
         if let object { metadata["object.id"] = "\(object)" }
@@ -512,47 +358,15 @@ final class ControlService {
         logger.info("world changed", metadata: metadata)
     }
 
-    /// The session, object and user a change is about, for the event stream.
-    static func subjects(of change: WorldChange) -> (SessionID?, ObjectID?, UserID?) {
-        switch change {
-        case .addUser(let user): return (nil, nil, user.id)
-        case .startSession(let session): return (session.id, nil, session.host)
-        case .closeSession(let id): return (id, nil, nil)
-        case .join(let id, let user), .leave(let id, let user), .setHost(let id, let user): return (id, nil, user)
-        case .spawn(let id, let object): return (id, object.id, nil)
-        case .remove(let id, let object), .setRecord(let id, let object, _), .setReactions(let id, let object, _):
-            return (id, object, nil)
-        case .wear(let id, let object, let user), .grab(let id, let object, let user),
-            .defineUser(let id, let object, let user):
-            return (id, object, user)
-        case .connect(let id, let object, _, let user): return (id, object, user)
-        }
-    }
-
     static func translate(_ error: World.Failure) -> ControlError {
         switch error {
         case .unknownUser, .unknownSession, .unknownObject, .noRecord: return ControlError(.notFound, error.description)
         case .duplicateUser, .duplicateSession, .duplicateObject: return ControlError(.conflict, error.description)
         case .recordLimit: return ControlError(.limitReached, error.description)
+        case .notPresent, .noForwardTarget: return ControlError(.notFound, error.description)
         }
     }
 
-    static func name(of change: WorldChange) -> String {
-        switch change {
-        case .addUser: return "add-user"
-        case .startSession: return "start-session"
-        case .closeSession: return "close-session"
-        case .join: return "join"
-        case .leave: return "leave"
-        case .setHost: return "set-host"
-        case .spawn: return "spawn"
-        case .remove: return "remove"
-        case .wear: return "wear"
-        case .grab: return "grab"
-        case .defineUser: return "define-user"
-        case .setRecord: return "set-record"
-        case .connect: return "connect"
-        case .setReactions: return "set-reactions"
-        }
-    }
 }
+
+extension Daemon: DaemonControl {}

@@ -317,7 +317,7 @@ public final class Daemon {
             case .connected, .disconnected: statusSoon()
             default: break
             }
-            control?.record(event)
+            control?.events.record(event)
         }
         // Message events only matter to subscribers; the control service turns
         // them on while someone subscribes.
@@ -506,7 +506,7 @@ public final class Daemon {
     }
 
     private func finishStop() {
-        control?.stopping(signal: stopSignal)
+        control?.events.stopping(signal: stopSignal)
         logger.notice("stopped")
         guard let controlServer else { exit(0) }
         // Subscribers get what is queued for them (the disconnects, the

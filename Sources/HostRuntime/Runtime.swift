@@ -205,13 +205,14 @@ public final class Runtime {
     /// a copy, stored, and only then in effect (sockets, events). A refused or
     /// unstored change changes nothing. Without `persist` the change is made in
     /// place (no copy of the world: restoring thousands of records stays linear).
-    public func apply(_ change: WorldChange, persist: PersistChange?) throws(ApplyFailure) {
+    /// `by`: who asked, carried into the `worldChanged` event.
+    public func apply(_ change: WorldChange, persist: PersistChange?, by: String? = nil) throws(ApplyFailure) {
         let effects: [Hosting.Effect]
         let now = timers.now()
         if let persist {
             var next = core
             do {
-                effects = try next.apply(change, now: now)
+                effects = try next.apply(change, by: by, now: now)
             } catch {
                 throw .refused(error)
             }
@@ -223,7 +224,7 @@ public final class Runtime {
             core = next
         } else {
             do {
-                effects = try core.apply(change, now: now)
+                effects = try core.apply(change, by: by, now: now)
             } catch {
                 throw .refused(error)
             }

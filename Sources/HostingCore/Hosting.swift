@@ -33,8 +33,9 @@ public struct Hosting: Sendable {
         case stateChanged(RecordAddress, RecordLifecycle.State)
         /// The record's handling user changed (SPEC §3 failover, pinning); nil: nobody.
         case handlingUserChanged(RecordAddress, UserID?)
-        /// A world change was applied (before the records act on it).
-        case worldChanged(WorldChange)
+        /// A world change was applied (before the records act on it); `by`:
+        /// who asked for it (a control client), when known.
+        case worldChanged(WorldChange, by: String?)
     }
 
     /// The runtime's timers, one per key at most.
@@ -193,8 +194,11 @@ public struct Hosting: Sendable {
 
     // MARK: - Requests
 
-    /// Applies a world change; a refused change changes nothing.
-    public mutating func apply(_ change: WorldChange, now: MonotonicInstant) throws(World.Failure) -> [Effect] {
+    /// Applies a world change (asked for `by` someone, for the event stream);
+    /// a refused change changes nothing.
+    public mutating func apply(_ change: WorldChange, by: String? = nil, now: MonotonicInstant) throws(World.Failure)
+        -> [Effect]
+    {
         let gone: [RecordAddress]
         switch change {
         case .remove(let session, let object), .setRecord(let session, let object, nil):
@@ -205,7 +209,7 @@ public struct Hosting: Sendable {
             gone = []
         }
         let actions = try world.apply(change, now: now)
-        var effects: [Effect] = [.emit(.worldChanged(change))]
+        var effects: [Effect] = [.emit(.worldChanged(change, by: by))]
         execute(actions, now: now, into: &effects)
         // Statuses of records that are gone go with them.
         for address in gone where world.objects[address]?.record == nil {

@@ -61,6 +61,10 @@ public struct World: Sendable {
         case noRecord(RecordAddress)
         /// The session has `recordsPerSession` records already.
         case recordLimit(SessionID, Int)
+        /// The user is not in the session (it cannot leave it).
+        case notPresent(SessionID, UserID)
+        /// A new forward reaction names an object the session does not have.
+        case noForwardTarget(RecordAddress)
 
         public var description: String {
             switch self {
@@ -73,6 +77,8 @@ public struct World: Sendable {
             case .noRecord(let address): return "object \(address) has no WebSocket Client record"
             case .recordLimit(let session, let limit):
                 return "session \(session) has \(limit) WebSocket Client records already ([limits] records_per_session)"
+            case .notPresent(let session, let user): return "\(user) is not in session \(session)"
+            case .noForwardTarget(let address): return "no object \(address) to forward to"
             }
         }
     }
@@ -133,6 +139,8 @@ public struct World: Sendable {
             try requireUsers([user])
             return try updateSession(id, now: now) { $0.present.insert(user) }
         case .leave(let id, let user):
+            guard let session = sessions[id] else { throw .unknownSession(id) }
+            guard session.present.contains(user) else { throw .notPresent(id, user) }
             return try updateSession(id, now: now) { $0.present.remove(user) }
         case .setHost(let id, let user):
             try requireUsers([user])
@@ -175,7 +183,14 @@ public struct World: Sendable {
             return refresh(address, now: now, restart: restarts && old.record != nil)
         case .setReactions(let id, let objectID, let reactions):
             let address = RecordAddress(session: id, object: objectID)
-            guard objects[address] != nil else { throw .unknownObject(address) }
+            guard let old = objects[address] else { throw .unknownObject(address) }
+            // A forward added now must name an object that exists (one kept
+            // from before may outlive its target: it then sends nothing).
+            for reaction in reactions where !old.reactions.contains(reaction) {
+                guard case .forward(let target) = reaction.effect else { continue }
+                let targetAddress = RecordAddress(session: id, object: target)
+                guard objects[targetAddress] != nil else { throw .noForwardTarget(targetAddress) }
+            }
             objects[address]?.reactions = reactions
             return []
         case .connect(let id, let objectID, let url, let user):

@@ -182,7 +182,7 @@ struct HostTests {
                 events.filter { if case .receivedText = $0 { true } else { false } }.count >= 20
             }
             // The change comes first, then what the record does about it.
-            #expect(events.first.map { if case .worldChanged(.spawn) = $0 { true } else { false } } == true)
+            #expect(events.first.map { if case .worldChanged(.spawn, _) = $0 { true } else { false } } == true)
             #expect(
                 nodeEvents(events).first
                     == .consentAsked(echoer, user: "host", key: AccessKey(host: "127.0.0.1", port: peer.port)))

@@ -65,7 +65,7 @@ struct HostingTests {
         var hosting = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
         // Headless host (nobody claims the object): allow-listed, so it opens at once, trusted.
         let effects = try hosting.apply(spawn("ticker"), now: at(1))
-        #expect(events(effects).first == .worldChanged(spawn("ticker")))
+        #expect(events(effects).first == .worldChanged(spawn("ticker"), by: nil))
         #expect(events(effects).contains(.consentDecided(ticker, .allowed, .allowedByAllowList)))
         #expect(effects.contains(.open(ticker, attempt: 1, url: server, trusted: true)))
 

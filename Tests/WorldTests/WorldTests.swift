@@ -201,3 +201,24 @@ struct RecordLimitTests {
         #expect(world.recordCount("s") == 0)
     }
 }
+
+@Suite("World: rules the control socket used to keep")
+struct WorldRuleTests {
+    @Test("only a present user can leave; a new forward must name an existing object, an old one may outlive it")
+    func leaveAndForward() throws {
+        var world = try world()
+        #expect(throws: World.Failure.notPresent("s", "cat")) { try world.apply(.leave("s", "cat"), now: t0) }
+        #expect(throws: World.Failure.unknownSession("nope")) { try world.apply(.leave("nope", "ann"), now: t0) }
+        let forward = Reaction(on: .received, .forward(to: "relay"))
+        #expect(throws: World.Failure.noForwardTarget(RecordAddress(session: "s", object: "relay"))) {
+            try world.apply(.setReactions("s", "ticker", [forward]), now: t0)
+        }
+        _ = try world.apply(.spawn("s", WorldObject(id: "relay", name: "Relay")), now: t0)
+        _ = try world.apply(.setReactions("s", "ticker", [forward]), now: t0)
+        _ = try world.apply(.remove("s", "relay"), now: t0)
+        // The kept forward does not block other edits of the list.
+        let echo = Reaction(on: .received, .echo)
+        _ = try world.apply(.setReactions("s", "ticker", [forward, echo]), now: t0)
+        #expect(world.objects[ticker]?.reactions == [forward, echo])
+    }
+}
