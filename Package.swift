@@ -68,11 +68,14 @@ let package = Package(
         // parser: no C++, nothing that can abort) and validation.
         .target(name: "Config", dependencies: ["WebSocketProtocol", "World"], swiftSettings: strict),
 
-        // Pure core: the control protocol (JSON, requests, results, events), shared by daemon and CLI.
+        // Pure: a JSON value, read (RFC 8259, strict, bounded) and written without Foundation.
+        .target(name: "JSONValue", swiftSettings: strict),
+
+        // Pure core: the control protocol (requests, results, events), shared by daemon and CLI.
         .target(
             name: "Control",
             dependencies: [
-                "MonotonicTime", "WebSocketProtocol", "World",
+                "JSONValue", "MonotonicTime", "WebSocketProtocol", "World",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
@@ -81,7 +84,7 @@ let package = Package(
         // Shell: the durable state (SQLite through GRDB, in the state directory).
         .target(
             name: "StateStore",
-            dependencies: ["Control", "World", "WebSocketProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["JSONValue", "World", "WebSocketProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
 
@@ -135,7 +138,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "Control", "EventLoop", "HostingCore", "HostRuntime", "StateStore", "MonotonicTime",
+                "Config", "Control", "EventLoop", "HostingCore", "HostRuntime", "JSONValue", "StateStore",
+                "MonotonicTime",
                 "Systemd", "CMalloc",
                 "COpenSSL",
                 "TLS",
@@ -167,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "wshostctl",
             dependencies: [
-                "Config", "Control", "WebSocketProtocol", "World",
+                "Config", "Control", "JSONValue", "WebSocketProtocol", "World",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -179,12 +183,15 @@ let package = Package(
         .testTarget(
             name: "ConfigTests", dependencies: ["Config", "World", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
-            name: "ControlTests", dependencies: ["Control", "World", "WebSocketProtocol"], swiftSettings: strict),
+            name: "ControlTests", dependencies: ["Control", "JSONValue", "World", "WebSocketProtocol"],
+            swiftSettings: strict),
         .testTarget(
             name: "StateStoreTests",
             dependencies: [
-                "StateStore", "Control", "World", "WebSocketProtocol", .product(name: "GRDB", package: "GRDB.swift"),
+                "StateStore", "JSONValue", "World", "WebSocketProtocol", .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            // A database written by release 0.2.0 (read through #filePath).
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
@@ -218,7 +225,7 @@ let package = Package(
             name: "DaemonTests",
             // Depends on the executable so that `swift test` builds it: these
             // tests run the real binary.
-            dependencies: ["Daemon", "Config", "Control", "TestSupport", "wshostd", "wshostctl"],
+            dependencies: ["Daemon", "Config", "Control", "JSONValue", "TestSupport", "wshostd", "wshostctl"],
             swiftSettings: strict
         ),
     ]

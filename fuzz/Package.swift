@@ -22,10 +22,11 @@ let package = Package(
         .target(name: "WebSocketProtocol", swiftSettings: strict),
         .target(name: "MonotonicTime", swiftSettings: strict),
         .target(name: "World", dependencies: ["MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
+        .target(name: "JSONValue", swiftSettings: strict),
         .target(
             name: "Control",
             dependencies: [
-                "MonotonicTime", "WebSocketProtocol", "World",
+                "JSONValue", "MonotonicTime", "WebSocketProtocol", "World",
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict),

@@ -1,4 +1,5 @@
 import DequeModule
+import JSONValue
 import World
 
 /// Every event type, as named in the stream (docs/control-protocol.md).

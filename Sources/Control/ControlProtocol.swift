@@ -1,3 +1,5 @@
+import JSONValue
+
 /// The control protocol's envelope (docs/control-protocol.md): one JSON object
 /// per line each way. Requests `{"id", "op", "args"}`; responses
 /// `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error": {"code", "message"}}`;

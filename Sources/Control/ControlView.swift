@@ -1,3 +1,4 @@
+import JSONValue
 import MonotonicTime
 import WebSocketProtocol
 import World

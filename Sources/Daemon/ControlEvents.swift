@@ -2,6 +2,7 @@ import Control
 import EventLoop
 import Glibc
 import HostingCore
+import JSONValue
 import WebSocketProtocol
 import World
 

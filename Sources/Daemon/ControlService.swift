@@ -4,6 +4,7 @@ import EventLoop
 import Glibc
 import HostRuntime
 import HostingCore
+import JSONValue
 import Logging
 import MonotonicTime
 import WebSocketProtocol

@@ -1,5 +1,6 @@
 import Config
 import Control
+import JSONValue
 import StateStore
 import World
 

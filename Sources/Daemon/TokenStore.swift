@@ -1,6 +1,7 @@
 import Control
 import EventLoop
 import Glibc
+import JSONValue
 import World
 
 /// Consent tokens: a user's token lets its holder act as that user's consent

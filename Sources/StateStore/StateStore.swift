@@ -1,5 +1,5 @@
-import Control
 import GRDB
+import JSONValue
 import World
 
 /// The daemon's durable state (SPEC §8): users, sessions, objects with their

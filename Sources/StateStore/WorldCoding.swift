@@ -1,10 +1,12 @@
-import Control
+import JSONValue
 import WebSocketProtocol
 import World
 
 /// How world values are written in the state store: one JSON document per
-/// row, so that a new optional field needs no schema change. Pure; every
-/// value reads back as what was written (tested).
+/// row, so that a new optional field needs no schema change. The store's own
+/// format (not the control protocol's views, which may change with the
+/// protocol); databases written by earlier releases read back (a checked-in
+/// fixture is tested). Pure; every value reads back as what was written.
 public enum WorldCoding {
     public struct Failure: Error, Equatable, CustomStringConvertible {
         public var description: String
@@ -123,7 +125,15 @@ public enum WorldCoding {
         return record
     }
 
-    public static func encode(_ reaction: Reaction) -> JSON { ControlView.reaction(reaction) }
+    public static func encode(_ reaction: Reaction) -> JSON {
+        var members: [String: JSON] = ["on": .string(reaction.on.rawValue)]
+        switch reaction.effect {
+        case .echo: members["echo"] = .bool(true)
+        case .send(let template): members["send"] = .string(template)
+        case .forward(let target): members["forward"] = .string(target.rawValue)
+        }
+        return .object(members)
+    }
 
     public static func reaction(_ json: JSON) throws(Failure) -> Reaction {
         let trigger = try enumeration(json, "on", Reaction.Trigger.self)

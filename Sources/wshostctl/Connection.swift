@@ -1,5 +1,6 @@
 import Control
 import Glibc
+import JSONValue
 
 /// Where `wshostctl` finds the daemon: `--socket`, else `$WSHOSTCTL_SOCKET`,
 /// else the default path.

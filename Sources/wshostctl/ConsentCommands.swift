@@ -1,6 +1,7 @@
 import ArgumentParser
 import Control
 import Glibc
+import JSONValue
 import World
 
 struct Consent: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Control
+import JSONValue
 import World
 
 struct Objects: ParsableCommand {

@@ -1,5 +1,6 @@
 import Control
 import Glibc
+import JSONValue
 
 /// Human output: aligned tables and `key: value` blocks; `--json` prints the
 /// daemon's result as it is (one line, stable field names).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Config
 import Control
 import Glibc
+import JSONValue
 import WebSocketProtocol
 import World
 

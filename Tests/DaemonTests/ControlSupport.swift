@@ -1,6 +1,7 @@
 import Control
 import Foundation
 import Glibc
+import JSONValue
 import TestSupport
 import Testing
 

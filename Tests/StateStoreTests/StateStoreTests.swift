@@ -1,6 +1,6 @@
-import Control
 import Foundation
 import GRDB
+import JSONValue
 import Testing
 import WebSocketProtocol
 import World
@@ -200,5 +200,61 @@ struct StateStoreTests {
         #expect(throws: StateStore.Failure.self) { try store.write(delta) }
         let snapshot = try store.load()
         #expect(snapshot.users.isEmpty && snapshot.objects.isEmpty && snapshot.problems.isEmpty)
+    }
+}
+
+@Suite("StateStore: a database written by an earlier release opens and restores")
+struct StateStoreUpgradeTests {
+    /// `Fixtures/state-0.2.0.sqlite`: written by wshostd 0.2.0 through wshostctl (users ann and bot,
+    /// session lobby, objects ticker/relay/feed with records and reactions, ann's allow for
+    /// 127.0.0.2:9, ann's token), then checkpointed into one file.
+    @Test("release 0.2.0's state: every user, session, object, record, reaction, decision and token")
+    func opensRelease020() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/state-0.2.0.sqlite").path
+        let directory = temporaryDirectory()
+        #expect(
+            FileManager.default.createFile(
+                atPath: "\(directory)/state.sqlite", contents: FileManager.default.contents(atPath: fixture)))
+        let store = try StateStore(directory: directory)
+        #expect(try store.appliedMigrations() == ["v1", "v2"])
+        let snapshot = try store.load()
+        #expect(snapshot.problems.isEmpty)
+        #expect(
+            snapshot.users.sorted { $0.id < $1.id } == [
+                User(id: "ann", name: "Ann A.", kind: .interactive), User(id: "bot", name: "bot", kind: .headless),
+            ])
+        #expect(snapshot.sessions == [Session(id: "lobby", name: "The Lobby", host: "bot", present: ["ann", "bot"])])
+        let objects = Dictionary(uniqueKeysWithValues: snapshot.objects.map { ($0.object.id, $0) })
+        #expect(Set(objects.keys) == ["ticker", "relay", "feed"])
+        #expect(objects.values.allSatisfy { $0.session == "lobby" })
+        #expect(
+            objects["ticker"]?.object
+                == WorldObject(
+                    id: "ticker", name: "Ticker", wornBy: "ann", spawnedBy: "ann",
+                    record: RecordSettings(
+                        url: try WebSocketURL.parse("ws://127.0.0.1:9/feed?x=1").get(), accessReason: "prices",
+                        connectRetryInterval: .milliseconds(2500), enabled: false),
+                    reactions: [
+                        Reaction(on: .received, .echo), Reaction(on: .connected, .send(template: "hello {data}")),
+                        Reaction(on: .received, .forward(to: "relay")),
+                    ]))
+        #expect(
+            objects["relay"]?.object.record
+                == RecordSettings(
+                    url: try WebSocketURL.parse("wss://127.0.0.1:9/r").get(), handlingUser: .pinned("bot"),
+                    connectRetryInterval: .seconds(10)))
+        #expect(objects["feed"]?.object.record?.accessReason == "news")
+        #expect(
+            snapshot.decisions["ann"]?[AccessKey(host: "127.0.0.2", port: 9)]
+                == AccessDecision(verdict: .allowed, reason: "news"))
+        #expect(snapshot.tokens["ann"]?.count == 64)
+        #expect(snapshot.declared == .object(["objects": .object([:]), "sessions": .array([]), "users": .array([])]))
+
+        // It goes on working: a change written now reads back beside the old rows.
+        var delta = StateStore.Delta()
+        delta.users = [User(id: "cy", name: "Cy", kind: .headless)]
+        try store.write(delta)
+        #expect(try store.load().users.count == 3)
     }
 }
