@@ -13,7 +13,9 @@ import World
 /// What the control service needs of the daemon it runs in.
 @LoopActor
 protocol DaemonControl: AnyObject, Sendable {
-    var state: Daemon.State { get }
+    var isStopping: Bool { get }
+    /// created, running or stopping.
+    var stateName: String { get }
     var configPath: String { get }
     var configGeneration: Int { get }
     var lastReloadError: String? { get }
@@ -73,7 +75,7 @@ final class ControlService {
     private func respond(to request: ControlRequest, from client: ControlClient) -> ControlServer.Reply {
         do throws(ControlError) {
             try access.authorize(request.command, client)
-            if daemon.state == .stopping && request.command.changesState {
+            if daemon.isStopping && request.command.changesState {
                 throw ControlError(.unavailable, "the daemon is stopping")
             }
             if case .subscribe(let filter, let since) = request.command {
@@ -287,7 +289,7 @@ final class ControlService {
         }
         return .object([
             "daemon": .string(BuildInfo.version), "protocol": .int(ControlProtocol.version), "pid": .int(Int(getpid())),
-            "state": .string("\(daemon.state)"), "status": .string(daemon.statusLine()),
+            "state": .string(daemon.stateName), "status": .string(daemon.statusLine()),
             "configFile": .string(daemon.configPath), "configGeneration": .int(daemon.configGeneration),
             "lastReloadError": daemon.lastReloadError.map { .string($0) } ?? .null,
             "users": .int(world.users.count), "sessions": .int(world.sessions.count),

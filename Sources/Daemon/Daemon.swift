@@ -16,18 +16,53 @@ import World
 /// sources, and talks to systemd. Lives on the event loop.
 @LoopActor
 public final class Daemon {
-    /// Where the daemon is in its life; each case says what it is doing.
-    public enum State: Equatable, Sendable {
+    /// Where the daemon is in its life; each case says what it is doing and
+    /// holds what exists only then.
+    public enum State {
         /// Constructed; `start()` not yet called.
         case created
-        /// Config loaded, signals and timers installed, `READY=1` sent.
-        case running
+        /// Config loaded, state restored, control socket open, `READY=1` sent.
+        case running(Running)
         /// A stop signal arrived; waiting (up to the stop timeout) for
         /// connections to close before exiting.
-        case stopping
+        case stopping(Running, signal: String)
+    }
+
+    /// The parts of a started daemon, made together by `start()`.
+    public struct Running {
+        /// The durable state (SPEC §8).
+        let store: StateStore
+        /// The world, live.
+        public let host: Runtime
+        /// The control socket and what its requests do.
+        let controlServer: ControlServer
+        let control: ControlService
+        let tokens: TokenStore
     }
 
     public private(set) var state: State = .created
+
+    /// The started daemon's parts (nil before `start()`).
+    public var running: Running? {
+        switch state {
+        case .created: return nil
+        case .running(let running), .stopping(let running, _): return running
+        }
+    }
+
+    public var isStopping: Bool {
+        if case .stopping = state { return true }
+        return false
+    }
+
+    /// created, running or stopping (the status line, `wshostctl status`).
+    public var stateName: String {
+        switch state {
+        case .created: return "created"
+        case .running: return "running"
+        case .stopping: return "stopping"
+        }
+    }
     public private(set) var config: DaemonConfig
     /// Increases with every applied config (1 = the one loaded at start).
     public private(set) var configGeneration = 1
@@ -44,14 +79,6 @@ public final class Daemon {
     /// Inbound bytes all records together may hold ([limits] inbound_budget).
     private let inboundBudget = InboundBudget(limit: 512 << 20)
     private let exit: @LoopActor (Int32) -> Never
-    /// The world, live.
-    public private(set) var host: Runtime?
-    /// The control socket and what its requests do.
-    private var controlServer: ControlServer?
-    private var control: ControlService?
-    private var tokens: TokenStore?
-    /// The durable state (SPEC §8); nil only before `start`.
-    private var store: StateStore?
     /// Why the last write to the store failed, until one succeeds again.
     public private(set) var storageError: String?
     private var storageProbeScheduled = false
@@ -79,7 +106,7 @@ public final class Daemon {
 
     /// Installs signal handling and the watchdog, then tells systemd we are ready.
     public func start() {
-        precondition(state == .created)
+        guard case .created = state else { preconditionFailure("started twice") }
         Self.running = self
         raiseFileLimit()
         signals.watch(SIGHUP) { [unowned self] in reload() }
@@ -96,21 +123,21 @@ public final class Daemon {
             startWatchdog(every: timeout / 2)
             logger.info("watchdog armed", metadata: ["watchdog.timeout": "\(Units.format(timeout))"])
         }
+        let store: StateStore
         let snapshot: StateStore.Snapshot
         do {
-            snapshot = try openStore()
+            (store, snapshot) = try openStore()
         } catch {
             logger.critical("cannot open the state store: \(error)")
             exit(73)  // EX_CANTCREAT
         }
-        startHost(restoring: snapshot)
+        let host = startHost(store: store, restoring: snapshot)
         do {
-            try startControl(tokens: snapshot.tokens)
+            state = .running(try startControl(store: store, host: host, tokens: snapshot.tokens))
         } catch {
             logger.critical("cannot open the control socket: \(error)")
             exit(73)  // EX_CANTCREAT
         }
-        state = .running
         logger.notice(
             "started",
             metadata: [
@@ -166,13 +193,8 @@ public final class Daemon {
     }
 
     public func statusLine() -> String {
-        var line: String
-        switch state {
-        case .created: line = "starting"
-        case .running: line = "running"
-        case .stopping: line = "stopping"
-        }
-        if let host {
+        var line = stateName == "created" ? "starting" : stateName
+        if let host = running?.host {
             let world = host.world
             let records = world.objects.values.filter { $0.record != nil }.count
             line += "; \(world.sessions.count) sessions, \(records) records, \(host.openRecords.count) open"
@@ -188,7 +210,7 @@ public final class Daemon {
     /// Parses the whole file again and applies it only if it is valid;
     /// otherwise keeps the running configuration and logs why.
     public func reload() {
-        guard state == .running else { return }
+        guard case .running = state else { return }
         notifier.reloading(status: "reloading configuration from \(configPath)")
         do {
             let fresh = try ConfigFile.load(configPath, missingIsDefault: configPathIsImplicit)
@@ -211,14 +233,15 @@ public final class Daemon {
     }
 
     private func apply(_ fresh: DaemonConfig) {
-        if let host {
+        if let running {
+            let host = running.host
             host.updateConsentRules(
                 allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout,
                 declared: fresh.world.decisions)
             host.options = clientOptions(fresh)
             configure(host, fresh)
             let changes = fresh.world.changes(from: config.world)
-            applyDeclared(changes, declared: fresh.world)
+            applyDeclared(changes, declared: fresh.world, host: host, store: running.store)
             if !changes.isEmpty {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
@@ -228,7 +251,7 @@ public final class Daemon {
             connectionSettings.append("limits.frames_per_message")
         }
         if config.tls != fresh.tls { connectionSettings.append("tls.ca_file") }
-        if !connectionSettings.isEmpty, let host, !host.openRecords.isEmpty {
+        if !connectionSettings.isEmpty, let host = running?.host, !host.openRecords.isEmpty {
             // A socket keeps the timers and limits it started with; say so.
             logger.notice(
                 "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(host.openRecords.count) open now keep theirs until they reconnect",
@@ -237,7 +260,7 @@ public final class Daemon {
         if fresh.log.level != config.log.level {
             LogSetup.level.level = Logger.Level(fresh.log.level)
         }
-        tokens?.configured = fresh.world.tokens
+        running?.tokens.configured = fresh.world.tokens
         if fresh.control != config.control {
             logger.warning("[control] changed; the new settings take effect at the next start")
         }
@@ -254,33 +277,38 @@ public final class Daemon {
     /// First stop signal: `STOPPING=1`, close what is open within the stop
     /// timeout, exit 0. A second one exits at once.
     public func stop(signal: String) {
+        let running: Running
         switch state {
         case .stopping:
             logger.warning("second stop signal; exiting now", metadata: ["signal": "\(signal)"])
             exit(0)
-        case .created, .running:
-            state = .stopping
-            stopSignal = signal
-            logger.notice(
-                "stopping",
-                metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
-            notifier.stopping(status: statusLine())
-            guard let host else { return finishStop() }
-            // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
-            // (Always: it also stops retries, pacing and prompts from starting anything.)
-            host.stop(code: .goingAway, reason: "going away")
-            waitForSockets(host, until: timers.now() + config.daemon.stopTimeout)
+        case .created:
+            logger.notice("stopping before the start finished", metadata: ["signal": "\(signal)"])
+            exit(0)
+        case .running(let current):
+            running = current
         }
+        state = .stopping(running, signal: signal)
+        logger.notice(
+            "stopping", metadata: ["signal": "\(signal)", "stop.timeout": "\(Units.format(config.daemon.stopTimeout))"])
+        notifier.stopping(status: statusLine())
+        // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
+        // (Always: it also stops retries, pacing and prompts from starting anything.)
+        running.host.stop(code: .goingAway, reason: "going away")
+        waitForSockets(running, signal: signal, until: timers.now() + config.daemon.stopTimeout)
     }
 
-    private func waitForSockets(_ host: Runtime, until deadline: MonotonicInstant) {
-        if host.liveSockets == 0 { return finishStop() }
+    private func waitForSockets(_ running: Running, signal: String, until deadline: MonotonicInstant) {
+        let host = running.host
+        if host.liveSockets == 0 { return finishStop(running, signal: signal) }
         if timers.now() >= deadline {
             logger.warning("stop timeout: closing \(host.liveSockets) sockets without waiting")
             host.abortAll(reason: "stop timeout")
-            return finishStop()
+            return finishStop(running, signal: signal)
         }
-        timers.schedule(after: .milliseconds(20)) { [unowned self] in waitForSockets(host, until: deadline) }
+        timers.schedule(after: .milliseconds(20)) { [unowned self] in
+            waitForSockets(running, signal: signal, until: deadline)
+        }
     }
 
     // MARK: - The world
@@ -289,7 +317,7 @@ public final class Daemon {
     /// config, the world and decisions from the state store, then what the
     /// config's declared world changed since it was last applied (a restart
     /// is a reload; docs/state.md).
-    private func startHost(restoring snapshot: StateStore.Snapshot) {
+    private func startHost(store: StateStore, restoring snapshot: StateStore.Snapshot) -> Runtime {
         var decisions = snapshot.decisions
         for (user, declared) in config.world.decisions {
             decisions[user, default: [:]].merge(declared) { _, config in config }
@@ -304,12 +332,12 @@ public final class Daemon {
             persist: { [unowned self] user, key, decision in
                 var delta = StateStore.Delta()
                 delta.decisions = [(user, key, decision)]
-                try persist(delta)
+                try persist(delta, to: store)
             },
             forget: { [unowned self] user, key in
                 var delta = StateStore.Delta()
                 delta.decisions = [(user, key, nil)]
-                try persist(delta)
+                try persist(delta, to: store)
             })
         configure(host, config)
         host.onEvent = { [unowned self] event in
@@ -317,12 +345,11 @@ public final class Daemon {
             case .connected, .disconnected: statusSoon()
             default: break
             }
-            control?.events.record(event)
+            running?.control.events.record(event)
         }
         // Message events only matter to subscribers; the control service turns
         // them on while someone subscribes.
         host.reportsMessages = false
-        self.host = host
 
         // The stored world, as it was: users, sessions, objects (records connect as they come back).
         let records = snapshot.objects.filter { $0.object.record != nil }.count
@@ -357,7 +384,8 @@ public final class Daemon {
                 logger.error("stored declared world unreadable (\(error)); applying the config's in full")
             }
         }
-        applyDeclared(config.world.changes(from: previous), declared: config.world)
+        applyDeclared(config.world.changes(from: previous), declared: config.world, host: host, store: store)
+        return host
     }
 
     /// Applies declared-world changes, then stores what they touched together
@@ -365,8 +393,9 @@ public final class Daemon {
     /// one per item: a first start with thousands of declared records). If
     /// that write fails, the stored declared world is the old one, so the next
     /// start applies the same changes again from the config, their durable source.
-    private func applyDeclared(_ changes: [WorldChange], declared: DeclaredWorld) {
-        guard let host else { return }
+    private func applyDeclared(
+        _ changes: [WorldChange], declared: DeclaredWorld, host: Runtime, store: StateStore
+    ) {
         var applied: [WorldChange] = []
         for change in changes {
             do {
@@ -378,36 +407,35 @@ public final class Daemon {
         }
         var delta = StateStore.Delta.after(applied, in: host.world)
         delta.declared = DeclaredCoding.encode(declared)
-        try? persist(delta)
+        try? persist(delta, to: store)
     }
 
     // MARK: - The state store
 
-    private func openStore() throws -> StateStore.Snapshot {
+    private func openStore() throws -> (StateStore, StateStore.Snapshot) {
         let directory = stateDirectory
         if mkdir(directory, 0o750) != 0 && errno != EEXIST {
             throw StateStore.Failure("\(directory): \(String(cString: strerror(errno)))")
         }
         let store = try StateStore(directory: directory, legacyTokens: TokenStore.legacyTokens(in: directory))
-        self.store = store
         let snapshot = try store.load()
         for problem in snapshot.problems {
             logger.error("state store: \(problem)", metadata: ["state.file": "\(store.path)"])
         }
         let schema = try store.appliedMigrations().last ?? ""
         logger.info("state store open", metadata: ["state.file": "\(store.path)", "state.schema": "\(schema)"])
-        return snapshot
+        return (store, snapshot)
     }
 
     /// Stores a world change (the `Runtime.PersistChange` hook).
     func persistChange(_ change: WorldChange, _ world: World) throws {
-        try persist(.after([change], in: world))
+        guard let store = running?.store else { throw StateStore.Failure("the daemon is not running") }
+        try persist(.after([change], in: world), to: store)
     }
 
     /// Writes to the store; a failure marks the daemon degraded (STATUS says
     /// so) until a write succeeds again, and is rethrown so the change is refused.
-    func persist(_ delta: StateStore.Delta) throws {
-        guard let store else { return }
+    private func persist(_ delta: StateStore.Delta, to store: StateStore) throws {
         do {
             try store.write(delta)
             if storageError != nil { recovered() }
@@ -417,7 +445,7 @@ public final class Daemon {
             }
             storageError = error.description
             notifier.status(statusLine())
-            scheduleStorageProbe()
+            scheduleStorageProbe(store)
             throw error
         }
     }
@@ -429,17 +457,17 @@ public final class Daemon {
     }
 
     /// While degraded, try a write every few seconds so STATUS clears when the disk does.
-    private func scheduleStorageProbe() {
+    private func scheduleStorageProbe(_ store: StateStore) {
         guard !storageProbeScheduled else { return }
         storageProbeScheduled = true
         timers.schedule(after: .seconds(5), slack: .seconds(1)) { [unowned self] in
             storageProbeScheduled = false
-            guard storageError != nil, let store else { return }
+            guard storageError != nil else { return }
             do {
                 try store.probe()
                 recovered()
             } catch {
-                scheduleStorageProbe()
+                scheduleStorageProbe(store)
             }
         }
     }
@@ -505,17 +533,13 @@ public final class Daemon {
         return options
     }
 
-    private func finishStop() {
-        control?.events.stopping(signal: stopSignal)
+    private func finishStop(_ running: Running, signal: String) {
+        running.control.events.stopping(signal: signal)
         logger.notice("stopped")
-        guard let controlServer else { exit(0) }
         // Subscribers get what is queued for them (the disconnects, the
         // stopping event) before their stream ends; at most a quarter second.
-        controlServer.closeGracefully(within: .milliseconds(250), timers: timers) { [unowned self] in exit(0) }
+        running.controlServer.closeGracefully(within: .milliseconds(250), timers: timers) { [unowned self] in exit(0) }
     }
-
-    /// The signal that started the stop, for the final event.
-    private var stopSignal = ""
 
     // MARK: - The control socket
 
@@ -535,8 +559,9 @@ public final class Daemon {
 
     /// Opens the control socket: the one systemd passes (socket activation),
     /// else binds `[control] socket`.
-    private func startControl(tokens snapshotTokens: [UserID: String]) throws {
-        guard let host else { return }
+    private func startControl(store: StateStore, host: Runtime, tokens snapshotTokens: [UserID: String]) throws
+        -> Running
+    {
         var gid: UInt32?
         let groupName = config.control.group
         if !groupName.isEmpty {
@@ -555,19 +580,18 @@ public final class Daemon {
         let tokens = TokenStore(configured: config.world.tokens, stored: snapshotTokens) { [unowned self] user, token in
             var delta = StateStore.Delta()
             delta.tokens = [(user, token)]
-            try persist(delta)
+            try persist(delta, to: store)
         }
-        control = ControlService(
+        let control = ControlService(
             daemon: self, host: host, server: server, tokens: tokens, clock: timers.clock,
             history: config.control.eventHistory,
             historyBytes: Int(config.control.eventHistorySize))
-        controlServer = server
-        self.tokens = tokens
+        let running = Running(store: store, host: host, controlServer: server, control: control, tokens: tokens)
         let passed = ListenFDs.unixStreamListeners()
         if !passed.isEmpty {
             for fd in passed { server.listen(on: UnixListener.adopt(fd: fd)) }
             logger.info("control socket passed by systemd", metadata: ["control.sockets": "\(passed.count)"])
-            return
+            return running
         }
         let path = config.control.socket
         let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
@@ -583,6 +607,7 @@ public final class Daemon {
             metadata: [
                 "control.socket": "\(path)", "control.mode": "\(String(config.control.socketMode, radix: 8))",
             ])
+        return running
     }
 
     // MARK: - Watchdog: pinged from the loop, so a stuck loop stops pinging
