@@ -101,7 +101,7 @@ let package = Package(
         // Shell: one outbound WebSocket on the loop (transport + TLS + protocol core).
         .target(
             name: "WebSocketClient",
-            dependencies: ["EventLoop", "MonotonicTime", "TLS", "WebSocketProtocol"],
+            dependencies: ["Config", "EventLoop", "MonotonicTime", "TLS", "WebSocketProtocol"],
             swiftSettings: strict
         ),
 
@@ -162,7 +162,8 @@ let package = Package(
         .executableTarget(
             name: "wsprobe",
             dependencies: [
-                "EventLoop", "HostingCore", "HostRuntime", "TLS", "WebSocketClient", "WebSocketProtocol", "World",
+                "Config", "EventLoop", "HostingCore", "HostRuntime", "TLS", "WebSocketClient", "WebSocketProtocol",
+                "World",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

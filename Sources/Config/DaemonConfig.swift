@@ -38,20 +38,23 @@ public struct DaemonConfig: Equatable, Sendable {
 
     /// `[websocket]`: defaults for every WebSocket Client record (SPEC §2, §7).
     public struct WebSocket: Equatable, Sendable {
+        public init() {}
+
         public var connectTimeout: Duration = .seconds(10)
         public var handshakeTimeout: Duration = .seconds(10)
         /// No inbound frame of any kind for this long closes the connection.
         public var idleTimeout: Duration = .seconds(60)
         /// Client pings at this interval; zero means off (the reference has none).
         public var keepaliveInterval: Duration = .seconds(25)
-        /// The record's default `ConnectRetryInterval`.
-        public var connectRetryInterval: Duration = .seconds(10)
+        /// The record's default `ConnectRetryInterval` (the record's own default).
+        public var connectRetryInterval: Duration = RecordSettings().connectRetryInterval
         /// How long to wait for the server's Close and TCP close after ours.
         public var closeTimeout: Duration = .seconds(5)
-        public var maxFrameSize: Int64 = 16 << 20
-        public var maxMessageSize: Int64 = 16 << 20
+        // The protocol core's own limits are the defaults.
+        public var maxFrameSize = Int64(ClientConnection.Configuration().maxFrameSize)
+        public var maxMessageSize = Int64(ClientConnection.Configuration().maxMessageSize)
         /// Outgoing messages are split into frames of at most this payload size.
-        public var fragmentSize: Int64 = 64 << 10
+        public var fragmentSize = Int64(ClientConnection.Configuration().fragmentSize)
         /// Bytes queued for sending per connection before senders see backpressure.
         public var sendQueueLimit: Int64 = 16 << 20
         /// Received messages waiting for delivery per record before the flood policy applies.
@@ -107,10 +110,12 @@ extension DaemonConfig {
     /// `[limits]`: what one record, one server or all of them together may
     /// cost (docs/security.md).
     public struct Limits: Equatable, Sendable {
+        public init() {}
+
         /// Sends per second per record (reactions and `ws send`); 0 is no limit.
         public var sendsPerSecond = 1_000
         /// Frames in one incoming message (→ 1008).
-        public var framesPerMessage = 1 << 17
+        public var framesPerMessage = ClientConnection.Configuration().maxMessageFrames
         /// Inbound bytes all records together may hold (partial messages and
         /// messages waiting for delivery); past it the record that asks for
         /// more is closed with 1008.

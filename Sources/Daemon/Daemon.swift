@@ -77,7 +77,7 @@ public final class Daemon {
     private let timers = LoopTimers()
     private let signals = SignalWatcher()
     /// Inbound bytes all records together may hold ([limits] inbound_budget).
-    private let inboundBudget = InboundBudget(limit: 512 << 20)
+    private let inboundBudget: InboundBudget
     private let exit: @LoopActor (Int32) -> Never
     /// Why the last write to the store failed, until one succeeds again.
     public private(set) var storageError: String?
@@ -98,6 +98,7 @@ public final class Daemon {
         exit: @escaping @LoopActor (Int32) -> Never = { Glibc.exit($0) }
     ) {
         self.config = config
+        inboundBudget = InboundBudget(limit: Int(config.limits.inboundBudget))
         self.configPath = configPath
         self.configPathIsImplicit = configPathIsImplicit
         self.logBackend = logBackend
@@ -515,18 +516,7 @@ public final class Daemon {
     }
 
     private func clientOptions(_ config: DaemonConfig) -> WebSocketClient.Options {
-        var options = WebSocketClient.Options()
-        let ws = config.websocket
-        options.connectTimeout = ws.connectTimeout
-        options.handshakeTimeout = ws.handshakeTimeout
-        options.idleTimeout = ws.idleTimeout
-        options.keepaliveInterval = ws.keepaliveInterval
-        options.closeTimeout = ws.closeTimeout
-        options.sendQueueLimit = Int(ws.sendQueueLimit)
-        options.connection.maxFrameSize = Int(ws.maxFrameSize)
-        options.connection.maxMessageSize = Int(ws.maxMessageSize)
-        options.connection.fragmentSize = Int(ws.fragmentSize)
-        options.connection.maxMessageFrames = config.limits.framesPerMessage
+        var options = WebSocketClient.Options(config.websocket, limits: config.limits)
         options.connection.userAgent = "wshostd/\(BuildInfo.version)"
         options.tls = try? ConfigFile.tlsContext(for: config, file: configPath)
         options.inboundBudget = inboundBudget

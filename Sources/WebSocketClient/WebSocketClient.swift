@@ -1,3 +1,4 @@
+import Config
 import EventLoop
 import Glibc
 import MonotonicTime
@@ -11,18 +12,21 @@ import WebSocketProtocol
 /// path ends in exactly one `closed` event and a closed socket (Neos #1375).
 @LoopActor
 public final class WebSocketClient {
+    /// A connection's settings. Their defaults are the config schema's
+    /// (`DaemonConfig`): `Options()` is what a config without `[websocket]`
+    /// and `[limits]` gives, so every default is written once, there.
     public struct Options: Sendable {
-        public var connectTimeout: Duration = .seconds(10)
-        public var handshakeTimeout: Duration = .seconds(10)
+        public var connectTimeout: Duration
+        public var handshakeTimeout: Duration
         /// No inbound frame of any kind for this long ends the connection (SPEC §2).
-        public var idleTimeout: Duration = .seconds(60)
+        public var idleTimeout: Duration
         /// Client pings at this interval; zero is off.
-        public var keepaliveInterval: Duration = .zero
+        public var keepaliveInterval: Duration
         /// After the Close handshake, how long to wait for the server to close TCP.
-        public var closeTimeout: Duration = .seconds(5)
+        public var closeTimeout: Duration
         /// Bytes waiting for the socket beyond which `send` refuses (backpressure).
-        public var sendQueueLimit = 16 << 20
-        public var connection = ClientConnection.Configuration()
+        public var sendQueueLimit: Int
+        public var connection: ClientConnection.Configuration
         /// TLS settings for wss (trust store, CA file); nil uses the system defaults.
         public var tls: TLSContext?
         /// The daemon-wide budget for inbound bytes, if any.
@@ -31,7 +35,19 @@ public final class WebSocketClient {
         /// nil allows, a reason refuses. Nil: every address is allowed.
         public var permitAddress: (@Sendable ([UInt8]) -> String?)?
 
-        public init() {}
+        /// The options `[websocket]` and `[limits]` describe.
+        public init(_ websocket: DaemonConfig.WebSocket = .init(), limits: DaemonConfig.Limits = .init()) {
+            connectTimeout = websocket.connectTimeout
+            handshakeTimeout = websocket.handshakeTimeout
+            idleTimeout = websocket.idleTimeout
+            keepaliveInterval = websocket.keepaliveInterval
+            closeTimeout = websocket.closeTimeout
+            sendQueueLimit = Int(websocket.sendQueueLimit)
+            connection = ClientConnection.Configuration(
+                maxFrameSize: Int(websocket.maxFrameSize), maxMessageSize: Int(websocket.maxMessageSize),
+                fragmentSize: Int(websocket.fragmentSize))
+            connection.maxMessageFrames = limits.framesPerMessage
+        }
     }
 
     public enum Event: Equatable, Sendable {

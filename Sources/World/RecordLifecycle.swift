@@ -80,7 +80,7 @@ public struct RecordLifecycle: Sendable {
     public static let healthyAfter: Duration = .seconds(30)
     public static let quickRetry: Duration = .seconds(1)
 
-    public init(retryInterval: Duration = .seconds(10)) {
+    public init(retryInterval: Duration) {
         self.retryInterval = retryInterval
     }
 

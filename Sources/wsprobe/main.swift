@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import EventLoop
 import Glibc
 import HostRuntime
@@ -155,11 +156,16 @@ final class AutobahnDriver {
         var options = WebSocketClient.Options()
         options.connection.maxFrameSize = 64 << 20
         options.connection.maxMessageSize = 64 << 20
+        options.keepaliveInterval = .zero  // the fuzzing server sees only what its cases ask for
+        let defaults = DaemonConfig()
         let host = Runtime(
             core: Hosting(consent: ConsentEngine(allowList: [AccessKey(host: url.host, port: url.port)])),
             options: options,
             limits: Runtime.Limits(
-                flood: Hosting.FloodLimits(messages: 10_000, bytes: 64 << 20, policy: .close), sendsPerSecond: 1_000),
+                flood: Hosting.FloodLimits(
+                    messages: defaults.websocket.inboundQueueMessages, bytes: Int(defaults.websocket.inboundQueueSize),
+                    policy: .close),
+                sendsPerSecond: defaults.limits.sendsPerSecond),
             timers: timers)
         try host.apply(.addUser(User(id: "host", name: "Autobahn host", kind: .headless)))
         try host.apply(.startSession(Session(id: "autobahn", name: "Autobahn", host: "host", present: ["host"])))
@@ -212,6 +218,7 @@ final class AutobahnDriver {
         var options = WebSocketClient.Options()
         options.connection.maxFrameSize = 64 << 20
         options.connection.maxMessageSize = 64 << 20
+        options.keepaliveInterval = .zero  // the fuzzing server sees only what its cases ask for
         let holder = ClientHolder()
         let client = WebSocketClient(url: url, options: options, timers: timers) { event in
             if let client = holder.client { handler(client, event) }

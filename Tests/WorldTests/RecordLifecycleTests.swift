@@ -13,7 +13,7 @@ private let serverClose = CloseReport(initiator: .server, code: .goingAway, reas
 struct RecordLifecycleTests {
     @Test("a target asks consent; allowed → connect → open (IsConnected only then)")
     func happyPath() {
-        var record = RecordLifecycle()
+        var record = RecordLifecycle(retryInterval: .seconds(10))
         #expect(record.targetChanged(echo, now: at(0)) == [.askConsent(Attempt(number: 1, target: echo))])
         #expect(!record.isConnected)
         #expect(
@@ -104,7 +104,7 @@ struct RecordLifecycleTests {
 
     @Test("a denial stops retrying until a field changes; then consent is asked again")
     func denial() {
-        var record = RecordLifecycle()
+        var record = RecordLifecycle(retryInterval: .seconds(10))
         _ = record.targetChanged(echo, now: at(0))
         #expect(record.consentAnswered(.denied, attempt: 1, now: at(0)) == [])
         #expect(record.state == .denied(echo))
@@ -152,7 +152,7 @@ struct RecordLifecycleTests {
 
     @Test("Neos #2470: disabling (no target) closes an open socket at once and cancels a pending retry")
     func disable() {
-        var record = RecordLifecycle()
+        var record = RecordLifecycle(retryInterval: .seconds(10))
         _ = record.targetChanged(echo, now: at(0))
         _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
         _ = record.socketOpened(attempt: 1)
@@ -161,7 +161,7 @@ struct RecordLifecycleTests {
         #expect(actions.count == 2)
         #expect(record.state == .idle && !record.isConnected)
 
-        var retrying = RecordLifecycle()
+        var retrying = RecordLifecycle(retryInterval: .seconds(10))
         _ = retrying.targetChanged(echo, now: at(0))
         _ = retrying.consentAnswered(.ignored, attempt: 1, now: at(0))
         #expect(retrying.targetChanged(nil, now: at(1)) == [.cancelRetry])
@@ -170,7 +170,7 @@ struct RecordLifecycleTests {
 
     @Test("failover: a new handling user closes the old socket and asks the new user")
     func failover() {
-        var record = RecordLifecycle()
+        var record = RecordLifecycle(retryInterval: .seconds(10))
         _ = record.targetChanged(echo, now: at(0))
         _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
         _ = record.socketOpened(attempt: 1)
@@ -186,7 +186,7 @@ struct RecordLifecycleTests {
 
     @Test("a change while waiting for consent withdraws the request")
     func withdraw() {
-        var record = RecordLifecycle()
+        var record = RecordLifecycle(retryInterval: .seconds(10))
         _ = record.targetChanged(echo, now: at(0))
         #expect(
             record.targetChanged(other, now: at(1))
@@ -195,7 +195,7 @@ struct RecordLifecycleTests {
 
     @Test("restart: the same target after a settings change (Connect again, re-enable) starts over")
     func restart() {
-        var record = RecordLifecycle()
+        var record = RecordLifecycle(retryInterval: .seconds(10))
         _ = record.targetChanged(echo, now: at(0))
         _ = record.consentAnswered(.denied, attempt: 1, now: at(0))
         #expect(record.restart(echo, now: at(1)) == [.askConsent(Attempt(number: 2, target: echo))])
