@@ -85,26 +85,61 @@ public final class WebSocketClient {
 
     public let url: WebSocketURL
     public let options: Options
-    public private(set) var phase = Phase.created
     public private(set) var peer: String?
+
+    /// Where the client is, with what exists only then.
+    private enum Stage {
+        case created
+        /// Resolving and opening TCP; for wss, the TLS session waits for the socket.
+        case connecting(Connector, TLSSession?)
+        /// The socket is up: the handshake and frames run over it.
+        case connected(Wire)
+        case finished
+    }
+
+    /// A connected client's transport and timers.
+    private final class Wire {
+        let socket: TCPSocket
+        /// The TLS stage between socket and connection, for wss only (plain ws
+        /// never touches OpenSSL: Neos #2618).
+        let tls: TLSSession?
+        var handshakeTimer: TimerID?
+        var idleTimer: TimerID?
+        var keepaliveTimer: TimerID?
+        var closeTimer: TimerID?
+
+        init(socket: TCPSocket, tls: TLSSession?) {
+            self.socket = socket
+            self.tls = tls
+        }
+    }
+
+    private var stage = Stage.created
+
+    public var phase: Phase {
+        switch stage {
+        case .created: return .created
+        case .connecting: return .connecting
+        case .connected: return .connected
+        case .finished: return .finished
+        }
+    }
+
+    private var wire: Wire? {
+        if case .connected(let wire) = stage { return wire }
+        return nil
+    }
+    private var socket: TCPSocket? { wire?.socket }
+    private var tls: TLSSession? { wire?.tls }
 
     private let timers: LoopTimers
     private let onEvent: @LoopActor (Event) -> Void
-    private var connector: Connector?
-    private var socket: TCPSocket?
-    /// The TLS stage between socket and connection, for wss only (plain ws never
-    /// touches OpenSSL: Neos #2618).
-    private var tls: TLSSession?
     private var connection: ClientConnection
     private var lastInbound = MonotonicInstant(nanoseconds: 0)
     /// Inbound bytes charged to `options.inboundBudget`.
     private var charged = 0
     /// Events are being delivered: sends are queued and written when the pump ends.
     private var pumping = false
-    private var handshakeTimer: TimerID?
-    private var idleTimer: TimerID?
-    private var keepaliveTimer: TimerID?
-    private var closeTimer: TimerID?
 
     public init(
         url: WebSocketURL, options: Options = Options(), timers: LoopTimers,
@@ -121,8 +156,8 @@ public final class WebSocketClient {
 
     /// Starts connecting; events follow on the loop.
     public func start() {
-        guard phase == .created else { return }
-        phase = .connecting
+        guard case .created = stage else { return }
+        var tls: TLSSession?
         if url.secure {
             do {
                 guard let context = options.tls ?? Self.systemTLS else {
@@ -134,7 +169,7 @@ public final class WebSocketClient {
             }
         }
         let connector = Connector(timers: timers)
-        self.connector = connector
+        stage = .connecting(connector, tls)
         var permit: (@LoopActor (SocketAddress) -> String?)?
         if let judge = options.permitAddress {
             permit = { address in address.ipBytes.flatMap(judge) }
@@ -145,7 +180,6 @@ public final class WebSocketClient {
                 if case .success(let socket) = result { socket.close() }
                 return
             }
-            self.connector = nil
             switch result {
             case .failure(.cancelled):
                 break
@@ -171,10 +205,9 @@ public final class WebSocketClient {
 
     /// Starts the closing handshake (explicit disconnect, Neos #1039; stop with 1001).
     public func close(code: CloseCode = .normalClosure, reason: String = "") {
-        switch phase {
+        switch stage {
         case .created, .connecting:
-            connector?.cancel()
-            connector = nil
+            if case .connecting(let connector, _) = stage { connector.cancel() }
             finish(
                 CloseReport(
                     initiator: .client, code: .abnormalClosure,
@@ -189,10 +222,9 @@ public final class WebSocketClient {
 
     /// Ends at once without a Close handshake (removal, shutdown deadline).
     public func abort(reason: String) {
-        switch phase {
+        switch stage {
         case .created, .connecting:
-            connector?.cancel()
-            connector = nil
+            if case .connecting(let connector, _) = stage { connector.cancel() }
             finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: reason))
         case .connected:
             connection.abort(reason: reason)
@@ -227,12 +259,13 @@ public final class WebSocketClient {
     // MARK: - Internals
 
     private func connected(_ socket: TCPSocket) {
-        guard phase == .connecting else { return socket.close() }
-        phase = .connected
-        self.socket = socket
+        guard case .connecting(_, let tls) = stage else { return socket.close() }
+        let wire = Wire(socket: socket, tls: tls)
+        stage = .connected(wire)
         peer = socket.peer.description
         lastInbound = timers.now()
-        handshakeTimer = timers.schedule(after: options.handshakeTimeout, slack: .milliseconds(10)) { [weak self] in
+        wire.handshakeTimer = timers.schedule(after: options.handshakeTimeout, slack: .milliseconds(10)) {
+            [weak self] in
             guard let self else { return }
             connection.abort(reason: "handshake timed out after \(options.handshakeTimeout)")
             pump()
@@ -332,7 +365,7 @@ public final class WebSocketClient {
         while let event = connection.nextEvent() {
             switch event {
             case .opened:
-                cancel(&handshakeTimer)
+                if let wire { cancel(&wire.handshakeTimer) }
                 scheduleIdleCheck()
                 scheduleKeepalive()
                 onEvent(.opened)
@@ -353,11 +386,11 @@ public final class WebSocketClient {
         }
         // Frames that produce no event (a Close to echo, a ping to answer) queue bytes too.
         flush()
-        if connection.awaitsServerClose && closeTimer == nil {
+        if connection.awaitsServerClose, let wire, wire.closeTimer == nil {
             // Whoever sent the first Close, the server gets close_timeout to end
             // the connection; then the socket is closed hard (a server that
             // ignores our Close, or keeps flooding, cannot keep it open).
-            closeTimer = timers.schedule(after: options.closeTimeout, slack: .milliseconds(50)) { [weak self] in
+            wire.closeTimer = timers.schedule(after: options.closeTimeout, slack: .milliseconds(50)) { [weak self] in
                 guard let self else { return }
                 connection.abort(
                     reason: "the server did not end the connection within \(options.closeTimeout) of the Close")
@@ -422,10 +455,11 @@ public final class WebSocketClient {
     }
 
     private func scheduleIdleCheck() {
+        guard let wire else { return }
         let deadline = lastInbound + options.idleTimeout
-        idleTimer = timers.schedule(at: deadline, slack: Self.slack(for: options.idleTimeout)) { [weak self] in
-            guard let self, phase == .connected else { return }
-            idleTimer = nil
+        wire.idleTimer = timers.schedule(at: deadline, slack: Self.slack(for: options.idleTimeout)) { [weak self] in
+            guard let self, let wire = self.wire else { return }
+            wire.idleTimer = nil
             let now = timers.now()
             if now - deadline > max(.milliseconds(500), options.idleTimeout / 4) {
                 // The check runs far past its deadline: the loop itself was stalled,
@@ -449,12 +483,12 @@ public final class WebSocketClient {
     }
 
     private func scheduleKeepalive() {
-        guard options.keepaliveInterval > .zero else { return }
-        keepaliveTimer = timers.schedule(
+        guard options.keepaliveInterval > .zero, let wire else { return }
+        wire.keepaliveTimer = timers.schedule(
             after: options.keepaliveInterval, slack: Self.slack(for: options.keepaliveInterval)
         ) {
             [weak self] in
-            guard let self, phase == .connected else { return }
+            guard let self, self.wire != nil else { return }
             try? connection.ping()
             flush()
             scheduleKeepalive()
@@ -473,21 +507,22 @@ public final class WebSocketClient {
     }
 
     private func finish(_ report: CloseReport) {
-        guard phase != .finished else { return }
-        phase = .finished
+        let previous = stage
+        if case .finished = previous { return }
+        stage = .finished  // first: what follows cannot finish twice
+        if case .connected(let wire) = previous {
+            cancel(&wire.handshakeTimer)
+            cancel(&wire.idleTimer)
+            cancel(&wire.keepaliveTimer)
+            cancel(&wire.closeTimer)
+            if let tls = wire.tls, tls.isEstablished {
+                tls.shutdown()  // close_notify, best effort
+                tls.drainCiphertext(scratch: Self.tlsScratch) { wire.socket.write($0) }
+            }
+            wire.socket.close()
+        }
         options.inboundBudget?.charge(-charged)
         charged = 0
-        cancel(&handshakeTimer)
-        cancel(&idleTimer)
-        cancel(&keepaliveTimer)
-        cancel(&closeTimer)
-        if let tls, tls.isEstablished, let socket {
-            tls.shutdown()  // close_notify, best effort
-            tls.drainCiphertext(scratch: Self.tlsScratch) { socket.write($0) }
-        }
-        tls = nil
-        socket?.close()
-        socket = nil
         onEvent(.closed(report))
     }
 }
