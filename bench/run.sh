@@ -6,6 +6,8 @@
 # them to bench/results/DATE.md.
 #   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--scenarios "echo burst connect idle"]
 #                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"] [--idle-seconds S]
+# The client "wshostd-base" is the wshostd binary in $WSHOSTD_BASELINE (a directory, e.g. the
+# release build of an earlier commit): run beside "wshostd", it measures a change before/after.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 repeats=5
@@ -78,9 +80,11 @@ run_client() {
     case $1 in
         raw-c) exec taskset -c 1 "$work/client" "$2" "$3" "${mode[@]}" ;;
         picows | websockets) exec taskset -c 1 "$python" "$root/bench/echo_client.py" "$1" "$2" "$3" "${mode[@]}" ;;
-        wshostd)
+        wshostd | wshostd-base)
+            local dir=$bin
+            if [ "$1" = wshostd-base ]; then dir=${WSHOSTD_BASELINE:?set WSHOSTD_BASELINE to a directory with a wshostd}; fi
             wshostd_config "$2" "$3" "$4" "$5" >"$work/wshostd-$2.toml"
-            exec taskset -c 1 "$bin/wshostd" --config "$work/wshostd-$2.toml" 2>"$work/wshostd-$2.log"
+            exec taskset -c 1 "$dir/wshostd" --config "$work/wshostd-$2.toml" 2>"$work/wshostd-$2.log"
             ;;
     esac
 }
