@@ -34,7 +34,7 @@ protocol DaemonControl: AnyObject, Sendable {
 @LoopActor
 final class ControlService {
     private unowned let daemon: any DaemonControl
-    private let host: Runtime
+    private let runtime: Runtime
     private let server: ControlServer
     private let tokens: TokenStore
     private let access: ControlAccess
@@ -45,27 +45,27 @@ final class ControlService {
     static let defaultHost: UserID = "wshostd"
 
     init(
-        daemon: any DaemonControl, host: Runtime, server: ControlServer, tokens: TokenStore, clock: LoopClock,
+        daemon: any DaemonControl, runtime: Runtime, server: ControlServer, tokens: TokenStore, clock: LoopClock,
         history: Int, historyBytes: Int
     ) {
         self.daemon = daemon
         self.clock = clock
-        self.host = host
+        self.runtime = runtime
         self.server = server
         self.tokens = tokens
         access = ControlAccess(tokens: tokens, operators: server.operators)
         events = ControlEvents(server: server, history: history, historyBytes: historyBytes)
-        // Message events cost something per message; the host makes them only
+        // Message events cost something per message; the runtime makes them only
         // while someone subscribes.
-        host.reportsMessages = server.hasSubscribers
-        server.onSubscribersChanged = { [unowned host] subscribed in host.reportsMessages = subscribed }
+        runtime.reportsMessages = server.hasSubscribers
+        server.onSubscribersChanged = { [unowned runtime] subscribed in runtime.reportsMessages = subscribed }
         server.handle = { [unowned self] client, request in respond(to: request, from: client) }
     }
 
     private var view: ControlView {
         let wall = ControlEvents.wallNow()
         let monotonic = clock.now()
-        return ControlView(world: host.world, statuses: host.statuses) { instant in
+        return ControlView(world: runtime.world, statuses: runtime.statuses) { instant in
             wall - Double((monotonic - instant).nanosecondsClamped) / 1e9
         }
     }
@@ -95,7 +95,7 @@ final class ControlService {
     }
 
     private func run(_ command: ControlCommand, _ client: ControlClient) throws(ControlError) -> JSON {
-        let world = host.world
+        let world = runtime.world
         switch command {
         case .hello:
             return .object([
@@ -135,7 +135,7 @@ final class ControlService {
             return .object(["users": .array(users.map(view.user))])
         case .usersAdd(let id, let name, let kind):
             try apply(.addUser(User(id: id, name: name ?? id.rawValue, kind: kind)), client, user: id)
-            return .object(["user": view.user(host.world.users[id]!)])
+            return .object(["user": view.user(runtime.world.users[id]!)])
         case .usersToken(let id):
             guard world.users[id] != nil else { throw ControlError(.notFound, "no user \(id)") }
             do {
@@ -182,7 +182,7 @@ final class ControlService {
         case .objectsReact(let address, let reaction):
             let current = try object(address)
             try apply(.setReactions(address.session, address.object, current.reactions + [reaction]), client, address)
-            return .object(["reactions": .array(host.world.objects[address]!.reactions.map(ControlView.reaction))])
+            return .object(["reactions": .array(runtime.world.objects[address]!.reactions.map(ControlView.reaction))])
         case .objectsReactions(let address):
             return .object(["reactions": .array(try object(address).reactions.map(ControlView.reaction))])
         case .objectsUnreact(let address, let trigger):
@@ -198,7 +198,7 @@ final class ControlService {
             return .object(["record": try record(address)])
         case .wsSet(let address, let patch):
             let current = try object(address)
-            let base = current.record ?? host.recordDefaults
+            let base = current.record ?? runtime.recordDefaults
             try apply(.setRecord(address.session, address.object, patch.applied(to: base)), client, address)
             return .object(["record": try record(address)])
         case .wsConnect(let address, let url, let user):
@@ -209,13 +209,13 @@ final class ControlService {
             return .object(["record": try record(address)])
         case .wsSend(let address, let payload):
             _ = try object(address)
-            switch host.send(address, payload) {
+            switch runtime.send(address, payload) {
             case .sent: return .object(["outcome": .string("sent")])
             case .failed(let reason): throw ControlError(.sendFailed, reason)
             }
         case .wsDisconnect(let address):
             do {
-                try host.disconnect(address)
+                try runtime.disconnect(address)
             } catch {
                 throw Self.translate(error)
             }
@@ -236,11 +236,11 @@ final class ControlService {
             logger.notice(
                 "consent channel attached",
                 metadata: ["user.id": "\(user)", "control.peer": "\(client.peerDescription)"])
-            let shown = host.consent.pendingPrompts(for: user).prefix(1)
+            let shown = runtime.consent.pendingPrompts(for: user).prefix(1)
             return .object(["user": .string(user.rawValue), "pending": .array(shown.map(ControlView.prompt))])
         case .consentAnswer(let user, let prompt, let answer, _):
             do {
-                try host.answer(promptID: prompt, user: user, answer, by: client.peerDescription)
+                try runtime.answer(promptID: prompt, user: user, answer, by: client.peerDescription)
             } catch let error as ConsentEngine.AnswerError {
                 switch error {
                 case .noSuchPrompt: throw ControlError(.notFound, error.description)
@@ -253,16 +253,16 @@ final class ControlService {
             return .object(["prompt": .int(prompt), "answer": .string(answer.rawValue)])
         case .consentList(let user, _):
             guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
-            let decisions = (host.consent.decisions[user] ?? [:]).sorted { $0.key.hostPort < $1.key.hostPort }
+            let decisions = (runtime.consent.decisions[user] ?? [:]).sorted { $0.key.hostPort < $1.key.hostPort }
             return .object([
                 "user": .string(user.rawValue),
                 "decisions": .array(decisions.map { ControlView.decision($0.key, $0.value) }),
-                "pending": .array(host.consent.pendingPrompts(for: user).map(ControlView.prompt)),
+                "pending": .array(runtime.consent.pendingPrompts(for: user).map(ControlView.prompt)),
             ])
         case .consentForget(let user, let key, _):
             guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
             do {
-                guard try host.forget(user: user, key: key) else {
+                guard try runtime.forget(user: user, key: key) else {
                     throw ControlError(.notFound, "\(user) has no decision for \(key.hostPort)")
                 }
             } catch let error as ControlError {
@@ -281,7 +281,7 @@ final class ControlService {
     }
 
     private func status() -> JSON {
-        let world = host.world
+        let world = runtime.world
         var states: [String: JSON] = [:]
         for lifecycle in world.lifecycles.values {
             let name = ControlView.stateName(lifecycle.state)
@@ -294,7 +294,7 @@ final class ControlService {
             "lastReloadError": daemon.lastReloadError.map { .string($0) } ?? .null,
             "users": .int(world.users.count), "sessions": .int(world.sessions.count),
             "objects": .int(world.objects.count), "records": .int(world.lifecycles.count),
-            "open": .int(host.openRecords.count), "recordStates": .object(states),
+            "open": .int(runtime.openRecords.count), "recordStates": .object(states),
             "controlClients": .int(server.clientCount), "eventSeq": .int(events.journal.lastSeq),
             "epoch": .string(events.epoch),
         ])
@@ -303,13 +303,13 @@ final class ControlService {
     // MARK: - Helpers
 
     private func session(_ id: SessionID) throws(ControlError) -> Session {
-        guard let session = host.world.sessions[id] else { throw ControlError(.notFound, "no session \(id)") }
+        guard let session = runtime.world.sessions[id] else { throw ControlError(.notFound, "no session \(id)") }
         return session
     }
 
     private func object(_ address: RecordAddress) throws(ControlError) -> WorldObject {
         _ = try session(address.session)
-        guard let object = host.world.objects[address] else { throw ControlError(.notFound, "no object \(address)") }
+        guard let object = runtime.world.objects[address] else { throw ControlError(.notFound, "no object \(address)") }
         return object
     }
 
@@ -345,7 +345,7 @@ final class ControlService {
         user: UserID? = nil
     ) throws(ControlError) {
         do {
-            try host.apply(change, persist: daemon.persistChange, by: client.peerDescription)
+            try runtime.apply(change, persist: daemon.persistChange, by: client.peerDescription)
         } catch {
             switch error {
             case .refused(let failure): throw Self.translate(failure)

@@ -33,7 +33,7 @@ public final class Daemon {
         /// The durable state (SPEC §8).
         let store: StateStore
         /// The world, live.
-        public let host: Runtime
+        public let runtime: Runtime
         /// The control socket and what its requests do.
         let controlServer: ControlServer
         let control: ControlService
@@ -132,9 +132,9 @@ public final class Daemon {
             logger.critical("cannot open the state store: \(error)")
             exit(73)  // EX_CANTCREAT
         }
-        let host = startHost(store: store, restoring: snapshot)
+        let runtime = startRuntime(store: store, restoring: snapshot)
         do {
-            state = .running(try startControl(store: store, host: host, tokens: snapshot.tokens))
+            state = .running(try startControl(store: store, runtime: runtime, tokens: snapshot.tokens))
         } catch {
             logger.critical("cannot open the control socket: \(error)")
             exit(73)  // EX_CANTCREAT
@@ -195,10 +195,10 @@ public final class Daemon {
 
     public func statusLine() -> String {
         var line = stateName == "created" ? "starting" : stateName
-        if let host = running?.host {
-            let world = host.world
+        if let runtime = running?.runtime {
+            let world = runtime.world
             let records = world.objects.values.filter { $0.record != nil }.count
-            line += "; \(world.sessions.count) sessions, \(records) records, \(host.openRecords.count) open"
+            line += "; \(world.sessions.count) sessions, \(records) records, \(runtime.openRecords.count) open"
         }
         if let storageError { line += "; degraded: state not stored (\(storageError))" }
         line += "; config generation \(configGeneration) from \(configPath)"
@@ -235,14 +235,14 @@ public final class Daemon {
 
     private func apply(_ fresh: DaemonConfig) {
         if let running {
-            let host = running.host
-            host.updateConsentRules(
+            let runtime = running.runtime
+            runtime.updateConsentRules(
                 allowList: Self.allowList(fresh), timeout: fresh.security.consentTimeout,
                 declared: fresh.world.decisions)
-            host.options = clientOptions(fresh)
-            configure(host, fresh)
+            runtime.options = clientOptions(fresh)
+            configure(runtime, fresh)
             let changes = fresh.world.changes(from: config.world)
-            applyDeclared(changes, declared: fresh.world, host: host, store: running.store)
+            applyDeclared(changes, declared: fresh.world, runtime: runtime, store: running.store)
             if !changes.isEmpty {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
@@ -252,10 +252,10 @@ public final class Daemon {
             connectionSettings.append("limits.frames_per_message")
         }
         if config.tls != fresh.tls { connectionSettings.append("tls.ca_file") }
-        if !connectionSettings.isEmpty, let host = running?.host, !host.openRecords.isEmpty {
+        if !connectionSettings.isEmpty, let runtime = running?.runtime, !runtime.openRecords.isEmpty {
             // A socket keeps the timers and limits it started with; say so.
             logger.notice(
-                "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(host.openRecords.count) open now keep theirs until they reconnect",
+                "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(runtime.openRecords.count) open now keep theirs until they reconnect",
                 metadata: ["config.file": "\(configPath)"])
         }
         if fresh.log.level != config.log.level {
@@ -295,16 +295,16 @@ public final class Daemon {
         notifier.stopping(status: statusLine())
         // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
         // (Always: it also stops retries, pacing and prompts from starting anything.)
-        running.host.stop(code: .goingAway, reason: "going away")
+        running.runtime.stop(code: .goingAway, reason: "going away")
         waitForSockets(running, signal: signal, until: timers.now() + config.daemon.stopTimeout)
     }
 
     private func waitForSockets(_ running: Running, signal: String, until deadline: MonotonicInstant) {
-        let host = running.host
-        if host.liveSockets == 0 { return finishStop(running, signal: signal) }
+        let runtime = running.runtime
+        if runtime.liveSockets == 0 { return finishStop(running, signal: signal) }
         if timers.now() >= deadline {
-            logger.warning("stop timeout: closing \(host.liveSockets) sockets without waiting")
-            host.abortAll(reason: "stop timeout")
+            logger.warning("stop timeout: closing \(runtime.liveSockets) sockets without waiting")
+            runtime.abortAll(reason: "stop timeout")
             return finishStop(running, signal: signal)
         }
         timers.schedule(after: .milliseconds(20)) { [unowned self] in
@@ -318,14 +318,14 @@ public final class Daemon {
     /// config, the world and decisions from the state store, then what the
     /// config's declared world changed since it was last applied (a restart
     /// is a reload; docs/state.md).
-    private func startHost(store: StateStore, restoring snapshot: StateStore.Snapshot) -> Runtime {
+    private func startRuntime(store: StateStore, restoring snapshot: StateStore.Snapshot) -> Runtime {
         var decisions = snapshot.decisions
         for (user, declared) in config.world.decisions {
             decisions[user, default: [:]].merge(declared) { _, config in config }
         }
         let consent = ConsentEngine(
             allowList: Self.allowList(config), timeout: config.security.consentTimeout, decisions: decisions)
-        let host = Runtime(
+        let runtime = Runtime(
             core: Hosting(consent: consent, seed: UInt64.random(in: 1...UInt64.max)), options: clientOptions(config),
             limits: Runtime.Limits(
                 flood: Self.floodLimits(config), sendsPerSecond: config.limits.sendsPerSecond),
@@ -340,8 +340,8 @@ public final class Daemon {
                 delta.decisions = [(user, key, nil)]
                 try persist(delta, to: store)
             })
-        configure(host, config)
-        host.onEvent = { [unowned self] event in
+        configure(runtime, config)
+        runtime.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
             default: break
@@ -350,7 +350,7 @@ public final class Daemon {
         }
         // Message events only matter to subscribers; the control service turns
         // them on while someone subscribes.
-        host.reportsMessages = false
+        runtime.reportsMessages = false
 
         // The stored world, as it was: users, sessions, objects (records connect as they come back).
         let records = snapshot.objects.filter { $0.object.record != nil }.count
@@ -362,7 +362,7 @@ public final class Daemon {
             + snapshot.objects.map { .spawn($0.session, $0.object) }
         for change in restore {
             do {
-                try host.apply(change)
+                try runtime.apply(change)
             } catch {
                 logger.error("stored world: \(error); left out")
             }
@@ -385,8 +385,8 @@ public final class Daemon {
                 logger.error("stored declared world unreadable (\(error)); applying the config's in full")
             }
         }
-        applyDeclared(config.world.changes(from: previous), declared: config.world, host: host, store: store)
-        return host
+        applyDeclared(config.world.changes(from: previous), declared: config.world, runtime: runtime, store: store)
+        return runtime
     }
 
     /// Applies declared-world changes, then stores what they touched together
@@ -395,18 +395,18 @@ public final class Daemon {
     /// that write fails, the stored declared world is the old one, so the next
     /// start applies the same changes again from the config, their durable source.
     private func applyDeclared(
-        _ changes: [WorldChange], declared: DeclaredWorld, host: Runtime, store: StateStore
+        _ changes: [WorldChange], declared: DeclaredWorld, runtime: Runtime, store: StateStore
     ) {
         var applied: [WorldChange] = []
         for change in changes {
             do {
-                try host.apply(change)
+                try runtime.apply(change)
                 applied.append(change)
             } catch {
                 logger.error("declared world: \(error)", metadata: ["config.file": "\(configPath)"])
             }
         }
-        var delta = StateStore.Delta.after(applied, in: host.world)
+        var delta = StateStore.Delta.after(applied, in: runtime.world)
         delta.declared = DeclaredCoding.encode(declared)
         try? persist(delta, to: store)
     }
@@ -498,21 +498,21 @@ public final class Daemon {
         return changed
     }
 
-    /// What the host takes from the config besides its client options and
+    /// What the runtime takes from the config besides its client options and
     /// consent rules, at start and at every reload alike.
-    private func configure(_ host: Runtime, _ config: DaemonConfig) {
-        host.floodLimits = Self.floodLimits(config)
-        host.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
-        host.networkPolicy = NetworkPolicy(
+    private func configure(_ runtime: Runtime, _ config: DaemonConfig) {
+        runtime.floodLimits = Self.floodLimits(config)
+        runtime.recordDefaults = RecordSettings(connectRetryInterval: config.websocket.connectRetryInterval)
+        runtime.networkPolicy = NetworkPolicy(
             allowed: config.security.allowedNetworks, denied: config.security.deniedNetworks)
         inboundBudget.limit = Int(config.limits.inboundBudget)
         let limits = config.limits
-        host.sendsPerSecond = limits.sendsPerSecond
-        host.recordsPerSession = limits.recordsPerSession
-        host.connectionLimits = Hosting.ConnectionLimits(
+        runtime.sendsPerSecond = limits.sendsPerSecond
+        runtime.recordsPerSession = limits.recordsPerSession
+        runtime.connectionLimits = Hosting.ConnectionLimits(
             perUser: limits.connectionsPerUser, perSession: limits.connectionsPerSession)
-        host.pacer.perSecond = limits.connectAttemptsPerSecond
-        host.pacer.perDestination = limits.connectAttemptsPerDestination
+        runtime.pacer.perSecond = limits.connectAttemptsPerSecond
+        runtime.pacer.perDestination = limits.connectAttemptsPerDestination
     }
 
     private func clientOptions(_ config: DaemonConfig) -> WebSocketClient.Options {
@@ -549,7 +549,7 @@ public final class Daemon {
 
     /// Opens the control socket: the one systemd passes (socket activation),
     /// else binds `[control] socket`.
-    private func startControl(store: StateStore, host: Runtime, tokens snapshotTokens: [UserID: String]) throws
+    private func startControl(store: StateStore, runtime: Runtime, tokens snapshotTokens: [UserID: String]) throws
         -> Running
     {
         var gid: UInt32?
@@ -573,10 +573,10 @@ public final class Daemon {
             try persist(delta, to: store)
         }
         let control = ControlService(
-            daemon: self, host: host, server: server, tokens: tokens, clock: timers.clock,
+            daemon: self, runtime: runtime, server: server, tokens: tokens, clock: timers.clock,
             history: config.control.eventHistory,
             historyBytes: Int(config.control.eventHistorySize))
-        let running = Running(store: store, host: host, controlServer: server, control: control, tokens: tokens)
+        let running = Running(store: store, runtime: runtime, controlServer: server, control: control, tokens: tokens)
         let passed = ListenFDs.unixStreamListeners()
         if !passed.isEmpty {
             for fd in passed { server.listen(on: UnixListener.adopt(fd: fd)) }
