@@ -247,13 +247,17 @@ public final class Daemon {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
         }
-        var connectionSettings = Self.changedConnectionSettings(config.websocket, fresh.websocket)
-        if config.limits.framesPerMessage != fresh.limits.framesPerMessage {
-            connectionSettings.append("limits.frames_per_message")
+        let (timing, connectionSettings) = Self.changedConnectionSettings(config, fresh)
+        if !timing.isEmpty, let runtime = running?.runtime {
+            // Timing reaches the open connections at once (a keepalive turned on
+            // by reload keeps quiet connections up without a reconnect).
+            let count = runtime.retimeConnections()
+            logger.notice(
+                "websocket timing changed (\(timing.joined(separator: ", "))): applied to the \(count) open connections",
+                metadata: ["config.file": "\(configPath)"])
         }
-        if config.tls != fresh.tls { connectionSettings.append("tls.ca_file") }
         if !connectionSettings.isEmpty, let runtime = running?.runtime, !runtime.openRecords.isEmpty {
-            // A socket keeps the timers and limits it started with; say so.
+            // Limits, sizes and how a connection is made are fixed while it lives; say so.
             logger.notice(
                 "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(runtime.openRecords.count) open now keep theirs until they reconnect",
                 metadata: ["config.file": "\(configPath)"])
@@ -483,19 +487,26 @@ public final class Daemon {
         Set(config.security.allowedURLHosts.map { AccessKey(host: $0.host, port: $0.port) })
     }
 
-    /// The `[websocket]` keys whose change matters only to new connections.
-    static func changedConnectionSettings(_ old: DaemonConfig.WebSocket, _ new: DaemonConfig.WebSocket) -> [String] {
+    /// The changed keys a reload gives open connections (timing), and those
+    /// that reach only connections opened from now on.
+    static func changedConnectionSettings(_ old: DaemonConfig, _ new: DaemonConfig) -> (
+        timing: [String], newConnections: [String]
+    ) {
+        let (o, n) = (old.websocket, new.websocket)
+        var timing: [String] = []
+        if o.idleTimeout != n.idleTimeout { timing.append("idle_timeout") }
+        if o.keepaliveInterval != n.keepaliveInterval { timing.append("keepalive_interval") }
+        if o.closeTimeout != n.closeTimeout { timing.append("close_timeout") }
         var changed: [String] = []
-        if old.connectTimeout != new.connectTimeout { changed.append("connect_timeout") }
-        if old.handshakeTimeout != new.handshakeTimeout { changed.append("handshake_timeout") }
-        if old.idleTimeout != new.idleTimeout { changed.append("idle_timeout") }
-        if old.keepaliveInterval != new.keepaliveInterval { changed.append("keepalive_interval") }
-        if old.closeTimeout != new.closeTimeout { changed.append("close_timeout") }
-        if old.maxFrameSize != new.maxFrameSize { changed.append("max_frame_size") }
-        if old.maxMessageSize != new.maxMessageSize { changed.append("max_message_size") }
-        if old.fragmentSize != new.fragmentSize { changed.append("fragment_size") }
-        if old.sendQueueLimit != new.sendQueueLimit { changed.append("send_queue_limit") }
-        return changed
+        if o.connectTimeout != n.connectTimeout { changed.append("connect_timeout") }
+        if o.handshakeTimeout != n.handshakeTimeout { changed.append("handshake_timeout") }
+        if o.maxFrameSize != n.maxFrameSize { changed.append("max_frame_size") }
+        if o.maxMessageSize != n.maxMessageSize { changed.append("max_message_size") }
+        if o.fragmentSize != n.fragmentSize { changed.append("fragment_size") }
+        if o.sendQueueLimit != n.sendQueueLimit { changed.append("send_queue_limit") }
+        if old.limits.framesPerMessage != new.limits.framesPerMessage { changed.append("limits.frames_per_message") }
+        if old.tls != new.tls { changed.append("tls.ca_file") }
+        return (timing, changed)
     }
 
     /// What the runtime takes from the config besides its client options and

@@ -284,6 +284,20 @@ public final class Runtime {
         return statuses
     }
 
+    /// Gives every open (or opening) connection the timing of `options`
+    /// (a reload): idle timeout, keepalive interval, close timeout. The other
+    /// options reach connections opened from now on. Returns how many
+    /// connections took it.
+    @discardableResult
+    public func retimeConnections() -> Int {
+        for link in clients.values {
+            link.client.retime(
+                idleTimeout: options.idleTimeout, keepaliveInterval: options.keepaliveInterval,
+                closeTimeout: options.closeTimeout)
+        }
+        return clients.count
+    }
+
     /// Records with an open socket right now.
     public var openRecords: [RecordAddress] { clients.filter { $0.value.client.isOpen }.map(\.key) }
 

@@ -84,7 +84,8 @@ public final class WebSocketClient {
     }
 
     public let url: WebSocketURL
-    public let options: Options
+    /// The options it started with; `retime` changes the timing of an open connection.
+    public private(set) var options: Options
     public private(set) var peer: String?
 
     /// Where the client is, with what exists only then.
@@ -235,6 +236,28 @@ public final class WebSocketClient {
     }
 
     public var isOpen: Bool { phase == .connected && connection.isOpen }
+
+    /// A reload's timing for this connection from now on: the idle timeout
+    /// (counted from the last frame received), the keepalive interval (the
+    /// next ping one interval from now) and the close timeout of a Close not
+    /// yet sent. A connection still connecting or handshaking takes them when
+    /// it opens; a Close already under way keeps its deadline.
+    public func retime(idleTimeout: Duration, keepaliveInterval: Duration, closeTimeout: Duration) {
+        let idleChanged = idleTimeout != options.idleTimeout
+        let keepaliveChanged = keepaliveInterval != options.keepaliveInterval
+        options.idleTimeout = idleTimeout
+        options.keepaliveInterval = keepaliveInterval
+        options.closeTimeout = closeTimeout
+        guard let wire, connection.isOpen else { return }
+        if idleChanged, wire.idleTimer != nil {
+            cancel(&wire.idleTimer)
+            scheduleIdleCheck()
+        }
+        if keepaliveChanged {
+            cancel(&wire.keepaliveTimer)
+            scheduleKeepalive()
+        }
+    }
 
     /// Pings left unanswered because the server was not reading (the send queue was full).
     public var pongsSkipped: Int { connection.pongsSkipped }

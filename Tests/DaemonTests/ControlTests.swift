@@ -319,13 +319,50 @@ struct ControlEndToEndTests {
         let status = try daemon.ctl(["status"]).stdout
         let line = status.split(separator: "\n").first { $0.hasPrefix("records") } ?? ""
         #expect(line.components(separatedBy: "open").count == 2, "\(line)")  // "open" once
-        // A reload that changes connection timing says what reaches the open connection.
+        // A reload that changes connection timing applies it to the open connection and
+        // says so; one that changes a size limit says it reaches new connections only.
         try daemon.rewrite(world + "\n[websocket]\nkeepalive_interval = \"5s\"\n")
         #expect(try daemon.ctl(["reload"]).status == 0)
         #expect(
             daemon.process.waitForStandardError {
-                $0.contains("websocket settings changed (keepalive_interval): connections opened from now on use them")
+                $0.contains("websocket timing changed (keepalive_interval): applied to the 1 open connections")
             })
+        try daemon.rewrite(world + "\n[websocket]\nkeepalive_interval = \"5s\"\nmax_frame_size = \"1MiB\"\n")
+        #expect(try daemon.ctl(["reload"]).status == 0)
+        #expect(
+            daemon.process.waitForStandardError {
+                $0.contains("websocket settings changed (max_frame_size): connections opened from now on use them")
+            })
+    }
+
+    @Test("issue #14: a reload's idle timeout reaches a connection that is already open")
+    func reloadRetimesOpenConnections() throws {
+        let peer = try Peer("silent")
+        let world = """
+            [security]
+            allowed_url_hosts = ["127.0.0.1:\(peer.port)"]
+            [[users]]
+            id = "host"
+            [[sessions]]
+            id = "s"
+            host = "host"
+            [[sessions.objects]]
+            id = "o"
+            url = "ws://127.0.0.1:\(peer.port)/"
+            connect_retry_interval = "1h"
+            """
+        let daemon = try ControlledDaemon(
+            world + "\n[websocket]\nidle_timeout = \"60s\"\nkeepalive_interval = \"0s\"\n")
+        #expect(try daemon.waitForRecord("s", "o", isOpen)["isConnected"] == .bool(true))
+        // The server stays silent; with 60 s nothing happens. Reloaded to 1 s, the
+        // open connection ends within a few seconds, not after the old 60 s.
+        try daemon.rewrite(world + "\n[websocket]\nidle_timeout = \"1s\"\nkeepalive_interval = \"0s\"\n")
+        let reloaded = ContinuousClock.now
+        #expect(try daemon.ctl(["reload"]).status == 0)
+        let record = try daemon.waitForRecord("s", "o", timeout: .seconds(10)) { $0["isConnected"] == .bool(false) }
+        #expect(record["isConnected"] == .bool(false), "\(record)")
+        #expect(ContinuousClock.now - reloaded < .seconds(5))
+        #expect(record["lastError"]?.stringValue?.contains("idle timeout") == true, "\(record)")
     }
 
     @Test("issue #14: a stop shows every subscriber the disconnects, then a final stopping event, then the stream ends")
