@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'rm -f "$log" "$log.hostile"' EXIT
+trap 'rm -f "$log" "$log.hostile" "$log.proxy"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -35,6 +35,12 @@ integration/hostile/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.hostil
     { tail -40 "$log.hostile"; echo "hostile-peer suite failed"; exit 1; }
 hs=$(sed -nE 's/^hostile: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$hs" ] || { tail -40 "$log.hostile"; echo "hostile-peer suite failed"; exit 1; }
+
+echo "== behind nginx: quiet connections for 3 min with the defaults, back within seconds after nginx restarts (integration/proxy/run.sh)"
+integration/proxy/run.sh --bin "$(swift build --show-bin-path)" --quiet "${WSHOSTD_PROXY_QUIET:-180}" 2>"$log.proxy" | tee "$log" ||
+    { tail -40 "$log.proxy"; echo "proxy suite failed"; exit 1; }
+px=$(sed -nE 's/^proxy: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
+[ -n "$px" ] || { tail -40 "$log.proxy"; echo "proxy suite failed"; exit 1; }
 
 echo "== Autobahn|Testsuite, client cases 1-10"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
@@ -60,5 +66,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + fz + hs + ab + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + px + ab + abw + sd + bs)) passed, 0 failed"

@@ -73,10 +73,14 @@ public struct RecordLifecycle: Sendable {
     private var attempts = 0
     /// When the open attempt opened (nil: not open, or not told).
     private var openedAt: MonotonicInstant?
+    /// After a healthy connection ended: the next quick wait (it doubles with
+    /// every failed attempt until it reaches the interval); nil: the interval.
+    private var backoff: Duration?
 
     /// A connection open at least this long was healthy: when it ends, the
-    /// first retry comes after `quickRetry` instead of the full interval (a
-    /// server restart costs a second, not `ConnectRetryInterval`).
+    /// retries come quickly, about `quickRetry`, then twice that, and so on up
+    /// to the interval (a server restart costs a second or two, not
+    /// `ConnectRetryInterval`).
     public static let healthyAfter: Duration = .seconds(30)
     public static let quickRetry: Duration = .seconds(1)
 
@@ -155,6 +159,7 @@ public struct RecordLifecycle: Sendable {
         guard case .connecting(let attempt) = state, attempt.number == number else { return [] }
         state = .open(attempt)
         openedAt = now
+        backoff = nil
         return [.connected(attempt)]
     }
 
@@ -172,8 +177,8 @@ public struct RecordLifecycle: Sendable {
         case .open(let attempt) where attempt.number == number:
             let healthy = openedAt.map { now - $0 >= Self.healthyAfter } ?? false
             openedAt = nil
-            return [.disconnected(attempt, report)]
-                + waitToRetry(attempt.target, now: now, jitter: jitter, quick: healthy)
+            if healthy { backoff = Self.quickRetry }
+            return [.disconnected(attempt, report)] + waitToRetry(attempt.target, now: now, jitter: jitter)
         default:
             return []  // a stale report from an attempt already torn down
         }
@@ -194,16 +199,21 @@ public struct RecordLifecycle: Sendable {
     }
 
     /// The wait before the next attempt: the interval ± 10 % (a wave of
-    /// records that failed together does not come back together), or for a
-    /// quick retry 0.5–1.5 s (never more than the interval).
-    private mutating func waitToRetry(
-        _ target: EffectiveTarget, now: MonotonicInstant, jitter: Double = 0.5, quick: Bool = false
-    ) -> [Action] {
+    /// records that failed together does not come back together), or after
+    /// a healthy connection ended the quick backoff × 0.5–1.5 (1 s, 2 s,
+    /// 4 s, … never more than the interval; then the interval again).
+    private mutating func waitToRetry(_ target: EffectiveTarget, now: MonotonicInstant, jitter: Double = 0.5)
+        -> [Action]
+    {
         let jitter = min(max(jitter, 0), 1)
-        let wait =
-            quick
-            ? min(retryInterval, Self.quickRetry * (0.5 + jitter))
-            : retryInterval * (0.9 + 0.2 * jitter)
+        let wait: Duration
+        if let quick = backoff, quick < retryInterval {
+            wait = min(retryInterval, quick * (0.5 + jitter))
+            backoff = quick * 2
+        } else {
+            backoff = nil
+            wait = retryInterval * (0.9 + 0.2 * jitter)
+        }
         let at = now + wait
         state = .waitingToRetry(target, at: at)
         return [.scheduleRetry(at: at)]

@@ -22,7 +22,7 @@ struct RecordLifecycleTests {
         #expect(record.isConnected)
     }
 
-    @Test("retries spread ± 10 % around ConnectRetryInterval; a healthy connection's end retries within a second")
+    @Test("retries spread ± 10 % around ConnectRetryInterval; after a healthy connection they back off from a second")
     func jitterAndQuickRetry() {
         let refused = CloseReport(initiator: .transport, code: .abnormalClosure, reason: "refused")
         func retryAt(_ actions: [RecordLifecycle.Action]) -> MonotonicInstant? {
@@ -45,10 +45,23 @@ struct RecordLifecycleTests {
         #expect(
             retryAt(healthy.socketClosed(attempt: 1, report: serverClose, now: at(60), jitter: 0)) == at(60)
                 + .milliseconds(500))
-        // That retry fails: back to the interval.
-        _ = healthy.retryDue(now: at(61))
-        _ = healthy.consentAnswered(.allowed, attempt: 2, now: at(61))
-        #expect(retryAt(healthy.socketClosed(attempt: 2, report: refused, now: at(62), jitter: 0.5)) == at(72))
+        // Those retries fail (the server is still restarting): 2 s, 4 s, 8 s (jitter 0.5:
+        // × 1.0), then the interval again; a connection in between starts over.
+        var now = at(61)
+        for (attempt, wait) in [(2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (6, 10.0)] {
+            _ = healthy.retryDue(now: now)
+            _ = healthy.consentAnswered(.allowed, attempt: attempt, now: now)
+            let next = retryAt(healthy.socketClosed(attempt: attempt, report: refused, now: now, jitter: 0.5))
+            #expect(next == now + .milliseconds(Int64(wait * 1000)), "attempt \(attempt)")
+            now = next ?? now
+        }
+        _ = healthy.retryDue(now: now)
+        _ = healthy.consentAnswered(.allowed, attempt: 7, now: now)
+        _ = healthy.socketOpened(attempt: 7, now: now)
+        // Connected only briefly this time: no quick retry.
+        #expect(
+            retryAt(healthy.socketClosed(attempt: 7, report: serverClose, now: now + .seconds(1), jitter: 0.5))
+                == now + .seconds(11))
         // Open only briefly: the full interval (a server that accepts and drops is not hammered).
         var brief = RecordLifecycle(retryInterval: .seconds(10))
         _ = brief.targetChanged(echo, now: at(0))
