@@ -170,7 +170,8 @@ extension ControlCommand {
             if let url = patch.url { put("url", url?.description ?? "") }
             put("accessReason", patch.accessReason)
             if let interval = patch.connectRetryInterval {
-                args["connectRetryInterval"] = .number(Double(interval.nanosecondsClamped / 1_000_000) / 1000)
+                // Whole milliseconds, rounded as decoding rounds.
+                args["connectRetryInterval"] = .number((Double(interval.nanosecondsClamped) / 1e6).rounded() / 1000)
             }
             if let enabled = patch.enabled { args["enabled"] = .bool(enabled) }
         case .wsConnect(let address, let url, let user):

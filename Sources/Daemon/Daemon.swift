@@ -252,9 +252,11 @@ public final class Daemon {
             // Timing reaches the open connections at once (a keepalive turned on
             // by reload keeps quiet connections up without a reconnect).
             let count = runtime.retimeConnections()
-            logger.notice(
-                "websocket timing changed (\(timing.joined(separator: ", "))): applied to the \(count) open connections",
-                metadata: ["config.file": "\(configPath)"])
+            if count > 0 {
+                logger.notice(
+                    "websocket timing changed (\(timing.joined(separator: ", "))): applied to the \(count) open or opening connections",
+                    metadata: ["config.file": "\(configPath)"])
+            }
         }
         if !connectionSettings.isEmpty, let runtime = running?.runtime, !runtime.openRecords.isEmpty {
             // Limits, sizes and how a connection is made are fixed while it lives; say so.

@@ -122,12 +122,14 @@ public enum HostPort {
     /// is lower-cased without its trailing dot (`localhost.` → `localhost`).
     /// Names are ASCII only (`isHostCharacter`): an internationalized name is
     /// written in its `xn--` form, so the prompt shows what is connected.
+    /// Canonical again is the same (`canonical(canonical(h)) == canonical(h)`):
+    /// trailing dots go before the IPv4 forms are read.
     public static func canonical(_ host: String) -> String {
         let lower = host.lowercased()
         if lower.contains(":") { return IPAddress.parseIPv6(Substring(lower))?.description ?? lower }
-        if let v4 = IPAddress.parseIPv4(Substring(lower)) { return v4.description }
         var name = Substring(lower)
         while name.count > 1 && name.hasSuffix(".") { name = name.dropLast() }
+        if let v4 = IPAddress.parseIPv4(name) { return v4.description }
         return String(name)
     }
 

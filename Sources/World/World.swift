@@ -185,8 +185,14 @@ public struct World: Sendable {
             let address = RecordAddress(session: id, object: objectID)
             guard let old = objects[address] else { throw .unknownObject(address) }
             // A forward added now must name an object that exists (one kept
-            // from before may outlive its target: it then sends nothing).
-            for reaction in reactions where !old.reactions.contains(reaction) {
+            // from before may outlive its target: it then sends nothing). An
+            // identical copy of a kept one is added too.
+            var kept = old.reactions
+            for reaction in reactions {
+                if let index = kept.firstIndex(of: reaction) {
+                    kept.remove(at: index)
+                    continue
+                }
                 guard case .forward(let target) = reaction.effect else { continue }
                 let targetAddress = RecordAddress(session: id, object: target)
                 guard objects[targetAddress] != nil else { throw .noForwardTarget(targetAddress) }

@@ -119,9 +119,9 @@ struct Consent: ParsableCommand {
 
         func run() throws {
             do throws(CommandFailure) {
-                let verdict = try CommandFailure.refusing { () throws(ControlError) in try ControlValue.answer(answer) }
                 let connection = try Connection(path: SocketPath.resolve(global.socket))
                 let secret = try token.resolve(connection, user: user)
+                let verdict = try CommandFailure.refusing { () throws(ControlError) in try ControlValue.answer(answer) }
                 let result = try connection.request(
                     .consentAnswer(UserID(user), prompt: request, verdict, token: secret))
                 Output.print(global.json ? result.description : "prompt \(request): \(answer)")
@@ -163,12 +163,13 @@ struct Consent: ParsableCommand {
         @Argument(help: "host:port (or a ws:// / wss:// URL).") var host: String
         @Option(help: "The user's token (needed by non-operators).") var token: String?
         func run() throws {
-            let command = try global.build { () throws(ControlError) in
-                .consentForget(UserID(user), try ControlValue.accessKey(host), token: token)
-            }
-            try global.run(command) { r in
-                Output.print("\(user) forgot \(Output.text(r["forgotten"]))")
-            }
+            try global.run(
+                building: { () throws(ControlError) in
+                    .consentForget(UserID(user), try ControlValue.accessKey(host), token: token)
+                },
+                human: { r in
+                    Output.print("\(user) forgot \(Output.text(r["forgotten"]))")
+                })
         }
     }
 }

@@ -20,12 +20,12 @@ struct Events: ParsableCommand {
 
     func run() throws {
         do throws(CommandFailure) {
+            let connection = try Connection(path: SocketPath.resolve(global.socket))
             let command = try CommandFailure.refusing { () throws(ControlError) in
                 var filter = EventFilter(session: session.map { SessionID($0) }, object: object.map { ObjectID($0) })
                 for name in type { filter.types.insert(try ControlValue.eventType(name)) }
                 return ControlCommand.subscribe(filter, since: since ?? 0)
             }
-            let connection = try Connection(path: SocketPath.resolve(global.socket))
             let result = try connection.request(command)
             var remaining = result["backlog"]?.intValue ?? 0
             while follow || remaining > 0, let event = try connection.nextEvent() {

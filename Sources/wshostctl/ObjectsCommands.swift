@@ -167,12 +167,13 @@ struct Objects: ParsableCommand {
                 if let send { .send(template: send) } else if let forward { .forward(to: ObjectID(forward)) } else {
                     .echo
                 }
-            let command = try global.build { () throws(ControlError) in
-                .objectsReact(address.record, Reaction(on: try ControlValue.trigger(on, key: "on"), effect))
-            }
-            try global.run(command) { result in
-                Output.table(["ON", "EFFECT"], (result["reactions"]?.arrayValue ?? []).map(Output.reaction))
-            }
+            try global.run(
+                building: { () throws(ControlError) in
+                    .objectsReact(address.record, Reaction(on: try ControlValue.trigger(on, key: "on"), effect))
+                },
+                human: { result in
+                    Output.table(["ON", "EFFECT"], (result["reactions"]?.arrayValue ?? []).map(Output.reaction))
+                })
         }
     }
 
@@ -194,14 +195,15 @@ struct Objects: ParsableCommand {
         @OptionGroup var address: Address
         @Option(help: "Only reactions on this event.") var on: String?
         func run() throws {
-            let command = try global.build { () throws(ControlError) in
-                .objectsUnreact(
-                    address.record,
-                    on: try on.map { text throws(ControlError) in try ControlValue.trigger(text, key: "on") })
-            }
-            try global.run(command) { result in
-                Output.print("\(Output.text(result["removed"])) reactions removed")
-            }
+            try global.run(
+                building: { () throws(ControlError) in
+                    .objectsUnreact(
+                        address.record,
+                        on: try on.map { text throws(ControlError) in try ControlValue.trigger(text, key: "on") })
+                },
+                human: { result in
+                    Output.print("\(Output.text(result["removed"])) reactions removed")
+                })
         }
     }
 }

@@ -32,13 +32,14 @@ struct Users: ParsableCommand {
         @Option(help: "A display name (default: the id).") var name: String?
         @Option(help: "headless or interactive.") var kind: String = "headless"
         func run() throws {
-            let command = try global.build { () throws(ControlError) in
-                .usersAdd(UserID(user), name: name, kind: try ControlValue.userKind(kind))
-            }
-            try global.run(command) { r in
-                let u = r["user"]!
-                Output.print("user \(Output.text(u["id"])) added (\(Output.text(u["kind"])))")
-            }
+            try global.run(
+                building: { () throws(ControlError) in
+                    .usersAdd(UserID(user), name: name, kind: try ControlValue.userKind(kind))
+                },
+                human: { r in
+                    let u = r["user"]!
+                    Output.print("user \(Output.text(u["id"])) added (\(Output.text(u["kind"])))")
+                })
         }
     }
 

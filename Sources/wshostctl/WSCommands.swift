@@ -41,15 +41,15 @@ struct WS: ParsableCommand {
         var retryInterval: Double?
         @Option(help: "Enabled: true or false.") var enabled: Bool?
         func run() throws {
-            let command = try global.build { () throws(ControlError) in
-                var patch = ControlCommand.RecordPatch(accessReason: accessReason, enabled: enabled)
-                if let url { patch.url = .some(try ControlValue.url(url, key: "url")) }
-                if let retryInterval {
-                    patch.connectRetryInterval = try ControlValue.retryInterval(seconds: retryInterval)
-                }
-                return .wsSet(address.record, patch)
-            }
-            try global.run(command) { Output.record($0["record"]!) }
+            try global.run(
+                building: { () throws(ControlError) in
+                    var patch = ControlCommand.RecordPatch(accessReason: accessReason, enabled: enabled)
+                    if let url { patch.url = .some(try ControlValue.url(url, key: "url")) }
+                    if let retryInterval {
+                        patch.connectRetryInterval = try ControlValue.retryInterval(seconds: retryInterval)
+                    }
+                    return .wsSet(address.record, patch)
+                }, human: { Output.record($0["record"]!) })
         }
     }
 
@@ -64,15 +64,16 @@ struct WS: ParsableCommand {
         @Option(help: "The URL (ws:// or wss://).") var url: String?
         @Option(help: "Pin the handling user.") var user: String?
         func run() throws {
-            let command = try global.build { () throws(ControlError) in
-                .wsConnect(
-                    address.record,
-                    url: try url.flatMap { text throws(ControlError) in try ControlValue.url(text, key: "url") },
-                    user: user.map { UserID($0) })
-            }
-            try global.run(command) {
-                Output.record($0["record"]!)
-            }
+            try global.run(
+                building: { () throws(ControlError) in
+                    .wsConnect(
+                        address.record,
+                        url: try url.flatMap { text throws(ControlError) in try ControlValue.url(text, key: "url") },
+                        user: user.map { UserID($0) })
+                },
+                human: {
+                    Output.record($0["record"]!)
+                })
         }
     }
 

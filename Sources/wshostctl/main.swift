@@ -44,31 +44,24 @@ struct GlobalOptions: ParsableArguments {
     var json = false
 
     /// Sends one request and prints the result as JSON or with `human`.
-    func run(_ command: ControlCommand, human: (JSON) -> Void) throws {
-        let result = try call(command)
+    func run(_ command: ControlCommand, human: (JSON) -> Void) throws { try run(building: { command }, human: human) }
+
+    /// Builds a request from values the CLI reads (a URL, a trigger), sends
+    /// it, and prints the result. A value it cannot read is refused with the
+    /// daemon's own message and exit status, after the daemon was reached (an
+    /// unreachable daemon is said first, as when the daemon judged the values).
+    func run(building build: () throws(ControlError) -> ControlCommand, human: (JSON) -> Void) throws {
+        let result: JSON
+        do throws(CommandFailure) {
+            let connection = try Connection(path: SocketPath.resolve(socket))
+            result = try connection.request(try CommandFailure.refusing(build))
+        } catch {
+            Output.error(error.message)
+            throw ExitCode(error.status)
+        }
         if json { Output.print(result.description) } else { human(result) }
     }
 
-    /// Builds a command from values the CLI reads (a URL, a trigger): one it
-    /// cannot read is refused with the daemon's own message and exit status.
-    func build(_ body: () throws(ControlError) -> ControlCommand) throws -> ControlCommand {
-        do {
-            return try CommandFailure.refusing(body)
-        } catch {
-            Output.error(error.message)
-            throw ExitCode(error.status)
-        }
-    }
-
-    func call(_ command: ControlCommand) throws -> JSON {
-        do throws(CommandFailure) {
-            let connection = try Connection(path: SocketPath.resolve(socket))
-            return try connection.request(command)
-        } catch {
-            Output.error(error.message)
-            throw ExitCode(error.status)
-        }
-    }
 }
 
 func readFile(_ path: String) -> [UInt8]? {

@@ -325,7 +325,8 @@ struct ControlEndToEndTests {
         #expect(try daemon.ctl(["reload"]).status == 0)
         #expect(
             daemon.process.waitForStandardError {
-                $0.contains("websocket timing changed (keepalive_interval): applied to the 1 open connections")
+                $0.contains(
+                    "websocket timing changed (keepalive_interval): applied to the 1 open or opening connections")
             })
         try daemon.rewrite(world + "\n[websocket]\nkeepalive_interval = \"5s\"\nmax_frame_size = \"1MiB\"\n")
         #expect(try daemon.ctl(["reload"]).status == 0)

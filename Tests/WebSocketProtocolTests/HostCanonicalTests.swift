@@ -22,6 +22,18 @@ struct HostCanonicalTests {
         #expect(try AllowedHost.parse(url).get().host == host)
     }
 
+    @Test(
+        "canonical again is the same: a URL's text parses back to the same URL",
+        arguments: ["1..", "127.1..", "LocalHost.", "0x7f000001.", "::FFFF:7f00:1", "feed.example..", ".", "10.1"])
+    func idempotent(host: String) throws {
+        let once = HostPort.canonical(host)
+        #expect(HostPort.canonical(once) == once)
+        if !host.contains(":") && host != "." {
+            let url = try WebSocketURL.parse("ws://\(host)/x").get()
+            #expect(try WebSocketURL.parse(url.description).get() == url)
+        }
+    }
+
     @Test("out-of-range and malformed numbers are not addresses")
     func notAddresses() {
         #expect(IPAddress.parseIPv4("256.0.0.1") == nil)
