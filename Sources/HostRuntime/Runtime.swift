@@ -91,7 +91,15 @@ public final class Runtime {
     private let persist: PersistDecision
     private let forgetPersisted: ForgetDecision
     private let logger = Logger(label: "wshostd.host")
-    private var timerIDs: [Hosting.TimerKey: TimerID] = [:]
+    /// The loop timer of each armed key, with the arming it belongs to (a
+    /// handler already taken out of the wheel cannot fire for a newer arming).
+    private var timerIDs: [Hosting.TimerKey: (id: TimerID, arming: Int)] = [:]
+    private var armings = 0
+    /// Carrying out a list of effects: inputs that arrive meanwhile (a socket
+    /// that fails inside `start`) wait until the list is done, so events go
+    /// out in the order the core decided them.
+    private var running = false
+    private var deferredInputs: [Hosting.Input] = []
     /// The live client of each record's current attempt.
     private var clients: [RecordAddress: Link] = [:]
     /// Clients told to close, kept alive until they report closed.
@@ -310,6 +318,24 @@ public final class Runtime {
     // MARK: - Carrying out the core's effects
 
     private func run(_ effects: [Hosting.Effect]) {
+        let outermost = !running
+        running = true
+        perform(effects)
+        guard outermost else { return }
+        while !deferredInputs.isEmpty {
+            let input = deferredInputs.removeFirst()
+            perform(core.handle(input, now: timers.now()))
+        }
+        running = false
+    }
+
+    /// What sockets and timers report goes to the core (after the effects being carried out).
+    private func feed(_ input: Hosting.Input) {
+        if running { return deferredInputs.append(input) }
+        run(core.handle(input, now: timers.now()))
+    }
+
+    private func perform(_ effects: [Hosting.Effect]) {
         for effect in effects {
             switch effect {
             case .open(let address, let attempt, let url, let trusted):
@@ -323,14 +349,17 @@ public final class Runtime {
             case .send(let address, let payload):
                 send(address, payload)
             case .arm(let key, let instant, let slack):
-                if let old = timerIDs[key] { timers.cancel(old) }
-                timerIDs[key] = timers.schedule(at: instant, slack: slack) { [weak self] in
-                    guard let self else { return }
+                if let old = timerIDs[key] { timers.cancel(old.id) }
+                armings &+= 1
+                let arming = armings
+                let id = timers.schedule(at: instant, slack: slack) { [weak self] in
+                    guard let self, timerIDs[key]?.arming == arming else { return }
                     timerIDs[key] = nil
-                    run(core.handle(.timerFired(key), now: timers.now()))
+                    feed(.timerFired(key))
                 }
+                timerIDs[key] = (id, arming)
             case .cancel(let key):
-                if let timer = timerIDs.removeValue(forKey: key) { timers.cancel(timer) }
+                if let timer = timerIDs.removeValue(forKey: key) { timers.cancel(timer.id) }
             case .emit(let event):
                 onEvent?(event)
             case .log(let line):
@@ -375,7 +404,7 @@ public final class Runtime {
         let address = link.address
         switch event {
         case .opened:
-            if link.isCurrent { run(core.handle(.socketOpened(address, attempt: link.attempt), now: timers.now())) }
+            if link.isCurrent { feed(.socketOpened(address, attempt: link.attempt)) }
         case .text(let text):
             if link.isCurrent { receive(link, .text(text)) }
         case .binary(let bytes):
@@ -386,7 +415,7 @@ public final class Runtime {
                 while deliverOne(link) {}
                 link.state = .retired
                 if clients[address] === link { clients[address] = nil }
-                run(core.handle(.socketClosed(address, attempt: link.attempt, report), now: timers.now()))
+                feed(.socketClosed(address, attempt: link.attempt, report))
             } else {
                 closing[ObjectIdentifier(link)] = nil
             }
@@ -453,7 +482,7 @@ public final class Runtime {
     }
 
     private func problem(_ address: RecordAddress, _ reason: String) {
-        run(core.handle(.problem(address, reason), now: timers.now()))
+        feed(.problem(address, reason))
     }
 
     // MARK: - Receiving

@@ -251,6 +251,8 @@ public final class WebSocketClient {
         guard let wire, connection.isOpen else { return }
         if idleChanged, wire.idleTimer != nil {
             cancel(&wire.idleTimer)
+            // Quiet for longer than the new timeout already: it has run out.
+            if timers.now() - lastInbound >= idleTimeout { return closeIdle() }
             scheduleIdleCheck()
         }
         if keepaliveChanged {
@@ -495,14 +497,19 @@ public final class WebSocketClient {
                 lastInbound = now
                 scheduleIdleCheck()
             } else if now - lastInbound >= options.idleTimeout {
-                connection.close(code: .goingAway, reason: "idle timeout")
-                flush()
-                connection.abort(reason: "idle timeout: no frame from the server for \(options.idleTimeout)")
-                pump()
+                closeIdle()
             } else {
                 scheduleIdleCheck()
             }
         }
+    }
+
+    /// No frame from the server for the idle timeout: Close 1001, then the socket at once.
+    private func closeIdle() {
+        connection.close(code: .goingAway, reason: "idle timeout")
+        flush()
+        connection.abort(reason: "idle timeout: no frame from the server for \(options.idleTimeout)")
+        pump()
     }
 
     private func scheduleKeepalive() {

@@ -108,6 +108,7 @@ public struct RecordLifecycle: Sendable {
     /// open and starts a new attempt; the same target changes nothing.
     public mutating func targetChanged(_ newTarget: EffectiveTarget?, now: MonotonicInstant) -> [Action] {
         guard newTarget != target || (newTarget == nil && state != .idle) else { return [] }
+        forgetHealth()  // a new target's failures wait the interval
         var actions = tearDown(reason: newTarget == nil ? "no effective target" : "target changed to \(newTarget!)")
         if let newTarget {
             actions += startAttempt(newTarget)
@@ -121,6 +122,7 @@ public struct RecordLifecycle: Sendable {
     /// same (SPEC §2: any change of URL, Enabled or HandlingUser), e.g. the
     /// Connect node run again, or re-enabling after a denial.
     public mutating func restart(_ newTarget: EffectiveTarget?, now: MonotonicInstant) -> [Action] {
+        forgetHealth()
         var actions = tearDown(reason: "record settings changed")
         if let newTarget {
             actions += startAttempt(newTarget)
@@ -133,6 +135,7 @@ public struct RecordLifecycle: Sendable {
     /// The explicit disconnect (Neos #1039): ends whatever the record is doing
     /// and stays down; unlike a server close, no retry follows.
     public mutating func disconnectRequested(now: MonotonicInstant) -> [Action] {
+        forgetHealth()
         guard let target, state != .stopped(target) else { return [] }
         let actions = tearDown(reason: "disconnect requested")
         state = .stopped(target)
@@ -148,10 +151,13 @@ public struct RecordLifecycle: Sendable {
             state = .connecting(attempt)
             return [.openSocket(attempt)]
         case .denied:
+            forgetHealth()
             state = .denied(attempt.target)
             return []
         case .ignored:
-            return waitToRetry(attempt.target, now: now, jitter: jitter)
+            // An unanswered prompt is asked again after the interval, never
+            // in quick succession (the quick retries are for connections).
+            return waitToRetry(attempt.target, now: now, jitter: jitter, quickAllowed: false)
         }
     }
 
@@ -202,12 +208,14 @@ public struct RecordLifecycle: Sendable {
     /// records that failed together does not come back together), or after
     /// a healthy connection ended the quick backoff × 0.5–1.5 (1 s, 2 s,
     /// 4 s, … never more than the interval; then the interval again).
-    private mutating func waitToRetry(_ target: EffectiveTarget, now: MonotonicInstant, jitter: Double = 0.5)
-        -> [Action]
-    {
+    private mutating func waitToRetry(
+        _ target: EffectiveTarget, now: MonotonicInstant, jitter: Double = 0.5, quickAllowed: Bool = true
+    ) -> [Action] {
         let jitter = min(max(jitter, 0), 1)
         let wait: Duration
-        if let quick = backoff, quick < retryInterval {
+        if !quickAllowed {
+            wait = retryInterval * (0.9 + 0.2 * jitter)
+        } else if let quick = backoff, quick < retryInterval {
             wait = min(retryInterval, quick * (0.5 + jitter))
             backoff = quick * 2
         } else {
@@ -217,6 +225,13 @@ public struct RecordLifecycle: Sendable {
         let at = now + wait
         state = .waitingToRetry(target, at: at)
         return [.scheduleRetry(at: at)]
+    }
+
+    /// A new target, a restart or a disconnect: the health of a connection
+    /// before it does not speed up the retries after it.
+    private mutating func forgetHealth() {
+        backoff = nil
+        openedAt = nil
     }
 
     /// What ends the current state's work; leaves `state` to the caller.

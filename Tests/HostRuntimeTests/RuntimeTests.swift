@@ -472,6 +472,38 @@ struct HostTests {
         }
     }
 
+    @Test("an attempt that fails inside the socket's start is reported after the attempt it ends, never before")
+    func failureInsideStart() async throws {
+        try await onLoop {
+            // A denied network refuses the literal address before anything is sent:
+            // the client reports closed from inside start().
+            let host = try makeHost(allow: [AccessKey(host: "127.0.0.1", port: 9)])
+            host.networkPolicy = NetworkPolicy(denied: [IPNetwork("127.0.0.0/8")!])
+            var states: [RecordLifecycle.State] = []
+            var failures = 0
+            host.onEvent = { event in
+                switch event {
+                case .stateChanged(let address, let state) where address == echoer: states.append(state)
+                case .attemptFailed: failures += 1
+                default: break
+                }
+            }
+            try host.apply(
+                .spawn(
+                    "s",
+                    WorldObject(
+                        id: "echoer", name: "Refused",
+                        record: RecordSettings(url: url(9), connectRetryInterval: .seconds(60)))))
+            #expect(failures == 1)
+            // The subscriber's last word on the record is where it is: waiting to retry.
+            let last = try #require(states.last)
+            #expect({ if case .waitingToRetry = last { true } else { false } }(), "\(states)")
+            #expect({ if case .waitingToRetry = host.world.lifecycles[echoer]!.state { true } else { false } }())
+            host.onEvent = nil
+            try host.apply(.remove("s", "echoer"))
+        }
+    }
+
     @Test("the Text Sender reports OnSendError when not connected")
     @LoopActor
     func sendNotConnected() throws {

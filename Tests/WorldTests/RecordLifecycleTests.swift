@@ -70,6 +70,30 @@ struct RecordLifecycleTests {
         #expect(retryAt(brief.socketClosed(attempt: 1, report: serverClose, now: at(5), jitter: 0.5)) == at(15))
     }
 
+    @Test(
+        "the quick retries belong to the connection that was healthy: a new target or an ignored prompt waits the interval"
+    )
+    func quickRetriesEnd() {
+        let refused = CloseReport(initiator: .transport, code: .abnormalClosure, reason: "refused")
+        func retryAt(_ actions: [RecordLifecycle.Action]) -> MonotonicInstant? {
+            for case .scheduleRetry(let instant) in actions { return instant }
+            return nil
+        }
+        var record = RecordLifecycle(retryInterval: .seconds(10))
+        _ = record.targetChanged(echo, now: at(0))
+        _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+        _ = record.socketOpened(attempt: 1, now: at(0))
+        #expect(retryAt(record.socketClosed(attempt: 1, report: serverClose, now: at(60), jitter: 0.5)) == at(61))
+        // An unanswered prompt on the retry: the interval, not a quick re-prompt.
+        _ = record.retryDue(now: at(61))
+        #expect(retryAt(record.consentAnswered(.ignored, attempt: 2, now: at(61), jitter: 0.5)) == at(71))
+        // The target changes (failover): its failures wait the interval too.
+        let other = EffectiveTarget(url: echo.url, user: "ann")
+        _ = record.targetChanged(other, now: at(72))
+        _ = record.consentAnswered(.allowed, attempt: 3, now: at(72))
+        #expect(retryAt(record.socketClosed(attempt: 3, report: refused, now: at(73), jitter: 0.5)) == at(83))
+    }
+
     @Test("the world's jitter is spread over the whole range, and deterministic for a seed")
     func worldJitter() throws {
         var values: [MonotonicInstant] = []
