@@ -11,6 +11,7 @@ packages=(
     python3 python3-venv patch openssl     # test peers (venv), Autobahn fuzzing server, s_server
     gcc libc6-dev linux-perf               # the benchmarks' C peers; perf counts wake-ups (bench/)
     nginx-light websocketd                 # the proxy suite: nginx in front of websocketd (integration/proxy)
+    prometheus curl                        # the metrics suite: a real Prometheus scrapes wshostd (integration/prometheus)
 )
 missing=()
 for p in "${packages[@]}"; do

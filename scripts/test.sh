@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'rm -f "$log" "$log.hostile" "$log.proxy"' EXIT
+trap 'rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -42,6 +42,12 @@ integration/proxy/run.sh --bin "$(swift build --show-bin-path)" --quiet "${WSHOS
 px=$(sed -nE 's/^proxy: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$px" ] || { tail -40 "$log.proxy"; echo "proxy suite failed"; exit 1; }
 
+echo "== metrics scraped by a real Prometheus, read back through its query API (integration/prometheus/run.sh)"
+integration/prometheus/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.prom" | tee "$log" ||
+    { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
+pm=$(sed -nE 's/^prometheus: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
+[ -n "$pm" ] || { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
+
 echo "== Autobahn|Testsuite, client cases 1-10"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
@@ -66,5 +72,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
 echo "$((unit + fz + hs + px + ab + abw + sd + bs)) passed, 0 failed"

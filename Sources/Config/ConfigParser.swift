@@ -21,6 +21,7 @@ extension DaemonConfig {
             "socket", "socket_mode", "group", "max_clients", "operator_reserve", "max_clients_per_uid",
             "max_request_size", "client_buffer", "event_history", "event_history_size",
         ],
+        "metrics": ["listen"],
     ]
 
     /// Top-level arrays of tables (the declared world).
@@ -190,6 +191,23 @@ extension DaemonConfig {
 
         config.control.eventHistorySize = control.value(
             "event_history_size", default: c.eventHistorySize, Decode.size(min: 64 << 10, max: 64 << 30))
+
+        let metrics = document.table("metrics")
+        metrics.rejectUnknownKeys(schema["metrics"]!)
+        config.metrics.listen = metrics.value("listen", default: defaults.metrics.listen) { raw in
+            guard let text = raw.string else {
+                return .failure(SchemaReader.Expected(what: "an address such as \"127.0.0.1:9464\" or a port"))
+            }
+            if text.isEmpty { return .success(nil) }
+            guard let endpoint = Endpoint.parse(text) else {
+                return .failure(
+                    SchemaReader.Expected(
+                        what:
+                            "\"\(text)\" is not an address to listen on; write \"127.0.0.1:9464\", \"[::1]:9464\" or a port (loopback)",
+                        showFound: false))
+            }
+            return .success(endpoint)
+        }
 
         config.world = DeclaredWorld.read(document, defaults: config.websocket)
 

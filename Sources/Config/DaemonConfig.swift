@@ -12,6 +12,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var tls = TLS()
     public var control = Control()
     public var limits = Limits()
+    public var metrics = Metrics()
     /// The world declared in the file: users, sessions, objects, records, reactions.
     public var world = DeclaredWorld()
 
@@ -81,6 +82,52 @@ public struct DaemonConfig: Equatable, Sendable {
 }
 
 extension DaemonConfig {
+    /// `[metrics]`: the Prometheus endpoint (docs/operations.md).
+    public struct Metrics: Equatable, Sendable {
+        /// Where `GET /metrics` is served; nil: no listener (the metrics are
+        /// still read through `wshostctl metrics`).
+        public var listen: Endpoint?
+    }
+
+    /// A numeric IP address and a TCP port to listen on.
+    public struct Endpoint: Equatable, Sendable, CustomStringConvertible {
+        /// Dotted quad or IPv6 text, without brackets.
+        public var host: String
+        public var port: UInt16
+
+        public init(host: String, port: UInt16) {
+            self.host = host
+            self.port = port
+        }
+
+        /// "127.0.0.1:9464", "[::1]:9464".
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// Reads "host:port", "[v6]:port" or a bare port (which means loopback:
+        /// metrics are not for the whole network unless the operator says so).
+        public static func parse(_ text: String) -> Endpoint? {
+            if let port = UInt16(text), port > 0 { return Endpoint(host: "127.0.0.1", port: port) }
+            let host: Substring
+            let portText: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                    return nil
+                }
+                host = text[text.index(after: text.startIndex)..<close]
+                portText = text[text.index(close, offsetBy: 2)...]
+                guard IPAddress.parseIPv6(host) != nil else { return nil }
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { return nil }
+                host = text[..<colon]
+                portText = text[text.index(after: colon)...]
+                guard IPAddress.parseDottedQuad(host) != nil else { return nil }
+            }
+            // Port 0 (any free port, which the daemon logs) only with an address.
+            guard let port = UInt16(portText) else { return nil }
+            return Endpoint(host: String(host), port: port)
+        }
+    }
+
     /// `[control]`: the control socket `wshostctl` talks to.
     public struct Control: Equatable, Sendable {
         /// The socket's path (unused when systemd passes the socket).

@@ -6,6 +6,7 @@ import World
 public enum ControlOperation: String, CaseIterable, Sendable {
     case hello
     case status
+    case metrics
     case reload
     case sessionsList = "sessions.list"
     case sessionsShow = "sessions.show"
@@ -48,6 +49,8 @@ public enum ControlOperation: String, CaseIterable, Sendable {
 public enum ControlCommand: Equatable, Sendable {
     case hello
     case status
+    /// The metrics as Prometheus text (docs/operations.md).
+    case metrics
     case reload
 
     case sessionsList
@@ -130,7 +133,8 @@ public enum ControlCommand: Equatable, Sendable {
     /// Commands that change the world or the decisions (the rest only read).
     public var changesState: Bool {
         switch self {
-        case .hello, .status, .sessionsList, .sessionsShow, .usersList, .usersToken, .objectsList, .objectsShow,
+        case .hello, .status, .metrics, .sessionsList, .sessionsShow, .usersList, .usersToken, .objectsList,
+            .objectsShow,
             .objectsReactions, .wsShow, .subscribe, .consentWatch, .consentList:
             return false
         default:
@@ -157,6 +161,7 @@ public enum ControlCommand: Equatable, Sendable {
         switch op {
         case .hello: self = .hello
         case .status: self = .status
+        case .metrics: self = .metrics
         case .reload: self = .reload
         case .sessionsList: self = .sessionsList
         case .sessionsShow: self = .sessionsShow(try a.session())

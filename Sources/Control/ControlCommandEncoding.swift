@@ -75,6 +75,7 @@ extension ControlCommand {
         switch self {
         case .hello: .hello
         case .status: .status
+        case .metrics: .metrics
         case .reload: .reload
         case .sessionsList: .sessionsList
         case .sessionsShow: .sessionsShow
@@ -120,7 +121,7 @@ extension ControlCommand {
             put("object", address.object)
         }
         switch self {
-        case .hello, .status, .reload, .sessionsList:
+        case .hello, .status, .metrics, .reload, .sessionsList:
             break
         case .sessionsShow(let session), .sessionsClose(let session), .objectsList(let session):
             put("session", session)

@@ -95,7 +95,7 @@ final class ControlServer {
 
     let limits: Limits
     let operators: Operators
-    private var listeners: [UnixListener] = []
+    private var listeners: [StreamListener] = []
     private var clients: [ObjectIdentifier: ControlClient] = [:]
     private var occupancy = Occupancy()
     private let logger = Logger(label: "wshostd.control")
@@ -133,7 +133,7 @@ final class ControlServer {
 
     var clientCount: Int { clients.count }
 
-    func listen(on listener: UnixListener) {
+    func listen(on listener: StreamListener) {
         listeners.append(listener)
         listener.start { [weak self] socket, credentials in self?.accept(socket, credentials) }
     }

@@ -20,6 +20,8 @@ protocol DaemonControl: AnyObject, Sendable {
     var configGeneration: Int { get }
     var lastReloadError: String? { get }
     func statusLine() -> String
+    /// The metrics as Prometheus text.
+    func scrapeMetrics() -> [UInt8]
     /// Reloads the config file (like SIGHUP); `lastReloadError` says how it went.
     func reload()
     /// Stores a world change before it takes effect (`Runtime.PersistChange`).
@@ -104,6 +106,8 @@ final class ControlService {
             ])
         case .status:
             return status()
+        case .metrics:
+            return .object(["text": .string(String(decoding: daemon.scrapeMetrics(), as: UTF8.self))])
         case .reload:
             daemon.reload()
             if let error = daemon.lastReloadError { throw ControlError(.reloadFailed, error) }

@@ -82,6 +82,9 @@ public final class Daemon {
     /// Why the last write to the store failed, until one succeeds again.
     public private(set) var storageError: String?
     private var storageProbeScheduled = false
+    /// The metrics (always counted; served over HTTP when `[metrics] listen` is set).
+    private let metrics = DaemonMetrics()
+    private var metricsEndpoint: MetricsEndpoint?
 
     /// The started daemon; keeps it (and its sources and timers) alive until exit.
     private static var running: Daemon?
@@ -132,6 +135,7 @@ public final class Daemon {
             logger.critical("cannot open the state store: \(error)")
             exit(73)  // EX_CANTCREAT
         }
+        timers.onLag = { [metrics] lag in metrics.loopLagged(lag) }
         let runtime = startRuntime(store: store, restoring: snapshot)
         do {
             state = .running(try startControl(store: store, runtime: runtime, tokens: snapshot.tokens))
@@ -139,6 +143,7 @@ public final class Daemon {
             logger.critical("cannot open the control socket: \(error)")
             exit(73)  // EX_CANTCREAT
         }
+        startMetricsEndpoint()
         logger.notice(
             "started",
             metadata: [
@@ -268,6 +273,9 @@ public final class Daemon {
             LogSetup.level.level = Logger.Level(fresh.log.level)
         }
         running?.tokens.configured = fresh.world.tokens
+        if fresh.metrics != config.metrics {
+            logger.warning("[metrics] changed; the new settings take effect at the next start")
+        }
         if fresh.control != config.control {
             logger.warning("[control] changed; the new settings take effect at the next start")
         }
@@ -444,7 +452,9 @@ public final class Daemon {
     /// so) until a write succeeds again, and is rethrown so the change is refused.
     private func persist(_ delta: StateStore.Delta, to store: StateStore) throws {
         do {
+            let started = timers.now()
             try store.write(delta)
+            metrics.storeWrote(in: timers.now() - started)
             if storageError != nil { recovered() }
         } catch {
             if storageError == nil {
@@ -537,6 +547,7 @@ public final class Daemon {
     }
 
     private func finishStop(_ running: Running, signal: String) {
+        metricsEndpoint?.close()
         running.control.events.stopping(signal: signal)
         logger.notice("stopped")
         // Subscribers get what is queued for them (the disconnects, the
@@ -592,7 +603,7 @@ public final class Daemon {
         let running = Running(store: store, runtime: runtime, controlServer: server, control: control, tokens: tokens)
         let passed = ListenFDs.unixStreamListeners()
         if !passed.isEmpty {
-            for fd in passed { server.listen(on: UnixListener.adopt(fd: fd)) }
+            for fd in passed { server.listen(on: StreamListener.adopt(fd: fd)) }
             logger.info("control socket passed by systemd", metadata: ["control.sockets": "\(passed.count)"])
             return running
         }
@@ -600,7 +611,7 @@ public final class Daemon {
         let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !parent.isEmpty { mkdir(parent, 0o755) }
         do {
-            let listener = try UnixListener.bind(path: path, mode: mode_t(config.control.socketMode), group: gid)
+            let listener = try StreamListener.bind(path: path, mode: mode_t(config.control.socketMode), group: gid)
             server.listen(on: listener)
         } catch {
             throw ControlFailure(description: error.description)
@@ -611,6 +622,38 @@ public final class Daemon {
                 "control.socket": "\(path)", "control.mode": "\(String(config.control.socketMode, radix: 8))",
             ])
         return running
+    }
+
+    // MARK: - Metrics
+
+    /// Binds `[metrics] listen`, if set. A failure is logged and the daemon
+    /// runs on (its main job does not depend on being scraped); the same text
+    /// stays available through `wshostctl metrics`.
+    private func startMetricsEndpoint() {
+        guard let endpoint = config.metrics.listen else { return }
+        do {
+            let listener = try StreamListener.bind(host: endpoint.host, port: endpoint.port)
+            metricsEndpoint = MetricsEndpoint(listener: listener, timers: timers) { [unowned self] in
+                scrapeMetrics()
+            }
+            let bound = DaemonConfig.Endpoint(host: endpoint.host, port: listener.port ?? endpoint.port)
+            logger.info("metrics listening", metadata: ["metrics.listen": "http://\(bound)/metrics"])
+        } catch {
+            logger.error(
+                "cannot serve metrics on \(endpoint): \(error); they stay readable with `wshostctl metrics`",
+                metadata: ["config.file": "\(configPath)"])
+        }
+    }
+
+    /// The Prometheus text of the metrics as of now.
+    func scrapeMetrics() -> [UInt8] {
+        guard let running else { return [] }
+        return metrics.scrape(
+            running.runtime,
+            DaemonMetrics.Sample(
+                controlClients: running.controlServer.clientCount, storageDegraded: storageError != nil,
+                configGeneration: configGeneration, reloadFailed: lastReloadError != nil,
+                inboundBytes: inboundBudget.used))
     }
 
     // MARK: - Watchdog: pinged from the loop, so a stuck loop stops pinging

@@ -39,6 +39,9 @@ public final class LoopTimers {
     private var armedFor: MonotonicInstant?
     /// Number of times the underlying Dispatch timer woke the loop.
     public private(set) var wakeUps = 0
+    /// Told, at every wake-up on the system clock, how late the loop ran the
+    /// timers due (after the instant they were armed for): the loop's lag.
+    public var onLag: (@LoopActor (Duration) -> Void)?
 
     public init(clock: LoopClock = .system) {
         self.clock = clock
@@ -96,8 +99,10 @@ public final class LoopTimers {
 
     private func fire() {
         wakeUps += 1
+        let now = now()
+        if let armedFor, source != nil, let onLag { onLag(armedFor < now ? now - armedFor : .zero) }
         armedFor = nil
-        for handler in wheel.expire(now: now()) { handler() }
+        for handler in wheel.expire(now: now) { handler() }
         rearm()
     }
 

@@ -51,6 +51,8 @@ public final class Runtime {
     public private(set) var core: Hosting
     public var world: World { core.world }
     public var consent: ConsentEngine { core.consent }
+    /// What the core decided since start, counted.
+    public var tally: Hosting.Tally { core.tally }
     public var onEvent: (@LoopActor (Event) -> Void)?
     /// Whether message events (received, send-start, sent, send-error) are
     /// made; a daemon with nobody listening turns them off.
@@ -106,6 +108,8 @@ public final class Runtime {
     private var closing: [ObjectIdentifier: Link] = [:]
     /// Per record: the message path's counters and send rate.
     private var counters: [RecordAddress: Counters] = [:]
+    /// Daemon-wide counts since start (the metrics read them when scraped).
+    public private(set) var totals = Totals()
     /// Counts world changes, so a link knows when its cached reactions are stale.
     private var worldVersion = 0
     /// Links with waiting messages, in delivery order (round robin).
@@ -172,6 +176,29 @@ public final class Runtime {
         self.timers = timers
         self.persist = persist
         forgetPersisted = forget
+    }
+
+    /// What every record together did since start: plain integers on the loop,
+    /// so that counting costs the message path nothing measurable.
+    public struct Totals: Equatable, Sendable {
+        /// Sockets opened for connection attempts.
+        public var attempts = 0
+        /// Attempts whose WebSocket opened.
+        public var opened = 0
+        /// Attempts that ended before opening, by why.
+        public var failures: [WebSocketClient.AttemptFailure: Int] = [:]
+        public var messagesIn = 0
+        public var bytesIn = 0
+        public var messagesOut = 0
+        public var bytesOut = 0
+        /// Received messages shed by the flood limits or the inbound budget.
+        public var dropped = 0
+        /// Inbound floods (a record's queue overflowed, or the budget was spent).
+        public var floods = 0
+        /// Sends refused by `[limits] sends_per_second`.
+        public var sendsRefused = 0
+
+        public init() {}
     }
 
     /// The message path's limits (the config's `[limits]` and `[websocket]`).
@@ -397,6 +424,7 @@ public final class Runtime {
         }
         clients[address]?.state = .retired
         clients[address] = link
+        totals.attempts += 1
         link.client.start()
     }
 
@@ -404,12 +432,14 @@ public final class Runtime {
         let address = link.address
         switch event {
         case .opened:
+            totals.opened += 1
             if link.isCurrent { feed(.socketOpened(address, attempt: link.attempt)) }
         case .text(let text):
             if link.isCurrent { receive(link, .text(text)) }
         case .binary(let bytes):
             if link.isCurrent { receive(link, .binary(bytes)) }
         case .closed(let report):
+            if let failure = link.client.attemptFailure { totals.failures[failure, default: 0] += 1 }
             if link.isCurrent {
                 // Neos #2508: what arrived before the close is delivered before OnDisconnected.
                 while deliverOne(link) {}
@@ -450,6 +480,7 @@ public final class Runtime {
         guard sendsPerSecond == 0 || box.sendRate.take(now: timers.now()) else {
             let reason = "more than \(sendsPerSecond) sends per second ([limits] sends_per_second)"
             box.value.sendsRefused += 1
+            totals.sendsRefused += 1
             if !box.rateLimited {
                 box.rateLimited = true
                 problem(address, "send: \(reason)")
@@ -469,6 +500,8 @@ public final class Runtime {
             let size = payload.size
             box.value.messagesOut += 1
             box.value.bytesOut += size
+            totals.messagesOut += 1
+            totals.bytesOut += size
             logger.debug(
                 "sent",
                 metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)", "ws.bytes": "\(size)"])
@@ -494,8 +527,11 @@ public final class Runtime {
         let size = message.size
         box.value.messagesIn += 1
         box.value.bytesIn += size
+        totals.messagesIn += 1
+        totals.bytesIn += size
         if link.state == .shedding {
             box.value.dropped += 1
+            totals.dropped += 1
             return
         }
         // Fast path: nothing waits for this record and the turn's budget allows:
@@ -509,6 +545,7 @@ public final class Runtime {
             // The daemon-wide budget is spent: this record sheds what waits and closes.
             let shed = link.queue.shed()
             box.value.dropped += shed.count + 1
+            totals.dropped += shed.count + 1
             budget.charge(-(shed.bytes + size))
             shedAndClose(link, reason: InboundQueue.budgetSpent(limit: budget.limit), closeReason: "inbound budget")
             return
@@ -518,9 +555,11 @@ public final class Runtime {
             break
         case .droppedOldest(let count, let bytes, let newFlood):
             box.value.dropped += count
+            totals.dropped += count
             options.inboundBudget?.charge(-bytes)
             if newFlood {
                 box.value.floods += 1
+                totals.floods += 1
                 let limits = floodLimits
                 logger.warning(
                     "inbound flood: dropping the oldest messages beyond \(limits.messages) messages or \(limits.bytes) bytes",
@@ -529,6 +568,7 @@ public final class Runtime {
         case .overflow(let reason):
             let shed = link.queue.shed()
             box.value.dropped += shed.count
+            totals.dropped += shed.count
             options.inboundBudget?.charge(-shed.bytes)
             shedAndClose(link, reason: reason, closeReason: "inbound flood")
             return
@@ -543,6 +583,7 @@ public final class Runtime {
     private func shedAndClose(_ link: Link, reason: String, closeReason: String) {
         link.state = .shedding
         link.counters.value.floods += 1
+        totals.floods += 1
         problem(link.address, reason)
         logger.warning(
             "\(reason); closing with 1008",

@@ -93,6 +93,58 @@ public struct Hosting: Sendable {
     /// Limits on messages received but not yet delivered (to reactions and the
     /// event stream), per record: a flood is shed or closed, never a crash
     /// (Resonite #19, #3365).
+    /// Counts of the core's decisions since start.
+    public struct Tally: Equatable, Sendable {
+        /// A limit that refused something, by its config key.
+        public enum Limit: String, CaseIterable, Sendable {
+            case recordsPerSession = "records_per_session"
+            case connectionsPerUser = "connections_per_user"
+            case connectionsPerSession = "connections_per_session"
+        }
+
+        /// Where a consent verdict came from.
+        public enum Source: String, CaseIterable, Sendable {
+            case allowList = "allow_list"
+            case earlierDecision = "earlier_decision"
+            case user
+            case timeout
+            case headless
+            case tooManyPending = "too_many_pending"
+            case emptyHost = "empty_host"
+
+            init(_ outcome: ConsentEngine.Outcome) {
+                switch outcome {
+                case .allowedByAllowList: self = .allowList
+                case .decidedBefore: self = .earlierDecision
+                case .emptyHost: self = .emptyHost
+                case .headlessDenied: self = .headless
+                case .tooManyPending: self = .tooManyPending
+                case .answered: self = .user
+                case .timedOut: self = .timeout
+                }
+            }
+        }
+
+        public struct Decision: Hashable, Sendable {
+            public var verdict: ConsentVerdict
+            public var source: Source
+
+            public init(verdict: ConsentVerdict, source: Source) {
+                self.verdict = verdict
+                self.source = source
+            }
+        }
+
+        public var limitHits: [Limit: Int] = [:]
+        /// Attempts that waited their turn under the connection-attempt pace.
+        public var pacedAttempts = 0
+        /// Consent prompts shown to users.
+        public var prompts = 0
+        public var decisions: [Decision: Int] = [:]
+
+        public init() {}
+    }
+
     public struct FloodLimits: Equatable, Sendable {
         public enum Policy: String, Equatable, Sendable, CaseIterable {
             /// Close the connection with 1008 (policy violation); the retry rule applies.
@@ -138,6 +190,8 @@ public struct Hosting: Sendable {
     /// Per record: last error and timestamps (the message counters are the
     /// runtime's, kept beside its sockets).
     public private(set) var statuses: [RecordAddress: RecordStatus] = [:]
+    /// What the core decided since start, counted (the metrics read it).
+    public private(set) var tally = Tally()
     /// The last attempt failure logged as a warning per record: the same
     /// again is logged at debug level until the record connects or the reason changes.
     private var loggedFailures: [RecordAddress: String] = [:]
@@ -208,7 +262,13 @@ public struct Hosting: Sendable {
         default:
             gone = []
         }
-        let actions = try world.apply(change, now: now)
+        let actions: World.Actions
+        do {
+            actions = try world.apply(change, now: now)
+        } catch {
+            if case .recordLimit = error { tally.limitHits[.recordsPerSession, default: 0] += 1 }
+            throw error
+        }
         var effects: [Effect] = [.emit(.worldChanged(change, by: by))]
         execute(actions, now: now, into: &effects)
         // Statuses of records that are gone go with them.
@@ -424,11 +484,13 @@ public struct Hosting: Sendable {
                     }
                     statuses[address, default: RecordStatus()].lastError = "access denied: \(outcome)"
                 }
+                tally.decisions[Tally.Decision(verdict: verdict, source: Tally.Source(outcome)), default: 0] += 1
                 effects.append(.emit(.consentDecided(address, verdict, outcome)))
                 execute(
                     world.consentAnswered(address, attempt: requester.attempt, verdict, now: now), now: now,
                     into: &effects)
             case .prompt(let prompt):
+                tally.prompts += 1
                 effects.append(
                     .log(
                         LogLine(
@@ -461,7 +523,8 @@ public struct Hosting: Sendable {
         _ address: RecordAddress, _ attempt: Attempt, now: MonotonicInstant, into effects: inout [Effect]
     ) {
         if pacing.removeValue(forKey: address) != nil { disarm(.pacing(address), into: &effects) }
-        if let refusal = connectionLimitRefusal(user: attempt.target.user, session: address.session) {
+        if let (limit, refusal) = connectionLimitRefusal(user: attempt.target.user, session: address.session) {
+            tally.limitHits[limit, default: 0] += 1
             let report = CloseReport(initiator: .transport, code: .abnormalClosure, reason: refusal)
             execute(
                 world.socketClosed(address, attempt: attempt.number, report: report, now: now), now: now, into: &effects
@@ -476,6 +539,7 @@ public struct Hosting: Sendable {
             // that a wave of records does not come back as one).
             let jitter = Duration.microseconds(Int64(nextRandom() % UInt64(max(1, wait.nanosecondsClamped / 1000) + 1)))
             pacing[address] = attempt
+            tally.pacedAttempts += 1
             arm(.pacing(address), at: now + wait + jitter, slack: .milliseconds(5), into: &effects)
             return
         }
@@ -488,16 +552,21 @@ public struct Hosting: Sendable {
     }
 
     /// Why an attempt may not open a socket now (a connection limit), or nil.
-    private func connectionLimitRefusal(user: UserID, session: SessionID) -> String? {
+    private func connectionLimitRefusal(user: UserID, session: SessionID) -> (Tally.Limit, String)? {
         let limits = connectionLimits
         // The session's host (the operator's account, by the SPEC §3 rule the
         // handling user of every object nobody else claims) is not limited per user.
         if limits.perUser > 0, user != world.sessions[session]?.host, liveByUser[user, default: 0] >= limits.perUser {
-            return "limit: \(user) already handles \(limits.perUser) connections ([limits] connections_per_user)"
+            return (
+                .connectionsPerUser,
+                "limit: \(user) already handles \(limits.perUser) connections ([limits] connections_per_user)"
+            )
         }
         if limits.perSession > 0, liveBySession[session, default: 0] >= limits.perSession {
-            return
+            return (
+                .connectionsPerSession,
                 "limit: session \(session) already has \(limits.perSession) connections ([limits] connections_per_session)"
+            )
         }
         return nil
     }

@@ -72,6 +72,27 @@ public final class WebSocketClient {
         }
     }
 
+    /// Why an attempt ended before its WebSocket opened (the metrics count
+    /// failed attempts by this); nil when it opened or was ended on request.
+    public enum AttemptFailure: String, CaseIterable, Equatable, Sendable {
+        /// The host name did not resolve.
+        case resolve
+        /// TCP connect refused or failed at every address.
+        case connect
+        /// `connect_timeout` passed.
+        case timeout
+        /// Every address was refused by the network policy.
+        case policy
+        /// TLS setup, handshake or certificate verification.
+        case tls
+        /// The HTTP upgrade: refused, malformed, timed out, or the connection
+        /// ended during it.
+        case handshake
+    }
+
+    /// Set when the client finished without ever opening (see `AttemptFailure`).
+    public private(set) var attemptFailure: AttemptFailure?
+
     /// Where the client is; the connection's own state refines `.connected`.
     public enum Phase: Equatable, Sendable {
         case created
@@ -108,6 +129,10 @@ public final class WebSocketClient {
         var idleTimer: TimerID?
         var keepaliveTimer: TimerID?
         var closeTimer: TimerID?
+        /// The WebSocket opened on this wire.
+        var opened = false
+        /// `close` or `abort` was called: an end before opening is no failure.
+        var endRequested = false
 
         init(socket: TCPSocket, tls: TLSSession?) {
             self.socket = socket
@@ -166,6 +191,7 @@ public final class WebSocketClient {
                 }
                 tls = try TLSSession(context: context, serverName: url.host)
             } catch {
+                attemptFailure = .tls
                 return finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "\(error)"))
             }
         }
@@ -185,6 +211,13 @@ public final class WebSocketClient {
             case .failure(.cancelled):
                 break
             case .failure(let failure):
+                switch failure {
+                case .resolution: attemptFailure = .resolve
+                case .timedOut: attemptFailure = .timeout
+                case .failed: attemptFailure = .connect
+                case .denied: attemptFailure = .policy
+                case .cancelled: break
+                }
                 finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: failure.description))
             case .success(let socket):
                 connected(socket)
@@ -213,7 +246,8 @@ public final class WebSocketClient {
                 CloseReport(
                     initiator: .client, code: .abnormalClosure,
                     reason: reason.isEmpty ? "closed before connecting" : reason))
-        case .connected:
+        case .connected(let wire):
+            wire.endRequested = true
             connection.close(code: code, reason: reason)
             pump()
         case .finished:
@@ -227,7 +261,8 @@ public final class WebSocketClient {
         case .created, .connecting:
             if case .connecting(let connector, _) = stage { connector.cancel() }
             finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: reason))
-        case .connected:
+        case .connected(let wire):
+            wire.endRequested = true
             connection.abort(reason: reason)
             pump()
         case .finished:
@@ -390,7 +425,10 @@ public final class WebSocketClient {
         while let event = connection.nextEvent() {
             switch event {
             case .opened:
-                if let wire { cancel(&wire.handshakeTimer) }
+                if let wire {
+                    wire.opened = true
+                    cancel(&wire.handshakeTimer)
+                }
                 scheduleIdleCheck()
                 scheduleKeepalive()
                 onEvent(.opened)
@@ -541,6 +579,9 @@ public final class WebSocketClient {
         if case .finished = previous { return }
         stage = .finished  // first: what follows cannot finish twice
         if case .connected(let wire) = previous {
+            if !wire.opened && !wire.endRequested {
+                attemptFailure = wire.tls.map { $0.isEstablished } == false ? .tls : .handshake
+            }
             cancel(&wire.handshakeTimer)
             cancel(&wire.idleTimer)
             cancel(&wire.keepaliveTimer)

@@ -186,6 +186,9 @@ public struct ConsentEngine: Sendable {
         (pending[user] ?? []).map(\.prompt)
     }
 
+    /// Prompts waiting for any user.
+    public var pendingCount: Int { pending.values.reduce(0) { $0 + $1.count } }
+
     /// SPEC §4 steps 1–5 for one request.
     public mutating func request(_ request: AccessRequest, userKind: UserKind, now: MonotonicInstant) -> [Action] {
         let key = request.key

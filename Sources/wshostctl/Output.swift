@@ -9,6 +9,11 @@ enum Output {
         Swift.print(text)
     }
 
+    /// Text as it is (it carries its own line ends).
+    static func raw(_ text: String) {
+        Swift.print(text, terminator: "")
+    }
+
     static func error(_ text: String) {
         flush()
         let bytes = Array("wshostctl: \(text)\n".utf8)

@@ -37,6 +37,20 @@ struct Status: ParsableCommand {
     }
 }
 
+struct Metrics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the daemon's metrics as Prometheus text (docs/operations.md).",
+        discussion:
+            "The same text [metrics] listen serves at /metrics, read over the control socket (no listener needed).")
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try global.run(.metrics) { result in
+            if case .string(let text)? = result["text"] { Output.raw(text) }
+        }
+    }
+}
+
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reload the config file (like SIGHUP): applied only when valid.",

@@ -27,7 +27,8 @@ struct Wshostctl: ParsableCommand {
             """,
         version: ReleaseVersion.current,
         subcommands: [
-            Status.self, Sessions.self, Users.self, Objects.self, WS.self, Events.self, Consent.self, Reload.self,
+            Status.self, Metrics.self, Sessions.self, Users.self, Objects.self, WS.self, Events.self, Consent.self,
+            Reload.self,
         ]
     )
 }

@@ -123,7 +123,7 @@ struct ConfigParserTests {
             ),
             (
                 "[frobnicate]\n",
-                "bad.toml:1: frobnicate: unknown key (known keys: control, daemon, limits, log, security, sessions, tls, users, websocket)"
+                "bad.toml:1: frobnicate: unknown key (known keys: control, daemon, limits, log, metrics, security, sessions, tls, users, websocket)"
             ),
             (
                 "[websocket]\nmax_frame_size = \"16MB\"\n",
@@ -166,6 +166,14 @@ struct ConfigParserTests {
                 "[control]\nmax_clients = 10\noperator_reserve = 10\n",
                 "bad.toml:3: control.operator_reserve: must be less than max_clients (10): the rest is what other users may use"
             ),
+            (
+                "[metrics]\nlisten = \"localhost:9464\"\n",
+                "bad.toml:2: metrics.listen: \"localhost:9464\" is not an address to listen on; write \"127.0.0.1:9464\", \"[::1]:9464\" or a port (loopback)"
+            ),
+            (
+                "[metrics]\nlisten = 9464\n",
+                "bad.toml:2: metrics.listen: expected an address such as \"127.0.0.1:9464\" or a port, found integer 9464"
+            ),
             ("[tls]\nca_file = \"ca.pem\"\n", "bad.toml:2: tls.ca_file: expected an absolute path, found \"ca.pem\""),
             (
                 "[log]\nlevel = \"info\"\nlevel = \"debug\"\n",
@@ -184,6 +192,24 @@ struct ConfigParserTests {
         } catch {
             #expect(error.description == message)
         }
+    }
+
+    @Test("[metrics] listen: off by default; an address, an IPv6 address in brackets, or a port on loopback")
+    func metricsListen() throws {
+        #expect(try DaemonConfig.parse("", file: "m.toml").metrics.listen == nil)
+        #expect(try DaemonConfig.parse("[metrics]\nlisten = \"\"\n", file: "m.toml").metrics.listen == nil)
+        let cases: [(String, DaemonConfig.Endpoint?)] = [
+            ("9464", .init(host: "127.0.0.1", port: 9464)),
+            ("0.0.0.0:9464", .init(host: "0.0.0.0", port: 9464)),
+            ("[::1]:9100", .init(host: "::1", port: 9100)),
+            ("127.0.0.1:0", .init(host: "127.0.0.1", port: 0)),
+            ("0", nil), ("65536", nil), ("::1:9100", nil), ("[::1]9100", nil), ("[nothost]:1", nil),
+            ("host:80", nil), ("127.0.0.1:", nil), ("127.0.0.1:http", nil), ("", nil),
+        ]
+        for (text, expected) in cases {
+            #expect(DaemonConfig.Endpoint.parse(text) == expected, "\(text)")
+        }
+        #expect(DaemonConfig.Endpoint(host: "::1", port: 9100).description == "[::1]:9100")
     }
 
     @Test("all problems of a file are reported together, in file order")

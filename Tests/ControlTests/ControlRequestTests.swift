@@ -267,7 +267,7 @@ struct ControlVocabularyTests {
 
     /// At least one command per operation, with optional fields both given and left out.
     static let commands: [ControlCommand] = [
-        .hello, .status, .reload, .sessionsList, .sessionsShow("s"),
+        .hello, .status, .metrics, .reload, .sessionsList, .sessionsShow("s"),
         .sessionsStart("s", name: "World", host: "ann"), .sessionsStart("s", name: nil, host: nil), .sessionsClose("s"),
         .usersList(session: nil), .usersList(session: "s"), .usersAdd("ann", name: "Ann", kind: .interactive),
         .usersAdd("bot", name: nil, kind: .headless), .usersToken("ann"), .usersJoin("s", "ann"),

@@ -116,6 +116,10 @@ struct HostingTests {
         #expect(events(denied).contains(.consentDecided(ticker, .denied, .answered(.deny))))
         #expect(armed(denied).isEmpty && opens(denied).isEmpty)
         #expect(denying.statuses[ticker]?.lastError == "access denied: the user answered deny")
+        // The metrics' counts: one prompt each; the verdicts by where they came from.
+        #expect(hosting.tally.prompts == 1 && denying.tally.prompts == 1)
+        #expect(hosting.tally.decisions == [Hosting.Tally.Decision(verdict: .ignored, source: .timeout): 1])
+        #expect(denying.tally.decisions == [Hosting.Tally.Decision(verdict: .denied, source: .user): 1])
     }
 
     @Test("failover: the handling user leaves; the open socket closes and the next user's attempt opens")
@@ -211,6 +215,11 @@ struct HostingTests {
         _ = try hosting.apply(spawn("h1"), now: at(0))
         let host2 = try hosting.apply(spawn("h2"), now: at(0))
         #expect(opens(host2).count == 1)
+        #expect(hosting.tally.limitHits == [.connectionsPerUser: 1] && hosting.tally.pacedAttempts == 0)
+        #expect(hosting.tally.decisions[Hosting.Tally.Decision(verdict: .allowed, source: .allowList)] == 4)
+        hosting.recordsPerSession = 4
+        #expect(throws: World.Failure.self) { try hosting.apply(spawn("h3"), now: at(0)) }
+        #expect(hosting.tally.limitHits == [.connectionsPerUser: 1, .recordsPerSession: 1])
 
         var paced = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
         paced.pacer = AttemptPacer(perSecond: 0, perDestination: 1)
@@ -221,6 +230,7 @@ struct HostingTests {
         let turn = try #require(armed(waits).first)
         #expect(turn.0 == .pacing(p2))
         #expect(turn.1 >= at(1) && turn.1 <= at(2))  // its turn, plus up to as much jitter
+        #expect(paced.tally.pacedAttempts == 1)
         #expect(opens(paced.handle(.timerFired(.pacing(p2)), now: turn.1)).map(\.0) == [p2])
     }
 

@@ -25,12 +25,13 @@ public struct PeerCredentials: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A listening Unix stream socket on the loop: accepts connections as
-/// `TCPSocket`s (the same non-blocking stream shell) with their peer's
-/// credentials. Made by binding a path, or adopted from systemd socket
+/// A listening stream socket on the loop: accepts connections as
+/// `TCPSocket`s (the same non-blocking stream shell), with their peer's
+/// credentials on a Unix socket. Made by binding a path (the control socket)
+/// or a TCP address (the metrics endpoint), or adopted from systemd socket
 /// activation.
 @LoopActor
-public final class UnixListener {
+public final class StreamListener {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
@@ -38,6 +39,8 @@ public final class UnixListener {
     public let fd: Int32
     /// The path bound by this listener (removed on close); nil when adopted.
     public let path: String?
+    /// AF_UNIX or AF_INET/AF_INET6.
+    public let family: Int32
     private let source: any DispatchSourceRead
     private var closed = false
     private var paused = false
@@ -47,7 +50,7 @@ public final class UnixListener {
     /// socket left by an earlier run (never a file of another kind, nor a
     /// socket a live process still listens on).
     public static func bind(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 128) throws(Failure)
-        -> UnixListener
+        -> StreamListener
     {
         guard var address = Self.address(path) else {
             throw Failure(description: "\(path): longer than a socket path may be")
@@ -90,7 +93,53 @@ public final class UnixListener {
             unlink(path)
             throw Failure(description: "listen \(path): \(String(cString: strerror(code)))")
         }
-        return UnixListener(fd: fd, path: path)
+        return StreamListener(fd: fd, path: path, family: AF_UNIX)
+    }
+
+    /// Binds a TCP listener on a numeric address (`host` without brackets).
+    public static func bind(host: String, port: UInt16, backlog: Int32 = 64) throws(Failure) -> StreamListener {
+        var hints = addrinfo()
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let shown = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let code = getaddrinfo(host, String(port), &hints, &list)
+        guard code == 0, let info = list else {
+            throw Failure(description: "\(shown): \(String(cString: gai_strerror(code)))")
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(
+            info.pointee.ai_family,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, backlog) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw Failure(description: "listen on \(shown): \(String(cString: strerror(code)))")
+        }
+        return StreamListener(fd: fd, path: nil, family: info.pointee.ai_family)
+    }
+
+    /// The port a TCP listener is bound to (a test binds port 0).
+    public var port: UInt16? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { return nil }
+        let family = Int32(storage.ss_family)
+        return withUnsafeBytes(of: &storage) { raw in
+            switch family {
+            case AF_INET, AF_INET6:
+                // sin_port and sin6_port sit at the same offset, in network order.
+                return UInt16(raw[2]) << 8 | UInt16(raw[3])
+            default:
+                return nil
+            }
+        }
     }
 
     /// The `sockaddr_un` of `path`; nil when the path is too long.
@@ -120,16 +169,17 @@ public final class UnixListener {
     }
 
     /// Adopts a listening socket passed by systemd (`sd_listen_fds`).
-    public static func adopt(fd: Int32) -> UnixListener {
+    public static func adopt(fd: Int32) -> StreamListener {
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        return UnixListener(fd: fd, path: nil)
+        return StreamListener(fd: fd, path: nil, family: AF_UNIX)
     }
 
-    private init(fd: Int32, path: String?) {
+    private init(fd: Int32, path: String?, family: Int32) {
         self.fd = fd
         self.path = path
+        self.family = family
         source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: LoopExecutor.shared.queue)
         source.setEventHandler { [weak self] in LoopActor.assumeIsolated { self?.acceptPending() } }
         source.setCancelHandler { Glibc.close(fd) }
@@ -145,7 +195,12 @@ public final class UnixListener {
     private func acceptPending() {
         for _ in 0..<64 {
             guard !closed else { return }
-            let client = accept(fd, nil, nil)
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &length) }
+            }
+            var peer = SocketAddress(family: family, storage: storage, length: length)
             if client >= 0 {
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
@@ -156,9 +211,13 @@ public final class UnixListener {
                 if code != EAGAIN && code != EWOULDBLOCK { pause() }
                 return
             }
-            var address = SocketAddress(family: AF_UNIX, storage: sockaddr_storage(), length: 0)
-            address.storage.ss_family = sa_family_t(AF_UNIX)
-            onAccept?(TCPSocket(fd: client, peer: address), PeerCredentials.of(client))
+            if family == AF_UNIX {
+                peer.storage.ss_family = sa_family_t(AF_UNIX)
+                onAccept?(TCPSocket(fd: client, peer: peer), PeerCredentials.of(client))
+            } else {
+                peer.family = Int32(peer.storage.ss_family)
+                onAccept?(TCPSocket(fd: client, peer: peer), nil)
+            }
         }
     }
 
