@@ -20,6 +20,13 @@
  *   connect  connection setup: every handshake is answered, then the server
  *            closes (Close 1000, then TCP); the clients reconnect. Reports
  *            handshakes completed per second in the window.
+ *   hold     the restart benchmark (bench/restart.sh): accepts any number of
+ *            connections, answers every handshake and ping, lets clients
+ *            come and go, and for DURATION seconds prints a line every
+ *            100 ms: {"t_ms":…,"open":…,"handshakes":…} (handshakes completed
+ *            in that 100 ms), so the script sees the connection rate over time.
+ *            SIGUSR1 cuts every connection (TCP, no Close: a server restart
+ *            as its clients see it), for reconnect waves.
  * With WSBENCH_CERT and WSBENCH_KEY set (PEM files), every connection is TLS
  * (wss) through OpenSSL.
  *
@@ -36,6 +43,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/sha.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,11 +66,12 @@ typedef struct {
     SSL *ssl;            /* wss only */
     int tls_done;        /* TLS handshake complete */
     int closing;         /* connect mode: close once the output is flushed */
+    int held;            /* hold mode: index in the held list */
     uint64_t last_ping;  /* idle mode */
     uint64_t burst_left; /* burst mode: echoes still to come */
 } conn_t;
 
-enum { ECHO, IDLE, BURST, CONNECT };
+enum { ECHO, IDLE, BURST, CONNECT, HOLD };
 static int mode = ECHO;
 static SSL_CTX *tls;
 static uint64_t pings, max_ping_gap, handshakes, burst_total, burst_done, last_echo, max_echo_gap, max_echo_gap_done;
@@ -204,7 +213,7 @@ static int parse(conn_t *c) {
         else if (len == 127) { if (avail < 10) break; len = 0; for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i]; hl = 10; }
         if (avail < hl + 4 + len) break;
         off += hl + 4 + len;
-        if (op == 0x8) return mode == CONNECT ? 0 : -1; /* close: the client is going */
+        if (op == 0x8) return mode == CONNECT ? 0 : -1; /* close: the client is going (hold: dropped) */
         if (op == 0x9) {                   /* ping: answered with a pong (the clients' heartbeats) */
             uint64_t t = now_ns();
             if (measuring) {
@@ -255,7 +264,17 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Hold mode: every connection, so that SIGUSR1 can cut them all. */
+static conn_t **held_list;
+static int held_len, held_cap;
+static volatile sig_atomic_t cut_requested;
+static void on_usr1(int sig) { (void)sig; cut_requested = 1; }
+
 static void drop(conn_t *c) {
+    if (mode == HOLD) { /* swap-remove from the held list */
+        held_list[c->held] = held_list[--held_len];
+        held_list[c->held]->held = c->held;
+    }
     if (c->ssl) { SSL_shutdown(c->ssl); SSL_free(c->ssl); }
     close(c->fd);
     free(c->in);
@@ -275,6 +294,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[6], "idle")) mode = IDLE;
         else if (!strcmp(argv[6], "burst")) mode = BURST;
         else if (!strcmp(argv[6], "connect")) mode = CONNECT;
+        else if (!strcmp(argv[6], "hold")) mode = HOLD;
         else if (strcmp(argv[6], "echo")) { fprintf(stderr, "unknown mode %s\n", argv[6]); return 2; }
     }
     uint64_t k = argc > 7 ? (uint64_t)atol(argv[7]) : 1000;
@@ -306,9 +326,29 @@ int main(int argc, char **argv) {
     int accepted = 0, opened = 0, started = 0, pushed = 0;
     uint64_t start = 0, window_start = 0, window_end = 0, first_accept = 0;
     struct epoll_event events[256];
+    uint64_t hold_start = now_ns(), hold_tick = hold_start;
+    int hold_open = 0, hold_handshakes = 0;
+    if (mode == HOLD) {
+        signal(SIGUSR1, on_usr1);
+        signal(SIGPIPE, SIG_IGN); /* a cut TLS connection must not end the server */
+    }
     for (;;) {
-        int n = epoll_wait(ep, events, 256, 100);
+        if (cut_requested) {
+            cut_requested = 0;
+            for (int j = 0; j < held_len; j++) shutdown(held_list[j]->fd, SHUT_RDWR);
+        }
+        int n = epoll_wait(ep, events, 256, mode == HOLD ? 10 : 100);
         uint64_t t = now_ns();
+        if (mode == HOLD) {
+            while (t >= hold_tick + 100000000ull) {
+                hold_tick += 100000000ull;
+                printf("{\"t_ms\":%llu,\"open\":%d,\"handshakes\":%d}\n",
+                    (unsigned long long)((hold_tick - hold_start) / 1000000), hold_open, hold_handshakes);
+                hold_handshakes = 0;
+            }
+            fflush(stdout);
+            if (t >= hold_start + (uint64_t)(duration * 1e9)) return 0;
+        }
         if (started && !measuring && t >= start + (uint64_t)(warmup * 1e9) && window_end == 0) {
             measuring = 1;
             window_start = t;
@@ -342,7 +382,7 @@ int main(int argc, char **argv) {
             if (!c) {
                 int fd;
                 while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    if (mode != CONNECT && accepted == conns) { close(fd); continue; }
+                    if (mode != CONNECT && mode != HOLD && accepted == conns) { close(fd); continue; }
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     c = calloc(1, sizeof *c);
                     c->fd = fd;
@@ -351,7 +391,15 @@ int main(int argc, char **argv) {
                         SSL_set_fd(c->ssl, fd);
                         SSL_set_accept_state(c->ssl);
                     }
-                    if (mode != CONNECT) all[accepted++] = c;
+                    if (mode != CONNECT && mode != HOLD) all[accepted++] = c;
+                    if (mode == HOLD) {
+                        if (held_len == held_cap) {
+                            held_cap = held_cap ? held_cap * 2 : 1024;
+                            held_list = realloc(held_list, (size_t)held_cap * sizeof *held_list);
+                        }
+                        c->held = held_len;
+                        held_list[held_len++] = c;
+                    }
                     struct epoll_event ce = {.events = EPOLLIN, .data.ptr = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
                 }
@@ -378,7 +426,10 @@ int main(int argc, char **argv) {
                 if (!c->open) {
                     int h = handshake(c);
                     if (h < 0) { fprintf(stderr, "bad handshake\n"); return 1; }
-                    if (h > 0 && mode == CONNECT) {
+                    if (h > 0 && mode == HOLD) {
+                        hold_open++;
+                        hold_handshakes++;
+                    } else if (h > 0 && mode == CONNECT) {
                         if (!started) { started = 1; start = now_ns(); }
                         if (measuring) handshakes++;
                         static const unsigned char close_frame[] = {0x88, 2, 0x03, 0xE8}; /* Close 1000 */
@@ -393,12 +444,16 @@ int main(int argc, char **argv) {
                         start = now_ns();
                     }
                 }
-                if (c->open && parse(c) < 0) { fprintf(stderr, "a client closed\n"); return 1; }
+                if (c->open && parse(c) < 0) {
+                    if (mode != HOLD) { fprintf(stderr, "a client closed\n"); return 1; }
+                    gone = 1;
+                }
             }
             if (!gone && flush_out(c) < 0) gone = 1;
             if (!gone && c->closing && c->out_len == 0) gone = 1;
             if (gone) {
-                if (mode != CONNECT) { fprintf(stderr, "a client went away\n"); return 1; }
+                if (mode != CONNECT && mode != HOLD) { fprintf(stderr, "a client went away\n"); return 1; }
+                if (mode == HOLD && c->open) hold_open--;
                 drop(c);
                 continue;
             }

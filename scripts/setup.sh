@@ -10,6 +10,7 @@ packages=(
     util-linux procps jq binutils          # nsenter/unshare, ps, JSON in the journal checks, strings
     python3 python3-venv patch openssl     # test peers (venv), Autobahn fuzzing server, s_server
     gcc libc6-dev linux-perf               # the benchmarks' C peers; perf counts wake-ups (bench/)
+    bc                                     # arithmetic in the restart benchmark (bench/restart.sh)
     nginx-light websocketd                 # the proxy suite: nginx in front of websocketd (integration/proxy)
     prometheus curl                        # the metrics suite: a real Prometheus scrapes wshostd (integration/prometheus)
 )

@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom"' EXIT
+trap 'rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.waves"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -48,6 +48,13 @@ integration/prometheus/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.pro
 pm=$(sed -nE 's/^prometheus: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$pm" ] || { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
 
+echo "== reconnect waves hold memory flat: 200 wss records cut 40 times, RSS within 10 % (bench/restart.sh --smoke --check)"
+bench/restart.sh --smoke --check --tls --paces default --bin "$(swift build --show-bin-path)" >"$log" 2>"$log.waves" ||
+    { tail -20 "$log.waves"; echo "reconnect waves failed"; exit 1; }
+cat "$log"
+rw=$(grep -c '^waves: RSS within 10 %' "$log" || true)
+[ "$rw" = 1 ] || { tail -20 "$log.waves"; echo "reconnect waves failed"; exit 1; }
+
 echo "== Autobahn|Testsuite, client cases 1-10"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
@@ -72,5 +79,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + fz + hs + px + ab + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + px + pm + rw + ab + abw + sd + bs)) passed, 0 failed"

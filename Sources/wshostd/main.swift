@@ -50,6 +50,7 @@ struct Wshostd: ParsableCommand {
     }
 }
 
+HeapArenas.limit(environment: ProcessInfo.processInfo.environment)  // before any thread starts
 SignalWatcher.blockInAllThreads(Daemon.handledSignals)
 signal(SIGPIPE, SIG_IGN)  // socket errors are handled where they happen
 Wshostd.main()
