@@ -49,13 +49,19 @@ if [ -z "$bin" ]; then
 fi
 work=$(mktemp -d /tmp/wshostd-restart.XXXXXX)
 cleanup() {
+    local status=$?
+    if [ "$status" != 0 ]; then
+        for f in "$work"/*/daemon.log; do [ -s "$f" ] && { say "== $f"; tail -20 "$f" >&2; }; done
+        say "daemon alive: $(kill -0 "${daemon_pid:-0}" 2>/dev/null && echo yes || echo no)"
+    fi
     kill -9 $(jobs -p) 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto
-free_port() { echo $((20000 + RANDOM % 20000)); }
+# Below the ephemeral range (32768-60999), where 15,000 outgoing connections take their local ports.
+free_port() { echo $((20000 + RANDOM % 12000)); }
 now() { date +%s.%N; }
 say() { echo "$*" >&2; }
 scheme=ws
@@ -72,25 +78,35 @@ fi
 results="$work/results.jsonl"
 : >"$results"
 
-# start_server NAME: a hold-mode server; sets $server_port and $server_pid.
+# start_server NAME: a hold-mode server; sets $server_port and $server_pid
+# (another port when the one drawn is taken).
 start_server() {
-    server_port=$(free_port)
-    "$work/server" "$server_port" 1 0 100000 0 hold >"$work/$1.server" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 100); do grep -q LISTENING "$work/$1.server" 2>/dev/null && return; sleep 0.05; done
+    for _ in 1 2 3 4 5; do
+        server_port=$(free_port)
+        "$work/server" "$server_port" 1 0 100000 0 hold >"$work/$1.server" 2>&1 &
+        server_pid=$!
+        for _ in $(seq 100); do
+            grep -q LISTENING "$work/$1.server" 2>/dev/null && return
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.05
+        done
+    done
     say "the server did not start: $(cat "$work/$1.server")"; exit 1
 }
-server_open() { tail -1 "$1" | jq -r '.open // 0' 2>/dev/null || echo 0; }
+# (light: the polling must not take the CPU the daemon is measured with)
+server_open() {
+    local open
+    open=$(tail -1 "$1" 2>/dev/null | sed -nE 's/.*"open":([0-9]+).*/\1/p')
+    echo "${open:-0}"
+}
 
 # write_config NAME N LIMITS: N records on the server, in one session.
 write_config() {
     local dir=$work/$1
     mkdir -p "$dir/state"
-    metrics_port=$(free_port)
     {
         printf '[log]\nlevel = "notice"\ntarget = "stderr"\n[daemon]\nstate_directory = "%s/state"\n' "$dir"
         printf '[control]\nsocket = "%s/control.sock"\n' "$dir"
-        printf '[metrics]\nlisten = "127.0.0.1:%s"\n' "$metrics_port"
         printf '[security]\nallowed_url_hosts = ["127.0.0.1:%s"]\n' "$server_port"
         [ -z "$tls" ] || printf '[tls]\nca_file = "%s/ca.pem"\n' "$work"
         printf '%b' "$3"
@@ -107,7 +123,7 @@ await_open() {
     local deadline=$(( $(date +%s) + $3 ))
     while [ "$(server_open "$1")" != "$2" ]; do
         [ "$(date +%s)" -lt "$deadline" ] || { say "only $(server_open "$1") of $2 open after $3 s"; return 1; }
-        sleep 0.02
+        sleep 0.05
     done
 }
 
@@ -124,21 +140,30 @@ while s is None:
     except OSError:
         s = None; time.sleep(0.001)
 f = s.makefile("rwb")
-worst = 0.0; count = 0
+worst = 0.0; worst_at = 0.0; count = 0; start = time.monotonic()
 while not os.path.exists(stop):
     t = time.monotonic()
     f.write(b'{"op":"hello"}\n'); f.flush(); f.readline()
-    worst = max(worst, time.monotonic() - t); count += 1
+    if time.monotonic() - t > worst:
+        worst = time.monotonic() - t; worst_at = t - start
+    count += 1
     time.sleep(0.005)
-print(json.dumps({"probe_max_ms": round(worst * 1000, 1), "probes": count}))
+print(json.dumps({"probe_max_ms": round(worst * 1000, 1), "probe_max_at_s": round(worst_at, 1), "probes": count}))
 EOF
 
-# lag_summary PORT: from the loop-lag histogram, the smallest bucket holding every
-# observation (the longest lag is at most that), and the observations over 10 ms.
+# lag_summary NAME BASE: from the loop-lag histogram (`wshostctl metrics`) since
+# the snapshot BASE, the smallest bucket holding every observation (the longest
+# lag is at most that), and the observations over 10 ms.
 lag_summary() {
-    curl -sf "http://127.0.0.1:$1/metrics" | awk '
-        /^wshostd_loop_lag_seconds_bucket/ { match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); n[le] = $2; order[++k] = le }
-        /^wshostd_loop_lag_seconds_count/ { total = $2 }
+    "$bin/wshostctl" --socket "$work/$1/control.sock" metrics | awk -v base="$2" '
+        BEGIN {
+            while ((getline line < base) > 0) {
+                if (line ~ /^wshostd_loop_lag_seconds_bucket/) { match(line, /le="[^"]+"/); split(line, f, " "); b[substr(line, RSTART + 4, RLENGTH - 5)] = f[2] }
+                if (line ~ /^wshostd_loop_lag_seconds_count/) { split(line, f, " "); btotal = f[2] }
+            }
+        }
+        /^wshostd_loop_lag_seconds_bucket/ { match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); n[le] = $2 - b[le]; order[++k] = le }
+        /^wshostd_loop_lag_seconds_count/ { total = $2 - btotal }
         END {
             bound = "+Inf"; over = 0
             for (i = 1; i <= k; i++) { if (order[i] == "0.01") over = total - n[order[i]] }
@@ -163,19 +188,26 @@ for pace in $paces; do
     rm -f "$work/stop"
     t0=$(now)
     start_daemon "restart-$pace"
+    # The start itself (reading the config and the state, before the loop
+    # serves anything) is reported apart: the loop's lag is counted from the
+    # first answer on the control socket.
+    until "$bin/wshostctl" --socket "$work/restart-$pace/control.sock" metrics >"$work/lag-base" 2>/dev/null; do
+        sleep 0.01
+    done
+    started_in=$(echo "$(now) - $t0" | bc)
     python3 "$work/probe.py" "$work/restart-$pace/control.sock" "$work/stop" >"$work/probe.json" &
     probe=$!
     await_open "$work/restart-$pace.server" "$records" 600
     t1=$(now)
     touch "$work/stop"; wait "$probe"
-    lag=$(lag_summary "$metrics_port")
+    lag=$(lag_summary "restart-$pace" "$work/lag-base")
     rate=$(tail -n +"$((mark + 1))" "$work/restart-$pace.server" | jq -s '
         [.[].handshakes] as $h
         | {peak_per_100ms: ($h | max), peak_per_s: ([range(0; ($h | length) - 9 | if . < 1 then 1 else . end) as $i | $h[$i:$i + 10] | add] | max)}')
     rss=$(awk '/VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
-    jq -n -c --arg pace "$pace" --arg scheme "$scheme" --argjson records "$records" --argjson seconds "$(echo "$t1 - $t0" | bc)" \
+    jq -n -c --arg pace "$pace" --arg scheme "$scheme" --argjson records "$records" --argjson seconds "$(echo "$t1 - $t0" | bc)" --argjson started "$started_in" \
         --argjson rate "$rate" --argjson lag "$lag" --argjson probe "$(cat "$work/probe.json")" --argjson rss "$rss" \
-        '{scenario: "restart", scheme: $scheme, pace: $pace, records: $records, seconds_to_all_open: $seconds, rss_kib: $rss} + $rate + $lag + $probe' |
+        '{scenario: "restart", scheme: $scheme, pace: $pace, records: $records, seconds_to_all_open: $seconds, start_s: $started, rss_kib: $rss} + $rate + $lag + $probe' |
         tee -a "$results" >&2
     kill -9 "$daemon_pid" "$server_pid" 2>/dev/null || true
     wait 2>/dev/null || true

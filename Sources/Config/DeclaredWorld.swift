@@ -221,12 +221,15 @@ extension DeclaredWorld {
                 result += newObjects.map { .spawn(session.id, $0) }
                 continue
             }
+            // By id: a session of 15,000 objects is compared in linear time.
             let oldObjects = old.objects[session.id] ?? []
-            for object in oldObjects where !newObjects.contains(where: { $0.id == object.id }) {
+            let newIDs = Set(newObjects.map(\.id))
+            let oldByID = Dictionary(oldObjects.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            for object in oldObjects where !newIDs.contains(object.id) {
                 result.append(.remove(session.id, object.id))
             }
             for object in newObjects {
-                if let before = oldObjects.first(where: { $0.id == object.id }) {
+                if let before = oldByID[object.id] {
                     if before != object { result += [.remove(session.id, object.id), .spawn(session.id, object)] }
                 } else {
                     result.append(.spawn(session.id, object))

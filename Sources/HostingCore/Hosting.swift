@@ -1,3 +1,4 @@
+import DequeModule
 import MonotonicTime
 import WebSocketProtocol
 import World
@@ -42,8 +43,9 @@ public struct Hosting: Sendable {
     public enum TimerKey: Hashable, Sendable {
         /// The record's next attempt (`connect_retry_interval`).
         case retry(RecordAddress)
-        /// The record's attempt waits for its turn under the attempt pace.
-        case pacing(RecordAddress)
+        /// The next turn of a destination's ("host:port") attempts waiting
+        /// under the attempt pace.
+        case pacing(String)
         /// A consent prompt's optional timeout.
         case prompt(Int)
     }
@@ -199,25 +201,27 @@ public struct Hosting: Sendable {
     public private(set) var sockets: [RecordAddress: Socket] = [:]
     private var liveByUser: [UserID: Int] = [:]
     private var liveBySession: [SessionID: Int] = [:]
-    /// Attempts waiting for their turn under the pace.
+    /// Attempts waiting for their turn under the pace, and per destination
+    /// their order (first come, first served). One timer per destination
+    /// wakes its queue's head when the pace has room again: waiting costs
+    /// nothing per record, however many wait. An entry whose attempt has
+    /// ended meanwhile is skipped when it comes up.
     private var pacing: [RecordAddress: Attempt] = [:]
+    private var paceQueues: [String: Deque<(address: RecordAddress, attempt: Int)>] = [:]
     /// Timers armed (and not yet fired or cancelled).
     private var armed: Set<TimerKey> = []
     /// Last reported state and handling user per record.
     private var reported: [RecordAddress: (state: RecordLifecycle.State, user: UserID?)] = [:]
-    /// The pacing jitter's generator (SplitMix64).
-    private var random: UInt64
 
     public struct Socket: Equatable, Sendable {
         public var attempt: Int
         public var user: UserID
     }
 
-    /// `seed` makes the retry and pacing jitter (a daemon passes a random one).
+    /// `seed` makes the retry jitter (a daemon passes a random one).
     public init(consent: ConsentEngine, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         self.consent = consent
         world.jitterSeed = seed
-        random = seed ^ 0xD1B5_4A32_D192_ED03
     }
 
     // MARK: - Configuration
@@ -329,6 +333,7 @@ public struct Hosting: Sendable {
             }
         }
         pacing.removeAll()
+        paceQueues.removeAll()
         for (address, socket) in sockets.sorted(by: { $0.key.object < $1.key.object }) {
             let wasOpen = world.lifecycles[address]?.isConnected == true
             retire(address)
@@ -357,11 +362,9 @@ public struct Hosting: Sendable {
             switch key {
             case .retry(let address):
                 execute(world.retryDue(address, now: now), now: now, into: &effects)
-            case .pacing(let address):
-                guard let attempt = pacing.removeValue(forKey: address), !stopping,
-                    case .connecting(let current) = world.lifecycles[address]?.state, current.number == attempt.number
-                else { break }
-                open(address, attempt, now: now, into: &effects)
+            case .pacing(let destination):
+                guard !stopping else { break }
+                nextTurns(destination, now: now, into: &effects)
             case .prompt(let id):
                 execute(consent.timedOut(promptID: id, now: now), now: now, into: &effects)
             }
@@ -416,10 +419,7 @@ public struct Hosting: Sendable {
         case .openSocket(let attempt):
             open(address, attempt, now: now, into: &effects)
         case .closeSocket(let attempt, let reason):
-            if pacing[address]?.number == attempt.number {
-                pacing[address] = nil
-                disarm(.pacing(address), into: &effects)
-            }
+            if pacing[address]?.number == attempt.number { pacing[address] = nil }
             guard sockets[address]?.attempt == attempt.number else { return }
             retire(address)
             effects.append(.close(address, attempt: attempt.number, .normalClosure, reason: reason))
@@ -517,32 +517,71 @@ public struct Hosting: Sendable {
             reason: reason.isEmpty ? "\(address) connects to \(key.hostPort)" : reason)
     }
 
-    /// An attempt's socket: refused over a connection limit, delayed over the
+    /// An attempt's socket: refused over a connection limit, queued behind
+    /// the attempts already waiting for the same destination or over the
     /// pace, else opened.
     private mutating func open(
         _ address: RecordAddress, _ attempt: Attempt, now: MonotonicInstant, into effects: inout [Effect]
     ) {
-        if pacing.removeValue(forKey: address) != nil { disarm(.pacing(address), into: &effects) }
-        if let (limit, refusal) = connectionLimitRefusal(user: attempt.target.user, session: address.session) {
-            tally.limitHits[limit, default: 0] += 1
-            let report = CloseReport(initiator: .transport, code: .abnormalClosure, reason: refusal)
-            execute(
-                world.socketClosed(address, attempt: attempt.number, report: report, now: now), now: now, into: &effects
-            )
-            return
-        }
+        pacing[address] = nil
+        guard withinConnectionLimits(address, attempt, now: now, into: &effects) else { return }
         let url = attempt.target.url
-        let wait = pacer.admit(
-            url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)", now: now)
-        if wait > .zero {
-            // Over the pace: this attempt waits its turn (a little jitter, so
-            // that a wave of records does not come back as one).
-            let jitter = Duration.microseconds(Int64(nextRandom() % UInt64(max(1, wait.nanosecondsClamped / 1000) + 1)))
-            pacing[address] = attempt
-            tally.pacedAttempts += 1
-            arm(.pacing(address), at: now + wait + jitter, slack: .milliseconds(5), into: &effects)
-            return
+        let destination = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+        if paceQueues[destination] == nil {
+            let wait = pacer.admit(destination, now: now)
+            if wait == .zero { return launch(address, attempt, into: &effects) }
+            arm(.pacing(destination), at: now + wait, slack: .milliseconds(1), into: &effects)
         }
+        // Over the pace: the attempt waits its turn, after those already waiting.
+        pacing[address] = attempt
+        paceQueues[destination, default: []].append((address, attempt.number))
+        tally.pacedAttempts += 1
+    }
+
+    /// A destination's turn: its waiting attempts go, first come first served,
+    /// while the pace has room; the timer is armed again for the rest.
+    private mutating func nextTurns(_ destination: String, now: MonotonicInstant, into effects: inout [Effect]) {
+        guard var queue = paceQueues.removeValue(forKey: destination) else { return }
+        while let head = queue.first {
+            guard let attempt = pacing[head.address], attempt.number == head.attempt,
+                case .connecting(let current) = world.lifecycles[head.address]?.state, current.number == head.attempt
+            else {
+                queue.removeFirst()  // ended while it waited
+                continue
+            }
+            let wait = pacer.admit(destination, now: now)
+            if wait > .zero {
+                // (an attempt that came meanwhile, from a world action above, queues after)
+                queue.append(contentsOf: paceQueues[destination] ?? [])
+                paceQueues[destination] = queue
+                arm(.pacing(destination), at: now + wait, slack: .milliseconds(1), into: &effects)
+                return
+            }
+            queue.removeFirst()
+            pacing[head.address] = nil
+            if withinConnectionLimits(head.address, attempt, now: now, into: &effects) {
+                launch(head.address, attempt, into: &effects)
+            }
+        }
+    }
+
+    /// False (and the attempt failed) over a connection limit.
+    private mutating func withinConnectionLimits(
+        _ address: RecordAddress, _ attempt: Attempt, now: MonotonicInstant, into effects: inout [Effect]
+    ) -> Bool {
+        guard let (limit, refusal) = connectionLimitRefusal(user: attempt.target.user, session: address.session) else {
+            return true
+        }
+        tally.limitHits[limit, default: 0] += 1
+        let report = CloseReport(initiator: .transport, code: .abnormalClosure, reason: refusal)
+        execute(
+            world.socketClosed(address, attempt: attempt.number, report: report, now: now), now: now, into: &effects)
+        return false
+    }
+
+    /// Opens the attempt's socket.
+    private mutating func launch(_ address: RecordAddress, _ attempt: Attempt, into effects: inout [Effect]) {
+        let url = attempt.target.url
         if sockets[address] != nil { retire(address) }
         sockets[address] = Socket(attempt: attempt.number, user: attempt.target.user)
         liveByUser[attempt.target.user, default: 0] += 1
@@ -600,14 +639,6 @@ public struct Hosting: Sendable {
         if armed.remove(key) != nil { effects.append(.cancel(key)) }
     }
 
-    private mutating func nextRandom() -> UInt64 {
-        random &+= 0x9E37_79B9_7F4A_7C15
-        var z = random
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
     private func fields(_ address: RecordAddress, _ attempt: Attempt) -> [String: String] {
         [
             "session.id": "\(address.session)", "object.id": "\(address.object)", "user.id": "\(attempt.target.user)",
@@ -619,7 +650,7 @@ public struct Hosting: Sendable {
         func rank(_ key: TimerKey) -> (Int, String) {
             switch key {
             case .retry(let address): return (0, "\(address)")
-            case .pacing(let address): return (1, "\(address)")
+            case .pacing(let destination): return (1, destination)
             case .prompt(let id): return (2, String(id))
             }
         }

@@ -31,12 +31,19 @@ public struct SendRate: Equatable, Sendable {
     public mutating func wait(now: MonotonicInstant) -> Duration {
         guard perSecond > 0 else { return .zero }
         if let refilled {
+            // An earlier `now` than the last one adds nothing and does not move
+            // the refill back (that would count the same time twice).
+            guard now > refilled else { return tokens < 1 ? untilNextToken : .zero }
             let elapsed = Double((now - refilled).nanosecondsClamped) / 1e9
-            tokens = min(Double(perSecond), tokens + max(0, elapsed) * Double(perSecond))
+            tokens = min(Double(perSecond), tokens + elapsed * Double(perSecond))
         }
         refilled = now
         guard tokens < 1 else { return .zero }
-        return .nanoseconds(Int64(((1 - tokens) / Double(perSecond) * 1e9).rounded(.up)))
+        return untilNextToken
+    }
+
+    private var untilNextToken: Duration {
+        .nanoseconds(Int64(((1 - tokens) / Double(perSecond) * 1e9).rounded(.up)))
     }
 
     /// Takes a token that `wait` said is there.

@@ -225,13 +225,34 @@ struct HostingTests {
         paced.pacer = AttemptPacer(perSecond: 0, perDestination: 1)
         _ = try paced.apply(spawn("p1"), now: at(0))
         let waits = try paced.apply(spawn("p2"), now: at(0))
-        let p2 = RecordAddress(session: "s", object: "p2")
         #expect(opens(waits).isEmpty)
         let turn = try #require(armed(waits).first)
-        #expect(turn.0 == .pacing(p2))
-        #expect(turn.1 >= at(1) && turn.1 <= at(2))  // its turn, plus up to as much jitter
+        #expect(turn.0 == .pacing("127.0.0.1:9000"))
+        #expect(turn.1 == at(1))  // the destination's next token
         #expect(paced.tally.pacedAttempts == 1)
-        #expect(opens(paced.handle(.timerFired(.pacing(p2)), now: turn.1)).map(\.0) == [p2])
+        // Later attempts queue behind it without a timer of their own: waiting
+        // costs nothing per record.
+        for name: ObjectID in ["p3", "p4", "p5"] {
+            let queued = try paced.apply(spawn(name), now: at(0.5))
+            #expect(armed(queued).isEmpty && opens(queued).isEmpty)
+        }
+        #expect(paced.tally.pacedAttempts == 4)
+        // p3 goes away while it waits: its turn is skipped.
+        _ = try paced.apply(.remove("s", "p3"), now: at(0.6))
+        // First come, first served, one a second, each turn arming the next.
+        var now = turn.1
+        var order: [String] = []
+        for _ in 0..<3 {
+            let effects = paced.handle(.timerFired(.pacing("127.0.0.1:9000")), now: now)
+            order += opens(effects).map(\.0.object.rawValue)
+            if let next = armed(effects).first {
+                #expect(next.0 == .pacing("127.0.0.1:9000") && next.1 == now + .seconds(1))
+                now = next.1
+            }
+        }
+        #expect(order == ["p2", "p4", "p5"])
+        // The queue is empty: a new attempt after a quiet second goes at once.
+        #expect(opens(try paced.apply(spawn("p6"), now: now + .seconds(1))).map(\.0.object.rawValue) == ["p6"])
     }
 
     @Test("one failure reason is one warning per record; a connect clears the last error")

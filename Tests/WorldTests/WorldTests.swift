@@ -171,6 +171,17 @@ struct SendRateTests {
         var open = AttemptPacer(perSecond: 0, perDestination: 0)
         #expect((0..<1000).allSatisfy { _ in open.admit("a:1", now: t0) == .zero })
     }
+
+    @Test("an earlier time than the last one refills nothing and does not count the same time twice")
+    func timeGoingBack() {
+        var rate = SendRate(perSecond: 10)
+        var taken: [Bool] = []
+        for _ in 0..<10 { taken.append(rate.take(now: t0 + .milliseconds(100))) }
+        taken.append(rate.take(now: t0))  // earlier: nothing added
+        taken.append(rate.take(now: t0 + .milliseconds(200)))  // 100 ms later: one token, not two
+        taken.append(rate.take(now: t0 + .milliseconds(200)))
+        #expect(taken == Array(repeating: true, count: 10) + [false, true, false])
+    }
 }
 
 @Suite("World: records per session")
