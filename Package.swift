@@ -3,7 +3,7 @@
 // The dependency direction is the architecture:
 //   pure cores (Config, Control, WebSocketProtocol, World, HostingCore) import no
 //   sockets, clocks or logging; the shells (EventLoop, Systemd, Daemon) wire
-//   them to file descriptors, time, OpenSSL and systemd; the executables only
+//   them to file descriptors, time, OpenSSL, zlib and systemd; the executables only
 //   parse arguments and call into Daemon.
 import Foundation
 import PackageDescription
@@ -57,6 +57,7 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Pure core: the sans-I/O RFC 6455 client (bytes and commands in, events and bytes out).
         .target(name: "WebSocketProtocol", swiftSettings: strict),
@@ -101,10 +102,13 @@ let package = Package(
         // Shell: TLS client sessions over memory BIOs (system OpenSSL), for wss only.
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
 
+        // Shell: permessage-deflate's DEFLATE through the system zlib (the protocol core's DeflateCodec).
+        .target(name: "Zlib", dependencies: ["CZlib", "WebSocketProtocol"], swiftSettings: strict),
+
         // Shell: one outbound WebSocket on the loop (transport + TLS + protocol core).
         .target(
             name: "WebSocketClient",
-            dependencies: ["Config", "EventLoop", "MonotonicTime", "TLS", "WebSocketProtocol"],
+            dependencies: ["Config", "EventLoop", "MonotonicTime", "TLS", "WebSocketProtocol", "Zlib"],
             swiftSettings: strict
         ),
 
@@ -201,9 +205,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(name: "ZlibTests", dependencies: ["Zlib", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",
-            dependencies: ["WebSocketClient", "WebSocketProtocol", "EventLoop", "MonotonicTime", "TLS", "TestSupport"],
+            dependencies: [
+                "WebSocketClient", "WebSocketProtocol", "Config", "EventLoop", "MonotonicTime", "TLS", "TestSupport",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -10,6 +10,7 @@ extension DaemonConfig {
             "connect_timeout", "handshake_timeout", "idle_timeout", "keepalive_interval",
             "connect_retry_interval", "close_timeout", "max_frame_size", "max_message_size",
             "fragment_size", "send_queue_limit", "inbound_queue_messages", "inbound_queue_size", "flood_policy",
+            "compression",
         ],
         "security": ["allowed_url_hosts", "consent_timeout", "allowed_networks", "denied_networks"],
         "tls": ["ca_file"],
@@ -114,6 +115,7 @@ extension DaemonConfig {
         config.websocket.inboundQueueSize = ws.value(
             "inbound_queue_size", default: w.inboundQueueSize, Decode.size(min: 1 << 10, max: 4 << 30))
         config.websocket.floodPolicy = ws.value("flood_policy", default: w.floodPolicy, Decode.oneOf(FloodPolicy.self))
+        config.websocket.compression = ws.value("compression", default: w.compression, Decode.compression)
 
         let security = document.table("security")
         security.rejectUnknownKeys(schema["security"]!)

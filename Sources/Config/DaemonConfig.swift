@@ -64,6 +64,8 @@ public struct DaemonConfig: Equatable, Sendable {
         public var inboundQueueSize: Int64 = 64 << 20
         /// What a flood does: close the connection with 1008, or drop the oldest messages.
         public var floodPolicy: FloodPolicy = .close
+        /// permessage-deflate to offer (RFC 7692); nil: none ("off").
+        public var compression: DeflateOffer? = nil
     }
 
     /// `[security]`: the host-access model (SPEC §4).

@@ -1,3 +1,5 @@
+import WebSocketProtocol
+
 /// Reads typed values out of a parsed TOML table, strictly: every key must be
 /// known, every value of the expected type and range. Problems are collected
 /// (with key path and line) instead of thrown, so one run reports them all.
@@ -234,6 +236,17 @@ enum Decode {
                 return .failure(Expected(what: "one of \(names)"))
             }
             return .success(value)
+        }
+    }
+
+    /// `compression`: "off", "on" or a permessage-deflate offer (RFC 7692 §7.1).
+    static func compression(_ raw: TOMLValue) -> Result<DeflateOffer?, Expected> {
+        let hint = "\"off\", \"on\" or an offer such as \"permessage-deflate; server_max_window_bits=10\""
+        guard let text = raw.string else { return .failure(Expected(what: hint)) }
+        switch DeflateOffer.setting(text) {
+        case .success(let offer): return .success(offer)
+        case .failure(let error):
+            return .failure(Expected(what: "expected \(hint), found \"\(text)\": \(error)", showFound: false))
         }
     }
 

@@ -86,6 +86,7 @@ public struct ControlView {
             "bytesIn": .int(status.bytesIn), "bytesOut": .int(status.bytesOut),
             "floods": .int(status.floods), "dropped": .int(status.dropped),
             "sendsRefused": .int(status.sendsRefused),
+            "compression": status.compression.map { .string($0) } ?? .null,
         ])
     }
 

@@ -516,6 +516,7 @@ public final class Daemon {
         if o.maxMessageSize != n.maxMessageSize { changed.append("max_message_size") }
         if o.fragmentSize != n.fragmentSize { changed.append("fragment_size") }
         if o.sendQueueLimit != n.sendQueueLimit { changed.append("send_queue_limit") }
+        if o.compression != n.compression { changed.append("compression") }
         if old.limits.framesPerMessage != new.limits.framesPerMessage { changed.append("limits.frames_per_message") }
         if old.tls != new.tls { changed.append("tls.ca_file") }
         return (timing, changed)

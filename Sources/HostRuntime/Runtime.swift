@@ -314,6 +314,7 @@ public final class Runtime {
             status.floods = counted.floods
             status.dropped = counted.dropped
             status.sendsRefused = counted.sendsRefused
+            status.compression = counted.compression
             statuses[address] = status
         }
         return statuses
@@ -433,6 +434,12 @@ public final class Runtime {
         switch event {
         case .opened:
             totals.opened += 1
+            if let agreed = link.client.negotiatedCompression {
+                link.counters.value.compression = agreed.description
+            } else {
+                link.counters.value.compression =
+                    link.client.options.connection.deflate == nil ? nil : "declined by the server"
+            }
             if link.isCurrent { feed(.socketOpened(address, attempt: link.attempt)) }
         case .text(let text):
             if link.isCurrent { receive(link, .text(text)) }

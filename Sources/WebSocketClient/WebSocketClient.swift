@@ -4,6 +4,7 @@ import Glibc
 import MonotonicTime
 import TLS
 import WebSocketProtocol
+import Zlib
 
 /// One outbound WebSocket on the loop: the thin shell around the pure
 /// `ClientConnection`. It connects (resolver + Happy Eyeballs), feeds socket
@@ -47,6 +48,8 @@ public final class WebSocketClient {
                 maxFrameSize: Int(websocket.maxFrameSize), maxMessageSize: Int(websocket.maxMessageSize),
                 fragmentSize: Int(websocket.fragmentSize))
             connection.maxMessageFrames = limits.framesPerMessage
+            connection.deflate = websocket.compression
+            connection.deflateCodec = websocket.compression == nil ? nil : ZlibCodec()
         }
     }
 
@@ -298,6 +301,9 @@ public final class WebSocketClient {
 
     /// Pings left unanswered because the server was not reading (the send queue was full).
     public var pongsSkipped: Int { connection.pongsSkipped }
+
+    /// permessage-deflate as agreed in the handshake (nil: none).
+    public var negotiatedCompression: DeflateParameters? { connection.negotiatedDeflate }
 
     /// Runs `body` (which sends) and writes what it sent together at the end:
     /// one system call for a batch of messages.

@@ -26,6 +26,10 @@ public struct ClientConnection {
         /// reads cannot grow our memory (RFC 6455 §5.5.3 lets an endpoint answer
         /// only the most recent ping).
         public var controlReplyLimit = 16 << 20
+        /// permessage-deflate to offer (RFC 7692), with the codec that carries
+        /// it out; offered only when both are set.
+        public var deflate: DeflateOffer?
+        public var deflateCodec: (any DeflateCodec)?
 
         public init(
             maxFrameSize: Int = 16 << 20, maxMessageSize: Int = 16 << 20, fragmentSize: Int = 64 << 10,
@@ -86,6 +90,17 @@ public struct ClientConnection {
     private var messageFrames = 0
     private var utf8 = UTF8Validator()
     private var eofReceived = false
+    /// permessage-deflate, once negotiated; dropped when the connection ends.
+    private var compression: MessageCompression?
+    /// The message being assembled is compressed (RSV1 on its first frame),
+    /// and the compressed bytes it has had so far.
+    private var messageCompressed = false
+    private var messageWireBytes = 0
+    /// What the handshake agreed for permessage-deflate (nil: none); kept
+    /// after the connection ends, for status.
+    public private(set) var negotiatedDeflate: DeflateParameters?
+    /// Whether compression state (a zlib stream) is held now.
+    public var holdsCompressionState: Bool { compression?.holdsState ?? false }
 
     /// Bytes the shell holds for the socket beyond `outboundCount` (set before
     /// `receive`): counted against `controlReplyLimit`.
@@ -133,7 +148,8 @@ public struct ClientConnection {
             let word = maskKey()
             for j in 0..<4 { key[i + j] = UInt8(truncatingIfNeeded: word >> UInt32(8 * j)) }
         }
-        handshake = Handshake(url: url, keyBytes: key)
+        handshake = Handshake(
+            url: url, keyBytes: key, deflate: configuration.deflateCodec == nil ? nil : configuration.deflate)
         parser = FrameParser(maxFrameSize: configuration.maxFrameSize)
         outbound = handshake.request(userAgent: configuration.userAgent)
     }
@@ -262,7 +278,12 @@ public struct ClientConnection {
             switch handshake.validate(responseHeader: headerBuffer[..<(end - 4)]) {
             case .failure(let failure):
                 failHandshake(failure)
-            case .success:
+            case .success(let response):
+                if let agreed = response.deflate, let codec = configuration.deflateCodec {
+                    compression = MessageCompression(parameters: agreed, codec: codec)
+                    negotiatedDeflate = agreed
+                    parser.allowsCompressedFrames = true
+                }
                 state = .open
                 events.append(.opened)
                 // RFC 6455 §4.1: bytes after the header are the first frames.
@@ -374,6 +395,28 @@ public struct ClientConnection {
     }
 
     private mutating func writeMessage(_ opcode: Opcode, _ payload: some Collection<UInt8>) {
+        if compression != nil, let compressed = compressed(payload) {
+            return writeFragments(opcode, compressed, rsv1: true)
+        }
+        writeFragments(opcode, payload, rsv1: false)
+    }
+
+    /// The message compressed (RFC 7692 §7.2.1), or nil to send it as it is:
+    /// the compressor failed, or without context takeover it did not shrink
+    /// (with takeover the server's window must follow ours: always compressed).
+    private mutating func compressed(_ payload: some Collection<UInt8>) -> [UInt8]? {
+        guard var state = compression else { return nil }
+        compression = nil
+        defer { compression = state }
+        let result =
+            payload.withContiguousStorageIfAvailable { state.compress(UnsafeRawBufferPointer($0)) }
+            ?? Array(payload).withUnsafeBytes { state.compress($0) }
+        guard let bytes = result else { return nil }
+        if state.parameters.clientNoContextTakeover, bytes.count >= payload.count { return nil }
+        return bytes
+    }
+
+    private mutating func writeFragments(_ opcode: Opcode, _ payload: some Collection<UInt8>, rsv1: Bool) {
         let size = configuration.fragmentSize
         // Room for every frame at once (a header is at most 14 bytes): a large
         // message is not copied again and again while the buffer doubles.
@@ -384,15 +427,16 @@ public struct ClientConnection {
         repeat {
             let end = payload.index(start, offsetBy: size, limitedBy: payload.endIndex) ?? payload.endIndex
             writeFrame(
-                fin: end == payload.endIndex, opcode: first ? opcode : .continuation, payload: payload[start..<end])
+                fin: end == payload.endIndex, opcode: first ? opcode : .continuation, payload: payload[start..<end],
+                rsv1: first && rsv1)
             first = false
             start = end
         } while start != payload.endIndex
     }
 
-    private mutating func writeFrame(fin: Bool, opcode: Opcode, payload: some Collection<UInt8>) {
+    private mutating func writeFrame(fin: Bool, opcode: Opcode, payload: some Collection<UInt8>, rsv1: Bool = false) {
         // RFC 6455 §5.3: a fresh, unpredictable masking key for every frame.
-        FrameWriter.append(fin: fin, opcode: opcode, payload: payload, maskKey: maskKey(), to: &outbound)
+        FrameWriter.append(fin: fin, opcode: opcode, payload: payload, maskKey: maskKey(), rsv1: rsv1, to: &outbound)
     }
 
     private mutating func writeClose(code: CloseCode, reason: String) {
@@ -421,11 +465,27 @@ public struct ClientConnection {
                 messageOpcode = header.opcode
                 messageBytes = []
                 messageFrames = 0
+                messageCompressed = header.rsv1
+                messageWireBytes = 0
                 utf8.reset()
             }
             messageFrames += 1
             guard messageFrames <= configuration.maxMessageFrames else {
                 failConnection(.tooManyFrames(limit: configuration.maxMessageFrames))
+                return true
+            }
+            currentFrameIsFinal = header.fin
+            if messageCompressed {
+                // What it inflates to is bounded as it grows (`acceptPayload`);
+                // the compressed bytes are bounded too, so that endless empty
+                // blocks cannot keep the loop busy (DEFLATE grows incompressible
+                // data by far less than an eighth).
+                messageWireBytes += header.payloadLength
+                let limit = configuration.maxMessageSize + configuration.maxMessageSize / 8 + 1024
+                guard messageWireBytes <= limit else {
+                    failConnection(.messageTooBig(limit: configuration.maxMessageSize))
+                    return true
+                }
                 return true
             }
             // Fail as soon as the header announces too much (RFC 6455 §10.4).
@@ -434,11 +494,18 @@ public struct ClientConnection {
                 return true
             }
             messageBytes.reserveCapacity(messageBytes.count + header.payloadLength)
-            currentFrameIsFinal = header.fin
         case .success(.payload(let chunk)):
             acceptPayload(chunk)
         case .success(.frameEnd):
             guard currentFrameIsFinal, let opcode = messageOpcode else { return true }
+            if messageCompressed {
+                messageCompressed = false
+                let start = messageBytes.count
+                let outcome = withCompression { compression, bytes, limit in
+                    compression.finishMessage(into: &bytes, limit: limit)
+                }
+                guard inflated(outcome, from: start) else { return true }
+            }
             let bytes = messageBytes
             messageOpcode = nil
             messageBytes = []
@@ -459,9 +526,55 @@ public struct ClientConnection {
 
     /// Part of the current message's payload.
     private mutating func acceptPayload<Bytes: Collection>(_ chunk: Bytes) where Bytes.Element == UInt8 {
+        if messageCompressed { return acceptCompressed(chunk) }
         // RFC 6455 §8.1: fail on the first invalid byte, not at the end.
         if messageOpcode == .text, utf8.feed(chunk) == .invalid { return failConnection(.invalidUTF8) }
         messageBytes.append(contentsOf: chunk)
+    }
+
+    /// Part of a compressed message, inflated onto the message as it comes:
+    /// never more than `maxMessageSize` bytes are made, however far it expands.
+    private mutating func acceptCompressed<Bytes: Collection>(_ chunk: Bytes) where Bytes.Element == UInt8 {
+        let start = messageBytes.count
+        let outcome = withCompression { compression, bytes, limit in
+            chunk.withContiguousStorageIfAvailable {
+                compression.inflate(UnsafeRawBufferPointer($0), into: &bytes, limit: limit)
+            } ?? Array(chunk).withUnsafeBytes { compression.inflate($0, into: &bytes, limit: limit) }
+        }
+        _ = inflated(outcome, from: start)
+    }
+
+    /// Runs `body` with the compression state and the message's bytes moved
+    /// out (no copy, no overlapping access), then puts them back.
+    private mutating func withCompression(
+        _ body: (inout MessageCompression, inout [UInt8], Int) -> InflateOutcome
+    ) -> InflateOutcome {
+        guard var state = compression else { return .corrupt("permessage-deflate was not negotiated") }
+        compression = nil
+        var bytes = messageBytes
+        messageBytes = []
+        let outcome = body(&state, &bytes, configuration.maxMessageSize)
+        messageBytes = bytes
+        compression = state
+        return outcome
+    }
+
+    /// Judges what inflating added to the message from `start`: false (and
+    /// the connection failed) on a bomb, bad DEFLATE or invalid UTF-8.
+    private mutating func inflated(_ outcome: InflateOutcome, from start: Int) -> Bool {
+        switch outcome {
+        case .ok:
+            if messageOpcode == .text, utf8.feed(messageBytes[start...]) == .invalid {
+                failConnection(.invalidUTF8)
+                return false
+            }
+            return true
+        case .limitExceeded:
+            failConnection(.messageTooBig(limit: configuration.maxMessageSize))
+        case .corrupt(let reason):
+            failConnection(.invalidCompressedData(reason))
+        }
+        return false
     }
 
     private mutating func handleControl(_ opcode: Opcode, _ payload: ArraySlice<UInt8>) {
@@ -499,6 +612,7 @@ public struct ClientConnection {
         }
         messageOpcode = nil
         messageBytes = []
+        abandonCompressedMessage()
         switch state {
         case .open:
             // Server-initiated: echo the code (an empty Close for 1005), then wait for TCP close.
@@ -525,6 +639,7 @@ public struct ClientConnection {
         if case .open = state { writeClose(code: error.closeCode, reason: reason) }
         messageOpcode = nil
         messageBytes = []
+        abandonCompressedMessage()
         headerBuffer = []
         parser.discardBuffered()
         state = .closing(
@@ -538,7 +653,14 @@ public struct ClientConnection {
         finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "handshake failed: \(failure)"))
     }
 
+    private mutating func abandonCompressedMessage() {
+        messageCompressed = false
+        compression?.abandonInbound()
+    }
+
     private mutating func finish(_ report: CloseReport) {
+        messageCompressed = false
+        compression = nil
         state = .closed(report)
         events.append(.closed(report))
     }

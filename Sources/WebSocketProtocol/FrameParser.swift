@@ -25,6 +25,9 @@ public struct FrameParser: Sendable {
     }
 
     public let maxFrameSize: Int
+    /// RSV1 is allowed on a message's first frame: permessage-deflate was
+    /// negotiated (RFC 7692 §6).
+    public var allowsCompressedFrames = false
     private var buffer: [UInt8] = []
     private var readIndex = 0
     private var state = State.header
@@ -123,8 +126,10 @@ public struct FrameParser: Sendable {
         guard available >= 2 else { return nil }
         let b0 = buffer[readIndex]
         let b1 = buffer[readIndex + 1]
-        // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defines them.
-        guard b0 & 0x70 == 0 else { return fail(.reservedBitsSet) }
+        // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defines them
+        // (RFC 7692 §6: permessage-deflate defines RSV1).
+        let rsv1 = b0 & 0x40 != 0
+        guard b0 & 0x30 == 0, !rsv1 || allowsCompressedFrames else { return fail(.reservedBitsSet) }
         guard let opcode = Opcode(rawValue: b0 & 0x0F) else { return fail(.reservedOpcode(b0 & 0x0F)) }
         let fin = b0 & 0x80 != 0
         // RFC 6455 §5.1: a client MUST close the connection on a masked frame.
@@ -146,16 +151,19 @@ public struct FrameParser: Sendable {
         if opcode.isControl {
             // §5.5: control frames MUST NOT be fragmented and have at most 125 bytes.
             guard fin else { return fail(.fragmentedControlFrame) }
+            guard !rsv1 else { return fail(.compressedControlFrame) }  // RFC 7692 §6.1
             guard length <= 125 else { return fail(.controlFrameTooLong(Int(length))) }
             guard available >= headerLength + Int(length) else { return nil }
             let start = readIndex + headerLength
             readIndex = start + Int(length)
             return .success(.control(opcode, buffer[start..<readIndex]))
         }
+        // RFC 7692 §6.1: RSV1 on the first frame of a message only.
+        guard !rsv1 || opcode != .continuation else { return fail(.compressedContinuation) }
         guard length <= UInt64(maxFrameSize) else { return fail(.frameTooBig(limit: maxFrameSize)) }
         readIndex += headerLength
         state = .payload(remaining: Int(length))
-        return .success(.frameStart(FrameHeader(fin: fin, opcode: opcode, payloadLength: Int(length))))
+        return .success(.frameStart(FrameHeader(fin: fin, opcode: opcode, payloadLength: Int(length), rsv1: rsv1)))
     }
 
     private mutating func fail(_ error: ProtocolError) -> Result<Event, ProtocolError> {

@@ -2,15 +2,16 @@
 /// with a fresh key, lengths in the shortest encoding, the payload masked
 /// sixteen bytes at a time while it is copied.
 public enum FrameWriter {
-    /// Appends one frame to `output`.
+    /// Appends one frame to `output`; `rsv1` marks the first frame of a
+    /// compressed message (RFC 7692 §6).
     public static func append<Payload: Collection>(
-        fin: Bool, opcode: Opcode, payload: Payload, maskKey: UInt32, to output: inout [UInt8]
+        fin: Bool, opcode: Opcode, payload: Payload, maskKey: UInt32, rsv1: Bool = false, to output: inout [UInt8]
     ) where Payload.Element == UInt8 {
         let count = payload.count
         // The header (at most 2 + 8 + 4 bytes) is built in place, then appended once.
         var header: (UInt64, UInt64) = (0, 0)
         let headerLength = withUnsafeMutableBytes(of: &header) { h -> Int in
-            h[0] = (fin ? 0x80 : 0) | opcode.rawValue
+            h[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode.rawValue
             var n = 2
             if count < 126 {
                 h[1] = 0x80 | UInt8(count)

@@ -10,12 +10,15 @@ public struct Handshake: Sendable {
     public let url: WebSocketURL
     /// The base64 of the 16 random bytes sent as `Sec-WebSocket-Key`.
     public let key: String
+    /// permessage-deflate as offered in the request (RFC 7692), or nil.
+    public let deflateOffer: DeflateOffer?
 
     /// - Parameter keyBytes: 16 bytes from a CSPRNG (RFC 6455 §4.1 item 7).
-    public init(url: WebSocketURL, keyBytes: [UInt8]) {
+    public init(url: WebSocketURL, keyBytes: [UInt8], deflate: DeflateOffer? = nil) {
         precondition(keyBytes.count == 16, "Sec-WebSocket-Key needs 16 random bytes")
         self.url = url
         self.key = Base64.encode(keyBytes)
+        self.deflateOffer = deflate
     }
 
     /// The `Sec-WebSocket-Accept` value a correct server answers with.
@@ -33,6 +36,7 @@ public struct Handshake: Sendable {
         text += "Connection: Upgrade\r\n"
         text += "Sec-WebSocket-Key: \(key)\r\n"
         text += "Sec-WebSocket-Version: 13\r\n"
+        if let deflateOffer { text += "Sec-WebSocket-Extensions: \(deflateOffer)\r\n" }
         if let userAgent { text += "User-Agent: \(userAgent)\r\n" }
         text += "\r\n"
         return Array(text.utf8)
@@ -49,6 +53,8 @@ public struct Handshake: Sendable {
         case missingAccept
         case wrongAccept(String)
         case unexpectedExtension(String)
+        case malformedExtensions(String)
+        case extensionNegotiation(DeflateNegotiationError)
         case unexpectedSubprotocol(String)
 
         public var description: String {
@@ -64,14 +70,23 @@ public struct Handshake: Sendable {
             case .missingAccept: return "response lacks Sec-WebSocket-Accept"
             case .wrongAccept(let value): return "Sec-WebSocket-Accept \"\(value)\" does not match the key sent"
             case .unexpectedExtension(let value): return "server selected extension \"\(value)\" that was not offered"
+            case .malformedExtensions(let value): return "malformed Sec-WebSocket-Extensions \"\(value.prefix(200))\""
+            case .extensionNegotiation(let error): return "extension negotiation failed: \(error)"
             case .unexpectedSubprotocol(let value):
                 return "server selected subprotocol \"\(value)\" that was not offered"
             }
         }
     }
 
+    /// A response the client accepted: its header fields (names in lower
+    /// case) and the permessage-deflate parameters in force (nil: none).
+    public struct Response {
+        public var headers: [(String, String)]
+        public var deflate: DeflateParameters?
+    }
+
     /// Validates a complete response header (up to, not including, the blank line).
-    public func validate(responseHeader: ArraySlice<UInt8>) -> Result<[(String, String)], Failure> {
+    public func validate(responseHeader: ArraySlice<UInt8>) -> Result<Response, Failure> {
         // Lines end with CRLF; parsed as bytes (String splitting walks graphemes,
         // which cost a tenth of a connection's CPU time).
         var lines = Self.lines(responseHeader)[...]
@@ -113,14 +128,24 @@ public struct Handshake: Sendable {
         let accepts = headers.filter { $0.0 == "sec-websocket-accept" }.map(\.1)
         guard let accept = accepts.first else { return .failure(.missingAccept) }
         guard accepts.count == 1, accept == expectedAccept else { return .failure(.wrongAccept(accept)) }
-        // §4.1 items 5-6: nothing we did not offer (we offer no extension, no subprotocol).
-        if let value = headers.first(where: { $0.0 == "sec-websocket-extensions" && !$0.1.isEmpty })?.1 {
+        // §4.1 items 5-6: nothing we did not offer (no subprotocol; at most permessage-deflate).
+        var deflate: DeflateParameters?
+        let extensions = headers.filter { $0.0 == "sec-websocket-extensions" }.map(\.1)
+        if let deflateOffer {
+            guard let elements = ExtensionHeader.parse(extensions) else {
+                return .failure(.malformedExtensions(extensions.joined(separator: ", ")))
+            }
+            switch deflateOffer.accept(elements) {
+            case .success(let parameters): deflate = parameters
+            case .failure(let error): return .failure(.extensionNegotiation(error))
+            }
+        } else if let value = extensions.first(where: { !$0.isEmpty }) {
             return .failure(.unexpectedExtension(value))
         }
         if let value = headers.first(where: { $0.0 == "sec-websocket-protocol" && !$0.1.isEmpty })?.1 {
             return .failure(.unexpectedSubprotocol(value))
         }
-        return .success(headers)
+        return .success(Response(headers: headers, deflate: deflate))
     }
 
     /// The CRLF-terminated lines of `bytes` (the last one may lack its CRLF).

@@ -22,6 +22,11 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidCloseCode(UInt16)
     case closePayloadTooShort
     case dataAfterClose
+    // permessage-deflate (RFC 7692)
+    case compressedControlFrame
+    case compressedContinuation
+    /// The compressed data is not valid DEFLATE (zlib's reason).
+    case invalidCompressedData(String)
 
     /// The close code to send for this error.
     public var closeCode: CloseCode {
@@ -53,6 +58,9 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCloseCode(let code): return "close code \(code) is not allowed on the wire"
         case .closePayloadTooShort: return "close frame payload of 1 byte"
         case .dataAfterClose: return "data received after the Close frame"
+        case .compressedControlFrame: return "control frame has RSV1 (compressed) set"
+        case .compressedContinuation: return "continuation frame has RSV1 (compressed) set"
+        case .invalidCompressedData(let reason): return "compressed message is not valid DEFLATE: \(reason.prefix(80))"
         }
     }
 }

@@ -16,6 +16,9 @@ public struct RecordStatus: Equatable, Sendable {
     public var dropped = 0
     /// Sends refused because the record was past its sends per second.
     public var sendsRefused = 0
+    /// permessage-deflate on the last connection: the parameters agreed, or
+    /// why there are none ("declined by the server"); nil: not offered.
+    public var compression: String?
 
     public init() {}
 }

@@ -212,6 +212,44 @@ struct ConfigParserTests {
         #expect(DaemonConfig.Endpoint(host: "::1", port: 9100).description == "[::1]:9100")
     }
 
+    @Test("[websocket] compression: off by default, \"on\" without context takeover, or an offer as written")
+    func compression() throws {
+        func parsed(_ value: String) throws -> DeflateOffer? {
+            try DaemonConfig.parse("[websocket]\ncompression = \"\(value)\"\n", file: "c.toml").websocket.compression
+        }
+        #expect(try DaemonConfig.parse("", file: "c.toml").websocket.compression == nil)
+        #expect(try parsed("off") == nil)
+        #expect(try parsed("on") == DeflateOffer.noContextTakeover)
+        #expect(
+            try parsed("permessage-deflate; client_max_window_bits; server_max_window_bits=10")
+                == DeflateOffer(clientMaxWindowBits: 15, serverMaxWindowBits: 10))
+        let bad: [(String, String)] = [
+            ("yes", "unknown extension \"yes\" (only permessage-deflate is known)"),
+            (
+                "permessage-deflate; server_max_window_bits=16",
+                "invalid permessage-deflate parameter server_max_window_bits=16"
+            ),
+            (
+                "x-webkit-deflate-frame",
+                "unknown extension \"x-webkit-deflate-frame\" (only permessage-deflate is known)"
+            ),
+            ("permessage-deflate;", "malformed extension list \"permessage-deflate;\""),
+            ("permessage-deflate; level=9", "unknown permessage-deflate parameter \"level\""),
+        ]
+        for (value, reason) in bad {
+            do {
+                _ = try parsed(value)
+                Issue.record("accepted \(value)")
+            } catch {
+                #expect(
+                    "\(error)"
+                        == "c.toml:2: websocket.compression: expected \"off\", \"on\" or an offer such as \"permessage-deflate; server_max_window_bits=10\", found \"\(value)\": \(reason)"
+                )
+            }
+        }
+        #expect(DeflateOffer.describe(nil) == "off" && DeflateOffer.describe(.noContextTakeover) == "on")
+    }
+
     @Test("all problems of a file are reported together, in file order")
     func severalProblems() {
         let text = """

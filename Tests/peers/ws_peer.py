@@ -11,8 +11,14 @@ modes:
   echo-log     python-websockets: echo, and print "CLOSED <code>" when a connection ends
   flood N      python-websockets: send N one-byte text messages as fast as it can, then close 1000;
                print "RCVD <code>" with the code of the client's Close
+  deflate-echo python-websockets with permessage-deflate as configured for a server by default
+               (12-bit windows, context takeover): echo, and print "EXT <header>" per connection
+  deflate-nct  the same, with no context takeover either way
+  deflate-small the same, with 9-bit windows both ways
 
 hostile modes (raw asyncio streams, byte by byte; each prints "EOF" when the client closes TCP):
+  deflate-bomb N   accept permessage-deflate, then send one compressed binary message that
+                   inflates to N MiB of zeros (a few hundred bytes per MiB on the wire)
   ignore-close     send a text frame every millisecond, read and ignore everything (our Close too)
   ping-flood N     send N pings as fast as the socket takes them and never read; print "SENT"
   empty-continuations  start a text message, then send empty continuation frames forever
@@ -24,10 +30,11 @@ import asyncio
 import sys
 
 
-async def websockets_server(handler, ssl=None):
+async def websockets_server(handler, ssl=None, extensions=None):
     from websockets.asyncio.server import serve
 
-    async with serve(handler, "127.0.0.1", 0, ping_interval=None, max_size=None, ssl=ssl) as server:
+    options = {"compression": None, "extensions": extensions} if extensions is not None else {}
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None, max_size=None, ssl=ssl, **options) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"PORT {port}", flush=True)
         await asyncio.Future()
@@ -36,6 +43,24 @@ async def websockets_server(handler, ssl=None):
 async def echo(ws):
     async for message in ws:
         await ws.send(message)
+
+
+async def deflate_echo(ws):
+    header = ", ".join(f"{name}" for name in map(repr, ws.protocol.extensions))
+    print(f"EXT {header or 'none'}", flush=True)
+    async for message in ws:
+        await ws.send(message)
+
+
+def deflate_factory(mode):
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    if mode == "deflate-echo":
+        return [ServerPerMessageDeflateFactory(
+            server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5})]
+    if mode == "deflate-nct":
+        return [ServerPerMessageDeflateFactory(server_no_context_takeover=True, client_no_context_takeover=True)]
+    return [ServerPerMessageDeflateFactory(server_max_window_bits=9, client_max_window_bits=9)]
 
 
 async def echo_log(ws):
@@ -69,8 +94,9 @@ async def silent(ws):
     await asyncio.sleep(3600)
 
 
-async def raw_server(handler):
-    """A WebSocket server written by hand: accepts any handshake, then runs
+async def raw_server(handler, extensions=b""):
+    """A WebSocket server written by hand: accepts any handshake (answering
+    with `extensions` as Sec-WebSocket-Extensions, if given), then runs
     `handler(reader, writer)`, which may break every rule after it."""
     import base64
     import hashlib
@@ -84,7 +110,8 @@ async def raw_server(handler):
         digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
         writer.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n")
+            b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n"
+            + (b"Sec-WebSocket-Extensions: " + extensions + b"\r\n" if extensions else b"") + b"\r\n")
         await writer.drain()
         try:
             await handler(reader, writer)
@@ -96,6 +123,22 @@ async def raw_server(handler):
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     await server.serve_forever()
+
+
+async def deflate_bomb(reader, writer):
+    import zlib
+
+    mib = int(sys.argv[2])
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    payload = b"".join(compressor.compress(zeros) for _ in range(mib)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert payload.endswith(b"\x00\x00\xff\xff")
+    payload = payload[:-4]
+    # One binary frame, RSV1 set (compressed), 64-bit length.
+    writer.write(bytes([0xC2, 127]) + len(payload).to_bytes(8, "big") + payload)
+    await writer.drain()
+    print(f"SENT {len(payload)}", flush=True)
+    await drain_until_eof(reader)
 
 
 async def drain_until_eof(reader):
@@ -175,6 +218,10 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         asyncio.run(websockets_server(echo, ssl=context))
+    elif mode in ("deflate-echo", "deflate-nct", "deflate-small"):
+        asyncio.run(websockets_server(deflate_echo, extensions=deflate_factory(mode)))
+    elif mode == "deflate-bomb":
+        asyncio.run(raw_server(deflate_bomb, b"permessage-deflate; server_no_context_takeover"))
     elif mode in ("ignore-close", "ping-flood", "empty-continuations", "partial", "stuck-then-bad"):
         handler = {
             "ignore-close": ignore_close, "ping-flood": ping_flood, "empty-continuations": empty_continuations,

@@ -1,0 +1,127 @@
+import CZlib
+import WebSocketProtocol
+
+/// permessage-deflate's DEFLATE through the system zlib: raw streams
+/// (negative window bits, no zlib header, RFC 7692 §7.2.1).
+public struct ZlibCodec: DeflateCodec {
+    /// zlib's memLevel for compressing (1...9): 8 is zlib's default, and what
+    /// a busy compressed connection costs with context takeover; streams
+    /// without takeover live only while a message is compressed.
+    public var memLevel: Int32
+    /// Compression level (0...9); 6 is zlib's default.
+    public var level: Int32
+
+    public init(level: Int32 = 6, memLevel: Int32 = 8) {
+        self.level = level
+        self.memLevel = memLevel
+    }
+
+    public func makeInflater(windowBits: Int) -> (any MessageInflater)? {
+        ZlibInflater(windowBits: Int32(windowBits))
+    }
+
+    public func makeDeflater(windowBits: Int) -> (any MessageDeflater)? {
+        // zlib refuses a raw deflate window of 8 (zlib.h: "windowBits = 8 ...
+        // is changed to 9"; for raw deflate it is an error since 1.2.9). A
+        // window of 9 never reaches further back than 256 bytes (zlib keeps
+        // MIN_LOOKAHEAD of the window free), so a peer with 8 inflates it.
+        ZlibDeflater(windowBits: Int32(max(9, windowBits)), level: level, memLevel: memLevel)
+    }
+}
+
+/// One raw inflate stream.
+final class ZlibInflater: MessageInflater {
+    private var stream = z_stream()
+
+    init?(windowBits: Int32) {
+        guard wshostd_inflateInit2(&stream, -windowBits) == Z_OK else { return nil }
+    }
+
+    deinit { inflateEnd(&stream) }
+
+    func inflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> InflateOutcome {
+        guard let base = input.baseAddress, !input.isEmpty else { return .ok }
+        stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
+        stream.avail_in = UInt32(input.count)
+        defer {
+            stream.next_in = nil
+            stream.avail_in = 0
+        }
+        let step = 16 << 10
+        return withUnsafeTemporaryAllocation(of: Bytef.self, capacity: step) { buffer in
+            while true {
+                // One byte past the limit at most: enough to know it is passed.
+                let room = min(step, limit + 1 - output.count)
+                guard room > 0 else { return .limitExceeded }
+                stream.next_out = buffer.baseAddress
+                stream.avail_out = UInt32(room)
+                let before = stream.avail_in
+                let status = CZlib.inflate(&stream, Z_SYNC_FLUSH)
+                let made = room - Int(stream.avail_out)
+                output.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: made))
+                if output.count > limit { return .limitExceeded }
+                switch status {
+                case Z_OK:
+                    if stream.avail_in == 0 && stream.avail_out > 0 { return .ok }
+                    if made == 0 && stream.avail_in == before { return .ok }  // no progress: wants more input
+                case Z_BUF_ERROR:
+                    return .ok  // everything given was consumed; nothing more to make
+                case Z_STREAM_END:
+                    // A final block (BFINAL, RFC 7692 §7.2.3.4): the stream ends
+                    // here; what follows starts a new one with the same window.
+                    guard restartKeepingWindow() else { return .corrupt("cannot restart the stream") }
+                    if stream.avail_in == 0 { return .ok }
+                default:
+                    let reason = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
+                    return .corrupt(reason)
+                }
+            }
+        }
+    }
+
+    /// After a final block: the same window, a fresh stream.
+    private func restartKeepingWindow() -> Bool {
+        var window = [Bytef](repeating: 0, count: 1 << 15)
+        var length: uInt = 0
+        guard inflateGetDictionary(&stream, &window, &length) == Z_OK, inflateReset(&stream) == Z_OK else {
+            return false
+        }
+        return length == 0 || inflateSetDictionary(&stream, window, length) == Z_OK
+    }
+}
+
+/// One raw deflate stream.
+final class ZlibDeflater: MessageDeflater {
+    private var stream = z_stream()
+
+    init?(windowBits: Int32, level: Int32, memLevel: Int32) {
+        guard wshostd_deflateInit2(&stream, level, -windowBits, memLevel) == Z_OK else { return nil }
+    }
+
+    deinit { deflateEnd(&stream) }
+
+    func deflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) -> Bool {
+        // (zlib takes no input pointer when there is no input: an empty message)
+        stream.next_in = input.baseAddress.map {
+            UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self))
+        }
+        stream.avail_in = UInt32(input.count)
+        defer {
+            stream.next_in = nil
+            stream.avail_in = 0
+        }
+        let step = 16 << 10
+        return withUnsafeTemporaryAllocation(of: Bytef.self, capacity: step) { buffer in
+            while true {
+                stream.next_out = buffer.baseAddress
+                stream.avail_out = UInt32(step)
+                let status = CZlib.deflate(&stream, Z_SYNC_FLUSH)
+                guard status == Z_OK || status == Z_BUF_ERROR else { return false }
+                output.append(
+                    contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: step - Int(stream.avail_out)))
+                // Done when the flush left room in the output (zlib's rule for Z_SYNC_FLUSH).
+                if stream.avail_out > 0 { return stream.avail_in == 0 }
+            }
+        }
+    }
+}
