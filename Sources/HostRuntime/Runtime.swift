@@ -148,6 +148,8 @@ public final class Runtime {
         let counters: Counters
         var client: WebSocketClient!
         var state = State.current
+        /// Its socket opened (counted in `openCount` until it closes).
+        var opened = false
         var queue = InboundQueue()
         /// In the round robin of links with waiting messages.
         var waiting = false
@@ -337,6 +339,10 @@ public final class Runtime {
     /// Records with an open socket right now.
     public var openRecords: [RecordAddress] { clients.filter { $0.value.client.isOpen }.map(\.key) }
 
+    /// Connections opened and not yet closed, counted as they come and go
+    /// (the STATUS= line reads it every 100 ms while thousands connect).
+    public private(set) var openCount = 0
+
     /// Sockets not yet closed (open, connecting, or finishing their Close handshake).
     public var liveSockets: Int {
         clients.values.filter { $0.client.phase != .finished }.count
@@ -434,6 +440,8 @@ public final class Runtime {
         switch event {
         case .opened:
             totals.opened += 1
+            link.opened = true
+            openCount += 1
             if let agreed = link.client.negotiatedCompression {
                 link.counters.value.compression = agreed.description
             } else {
@@ -446,6 +454,10 @@ public final class Runtime {
         case .binary(let bytes):
             if link.isCurrent { receive(link, .binary(bytes)) }
         case .closed(let report):
+            if link.opened {
+                link.opened = false
+                openCount -= 1
+            }
             if let failure = link.client.attemptFailure { totals.failures[failure, default: 0] += 1 }
             if link.isCurrent {
                 // Neos #2508: what arrived before the close is delivered before OnDisconnected.

@@ -97,6 +97,8 @@ public struct World: Sendable {
 
     /// Records in a session now.
     public func recordCount(_ session: SessionID) -> Int { recordCounts[session, default: 0] }
+    /// Records in all sessions (counted as they come and go: no walk over the objects).
+    public var recordTotal: Int { recordCounts.values.reduce(0, +) }
 
     /// Refuses a new record in `session` past the limit.
     private func checkNewRecord(in session: SessionID) throws(Failure) {
