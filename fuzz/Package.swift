@@ -20,6 +20,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "WebSocketProtocol", swiftSettings: strict),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib"),
+        .target(name: "Zlib", dependencies: ["CZlib", "WebSocketProtocol"], swiftSettings: strict),
         .target(name: "MonotonicTime", swiftSettings: strict),
         .target(name: "World", dependencies: ["MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
         .target(name: "JSONValue", swiftSettings: strict),
@@ -35,7 +37,7 @@ let package = Package(
             dependencies: ["WebSocketProtocol", "World"],
             swiftSettings: strict),
         .executableTarget(
-            name: "FuzzFrames", dependencies: ["WebSocketProtocol"], path: "Fuzzers/FuzzFrames",
+            name: "FuzzFrames", dependencies: ["WebSocketProtocol", "Zlib"], path: "Fuzzers/FuzzFrames",
             swiftSettings: harness),
         .executableTarget(
             name: "FuzzControl", dependencies: ["Control"], path: "Fuzzers/FuzzControl", swiftSettings: harness),
