@@ -2,7 +2,10 @@
 # Runs the Autobahn|Testsuite fuzzing server (../shared/tools/autobahn) against
 # wshostd's WebSocket client (wsprobe autobahn) on loopback and prints the
 # summary. Exit 1 if any case is FAILED or NON-STRICT.
-#   scripts/autobahn.sh [--exclude "9.*"] [--outdir DIR] [--bin DIR] [--via-world | --via-daemon]
+#   scripts/autobahn.sh [--cases "12.*,13.*"] [--exclude "9.*"] [--compression on|OFFER] [--outdir DIR]
+#                       [--bin DIR] [--via-world | --via-daemon]
+# --cases: the case patterns (default: all of 1-10); --compression: the
+# client's permessage-deflate setting ([websocket] compression), for 12.*/13.*.
 # --via-world runs each case through the world engine in-process: an object
 # with an echo reaction per case (wsprobe autobahn --via-world).
 # --via-daemon runs each case through a running wshostd, driven with wshostctl:
@@ -15,17 +18,21 @@ venv=${AUTOBAHN_VENV:-/tmp/autobahn-venv}
 outdir=/tmp/wshostd-autobahn
 bin=
 exclude=
+cases=
+compression=off
 via=()
 daemon=
 port=${AUTOBAHN_PORT:-9001}
 while [ $# -gt 0 ]; do
     case $1 in
         --exclude) exclude=$2; shift 2 ;;
+        --cases) cases=$2; shift 2 ;;
+        --compression) compression=$2; shift 2 ;;
         --outdir) outdir=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
         --via-world) via=(--via-world); shift ;;
         --via-daemon) daemon=1; shift ;;
-        *) echo "usage: $0 [--exclude PATTERNS] [--outdir DIR] [--bin DIR] [--via-world | --via-daemon]" >&2; exit 2 ;;
+        *) sed -n '2,12p' "$0" >&2; exit 2 ;;
     esac
 done
 if [ -z "$bin" ]; then
@@ -38,6 +45,7 @@ fi
 rm -rf "$outdir"
 args=(--venv "$venv" --outdir "$outdir" --port "$port")
 [ -z "$exclude" ] || args+=(--exclude "$exclude")
+[ -z "$cases" ] || args+=(--cases "$cases")
 bash "$tools/fuzzingserver.sh" "${args[@]}" >"$outdir.server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
@@ -46,7 +54,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 if [ -z "$daemon" ]; then
-    timeout 900 "$bin/wsprobe" autobahn --base "ws://127.0.0.1:$port" --agent wshostd "${via[@]}" >&2
+    timeout 1800 "$bin/wsprobe" autobahn --base "ws://127.0.0.1:$port" --agent wshostd --compression "$compression" \
+        "${via[@]}" >&2
 else
     work=$(mktemp -d /tmp/wshostd-autobahn-daemon.XXXXXX)
     cat >"$work/wshostd.toml" <<EOF
@@ -60,6 +69,7 @@ socket = "$work/control.sock"
 [websocket]
 # A case runs once: no reconnect after the server closes.
 connect_retry_interval = "1h"
+compression = "$compression"
 [security]
 allowed_url_hosts = ["127.0.0.1:$port"]
 [[users]]

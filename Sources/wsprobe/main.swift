@@ -72,13 +72,20 @@ struct Autobahn: ParsableCommand {
     @Option(help: "Agent name in the reports.") var agent = "wshostd"
     @Flag(help: "Run each case through the world engine: an object with an echo reaction per case.")
     var viaWorld = false
+    @Option(help: "permessage-deflate: off, on, or an offer such as \"permessage-deflate; client_max_window_bits\".")
+    var compression = "off"
 
     func run() throws {
         let base = self.base
         let agent = self.agent
         let viaWorld = self.viaWorld
+        let offer: DeflateOffer?
+        switch DeflateOffer.setting(compression) {
+        case .success(let value): offer = value
+        case .failure(let error): throw ValidationError("--compression: \(error)")
+        }
         Task { @LoopActor in
-            let driver = AutobahnDriver(base: base, agent: agent)
+            let driver = AutobahnDriver(base: base, agent: agent, compression: offer)
             if viaWorld {
                 driver.runViaWorld()
             } else {
@@ -98,10 +105,23 @@ final class AutobahnDriver {
     let timers = LoopTimers()
     var count = 0
     var current: WebSocketClient?
+    let compression: DeflateOffer?
 
-    init(base: String, agent: String) {
+    init(base: String, agent: String, compression: DeflateOffer?) {
         self.base = base
         self.agent = agent
+        self.compression = compression
+    }
+
+    /// The client's options for the cases: large limits, no keepalive, the compression asked for.
+    var caseOptions: WebSocketClient.Options {
+        var websocket = DaemonConfig.WebSocket()
+        websocket.compression = compression
+        var options = WebSocketClient.Options(websocket)
+        options.connection.maxFrameSize = 64 << 20
+        options.connection.maxMessageSize = 64 << 20
+        options.keepaliveInterval = .zero  // the fuzzing server sees only what its cases ask for
+        return options
     }
 
     func run() {
@@ -153,10 +173,7 @@ final class AutobahnDriver {
 
     func setUpWorld() throws {
         guard case .success(let url) = WebSocketURL.parse(base) else { throw ValidationError("bad base URL \(base)") }
-        var options = WebSocketClient.Options()
-        options.connection.maxFrameSize = 64 << 20
-        options.connection.maxMessageSize = 64 << 20
-        options.keepaliveInterval = .zero  // the fuzzing server sees only what its cases ask for
+        let options = caseOptions
         let defaults = DaemonConfig()
         let host = Runtime(
             core: Hosting(consent: ConsentEngine(allowList: [AccessKey(host: url.host, port: url.port)])),
@@ -215,10 +232,7 @@ final class AutobahnDriver {
 
     func open(_ text: String, _ handler: @escaping @LoopActor (WebSocketClient, WebSocketClient.Event) -> Void) {
         guard case .success(let url) = WebSocketURL.parse(text) else { fatalError("bad URL \(text)") }
-        var options = WebSocketClient.Options()
-        options.connection.maxFrameSize = 64 << 20
-        options.connection.maxMessageSize = 64 << 20
-        options.keepaliveInterval = .zero  // the fuzzing server sees only what its cases ask for
+        let options = caseOptions
         let holder = ClientHolder()
         let client = WebSocketClient(url: url, options: options, timers: timers) { event in
             if let client = holder.client { handler(client, event) }
