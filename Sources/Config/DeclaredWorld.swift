@@ -29,7 +29,7 @@ public struct DeclaredWorld: Equatable, Sendable {
     static let objectKeys = [
         "id", "name", "worn_by", "defined_user", "spawned_by", "interacting_user", "url", "handling_user",
         "access_reason",
-        "connect_retry_interval", "enabled", "reactions",
+        "connect_retry_interval", "enabled", "compression", "reactions",
     ]
     static let reactionKeys = ["on", "echo", "send", "forward"]
 
@@ -151,9 +151,15 @@ public struct DeclaredWorld: Equatable, Sendable {
                                 max: RecordSettings.connectRetryIntervalBounds.upperBound)),
                         enabled: objectTable.value("enabled", default: true) { raw in
                             raw.bool.map { .success($0) } ?? .failure(.init(what: "true or false"))
+                        },
+                        compression: objectTable.value("compression", default: nil) { raw in
+                            Decode.compression(raw).map { $0.map { .offer($0) } ?? .off }
                         })
                 } else {
-                    for key in ["handling_user", "access_reason", "connect_retry_interval", "enabled", "reactions"]
+                    for key in [
+                        "handling_user", "access_reason", "connect_retry_interval", "enabled", "compression",
+                        "reactions",
+                    ]
                     where objectTable.table?[key] != nil {
                         objectTable.reader.report(
                             objectTable.keyPath(key), "only objects with a url have a WebSocket Client record")

@@ -104,18 +104,23 @@ public enum ControlCommand: Equatable, Sendable {
         public var accessReason: String?
         public var connectRetryInterval: Duration?
         public var enabled: Bool?
+        /// `.some(nil)`: back to the daemon's `[websocket] compression`.
+        public var compression: RecordCompression??
 
         public init(
             url: WebSocketURL?? = nil, accessReason: String? = nil, connectRetryInterval: Duration? = nil,
-            enabled: Bool? = nil
+            enabled: Bool? = nil, compression: RecordCompression?? = nil
         ) {
             self.url = url
             self.accessReason = accessReason
             self.connectRetryInterval = connectRetryInterval
             self.enabled = enabled
+            self.compression = compression
         }
 
-        public var isEmpty: Bool { url == nil && accessReason == nil && connectRetryInterval == nil && enabled == nil }
+        public var isEmpty: Bool {
+            url == nil && accessReason == nil && connectRetryInterval == nil && enabled == nil && compression == nil
+        }
 
         public func applied(to settings: RecordSettings) -> RecordSettings {
             var settings = settings
@@ -123,6 +128,7 @@ public enum ControlCommand: Equatable, Sendable {
             if let accessReason { settings.accessReason = accessReason }
             if let connectRetryInterval { settings.connectRetryInterval = connectRetryInterval }
             if let enabled { settings.enabled = enabled }
+            if let compression { settings.compression = compression }
             return settings
         }
     }
@@ -221,9 +227,11 @@ public enum ControlCommand: Equatable, Sendable {
                 patch.connectRetryInterval = try ControlValue.retryInterval(seconds: seconds)
             }
             patch.enabled = try a.optionalBool("enabled")
+            if a.has("compression") { patch.compression = .some(try a.compression("compression")) }
             guard !patch.isEmpty else {
                 throw ControlError(
-                    .invalidArgs, "ws.set needs at least one of url, accessReason, connectRetryInterval, enabled")
+                    .invalidArgs,
+                    "ws.set needs at least one of url, accessReason, connectRetryInterval, enabled, compression")
             }
             self = .wsSet(address, patch)
         case .wsConnect:
@@ -432,6 +440,12 @@ struct Arguments {
 
     mutating func trigger(_ key: String) throws(ControlError) -> Reaction.Trigger {
         try ControlValue.trigger(try string(key), key: key)
+    }
+
+    /// A record's compression: "off", "on", an offer, or null / "inherit" (nil: the daemon's setting).
+    mutating func compression(_ key: String) throws(ControlError) -> RecordCompression? {
+        guard let text = try optionalString(key), text != "inherit" else { return nil }
+        return try ControlValue.compression(text, key: key)
     }
 
     mutating func nullableURL(_ key: String) throws(ControlError) -> WebSocketURL? {

@@ -67,6 +67,16 @@ public enum ControlValue {
         }
         return .milliseconds(Int64(milliseconds))
     }
+
+    /// A record's compression as written: "off", "on" or a permessage-deflate offer.
+    public static func compression(_ text: String, key: String) throws(ControlError) -> RecordCompression {
+        switch RecordCompression.parse(text) {
+        case .success(let value): return value
+        case .failure(let error):
+            throw ControlError(
+                .invalidArgs, "\"\(key)\" must be \"off\", \"on\", \"inherit\" or a permessage-deflate offer: \(error)")
+        }
+    }
 }
 
 extension ControlCommand {
@@ -175,6 +185,9 @@ extension ControlCommand {
                 args["connectRetryInterval"] = .number((Double(interval.nanosecondsClamped) / 1e6).rounded() / 1000)
             }
             if let enabled = patch.enabled { args["enabled"] = .bool(enabled) }
+            if let compression = patch.compression {
+                args["compression"] = .string(compression?.description ?? "inherit")
+            }
         case .wsConnect(let address, let url, let user):
             put(address)
             put("url", url?.description)

@@ -87,6 +87,7 @@ public struct ControlView {
             "floods": .int(status.floods), "dropped": .int(status.dropped),
             "sendsRefused": .int(status.sendsRefused),
             "compression": status.compression.map { .string($0) } ?? .null,
+            "compressionSetting": settings.compression.map { .string($0.description) } ?? .null,
         ])
     }
 

@@ -421,6 +421,10 @@ public final class Runtime {
     private func open(_ address: RecordAddress, attempt: Int, url: WebSocketURL, trusted: Bool) {
         let link = Link(address: address, attempt: attempt, counters: counters(address))
         var options = options
+        // The record's own compression, if it has one, over the daemon's.
+        if let compression = core.world.objects[address]?.record?.compression {
+            options.offerCompression(compression.offer)
+        }
         if let policy = networkPolicy {
             options.permitAddress = { bytes in IPAddress(bytes: bytes).flatMap { policy.refusal($0, trusted: trusted) }
             }

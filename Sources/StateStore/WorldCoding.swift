@@ -91,6 +91,7 @@ public enum WorldCoding {
         ]
         if let url = record.url { members["url"] = .string(url.description) }
         if case .pinned(let user) = record.handlingUser { members["pinnedUser"] = .string(user.rawValue) }
+        if let compression = record.compression { members["compression"] = .string(compression.description) }
         return .object(members)
     }
 
@@ -111,6 +112,13 @@ public enum WorldCoding {
         record.accessReason = try string(json, "accessReason")
         guard let enabled = json["enabled"]?.boolValue else { throw Failure(description: "record: no enabled") }
         record.enabled = enabled
+        // Absent in rows stored before records had their own compression: the daemon's setting.
+        if let text = try optionalString(json, "compression") {
+            guard case .success(let compression) = RecordCompression.parse(text) else {
+                throw Failure(description: "record: bad compression \"\(text)\"")
+            }
+            record.compression = compression
+        }
         guard let nanoseconds = json["connectRetryIntervalNs"]?.intValue else {
             throw Failure(description: "record: no connectRetryIntervalNs")
         }

@@ -48,8 +48,13 @@ public final class WebSocketClient {
                 maxFrameSize: Int(websocket.maxFrameSize), maxMessageSize: Int(websocket.maxMessageSize),
                 fragmentSize: Int(websocket.fragmentSize))
             connection.maxMessageFrames = limits.framesPerMessage
-            connection.deflate = websocket.compression
-            connection.deflateCodec = websocket.compression == nil ? nil : ZlibCodec()
+            offerCompression(websocket.compression)
+        }
+
+        /// permessage-deflate to offer (nil: none), carried out by the system zlib.
+        public mutating func offerCompression(_ offer: DeflateOffer?) {
+            connection.deflate = offer
+            connection.deflateCodec = offer == nil ? nil : ZlibCodec()
         }
     }
 

@@ -77,6 +77,9 @@ public struct RecordSettings: Equatable, Sendable {
     public var connectRetryInterval: Duration
     /// `Enabled`: disabled means no connection and no retries.
     public var enabled: Bool
+    /// The record's own permessage-deflate setting; nil: the daemon's
+    /// `[websocket] compression`. Takes effect at the next connection.
+    public var compression: RecordCompression?
 
     /// The retry intervals a record may have, wherever they come from (config,
     /// control, the state store): shorter would hammer servers, and every
@@ -85,14 +88,34 @@ public struct RecordSettings: Equatable, Sendable {
 
     public init(
         url: WebSocketURL? = nil, handlingUser: HandlingUserSetting = .automatic, accessReason: String = "",
-        connectRetryInterval: Duration = .seconds(10), enabled: Bool = true
+        connectRetryInterval: Duration = .seconds(10), enabled: Bool = true, compression: RecordCompression? = nil
     ) {
         self.url = url
         self.handlingUser = handlingUser
         self.accessReason = accessReason
         self.connectRetryInterval = connectRetryInterval
         self.enabled = enabled
+        self.compression = compression
     }
+}
+
+/// A record's permessage-deflate setting (RFC 7692), spelled as the config's
+/// `compression`: "off", "on" (no context takeover) or an offer as written.
+public enum RecordCompression: Equatable, Sendable, CustomStringConvertible {
+    case off
+    case offer(DeflateOffer)
+
+    /// What is offered (nil: nothing).
+    public var offer: DeflateOffer? {
+        if case .offer(let offer) = self { return offer }
+        return nil
+    }
+
+    public static func parse(_ text: String) -> Result<RecordCompression, DeflateNegotiationError> {
+        DeflateOffer.setting(text).map { $0.map { .offer($0) } ?? .off }
+    }
+
+    public var description: String { DeflateOffer.describe(offer) }
 }
 
 /// How a record's handling user is chosen.

@@ -99,7 +99,8 @@ enum Output {
             ("bytes in/out", "\(text(record["bytesIn"])) / \(text(record["bytesOut"]))"),
             ("floods, dropped", "\(text(record["floods"])), \(text(record["dropped"]))"),
             ("sends refused (rate)", text(record["sendsRefused"])),
-            ("compression", record["compression"]?.stringValue ?? "off"),
+            ("compression", record["compressionSetting"]?.stringValue ?? "inherit ([websocket] compression)"),
+            ("negotiated", record["compression"]?.stringValue ?? "-"),
         ])
     }
 

@@ -40,10 +40,20 @@ struct WS: ParsableCommand {
             })
         var retryInterval: Double?
         @Option(help: "Enabled: true or false.") var enabled: Bool?
+        @Option(
+            help: ArgumentHelp(
+                "permessage-deflate for this record: off, on, an offer such as \"permessage-deflate; server_max_window_bits=10\", or inherit ([websocket] compression). Takes effect at the next connection.",
+                valueName: "setting"))
+        var compression: String?
         func run() throws {
             try global.run(
                 building: { () throws(ControlError) in
                     var patch = ControlCommand.RecordPatch(accessReason: accessReason, enabled: enabled)
+                    if let compression {
+                        patch.compression =
+                            compression == "inherit"
+                            ? .some(nil) : .some(try ControlValue.compression(compression, key: "compression"))
+                    }
                     if let url { patch.url = .some(try ControlValue.url(url, key: "url")) }
                     if let retryInterval {
                         patch.connectRetryInterval = try ControlValue.retryInterval(seconds: retryInterval)

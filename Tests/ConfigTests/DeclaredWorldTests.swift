@@ -27,6 +27,7 @@ private let worldText = """
     url = "ws://127.0.0.1:9000/echo"
     access_reason = "echo loop"
     connect_retry_interval = "2s"
+    compression = "on"
 
     [[sessions.objects.reactions]]
     on = "received"
@@ -67,7 +68,8 @@ struct DeclaredWorldTests {
             objects[0].record
                 == RecordSettings(
                     url: try WebSocketURL.parse("ws://127.0.0.1:9000/echo").get(), accessReason: "echo loop",
-                    connectRetryInterval: .seconds(2)))
+                    connectRetryInterval: .seconds(2), compression: .offer(.noContextTakeover)))
+        #expect(objects[1].record?.compression == nil)  // the daemon's [websocket] compression
         #expect(objects[0].reactions == [Reaction(on: .received, .echo)])
         #expect(objects[1].record?.handlingUser == .pinned("ann"))
         #expect(objects[1].spawnedBy == "ann")

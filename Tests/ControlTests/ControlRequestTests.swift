@@ -90,6 +90,11 @@ struct ControlRequestTests {
             (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o"}}"#, .invalidArgs),
             (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","connectRetryInterval":-1}}"#, .invalidArgs),
             (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","enabled":"yes"}}"#, .invalidArgs),
+            (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","compression":"yes"}}"#, .invalidArgs),
+            (
+                #"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","compression":"permessage-deflate; server_max_window_bits=16"}}"#,
+                .invalidArgs
+            ),
             (#"{"id":1,"op":"ws.send","args":{"session":"s","object":"o"}}"#, .invalidArgs),
             (#"{"id":1,"op":"ws.send","args":{"session":"s","object":"o","text":"a","binary":"AA=="}}"#, .invalidArgs),
             (#"{"id":1,"op":"ws.send","args":{"session":"s","object":"o","binary":"!!"}}"#, .invalidArgs),
@@ -283,6 +288,13 @@ struct ControlVocabularyTests {
         .wsSet(address, ControlCommand.RecordPatch(url: .some(url))),
         .wsSet(address, ControlCommand.RecordPatch(url: .some(nil), enabled: false)),
         .wsSet(address, ControlCommand.RecordPatch(accessReason: "prices", connectRetryInterval: .milliseconds(2500))),
+        .wsSet(address, ControlCommand.RecordPatch(compression: .some(.off))),
+        .wsSet(address, ControlCommand.RecordPatch(compression: .some(.offer(.noContextTakeover)))),
+        .wsSet(
+            address,
+            ControlCommand.RecordPatch(
+                compression: .some(.offer(DeflateOffer(clientMaxWindowBits: 12, serverMaxWindowBits: 10))))),
+        .wsSet(address, ControlCommand.RecordPatch(compression: .some(nil))),
         .wsConnect(address, url: url, user: "ann"), .wsConnect(address, url: nil, user: nil),
         .wsSend(address, .text("hello")), .wsSend(address, .binary([0, 1, 255])), .wsDisconnect(address),
         .subscribe(EventFilter(), since: nil),

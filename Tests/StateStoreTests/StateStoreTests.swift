@@ -16,7 +16,8 @@ private let ticker = WorldObject(
     id: "ticker", name: "Ticker \"1\"", wornBy: "ann", definedUser: nil, spawnedBy: "bob", interactingUser: "cy",
     record: RecordSettings(
         url: try! WebSocketURL.parse("wss://feed.example:8443/x?y=1").get(), handlingUser: .pinned("ann"),
-        accessReason: "Shows the feed", connectRetryInterval: .milliseconds(2500), enabled: false),
+        accessReason: "Shows the feed", connectRetryInterval: .milliseconds(2500), enabled: false,
+        compression: .offer(DeflateOffer(clientMaxWindowBits: 15, serverMaxWindowBits: 10))),
     reactions: [
         Reaction(on: .connected, .send(template: "hi {data}")), Reaction(on: .received, .echo),
         Reaction(on: .disconnected, .forward(to: "other")),
