@@ -60,6 +60,12 @@ scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
 
+echo "== Autobahn|Testsuite, compression cases 12.* and 13.* (permessage-deflate, the client offering takeover)"
+scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" \
+    --compression "permessage-deflate; client_max_window_bits" --outdir /tmp/wshostd-autobahn-deflate | tee "$log"
+abz=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
+[ -n "$abz" ] || { echo "autobahn compression cases failed"; exit 1; }
+
 echo "== Autobahn|Testsuite through the wshostd process (an echo object per case, driven by wshostctl)"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-daemon --outdir /tmp/wshostd-autobahn-daemon | tee "$log"
 abw=$(sed -nE 's/^agent wshostd-daemon: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
@@ -79,5 +85,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + fz + hs + px + pm + rw + ab + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abz + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + px + pm + rw + ab + abz + abw + sd + bs)) passed, 0 failed"
