@@ -1,3 +1,4 @@
+import Control
 import CoreMetrics
 import EventLoop
 import Foundation
@@ -88,7 +89,7 @@ final class DaemonMetrics {
         }
         let world = runtime.world
         for lifecycle in world.lifecycles.values {
-            states[Self.stateName(lifecycle.state), default: 0] += 1
+            states[ControlView.stateName(lifecycle.state), default: 0] += 1
         }
         for (state, count) in states { gauge("records", ["state": state]).record(count) }
         gauge("sessions").record(world.sessions.count)
@@ -160,18 +161,6 @@ final class DaemonMetrics {
 
     private static func key(_ name: String, _ labels: [String: String]) -> String {
         labels.sorted { $0.key < $1.key }.reduce(name) { $0 + "|\($1.key)=\($1.value)" }
-    }
-
-    static func stateName(_ state: RecordLifecycle.State) -> String {
-        switch state {
-        case .idle: return "idle"
-        case .awaitingConsent: return "awaiting-consent"
-        case .connecting: return "connecting"
-        case .open: return "open"
-        case .waitingToRetry: return "waiting-to-retry"
-        case .denied: return "denied"
-        case .stopped: return "stopped"
-        }
     }
 
     static func verdictName(_ verdict: ConsentVerdict) -> String {

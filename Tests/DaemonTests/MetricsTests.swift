@@ -59,6 +59,8 @@ struct MetricsTests {
             id = "unasked"
             url = "ws://127.0.0.1:1/"
             """)
+        // The listener is logged after the control socket: wait for its line.
+        #expect(daemon.process.waitForStandardError { $0.contains("metrics.listen=http://") })
         let port = try #require(Self.boundPort(daemon.process.standardError))
         _ = try daemon.waitForRecord("s", "echo") { $0["isConnected"]?.boolValue == true }
         #expect(try daemon.ctl(["ws", "send", "s", "echo", "--text", "hello"]).status == 0)
