@@ -1,4 +1,5 @@
 import CZlib
+import Synchronization
 import WebSocketProtocol
 
 /// permessage-deflate's DEFLATE through the system zlib: raw streams
@@ -29,15 +30,25 @@ public struct ZlibCodec: DeflateCodec {
     }
 }
 
-/// One raw inflate stream.
+/// One raw inflate stream (from the pool when one is kept, back to it after).
 final class ZlibInflater: MessageInflater {
-    private var stream = z_stream()
-
-    init?(windowBits: Int32) {
-        guard wshostd_inflateInit2(&stream, -windowBits) == Z_OK else { return nil }
+    private let key: StreamPool.Key
+    private let pointer: UnsafeMutablePointer<z_stream>
+    private var stream: z_stream {
+        _read { yield pointer.pointee }
+        _modify { yield &pointer.pointee }
     }
 
-    deinit { inflateEnd(&stream) }
+    init?(windowBits: Int32) {
+        key = StreamPool.Key(inflating: true, windowBits: windowBits, level: 0, memLevel: 0)
+        guard
+            let pointer = StreamPool.shared.take(key)
+                ?? StreamPool.make({ wshostd_inflateInit2($0, -windowBits) })
+        else { return nil }
+        self.pointer = pointer
+    }
+
+    deinit { StreamPool.shared.give(pointer, key, reset: { inflateReset($0) }, end: { inflateEnd($0) }) }
 
     func inflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> InflateOutcome {
         guard let base = input.baseAddress, !input.isEmpty else { return .ok }
@@ -56,7 +67,7 @@ final class ZlibInflater: MessageInflater {
                 stream.next_out = buffer.baseAddress
                 stream.avail_out = UInt32(room)
                 let before = stream.avail_in
-                let status = CZlib.inflate(&stream, Z_SYNC_FLUSH)
+                let status = CZlib.inflate(pointer, Z_SYNC_FLUSH)
                 let made = room - Int(stream.avail_out)
                 output.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: made))
                 if output.count > limit { return .limitExceeded }
@@ -83,22 +94,32 @@ final class ZlibInflater: MessageInflater {
     private func restartKeepingWindow() -> Bool {
         var window = [Bytef](repeating: 0, count: 1 << 15)
         var length: uInt = 0
-        guard inflateGetDictionary(&stream, &window, &length) == Z_OK, inflateReset(&stream) == Z_OK else {
+        guard inflateGetDictionary(pointer, &window, &length) == Z_OK, inflateReset(pointer) == Z_OK else {
             return false
         }
-        return length == 0 || inflateSetDictionary(&stream, window, length) == Z_OK
+        return length == 0 || inflateSetDictionary(pointer, window, length) == Z_OK
     }
 }
 
-/// One raw deflate stream.
+/// One raw deflate stream (from the pool when one is kept, back to it after).
 final class ZlibDeflater: MessageDeflater {
-    private var stream = z_stream()
-
-    init?(windowBits: Int32, level: Int32, memLevel: Int32) {
-        guard wshostd_deflateInit2(&stream, level, -windowBits, memLevel) == Z_OK else { return nil }
+    private let key: StreamPool.Key
+    private let pointer: UnsafeMutablePointer<z_stream>
+    private var stream: z_stream {
+        _read { yield pointer.pointee }
+        _modify { yield &pointer.pointee }
     }
 
-    deinit { deflateEnd(&stream) }
+    init?(windowBits: Int32, level: Int32, memLevel: Int32) {
+        key = StreamPool.Key(inflating: false, windowBits: windowBits, level: level, memLevel: memLevel)
+        guard
+            let pointer = StreamPool.shared.take(key)
+                ?? StreamPool.make({ wshostd_deflateInit2($0, level, -windowBits, memLevel) })
+        else { return nil }
+        self.pointer = pointer
+    }
+
+    deinit { StreamPool.shared.give(pointer, key, reset: { deflateReset($0) }, end: { deflateEnd($0) }) }
 
     func deflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) -> Bool {
         // (zlib takes no input pointer when there is no input: an empty message)
@@ -115,7 +136,7 @@ final class ZlibDeflater: MessageDeflater {
             while true {
                 stream.next_out = buffer.baseAddress
                 stream.avail_out = UInt32(step)
-                let status = CZlib.deflate(&stream, Z_SYNC_FLUSH)
+                let status = CZlib.deflate(pointer, Z_SYNC_FLUSH)
                 guard status == Z_OK || status == Z_BUF_ERROR else { return false }
                 output.append(
                     contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: step - Int(stream.avail_out)))
@@ -124,4 +145,67 @@ final class ZlibDeflater: MessageDeflater {
             }
         }
     }
+}
+
+/// zlib streams given back when a message or a connection is done, reset and
+/// kept for the next one of the same kind. Without context takeover a stream
+/// lives for one message: making it each time costs zlib's allocations (about
+/// 270 KiB for a 15-bit compressor, much of it touched for the first time) and
+/// clearing its hash table, while a reset costs only the latter — measured in
+/// the compressed echo benchmark (docs/performance.md). At most `perKind`
+/// streams of each kind are kept, so what an idle daemon holds is bounded
+/// (about 1.2 MiB for four 15-bit compressors) whatever the number of
+/// connections. One lock, taken twice per message: the loop is one thread.
+final class StreamPool: Sendable {
+    struct Key: Hashable {
+        var inflating: Bool
+        var windowBits: Int32
+        var level: Int32
+        var memLevel: Int32
+    }
+
+    /// A stream's address, stable for its life (zlib's state points back to it).
+    private struct Stream: @unchecked Sendable { var pointer: UnsafeMutablePointer<z_stream> }
+
+    static let shared = StreamPool(perKind: 4)
+
+    let perKind: Int
+    private let kept = Mutex<[Key: [Stream]]>([:])
+
+    init(perKind: Int) { self.perKind = perKind }
+
+    /// A new stream, or nil when zlib cannot make one (out of memory).
+    static func make(_ initialize: (UnsafeMutablePointer<z_stream>) -> Int32) -> UnsafeMutablePointer<z_stream>? {
+        let pointer = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        pointer.initialize(to: z_stream())
+        guard initialize(pointer) == Z_OK else {
+            pointer.deallocate()
+            return nil
+        }
+        return pointer
+    }
+
+    func take(_ key: Key) -> UnsafeMutablePointer<z_stream>? {
+        kept.withLock { $0[key]?.popLast()?.pointer }
+    }
+
+    /// Keeps the stream, reset, when there is room; ends it otherwise.
+    func give(
+        _ pointer: UnsafeMutablePointer<z_stream>, _ key: Key, reset: (UnsafeMutablePointer<z_stream>) -> Int32,
+        end: (UnsafeMutablePointer<z_stream>) -> Int32
+    ) {
+        if reset(pointer) == Z_OK {
+            let stored = kept.withLock { kept -> Bool in
+                guard kept[key, default: []].count < perKind else { return false }
+                kept[key, default: []].append(Stream(pointer: pointer))
+                return true
+            }
+            if stored { return }
+        }
+        _ = end(pointer)
+        pointer.deallocate()
+    }
+
+    /// How many streams are kept (tests).
+    var count: Int { kept.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 }

@@ -52,6 +52,35 @@ struct ZlibCodecTests {
         #expect(outcome == .ok && text == Array("Hello".utf8))
     }
 
+    @Test("streams kept for reuse start clean: after a used stream is given back, the next one is as new")
+    func reusedStreamsAreReset() {
+        let codec = ZlibCodec()
+        let text = sample(40_000)
+        for _ in 0..<12 {
+            // A stream that has seen a message (a window and hash full of it)…
+            var used: [UInt8] = []
+            let dirty = codec.makeDeflater(windowBits: 15)
+            #expect(text.withUnsafeBytes { dirty?.deflate($0, into: &used) } == true)
+            var inflated: [UInt8] = []
+            let reader = codec.makeInflater(windowBits: 15)
+            let partial = used.prefix(used.count / 2)
+            #expect(Array(partial).withUnsafeBytes { reader?.inflate($0, into: &inflated, limit: 1 << 20) } == .ok)
+            _ = (dirty, reader)
+        }
+        // …given back mid-message: the next ones compress and inflate as new
+        // streams would (a stream not reset would refer back to the old text,
+        // or fail on the fresh one).
+        let message = sample(2_000)
+        for _ in 0..<12 {
+            var writer = compression(clientNCT: true, serverNCT: true)
+            let compressed = message.withUnsafeBytes { writer.compress($0) } ?? []
+            var reader = compression(clientNCT: true, serverNCT: true)
+            let (text, outcome) = receive([compressed], with: &reader)
+            #expect(outcome == .ok && text == message)
+            #expect(!writer.holdsState && !reader.holdsState)
+        }
+    }
+
     @Test("§7.2.3: the RFC's other messages: shared window, stored block, BFINAL, two blocks, empty")
     func rfcVectors() {
         // §7.2.3.2: the second "Hello" refers back into the first's window.

@@ -125,15 +125,24 @@ async def raw_server(handler, extensions=b""):
     await server.serve_forever()
 
 
-async def deflate_bomb(reader, writer):
+BOMB = []  # the compressed bomb, made once: deflating a gigabyte takes seconds
+
+
+def bomb_payload():
     import zlib
 
-    mib = int(sys.argv[2])
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    zeros = bytes(1 << 20)
-    payload = b"".join(compressor.compress(zeros) for _ in range(mib)) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    assert payload.endswith(b"\x00\x00\xff\xff")
-    payload = payload[:-4]
+    if not BOMB:
+        mib = int(sys.argv[2])
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        zeros = bytes(1 << 20)
+        payload = b"".join(compressor.compress(zeros) for _ in range(mib)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert payload.endswith(b"\x00\x00\xff\xff")
+        BOMB.append(payload[:-4])
+    return BOMB[0]
+
+
+async def deflate_bomb(reader, writer):
+    payload = bomb_payload()
     # One binary frame, RSV1 set (compressed), 64-bit length.
     writer.write(bytes([0xC2, 127]) + len(payload).to_bytes(8, "big") + payload)
     await writer.drain()
@@ -221,6 +230,7 @@ def main():
     elif mode in ("deflate-echo", "deflate-nct", "deflate-small"):
         asyncio.run(websockets_server(deflate_echo, extensions=deflate_factory(mode)))
     elif mode == "deflate-bomb":
+        bomb_payload()
         asyncio.run(raw_server(deflate_bomb, b"permessage-deflate; server_no_context_takeover"))
     elif mode in ("ignore-close", "ping-flood", "empty-continuations", "partial", "stuck-then-bad"):
         handler = {
