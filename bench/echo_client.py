@@ -4,7 +4,10 @@ asyncio loop (uvloop is not used: the libraries as people install them).
   echo_client.py picows|websockets PORT CONNS
       CONNS connections to ws://127.0.0.1:PORT/ that send back every message
       they receive, until the server goes away. With WSBENCH_PING_S set, each
-      connection sends heartbeat pings that often (the idle scenario).
+      connection sends heartbeat pings that often (the idle scenario). With
+      WSBENCH_COMPRESSION set (websockets only), each offers permessage-deflate:
+      "nct" without context takeover either way (as wshostd's "on"),
+      "takeover" with the library's default offer (context takeover).
   echo_client.py picows|websockets PORT CONNS connect [tls]
       The setup scenario: CONNS tasks, each connecting (wss when asked),
       waiting for the server's Close, and connecting again 100 ms later,
@@ -16,6 +19,20 @@ import ssl
 import sys
 
 PING = float(os.environ.get("WSBENCH_PING_S", "0")) or None
+COMPRESSION = os.environ.get("WSBENCH_COMPRESSION", "")
+
+
+def websockets_compression():
+    if not COMPRESSION:
+        return {"compression": None}
+    if COMPRESSION == "takeover":
+        return {"compression": "deflate"}
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    factory = ClientPerMessageDeflateFactory(
+        client_no_context_takeover=True, server_no_context_takeover=True, client_max_window_bits=True
+    )
+    return {"extensions": [factory], "compression": None}
 
 
 def tls_context():
@@ -31,7 +48,8 @@ async def websockets_client(url, conns):
     async def one():
         # No open timeout: 15k handshakes at once take python-websockets longer
         # than its default 10 s, and a connection given up ends the idle run.
-        async with connect(url, max_size=None, compression=None, ping_interval=PING, open_timeout=None) as ws:
+        options = websockets_compression()
+        async with connect(url, max_size=None, ping_interval=PING, open_timeout=None, **options) as ws:
             async for message in ws:
                 await ws.send(message)
 

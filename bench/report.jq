@@ -12,7 +12,7 @@ def ok: map(select(.error == null and .mode != null));
 "",
 "Medians of the repeats. Rates and latencies are measured by the C server; client CPU, wake-ups (context switches of all its threads) and RSS from /proc over the server's measuring window.",
 (
-  ($all | ok | map(select(.mode == "echo"))) as $rows | select($rows | length > 0) |
+  ($all | ok | map(select(.mode == "echo" and .deflate == null))) as $rows | select($rows | length > 0) |
   "", "## Echo round trips (closed loop, \($seconds) s windows)", "",
   "| conns | size | client | msg/s | p50 µs | p99 µs | client CPU µs/msg | ÷ picows | ÷ raw C |",
   "|---|---|---|---|---|---|---|---|---|",
@@ -22,6 +22,20 @@ def ok: map(select(.error == null and .mode != null));
         cpu: (map(if .messages > 0 then .client_cpu_s * 1e6 / .messages else 0 end) | median)})) as $g |
     ($g | map({(.client): .mps}) | add) as $by |
     $g[] | "| \(.conns) | \(.size) | \(.client) | \(.mps) | \(.p50) | \(.p99) | \(.cpu | r1) | \(ratio(.mps; $by.picows)) | \(ratio(.mps; $by["raw-c"])) |")
+),
+(
+  ($all | ok | map(select(.mode == "echo" and .deflate != null))) as $rows | select($rows | length > 0) |
+  "", "## Compressed echo round trips (permessage-deflate, \($rows[0].deflate): \(if $rows[0].deflate == "nct" then "no context takeover either way" else "context takeover" end); JSON-like text; closed loop, \($seconds) s windows)", "",
+  "The zlib line is no client: one thread inflating the server's message and deflating the text again, with nothing else (the limit line). Its msg/s is what one core can do.", "",
+  "| conns | size | client | msg/s | p50 µs | p99 µs | client CPU µs/msg | ÷ websockets | CPU ÷ zlib |",
+  "|---|---|---|---|---|---|---|---|---|",
+  ($rows | group_by([.conns, .size]) | .[] |
+    (group_by(.client) | map({client: .[0].client, conns: .[0].conns, size: .[0].size,
+        mps: (map(.messages_per_s) | median), p50: (map(.p50_us // null) | median), p99: (map(.p99_us // null) | median),
+        cpu: (map(if .messages > 0 then .client_cpu_s * 1e6 / .messages else 0 end) | median)})) as $g |
+    ($g | map({(.client): .mps}) | add) as $by |
+    ($g | map({(.client): .cpu}) | add) as $cpu |
+    $g[] | "| \(.conns) | \(.size) | \(.client) | \(.mps) | \(.p50 // "-") | \(.p99 // "-") | \(.cpu | r1) | \(if .client == "zlib" then "-" else ratio(.mps; $by.websockets) end) | \(ratio(.cpu; $cpu.zlib)) |")
 ),
 (
   ($all | ok | map(select(.mode == "burst"))) as $rows | select($rows | length > 0) |
@@ -51,7 +65,7 @@ def ok: map(select(.error == null and .mode != null));
 ),
 (
   ($all | ok | map(select(.mode == "idle"))) as $rows | select($rows | length > 0) |
-  "", "## Idle connections (\($idle) s windows, one heartbeat ping per connection every \($ping) s)", "",
+  "", "## Idle connections (\($idle) s windows, one heartbeat ping per connection every \($ping) s\(if $deflate != "" then "; permessage-deflate \($deflate), one compressed message each way per connection before the window" else "" end))", "",
   "| conns | client | RSS MiB | RSS KiB/conn | marginal KiB/conn | CPU % of a core | wake-ups/s | pings seen |",
   "|---|---|---|---|---|---|---|---|",
   ($rows | group_by(.client) | map(

@@ -59,7 +59,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto
+cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto -lz
 # Below the ephemeral range (32768-60999), where 15,000 outgoing connections take their local ports.
 free_port() { echo $((20000 + RANDOM % 12000)); }
 now() { date +%s.%N; }

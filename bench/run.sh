@@ -6,6 +6,9 @@
 # them to bench/results/DATE.md.
 #   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--scenarios "echo burst connect idle"]
 #                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"] [--idle-seconds S]
+#                [--deflate nct|takeover]
+# --deflate: the echo and idle scenarios with permessage-deflate (JSON-like text; clients
+# wshostd, websockets and zlib, the cost of zlib alone; results in DATE-deflate-MODE.md).
 # The client "wshostd-base" is the wshostd binary in $WSHOSTD_BASELINE (a directory, e.g. the
 # release build of an earlier commit): run beside "wshostd", it measures a change before/after.
 set -euo pipefail
@@ -18,6 +21,7 @@ only_clients=
 scenario_list="echo burst connect idle"
 idle_seconds=35   # the heartbeat is 30 s: every connection pings once in the window
 idle_ping=30
+deflate=
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) smoke=1; repeats=1; seconds=1; idle_seconds=3; idle_ping=1; shift ;;
@@ -27,12 +31,23 @@ while [ $# -gt 0 ]; do
         --case) cases+=("${2/:/ }"); shift 2 ;;
         --clients) only_clients=$2; shift 2 ;;
         --idle-seconds) idle_seconds=$2; shift 2 ;;
-        *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+        --deflate) deflate=$2; shift 2 ;;
+        *) sed -n '2,11p' "$0" >&2; exit 2 ;;
     esac
 done
 work=$(mktemp -d /tmp/wsbench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto
+case $deflate in
+    '') ;;
+    # what the server answers, and what wshostd offers ([websocket] compression)
+    nct) deflate_response="permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        wshostd_compression=on ;;
+    takeover) deflate_response="permessage-deflate"
+        wshostd_compression="permessage-deflate; client_max_window_bits" ;;
+    *) echo "--deflate: nct or takeover" >&2; exit 2 ;;
+esac
+cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto -lz
+cc -O2 -Wall -o "$work/zlib_alone" "$root/bench/zlib_alone.c" -lz
 cc -O2 -Wall -o "$work/client" "$root/bench/wsbench_client.c" -lssl -lcrypto -lpthread
 # The wss certificate: P-256, for 127.0.0.1 (wshostd verifies it against its CA file).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
@@ -61,6 +76,7 @@ wshostd_config() {
         connect) printf 'connect_retry_interval = "100ms"\n' ;;
         *) printf 'connect_retry_interval = "1h"\n' ;;
     esac
+    [ -z "$deflate" ] || printf 'compression = "%s"\n' "$wshostd_compression"
     [ -z "${WSBENCH_PING_S:-}" ] || printf 'keepalive_interval = "%ss"\n' "$WSBENCH_PING_S"
     # The engine is measured, not the per-record send policy.
     printf '[limits]\nsends_per_second = 0\nconnect_attempts_per_second = 0\nconnect_attempts_per_destination = 0\n'
@@ -79,7 +95,7 @@ run_client() {
     [ "$4" != connect ] || mode=(connect "$5")
     case $1 in
         raw-c) exec taskset -c 1 "$work/client" "$2" "$3" "${mode[@]}" ;;
-        picows | websockets) exec taskset -c 1 "$python" "$root/bench/echo_client.py" "$1" "$2" "$3" "${mode[@]}" ;;
+        picows | websockets) WSBENCH_COMPRESSION=$deflate exec taskset -c 1 "$python" "$root/bench/echo_client.py" "$1" "$2" "$3" "${mode[@]}" ;;
         wshostd | wshostd-base)
             local dir=$bin
             if [ "$1" = wshostd-base ]; then dir=${WSHOSTD_BASELINE:?set WSHOSTD_BASELINE to a directory with a wshostd}; fi
@@ -106,10 +122,18 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 one_run() {
     local scenario=$1 client_kind=$2 conns=$3 size=$4 k=$5 tls=$6 duration=$seconds warmup=1
     port=$((port + 1))
+    if [ "$client_kind" = zlib ]; then # no server: zlib alone on the client's core
+        [ "$scenario" = echo ] || return 0
+        taskset -c 1 "$work/zlib_alone" "$size" "$duration" "$deflate" |
+            jq -c --argjson conns "$conns" --arg deflate "$deflate" \
+                '. + {conns: $conns, client: "zlib", client_cpu_s: .cpu_s, wakeups: 0, rss_kb: 0, tls: false, deflate: $deflate}'
+        return
+    fi
     [ "$scenario" != idle ] || { duration=$idle_seconds; warmup=3; }
     [ "$scenario" != burst ] || duration=60
     local env=()
     [ "$tls" != tls ] || env=(WSBENCH_CERT="$work/cert.pem" WSBENCH_KEY="$work/key.pem")
+    [ -z "$deflate" ] || env+=(WSBENCH_DEFLATE="$deflate_response")
     env "${env[@]}" taskset -c 0 "$work/server" "$port" "$conns" "$size" "$duration" "$warmup" "$scenario" "$k" \
         >"$work/server.out" 2>"$work/server.err" &
     local server=$!
@@ -132,11 +156,13 @@ one_run() {
     local line
     line=$(grep '^{' "$work/server.out" || echo '{"error":"no result"}')
     echo "$line" | jq -c --arg client "$client_kind" --argjson ticks "$((t1 - t0))" \
-        --argjson wakeups "${wakeups:-0}" --argjson rss "${rss:-0}" --arg tls "$tls" \
-        '. + {client: $client, client_cpu_s: ($ticks / 100), wakeups: $wakeups, rss_kb: $rss, tls: ($tls == "tls")}'
+        --argjson wakeups "${wakeups:-0}" --argjson rss "${rss:-0}" --arg tls "$tls" --arg deflate "$deflate" \
+        '. + {client: $client, client_cpu_s: ($ticks / 100), wakeups: $wakeups, rss_kb: $rss, tls: ($tls == "tls")}
+           + (if $deflate == "" then {} else {deflate: $deflate} end)'
 }
 
 clients=(wshostd picows websockets raw-c)
+[ -z "$deflate" ] || clients=(wshostd websockets zlib)
 [ -z "$only_clients" ] || read -r -a clients <<<"$only_clients"
 : >"$work/results.jsonl"
 # run_scenario SCENARIO TLS "CONNS SIZE K"...: every case, every client in turn, REPEATS times.
@@ -161,6 +187,8 @@ for scenario in $scenario_list; do
                 list=("${cases[@]}")
             elif [ -n "$smoke" ]; then
                 list=("1 16" "100 1024")
+            elif [ -n "$deflate" ]; then
+                list=("1 1024" "100 1024" "1 65536" "100 65536")
             else
                 list=("1 16" "1 1024" "100 16" "100 1024" "1000 16" "1000 1024" "1 65536" "100 65536" "1 1048576")
             fi
@@ -181,6 +209,9 @@ for scenario in $scenario_list; do
                 list=("${cases[@]}")
             elif [ -n "$smoke" ]; then
                 list=("100 0")
+                [ -z "$deflate" ] || list=("100 1024")
+            elif [ -n "$deflate" ]; then
+                list=("1000 1024" "15000 1024")
             else
                 list=("1000 0" "5000 0" "15000 0")
             fi
@@ -192,11 +223,12 @@ done
 
 date=$(date -u +%Y-%m-%d)
 name=$date
-[ -z "$smoke" ] || name=tmp/smoke  # a smoke's numbers mean nothing: kept out of git
+[ -z "$deflate" ] || name=$date-deflate-$deflate
+[ -z "$smoke" ] || name=tmp/smoke${deflate:+-deflate-$deflate}  # a smoke's numbers mean nothing: kept out of git
 mkdir -p "$root/bench/results/tmp"
 out="$root/bench/results/$name.md"
 jq -s -r --arg build "$build" --arg repeats "$repeats" --arg seconds "$seconds" --arg idle "$idle_seconds" --arg ping "$idle_ping" \
-    -f "$root/bench/report.jq" "$work/results.jsonl" | tee "$out"
+    --arg deflate "$deflate" -f "$root/bench/report.jq" "$work/results.jsonl" | tee "$out"
 cp "$work/results.jsonl" "$root/bench/results/$name.jsonl"
 echo "saved $out (raw lines: bench/results/$name.jsonl)" >&2
 if [ -n "$smoke" ]; then

@@ -31,7 +31,16 @@
  * (wss) through OpenSSL.
  *
  * Binary frames for SIZE > 0 bytes; the clients echo whatever they receive.
- * Build: cc -O2 -o wsbench_server wsbench_server.c -lssl -lcrypto
+ *
+ * With WSBENCH_DEFLATE set to a permessage-deflate response (RFC 7692), e.g.
+ * "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+ * every client must offer permessage-deflate and is answered with it; the
+ * messages are then JSON-like text of SIZE bytes in 64 variants, sent
+ * compressed (wsbench_json.h), and every echo in mode echo is inflated and its
+ * length checked (a wrong echo ends the run). In mode idle, every connection
+ * gets one compressed message when all are open (its echo is not checked), so
+ * that a client holding compression state per connection shows it.
+ * Build: cc -O2 -o wsbench_server wsbench_server.c -lssl -lcrypto -lz
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -53,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wsbench_json.h"
+
 typedef struct {
     int fd;
     int open;            /* handshake done */
@@ -69,6 +80,9 @@ typedef struct {
     int held;            /* hold mode: index in the held list */
     uint64_t last_ping;  /* idle mode */
     uint64_t burst_left; /* burst mode: echoes still to come */
+    z_stream *inflater;  /* deflate: the echoes' inflate stream */
+    int echo_compressed; /* deflate: the current echo message has RSV1 */
+    uint64_t echo_inflated;
 } conn_t;
 
 enum { ECHO, IDLE, BURST, CONNECT, HOLD };
@@ -146,9 +160,27 @@ static void queue_frame(conn_t *c) {
     queue_bytes(c, payload, size);
 }
 
+static const char *deflate_response; /* WSBENCH_DEFLATE */
+static int deflate_client_reset;      /* the response has client_no_context_takeover */
+static json_variant_t variants[VARIANTS];
+static unsigned next_variant;
+
 static void queue_message(conn_t *c) {
     unsigned char h[10];
     size_t hl;
+    if (deflate_response) { /* FIN + RSV1 + text, the next variant deflated */
+        json_variant_t *v = &variants[next_variant++ % VARIANTS];
+        size_t n = v->deflated_len;
+        h[0] = 0xC1;
+        if (n < 126) { h[1] = (unsigned char)n; hl = 2; }
+        else if (n < 65536) { h[1] = 126; h[2] = n >> 8; h[3] = n & 255; hl = 4; }
+        else { h[1] = 127; for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(n >> (56 - 8 * i)); hl = 10; }
+        queue_bytes(c, h, hl);
+        queue_bytes(c, v->deflated, n);
+        c->sent_at = now_ns();
+        c->echo_got = 0;
+        return;
+    }
     h[0] = 0x82; /* FIN + binary */
     if (size < 126) { h[1] = (unsigned char)size; hl = 2; }
     else if (size < 65536) { h[1] = 126; h[2] = size >> 8; h[3] = size & 255; hl = 4; }
@@ -186,16 +218,52 @@ static int handshake(conn_t *c) {
     SHA1((unsigned char *)k, kl + 36, digest);
     unsigned char accept[64];
     EVP_EncodeBlock(accept, digest, 20);
-    char response[256];
+    char extensions[300] = "";
+    if (deflate_response) {
+        if (!memmem(c->in, (size_t)(end - (char *)c->in), "permessage-deflate", 18)) {
+            fprintf(stderr, "the client did not offer permessage-deflate\n");
+            return -1;
+        }
+        snprintf(extensions, sizeof extensions, "Sec-WebSocket-Extensions: %s\r\n", deflate_response);
+    }
+    char response[512];
     int rl = snprintf(response, sizeof response,
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+        "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, extensions);
     queue_bytes(c, response, (size_t)rl);
     size_t used = (size_t)(end + 4 - (char *)c->in);
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     c->open = 1;
     return 1;
+}
+
+/* Deflate: unmasks one frame's payload and inflates it into a scratch
+ * buffer, counting the text; the message's last frame gets the 00 00 ff ff
+ * tail (RFC 7692 §7.2.2), and the stream is reset when the client does not
+ * keep its context. */
+static int inflate_echo(conn_t *c, unsigned char *data, uint64_t len, const unsigned char *mask, int fin) {
+    static unsigned char out[1 << 16];
+    if (!c->inflater) {
+        c->inflater = calloc(1, sizeof *c->inflater);
+        if (inflateInit2(c->inflater, -15) != Z_OK) return -1;
+    }
+    for (uint64_t i = 0; i < len; i++) data[i] ^= mask[i & 3];
+    static unsigned char tail[4] = {0, 0, 0xff, 0xff};
+    for (int pass = 0; pass < (fin ? 2 : 1); pass++) {
+        c->inflater->next_in = pass ? tail : data;
+        c->inflater->avail_in = pass ? 4 : (uInt)len;
+        while (c->inflater->avail_in > 0) {
+            c->inflater->next_out = out;
+            c->inflater->avail_out = sizeof out;
+            int r = inflate(c->inflater, Z_SYNC_FLUSH);
+            c->echo_inflated += sizeof out - c->inflater->avail_out;
+            if (r != Z_OK && r != Z_BUF_ERROR) { fprintf(stderr, "a corrupt echo\n"); return -1; }
+            if (r == Z_BUF_ERROR && c->inflater->avail_out != 0) break;
+        }
+    }
+    if (fin && deflate_client_reset) inflateReset(c->inflater);
+    return 0;
 }
 
 /* Parses client frames; each complete echo message is timed and answered. */
@@ -244,6 +312,17 @@ static int parse(conn_t *c) {
             continue;
         }
         if (mode != ECHO) continue;
+        if (deflate_response) { /* inflate the echo, count its text */
+            if (op != 0x0) c->echo_compressed = (p[0] & 0x40) != 0, c->echo_inflated = 0;
+            if (c->echo_compressed && inflate_echo(c, p + hl + 4, len, p + hl, fin) < 0) return -1;
+            if (!c->echo_compressed) c->echo_inflated += len;
+            if (!fin) continue;
+            if (c->echo_inflated != size) {
+                fprintf(stderr, "an echo of %llu bytes, not %zu\n", (unsigned long long)c->echo_inflated, size);
+                return -1;
+            }
+            c->echo_got = size;
+        }
         if (fin && c->echo_got >= size) {
             uint64_t t = now_ns();
             if (measuring) {
@@ -276,6 +355,7 @@ static void drop(conn_t *c) {
         held_list[c->held]->held = c->held;
     }
     if (c->ssl) { SSL_shutdown(c->ssl); SSL_free(c->ssl); }
+    if (c->inflater) { inflateEnd(c->inflater); free(c->inflater); }
     close(c->fd);
     free(c->in);
     free(c->out);
@@ -300,6 +380,12 @@ int main(int argc, char **argv) {
     uint64_t k = argc > 7 ? (uint64_t)atol(argv[7]) : 1000;
     payload = malloc(size ? size : 1);
     for (size_t i = 0; i < size; i++) payload[i] = (unsigned char)(i * 31 + 7);
+    deflate_response = getenv("WSBENCH_DEFLATE");
+    if (deflate_response && !*deflate_response) deflate_response = NULL;
+    if (deflate_response) {
+        deflate_client_reset = strstr(deflate_response, "client_no_context_takeover") != NULL;
+        if (json_variants(variants, size) < 0) { fprintf(stderr, "deflate failed\n"); return 1; }
+    }
     const char *cert = getenv("WSBENCH_CERT"), *key = getenv("WSBENCH_KEY");
     if (cert && key) {
         tls = SSL_CTX_new(TLS_server_method());
@@ -436,7 +522,7 @@ int main(int argc, char **argv) {
                         queue_bytes(c, close_frame, sizeof close_frame);
                         c->closing = 1;
                     } else if (h > 0 && ++opened == conns) {
-                        if (mode == ECHO) {
+                        if (mode == ECHO || (mode == IDLE && deflate_response)) {
                             for (int j = 0; j < conns; j++) queue_message(all[j]);
                             for (int j = 0; j < conns; j++) flush_out(all[j]);
                         }

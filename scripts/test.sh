@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.waves"' EXIT
+trap 'rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.waves" "$log.abzd"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -60,11 +60,20 @@ scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
 
-echo "== Autobahn|Testsuite, compression cases 12.* and 13.* (permessage-deflate, the client offering takeover)"
+echo "== Autobahn|Testsuite, compression cases 12.* and 13.* (permessage-deflate, the client offering takeover), the client alone and through the wshostd process at once, each with its own fuzzing server"
+deflate_offer="permessage-deflate; client_max_window_bits"
+AUTOBAHN_PORT=9011 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" --via-daemon \
+    --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate-daemon >"$log.abzd" 2>&1 &
+abzd_pid=$!
+abzd_status=0
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" \
-    --compression "permessage-deflate; client_max_window_bits" --outdir /tmp/wshostd-autobahn-deflate | tee "$log"
+    --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate | tee "$log"
+wait "$abzd_pid" || abzd_status=$?
 abz=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$abz" ] || { echo "autobahn compression cases failed"; exit 1; }
+grep -E '^agent|^ ' "$log.abzd" || true
+abzd=$(sed -nE 's/^agent wshostd-daemon: ([0-9]+) cases: .*/\1/p' "$log.abzd" | tail -1)
+[ "$abzd_status" = 0 ] && [ -n "$abzd" ] || { tail -40 "$log.abzd"; echo "autobahn compression cases through the daemon failed"; exit 1; }
 
 echo "== Autobahn|Testsuite through the wshostd process (an echo object per case, driven by wshostctl)"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-daemon --outdir /tmp/wshostd-autobahn-daemon | tee "$log"
@@ -84,6 +93,13 @@ if ! bench/run.sh --smoke >"$log" 2>&1; then
 fi
 grep -E '^smoke:' "$log"
 bs=$(jq -s 'length' bench/results/tmp/smoke.jsonl)
+if ! bench/run.sh --smoke --deflate nct --scenarios "echo idle" >"$log" 2>&1; then
+    cat "$log"
+    echo "benchmark smoke (permessage-deflate) failed"
+    exit 1
+fi
+grep -E '^smoke:' "$log"
+bs=$((bs + $(jq -s 'length' bench/results/tmp/smoke-deflate-nct.jsonl)))
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abz + $abw cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + fz + hs + px + pm + rw + ab + abz + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abw + $abz + $abzd cases OK/informational; systemd $sd passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + px + pm + rw + ab + abz + abzd + abw + sd + bs)) passed, 0 failed"

@@ -38,7 +38,8 @@ peer pings ping-flood 2000000; p_pings=$port
 peer empty empty-continuations; p_empty=$port
 peer partial partial $((15 << 20)); p_partial=$port
 peer flood flood 2000000; p_flood=$port
-cc -O2 -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto
+peer bomb deflate-bomb 512; p_bomb=$port  # 512 MiB of zeros in one compressed frame of ~0.5 MiB
+cc -O2 -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto -lz
 healthy=20
 window=10
 p_bench=$((20000 + RANDOM % 20000))
@@ -52,7 +53,7 @@ p_bench=$((20000 + RANDOM % 20000))
     # as it goes: no send rate limit here (its test: HostTests.echoLoopEnds).
     printf '[limits]\ninbound_budget = "64MiB"\nsends_per_second = 0\n'
     printf '[security]\nallowed_url_hosts = ['
-    for p in $p_ignore $p_pings $p_empty $p_partial $p_flood $p_bench; do printf '"127.0.0.1:%s", ' "$p"; done
+    for p in $p_ignore $p_pings $p_empty $p_partial $p_flood $p_bomb $p_bench; do printf '"127.0.0.1:%s", ' "$p"; done
     printf ']\n[[users]]\nid = "host"\n'
     printf '[[sessions]]\nid = "healthy"\nhost = "host"\n'
     for i in $(seq $healthy); do
@@ -83,14 +84,15 @@ echo "daemon RSS with $healthy healthy records: $((baseline / 1024)) MiB"
 
 # The hostile records, then the measured window of the healthy ones.
 ctl sessions start hostile --host host >/dev/null
-add() {  # add ID PORT [REACTION]
+add() {  # add ID PORT [COMPRESSION]
     ctl objects spawn hostile "$1" >/dev/null
-    [ -z "${3:-}" ] || ctl objects react hostile "$1" --on received "$3" >/dev/null
+    [ -z "${3:-}" ] || ctl ws set hostile "$1" --compression "$3" >/dev/null
     ctl ws connect hostile "$1" --url "ws://127.0.0.1:$2/" >/dev/null
 }
 for i in 1 2 3; do add "ignore$i" "$p_ignore"; add "pings$i" "$p_pings"; add "empty$i" "$p_empty"; done
 for i in $(seq 8); do add "partial$i" "$p_partial"; done
 add flood1 "$p_flood"
+for i in 1 2 3; do add "bomb$i" "$p_bomb" on; done
 wait "$bench_pid" || fail "the healthy records' echo server: $(cat "$work/bench.err")"
 result=$(grep '^{' "$work/bench.out" | tail -1)
 echo "healthy echo under attack: $result"
@@ -124,14 +126,24 @@ for _ in $(seq 150); do
 done
 [ "$flood" -ge 1 ] || fail "flood: $(show flood1 | jq -c .record)"
 pass "2 M messages: a flood, closed with 1008"
+# The decompression bombs: each is refused with 1009 once the inflated message
+# passes max_message_size (16 MiB), never inflated further.
+# The server deflates its gigabyte for every connection (a few seconds each).
+for i in 1 2 3; do
+    for _ in $(seq 300); do show "bomb$i" | jq -r '.record.lastError' | grep -q "larger than" && break; sleep 0.1; done
+    show "bomb$i" | jq -r '.record.lastError' | grep -q "message larger than the 16777216-byte limit" ||
+        fail "bomb: $(show "bomb$i" | jq -c .record)"
+done
+[ "$(grep -c '^SENT' "$work/bomb.out")" -ge 3 ] || fail "the bomb server did not send its frames: $(cat "$work/bomb.err")"
+pass "3 decompression bombs (512 MiB of zeros in ~0.5 MiB frames): each closed with 1009"
 
 # Disable every hostile record: each socket is gone within close_timeout
 # (servers that ignore our Close included), memory comes back.
-for id in ignore1 ignore2 ignore3 pings1 pings2 pings3 empty1 empty2 empty3 flood1 $(seq -f 'partial%g' 8); do
+for id in ignore1 ignore2 ignore3 pings1 pings2 pings3 empty1 empty2 empty3 flood1 bomb1 bomb2 bomb3 $(seq -f 'partial%g' 8); do
     ctl ws set hostile "$id" --enabled false >/dev/null
 done
 sleep 3
-for p in $p_ignore $p_pings $p_empty $p_partial $p_flood; do
+for p in $p_ignore $p_pings $p_empty $p_partial $p_flood $p_bomb; do
     left=$(sockets_to "$p")
     [ "$left" = 0 ] || fail "$left sockets to port $p still open 3 s after disabling"
 done
