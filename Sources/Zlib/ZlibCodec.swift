@@ -7,7 +7,8 @@ import WebSocketProtocol
 public struct ZlibCodec: DeflateCodec {
     /// zlib's memLevel for compressing (1...9): 8 is zlib's default, and what
     /// a busy compressed connection costs with context takeover; streams
-    /// without takeover live only while a message is compressed.
+    /// without takeover are held only while a message is compressed, then go
+    /// back to a small shared pool (`StreamPool`).
     public var memLevel: Int32
     /// Compression level (0...9); 6 is zlib's default.
     public var level: Int32
@@ -205,7 +206,4 @@ final class StreamPool: Sendable {
         _ = end(pointer)
         pointer.deallocate()
     }
-
-    /// How many streams are kept (tests).
-    var count: Int { kept.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 }
