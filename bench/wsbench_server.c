@@ -149,14 +149,19 @@ static void queue_bytes(conn_t *c, const void *b, size_t n) {
     c->out_len += n;
 }
 
-static void queue_frame(conn_t *c) {
+/* A server frame's header: FIRST (FIN, RSV and opcode), then the length. */
+static void queue_header(conn_t *c, unsigned char first, size_t n) {
     unsigned char h[10];
     size_t hl;
-    h[0] = 0x82; /* FIN + binary */
-    if (size < 126) { h[1] = (unsigned char)size; hl = 2; }
-    else if (size < 65536) { h[1] = 126; h[2] = size >> 8; h[3] = size & 255; hl = 4; }
-    else { h[1] = 127; for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(size >> (56 - 8 * i)); hl = 10; }
+    h[0] = first;
+    if (n < 126) { h[1] = (unsigned char)n; hl = 2; }
+    else if (n < 65536) { h[1] = 126; h[2] = n >> 8; h[3] = n & 255; hl = 4; }
+    else { h[1] = 127; for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(n >> (56 - 8 * i)); hl = 10; }
     queue_bytes(c, h, hl);
+}
+
+static void queue_frame(conn_t *c) {
+    queue_header(c, 0x82, size); /* FIN + binary */
     queue_bytes(c, payload, size);
 }
 
@@ -166,27 +171,13 @@ static json_variant_t variants[VARIANTS];
 static unsigned next_variant;
 
 static void queue_message(conn_t *c) {
-    unsigned char h[10];
-    size_t hl;
     if (deflate_response) { /* FIN + RSV1 + text, the next variant deflated */
         json_variant_t *v = &variants[next_variant++ % VARIANTS];
-        size_t n = v->deflated_len;
-        h[0] = 0xC1;
-        if (n < 126) { h[1] = (unsigned char)n; hl = 2; }
-        else if (n < 65536) { h[1] = 126; h[2] = n >> 8; h[3] = n & 255; hl = 4; }
-        else { h[1] = 127; for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(n >> (56 - 8 * i)); hl = 10; }
-        queue_bytes(c, h, hl);
-        queue_bytes(c, v->deflated, n);
-        c->sent_at = now_ns();
-        c->echo_got = 0;
-        return;
+        queue_header(c, 0xC1, v->deflated_len);
+        queue_bytes(c, v->deflated, v->deflated_len);
+    } else {
+        queue_frame(c);
     }
-    h[0] = 0x82; /* FIN + binary */
-    if (size < 126) { h[1] = (unsigned char)size; hl = 2; }
-    else if (size < 65536) { h[1] = 126; h[2] = size >> 8; h[3] = size & 255; hl = 4; }
-    else { h[1] = 127; for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(size >> (56 - 8 * i)); hl = 10; }
-    queue_bytes(c, h, hl);
-    queue_bytes(c, payload, size);
     c->sent_at = now_ns();
     c->echo_got = 0;
 }

@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.waves" "$log.abzd"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.waves" "$log.abzd"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
