@@ -47,7 +47,10 @@ final class Connection {
     /// Event lines that arrived while waiting for a response.
     private var pendingEvents: [JSON] = []
 
-    init(path: String) throws(CommandFailure) {
+    /// Connects to `path`. With `timeoutSeconds`, every later send and
+    /// receive gives up after that long (a completion must not hang on a
+    /// stuck daemon); without, they block as long as the daemon takes.
+    init(path: String, timeoutSeconds: Int? = nil) throws(CommandFailure) {
         self.path = path
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -61,6 +64,13 @@ final class Connection {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             throw CommandFailure(status: Exit.unreachable, message: "socket: \(String(cString: strerror(errno)))")
+        }
+        if let timeoutSeconds {
+            // On a Unix stream socket SO_SNDTIMEO also bounds a blocking connect.
+            var limit = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            let size = socklen_t(MemoryLayout<timeval>.size)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, size)
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, size)
         }
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

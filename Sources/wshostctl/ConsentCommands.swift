@@ -32,7 +32,7 @@ struct Consent: ParsableCommand {
                 command ends at the end of its input. With --json, prompts are printed as JSON lines.
                 """)
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         @OptionGroup var token: TokenOption
 
         func run() throws {
@@ -112,9 +112,9 @@ struct Consent: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer one prompt as the user: allow, deny or ignore.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         @Argument(help: "The prompt id (shown by watch, list and events).") var request: Int
-        @Argument(help: "allow, deny or ignore.") var answer: String
+        @Argument(help: "allow, deny or ignore.", completion: Complete.answers) var answer: String
         @OptionGroup var token: TokenOption
 
         func run() throws {
@@ -135,7 +135,7 @@ struct Consent: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the user's decisions and pending prompts.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         @Option(help: "The user's token (needed by non-operators).") var token: String?
         func run() throws {
             try global.run(.consentList(UserID(user), token: token)) { result in
@@ -159,7 +159,7 @@ struct Consent: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Forget a decision: the next attempt to that host asks again.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         @Argument(help: "host:port (or a ws:// / wss:// URL).") var host: String
         @Option(help: "The user's token (needed by non-operators).") var token: String?
         func run() throws {

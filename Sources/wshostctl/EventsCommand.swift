@@ -12,8 +12,8 @@ struct Events: ParsableCommand {
             \(ControlEventType.allCases.map(\.rawValue).joined(separator: ", ")).
             """)
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Only this session's events.") var session: String?
-    @Option(help: "Only this object's events.") var object: String?
+    @Option(help: "Only this session's events.", completion: Complete.sessions) var session: String?
+    @Option(help: "Only this object's events.", completion: Complete.objects) var object: String?
     @Option(help: "Only events of this type (repeatable).") var type: [String] = []
     @Flag(help: "Keep printing live events until interrupted.") var follow = false
     @Option(help: "Only events after this sequence number.") var since: Int?

@@ -12,8 +12,8 @@ struct Objects: ParsableCommand {
         ])
 
     struct Address: ParsableArguments {
-        @Argument(help: "The session id.") var session: String
-        @Argument(help: "The object id.") var object: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
+        @Argument(help: "The object id.", completion: Complete.objects) var object: String
         var record: RecordAddress { RecordAddress(session: SessionID(session), object: ObjectID(object)) }
     }
 
@@ -40,7 +40,7 @@ struct Objects: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a session's objects with their record's state.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
         func run() throws {
             try global.run(.objectsList(SessionID(session))) { result in
                 let rows = (result["objects"]?.arrayValue ?? []).map { o -> [String] in
@@ -69,7 +69,9 @@ struct Objects: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Address
         @Option(help: "A display name (default: the id).") var name: String?
-        @Option(name: .customLong("spawned-by"), help: "The user who spawned it (third in the handling-user rule).")
+        @Option(
+            name: .customLong("spawned-by"), help: "The user who spawned it (third in the handling-user rule).",
+            completion: Complete.users)
         var spawnedBy: String?
         func run() throws {
             try global.run(.objectsSpawn(address.record, name: name, spawnedBy: spawnedBy.map { UserID($0) })) { _ in
@@ -94,7 +96,7 @@ struct Objects: ParsableCommand {
             abstract: "A user wears the object (first in the handling-user rule).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Address
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws { try change(global, .objectsWear(address.record, UserID(user)), address) }
     }
 
@@ -110,7 +112,7 @@ struct Objects: ParsableCommand {
             abstract: "A user grabs the object (the interacting user, fourth in the rule).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Address
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws { try change(global, .objectsGrab(address.record, UserID(user)), address) }
     }
 
@@ -127,7 +129,7 @@ struct Objects: ParsableCommand {
             abstract: "Set (or clear with --none) the object's defined user (second in the rule).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Address
-        @Argument(help: "The user id.") var user: String?
+        @Argument(help: "The user id.", completion: Complete.users) var user: String?
         @Flag(help: "No defined user.") var none = false
         func validate() throws {
             guard (user == nil) != !none else { throw ValidationError("give a user id or --none (not both)") }
@@ -153,7 +155,7 @@ struct Objects: ParsableCommand {
             discussion: "In --send templates, {data} is replaced with the received text.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Address
-        @Option(help: "connected, received or disconnected.") var on: String
+        @Option(help: "connected, received or disconnected.", completion: Complete.reactionEvents) var on: String
         @Flag(help: "Send the received message back unchanged.") var echo = false
         @Option(help: "Send this text ({data} = the received text).") var send: String?
         @Option(help: "Send the received message through this object's record.") var forward: String?
@@ -193,7 +195,7 @@ struct Objects: ParsableCommand {
             abstract: "Remove the object's reactions (all, or those on one event).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Address
-        @Option(help: "Only reactions on this event.") var on: String?
+        @Option(help: "Only reactions on this event.", completion: Complete.reactionEvents) var on: String?
         func run() throws {
             try global.run(
                 building: { () throws(ControlError) in

@@ -35,7 +35,7 @@ struct Sessions: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one session.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
         func run() throws {
             try global.run(.sessionsShow(SessionID(session))) { Sessions.print($0["session"]!) }
         }
@@ -48,7 +48,7 @@ struct Sessions: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The new session's id (letters, digits, ._:@-).") var session: String
         @Option(help: "A display name (default: the id).") var name: String?
-        @Option(help: "The hosting user (present from the start).") var host: String?
+        @Option(help: "The hosting user (present from the start).", completion: Complete.users) var host: String?
         func run() throws {
             try global.run(.sessionsStart(SessionID(session), name: name, host: host.map { UserID($0) })) {
                 Sessions.print($0["session"]!)
@@ -60,7 +60,7 @@ struct Sessions: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Close a session: every record in it disconnects and its objects are removed.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
         func run() throws {
             try global.run(.sessionsClose(SessionID(session))) { _ in
                 Output.print("session \(session) closed")

@@ -10,7 +10,7 @@ struct Users: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List users (all, or those present in a session).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Only the users present in this session.") var session: String?
+        @Option(help: "Only the users present in this session.", completion: Complete.sessions) var session: String?
         func run() throws {
             try global.run(.usersList(session: session.map { SessionID($0) })) { result in
                 let rows = (result["users"]?.arrayValue ?? []).map { u in
@@ -30,7 +30,7 @@ struct Users: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The new user's id.") var user: String
         @Option(help: "A display name (default: the id).") var name: String?
-        @Option(help: "headless or interactive.") var kind: String = "headless"
+        @Option(help: "headless or interactive.", completion: Complete.userKinds) var kind: String = "headless"
         func run() throws {
             try global.run(
                 building: { () throws(ControlError) in
@@ -50,7 +50,7 @@ struct Users: ParsableCommand {
                 "Give the token to the user: with it they can run `wshostctl consent watch` and answer their own prompts. Operators only."
         )
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws {
             try global.run(.usersToken(UserID(user))) { Output.print(Output.text($0["token"])) }
         }
@@ -60,16 +60,16 @@ struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "A user joins a session (handling users are re-resolved).")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws { try sessionChange(global, .usersJoin(SessionID(session), UserID(user)), "joined") }
     }
 
     struct Leave: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A user leaves a session (their records fail over).")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws { try sessionChange(global, .usersLeave(SessionID(session), UserID(user)), "left") }
     }
 
@@ -77,8 +77,8 @@ struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a user from a session (logged as a kick, with who kicked).")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws { try sessionChange(global, .usersKick(SessionID(session), UserID(user)), "kicked from") }
     }
 
@@ -86,8 +86,8 @@ struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a user the session's host (the last fallback of the handling-user rule).")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The session id.") var session: String
-        @Argument(help: "The user id.") var user: String
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
+        @Argument(help: "The user id.", completion: Complete.users) var user: String
         func run() throws { try sessionChange(global, .usersHost(SessionID(session), UserID(user)), "now hosts") }
     }
 

@@ -43,7 +43,7 @@ struct WS: ParsableCommand {
         @Option(
             help: ArgumentHelp(
                 "permessage-deflate for this record: off, on, an offer such as \"permessage-deflate; server_max_window_bits=10\", or inherit ([websocket] compression). Takes effect at the next connection.",
-                valueName: "setting"))
+                valueName: "setting"), completion: Complete.compression)
         var compression: String?
         func run() throws {
             try global.run(
@@ -72,7 +72,7 @@ struct WS: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Objects.Address
         @Option(help: "The URL (ws:// or wss://).") var url: String?
-        @Option(help: "Pin the handling user.") var user: String?
+        @Option(help: "Pin the handling user.", completion: Complete.users) var user: String?
         func run() throws {
             try global.run(
                 building: { () throws(ControlError) in
@@ -93,8 +93,10 @@ struct WS: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var address: Objects.Address
         @Option(help: "A text message.") var text: String?
-        @Option(name: .customLong("binary-file"), help: "Send this file's bytes as one binary message.") var binaryFile:
-            String?
+        @Option(
+            name: .customLong("binary-file"), help: "Send this file's bytes as one binary message.", completion: .file()
+        )
+        var binaryFile: String?
         func validate() throws {
             guard (text == nil) != (binaryFile == nil) else {
                 throw ValidationError("give exactly one of --text or --binary-file")

@@ -38,7 +38,8 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The control socket (default: $WSHOSTCTL_SOCKET, else \(SocketPath.default)).", valueName: "path"))
+            "The control socket (default: $WSHOSTCTL_SOCKET, else \(SocketPath.default)).", valueName: "path"),
+        completion: .file())
     var socket: String?
 
     @Flag(name: .long, help: "Print the daemon's JSON result (stable field names) instead of readable output.")
