@@ -14,6 +14,8 @@ packages=(
     bc                                     # arithmetic in the restart benchmark (bench/restart.sh)
     nginx-light websocketd                 # the proxy suite: nginx in front of websocketd (integration/proxy)
     prometheus curl                        # the metrics suite: a real Prometheus scrapes wshostd (integration/prometheus)
+    dpkg-dev lintian man-db                # the Debian package: dpkg-shlibdeps/-gencontrol, lintian, man -l (scripts/package.sh)
+    zsh fish                               # syntax checks of the generated zsh and fish completions
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The whole test suite: formatting, unit and end-to-end tests (swift test),
-# and the shipped unit under real systemd and journald.
+# the shipped unit under real systemd and journald, and the Debian package.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -85,6 +85,11 @@ scripts/test-systemd.sh | tee "$log"
 sd=$(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$sd" ] || { echo "systemd checks failed"; exit 1; }
 
+echo "== Debian package: built (Swift runtime static), lintian clean, then installed, upgraded, removed and purged under systemd (scripts/test-package.sh)"
+scripts/test-package.sh | tee "$log"
+pk=$(sed -nE 's/^package: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
+[ -n "$pk" ] || { echo "package checks failed"; exit 1; }
+
 echo "== benchmark smoke: every scenario with every client, briefly (gates on nothing noisy)"
 if ! bench/run.sh --smoke >"$log" 2>&1; then
     cat "$log"
@@ -101,5 +106,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$((bs + $(jq -s 'length' bench/results/tmp/smoke-deflate-nct.jsonl)))
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abw + $abz + $abzd cases OK/informational; systemd $sd passed; bench smoke $bs runs"
-echo "$((unit + fz + hs + px + pm + rw + ab + abz + abzd + abw + sd + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abw + $abz + $abzd cases OK/informational; systemd $sd passed; package $pk passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + px + pm + rw + ab + abz + abzd + abw + sd + pk + bs)) passed, 0 failed"

@@ -276,6 +276,9 @@ public final class Daemon {
         if fresh.metrics != config.metrics {
             logger.warning("[metrics] changed; the new settings take effect at the next start")
         }
+        if fresh.daemon.stateDirectory != config.daemon.stateDirectory {
+            logger.warning("[daemon] state_directory changed; the state store moves at the next start")
+        }
         if fresh.control != config.control {
             logger.warning("[control] changed; the new settings take effect at the next start")
         }

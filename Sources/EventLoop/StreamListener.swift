@@ -81,11 +81,18 @@ public final class StreamListener {
             Glibc.close(fd)
             throw Failure(description: "bind \(path): \(String(cString: strerror(bindError)))")
         }
-        if let group, chown(path, uid_t.max, group) != 0 {
+        // The socket is created with the process's group; chown(2) only when
+        // another group is asked for. The shipped unit's system call filter
+        // refuses chown, so the packaged config names the daemon's own group.
+        var created = stat()
+        if let group, lstat(path, &created) != 0 || created.st_gid != group, chown(path, uid_t.max, group) != 0 {
             let code = errno
             Glibc.close(fd)
             unlink(path)
-            throw Failure(description: "chown \(path) to group \(group): \(String(cString: strerror(code)))")
+            let hint =
+                code == EPERM ? " (another group than the daemon's own: see [control] group in wshostd.toml(5))" : ""
+            throw Failure(
+                description: "chown \(path) to group \(group): \(String(cString: strerror(code)))\(hint)")
         }
         if chmod(path, mode) != 0 || listen(fd, backlog) != 0 {
             let code = errno
