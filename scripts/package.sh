@@ -15,6 +15,7 @@
 # Debian's, so the steps dh would run are done here with dpkg-dev's tools, and
 # the maintainer scripts (packaging/deb/post*, prerm) are debhelper's snippets.
 set -euo pipefail
+umask 022
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/dist
 version=""
@@ -58,16 +59,6 @@ if [ "${V%-*}" != "$release" ]; then
     echo "package: packaging/deb/changelog says $V; the upstream part must be the release, $release" >&2
     exit 1
 fi
-# Every statically linked Swift package must be named in the copyright file.
-if [ -f Package.resolved ]; then
-    for identity in $(jq -r '.pins[].identity' Package.resolved); do
-        grep -qi "$identity" packaging/deb/copyright || {
-            echo "package: $identity is linked in but not in packaging/deb/copyright" >&2
-            exit 1
-        }
-    done
-fi
-
 # --- 1. Binaries: release, Swift runtime static, no RPATH, bind-now. --------
 allowed_needed=" libc.so.6 libm.so.6 ld-linux-x86-64.so.2 libstdc++.so.6 libgcc_s.so.1 libssl.so.3 libcrypto.so.3 libsystemd.so.0 libsqlite3.so.0 libz.so.1 "
 if [ "$build" = 1 ]; then
@@ -95,6 +86,18 @@ if [ "$build" = 1 ]; then
     done
     "$stage/bin/wshostd" --check-config --config config/wshostd.toml >/dev/null
 fi
+# Every statically linked Swift package must be named in the copyright file
+# (the build above resolved them).
+[ -f Package.resolved ] || {
+    echo "package: no Package.resolved: build once (swift build) before --no-build" >&2
+    exit 1
+}
+for identity in $(jq -r '.pins[].identity' Package.resolved); do
+    grep -qi "$identity" packaging/deb/copyright || {
+        echo "package: $identity is linked in but not in packaging/deb/copyright" >&2
+        exit 1
+    }
+done
 [ -x "$stage/bin/wshostd" ] && [ -x "$stage/bin/wshostctl" ] || {
     echo "package: no staged binaries in $stage/bin (run without --no-build)" >&2
     exit 1
@@ -115,8 +118,9 @@ lint_man() {
     fi
 }
 if [ "$build" = 1 ]; then
-    swift package --scratch-path "$root/.build" generate-manual --configuration debug --date "$day" >&2
     generated=$root/.build/plugins/GenerateManual/outputs
+    rm -rf "$generated"
+    swift package --scratch-path "$root/.build" generate-manual --configuration debug --date "$day" >&2
     rm -rf "$stage/man"
     mkdir -p "$stage/man"
     # Blank lines of a discussion become paragraphs; the generic EXIT STATUS
@@ -153,6 +157,10 @@ if [ "$build" = 1 ]; then
         fi
     done
 fi
+[ -f "$stage/man/wshostd.8" ] && [ -f "$stage/man/wshostctl.1" ] || {
+    echo "package: no staged man pages in $stage/man (run without --no-build)" >&2
+    exit 1
+}
 cp man/wshostd.toml.5 "$stage/man/wshostd.toml.5"
 for page in "$stage/man/"*; do lint_man "$page"; done
 
@@ -178,12 +186,24 @@ if grep -q /usr/local "$pkg/usr/lib/systemd/system/"*; then
 fi
 install -m 0644 systemd/wshostd.sysusers "$pkg/usr/lib/sysusers.d/wshostd.conf"
 
-# The configuration: the example file, with the daemon's group as operators.
-grep -q '^group = ""$' config/wshostd.toml || {
-    echo "package: config/wshostd.toml has no 'group = \"\"' line to set" >&2
+# The configuration: the example file, with the daemon's group as operators,
+# and a header that says what differs from the defaults and that the file must
+# stay (the unit names it with --config).
+header_from='^# Every key is listed here with its default value; delete a key (or the whole$'
+header_to='# Every key is listed here with its default value, except [control] group,\
+# which the package sets to "wshostd". Delete a key to get its default; keep\
+# the file itself: the unit passes --config /etc/wshostd/wshostd.toml, and a\
+# missing file stops the start.'
+header2_from='^# file) to get the default. Durations'
+header2_to='# Durations'
+grep -q '^group = ""$' config/wshostd.toml && grep -q "$header_from" config/wshostd.toml &&
+    grep -q "$header2_from" config/wshostd.toml || {
+    echo "package: config/wshostd.toml lacks the header line or the 'group = \"\"' line this script rewrites" >&2
     exit 1
 }
-sed 's/^group = ""$/group = "wshostd"/' config/wshostd.toml >"$pkg/etc/wshostd/wshostd.toml"
+sed -e "s|$header_from|$header_to|" -e "s|$header2_from|$header2_to|" \
+    -e 's/^group = ""$/# The package sets the daemon'"'"'s own group; add operators to it (adduser NAME wshostd).\
+group = "wshostd"/' config/wshostd.toml >"$pkg/etc/wshostd/wshostd.toml"
 chmod 0644 "$pkg/etc/wshostd/wshostd.toml"
 "$stage/bin/wshostd" --check-config --config "$pkg/etc/wshostd/wshostd.toml" >/dev/null
 
@@ -216,7 +236,8 @@ install -m 0644 packaging/deb/lintian-overrides "$pkg/usr/share/lintian/override
 # --- 4. Control files. -------------------------------------------------------
 (
     cd "$work"
-    dpkg-shlibdeps -Tdebian/wshostd.substvars -e debian/wshostd/usr/bin/wshostd -e debian/wshostd/usr/bin/wshostctl
+    # (absolute paths: with relative ones dpkg-shlibdeps does not find the package root)
+    dpkg-shlibdeps -Tdebian/wshostd.substvars -e"$pkg/usr/bin/wshostd" -e"$pkg/usr/bin/wshostctl"
     dpkg-gencontrol -pwshostd -ldebian/changelog -cdebian/control -Tdebian/wshostd.substvars \
         -Pdebian/wshostd -fdebian/files
 )

@@ -10,7 +10,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 sandbox=${SYSTEMD_SANDBOX:-$root/../shared/tools/systemd-sandbox/run-under-systemd.sh}
 [ -f "$sandbox" ] || { echo "systemd sandbox not found at $sandbox" >&2; exit 1; }
 deb=""
-[ "${1:-}" = --deb ] && deb=$2
+case "${1:-}" in
+"") ;;
+--deb)
+    deb=${2:?--deb needs a file}
+    [ -f "$deb" ] || { echo "test-package: no such package: $deb" >&2; exit 2; }
+    ;;
+*) echo "usage: $0 [--deb FILE]" >&2; exit 2 ;;
+esac
 payload=$(mktemp -d /tmp/wshostd-package.XXXXXX)
 trap 'rm -rf "$payload"' EXIT
 if [ -z "$deb" ]; then
@@ -19,7 +26,9 @@ fi
 v1=$(dpkg-deb -f "$deb" Version)
 v2="$v1+pkgtest1"
 "$root/scripts/package.sh" --no-build --no-lintian --version "$v2" --out "$payload/v2" >/dev/null
-cp "$deb" "$payload/v2/wshostd_${v2}_amd64.deb" "$payload/"
+# check.sh finds the packages by their versions.
+cp "$deb" "$payload/wshostd_${v1}_amd64.deb"
+cp "$payload/v2/wshostd_${v2}_amd64.deb" "$payload/"
 rm -rf "$payload/v1" "$payload/v2"
 # apt reads the files as its unprivileged _apt user.
 chmod 0755 "$payload"

@@ -21,10 +21,17 @@ enum Complete {
         names(words: words, prefix: prefix, request: .usersList(session: nil), list: "users")
     }
 
-    /// The objects of the session named by the word before the one completed
-    /// (`objects show SESSION <Tab>`), or of `--session` when there is one.
+    /// The objects of the session named by the positional argument before
+    /// the one completed (`objects show SESSION <Tab>`).
     static let objects = CompletionKind.custom { words, index, prefix in
-        guard let session = sessionWord(words: words, index: index) else { return [] }
+        guard let session = Line(words: words, index: index).positionals.last else { return [] }
+        return names(words: words, prefix: prefix, request: .objectsList(SessionID(session)), list: "objects")
+    }
+
+    /// The objects of the session given with `--session` (`events --session
+    /// S --object <Tab>`); nothing without one.
+    static let objectsOfSessionOption = CompletionKind.custom { words, index, prefix in
+        guard let session = Line(words: words, index: index).options["--session"] else { return [] }
         return names(words: words, prefix: prefix, request: .objectsList(SessionID(session)), list: "objects")
     }
 
@@ -47,40 +54,57 @@ enum Complete {
     }
 
     /// The socket the command line names (pure but for the environment).
-    static func socket(in words: [String]) -> String { SocketPath.resolve(socketOption(in: words)) }
+    static func socket(in words: [String]) -> String {
+        SocketPath.resolve(Line(words: words, index: words.count).options["--socket"])
+    }
 
-    /// The value of the last `--socket X` or `--socket=X` among `words` (pure).
-    static func socketOption(in words: [String]) -> String? {
-        var found: String?
-        var index = words.startIndex
-        while index < words.endIndex {
-            let word = words[index]
-            if word == "--socket", index + 1 < words.endIndex {
-                found = words[index + 1]
-                index += 1
-            } else if word.hasPrefix("--socket=") {
-                found = String(word.dropFirst("--socket=".count))
+    /// The long options of wshostctl that take a value; every other option is
+    /// a flag. `CompletionTests` checks this list against the parser's own.
+    static let valueOptions: Set<String> = [
+        "--access-reason", "--binary-file", "--compression", "--enabled", "--forward", "--host", "--kind",
+        "--name", "--object", "--on", "--retry-interval", "--send", "--session", "--since", "--socket",
+        "--spawned-by", "--text", "--token", "--type", "--url", "--user",
+    ]
+
+    /// A command line as the shell split it, read without the parser (pure):
+    /// the positional words before the one completed (subcommand names
+    /// included) and the value of each option anywhere on the line but the
+    /// word completed, the last occurrence winning. `--opt=value` arrives
+    /// whole from zsh and fish, and as `--opt`, `=`, `value` from bash,
+    /// which breaks words at `=`.
+    struct Line: Equatable {
+        var positionals: [String] = []
+        var options: [String: String] = [:]
+
+        init(words: [String], index: Int) {
+            var position = 1  // words[0] is the command itself
+            var afterTerminator = false
+            while position < words.count {
+                defer { position += 1 }
+                let word = words[position]
+                if position == index { continue }
+                if afterTerminator || !word.hasPrefix("-") || word == "-" {
+                    if position < index { positionals.append(word) }
+                    continue
+                }
+                if word == "--" {
+                    afterTerminator = true
+                    continue
+                }
+                if let equals = word.firstIndex(of: "=") {
+                    options[String(word[..<equals])] = String(word[word.index(after: equals)...])
+                    continue
+                }
+                guard Complete.valueOptions.contains(word) else { continue }
+                var value = position + 1
+                if value < words.count, words[value] == "=" { value += 1 }
+                guard value < words.count, value != index else {
+                    position = value
+                    continue
+                }
+                options[word] = words[value]
+                position = value
             }
-            index += 1
         }
-        return found
-    }
-
-    /// The session an object completion is for: `--session X` anywhere on
-    /// the line, else the word just before the one completed when that is not
-    /// an option (pure).
-    static func sessionWord(words: [String], index: Int) -> String? {
-        if let option = option("--session", in: words) { return option }
-        guard index >= 1, index - 1 < words.count else { return nil }
-        let previous = words[index - 1]
-        return previous.isEmpty || previous.hasPrefix("-") ? nil : previous
-    }
-
-    private static func option(_ name: String, in words: [String]) -> String? {
-        for (offset, word) in words.enumerated() {
-            if word == name, offset + 1 < words.count { return words[offset + 1] }
-            if word.hasPrefix(name + "=") { return String(word.dropFirst(name.count + 1)) }
-        }
-        return nil
     }
 }

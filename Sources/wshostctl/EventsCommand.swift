@@ -13,7 +13,7 @@ struct Events: ParsableCommand {
             """)
     @OptionGroup var global: GlobalOptions
     @Option(help: "Only this session's events.", completion: Complete.sessions) var session: String?
-    @Option(help: "Only this object's events.", completion: Complete.objects) var object: String?
+    @Option(help: "Only this object's events.", completion: Complete.objectsOfSessionOption) var object: String?
     @Option(help: "Only events of this type (repeatable).") var type: [String] = []
     @Flag(help: "Keep printing live events until interrupted.") var follow = false
     @Option(help: "Only events after this sequence number.") var since: Int?

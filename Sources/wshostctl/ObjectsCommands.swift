@@ -17,6 +17,13 @@ struct Objects: ParsableCommand {
         var record: RecordAddress { RecordAddress(session: SessionID(session), object: ObjectID(object)) }
     }
 
+    /// The address of an object to be created: its id is new, so not completed.
+    struct NewAddress: ParsableArguments {
+        @Argument(help: "The session id.", completion: Complete.sessions) var session: String
+        @Argument(help: "The new object's id.") var object: String
+        var record: RecordAddress { RecordAddress(session: SessionID(session), object: ObjectID(object)) }
+    }
+
     static func print(_ object: JSON) {
         Output.block([
             ("object", "\(Output.text(object["session"]))/\(Output.text(object["id"]))"),
@@ -67,7 +74,7 @@ struct Objects: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Spawn an object (without a record; give it one with `ws set` or `ws connect`).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var address: Address
+        @OptionGroup var address: NewAddress
         @Option(help: "A display name (default: the id).") var name: String?
         @Option(
             name: .customLong("spawned-by"), help: "The user who spawned it (third in the handling-user rule).",

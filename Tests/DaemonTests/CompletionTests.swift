@@ -34,14 +34,15 @@ struct CompletionTests {
         """
 
     /// Completes the last of `words` (the command line as the shell split
-    /// it, `wshostctl` first) for `argument` of `command`.
+    /// it, after `wshostctl`), or `words[at]`, for `argument` of `command`.
     static func complete(
-        _ command: [String], _ argument: String, _ words: [String], socket: String
+        _ command: [String], _ argument: String, _ words: [String], at: Int? = nil, socket: String
     ) throws -> (status: Int32, names: [String], stderr: String) {
         let line = ["wshostctl"] + words
+        let index = at.map { $0 + 1 } ?? line.count - 1
         let out = try ChildProcess.run(
             "wshostctl",
-            ["---completion"] + command + ["--", argument, String(line.count - 1), String(line.last!.count)] + line,
+            ["---completion"] + command + ["--", argument, String(index), String(line[index].count)] + line,
             environment: ["WSHOSTCTL_SOCKET": socket])
         return (out.status, out.stdout.split(separator: "\n").map(String.init), out.stderr)
     }
@@ -82,6 +83,85 @@ struct CompletionTests {
         #expect(try daemon.ctl(["sessions", "start", "attic"]).status == 0)
         out = try Self.complete(["users", "join"], "positional@0", ["users", "join", "a"], socket: socket)
         #expect(out.names == ["attic"])
+    }
+
+    @Test("options anywhere on the line, as each shell splits them")
+    func optionsOnTheLine() throws {
+        let daemon = try ControlledDaemon(Self.world)
+        defer { _ = daemon.stop() }
+        let socket = daemon.socket
+        let absent = daemon.directory + "/absent.sock"
+        // A flag between the session and the object.
+        var out = try Self.complete(
+            ["objects", "show"], "positional@1", ["objects", "show", "lobby", "--json", ""], socket: socket)
+        #expect(out.names == ["desk", "door"])
+        // An option with its value between them.
+        out = try Self.complete(
+            ["objects", "show"], "positional@1", ["objects", "show", "loft", "--socket", socket, ""], socket: absent)
+        #expect(out.names == ["lamp"])
+        // bash splits --socket=PATH into three words; zsh and fish keep one.
+        out = try Self.complete(
+            ["sessions", "show"], "positional@0", ["sessions", "show", "--socket", "=", socket, ""], socket: absent)
+        #expect(out.names == ["lobby", "loft"])
+        out = try Self.complete(
+            ["sessions", "show"], "positional@0", ["sessions", "show", "--socket=" + socket, ""], socket: absent)
+        #expect(out.names == ["lobby", "loft"])
+        // The last --socket wins, as it does when the command runs.
+        out = try Self.complete(
+            ["sessions", "show"], "positional@0", ["sessions", "show", "--socket", absent, "--socket", socket, ""],
+            socket: absent)
+        #expect(out.names == ["lobby", "loft"])
+        // An option typed after the word completed counts too.
+        out = try Self.complete(
+            ["objects", "show"], "positional@1", ["objects", "show", "lobby", "", "--socket", socket], at: 3,
+            socket: absent)
+        #expect(out.names == ["desk", "door"])
+        // events --object needs --session, in either spelling.
+        out = try Self.complete(["events"], "--object", ["events", "--object", ""], socket: socket)
+        #expect(out.names.isEmpty)
+        out = try Self.complete(["events"], "--object", ["events", "--session=loft", "--object", ""], socket: socket)
+        #expect(out.names == ["lamp"])
+        out = try Self.complete(
+            ["events"], "--object", ["events", "--session", "=", "lobby", "--object", "d"], socket: socket)
+        #expect(out.names == ["desk", "door"])
+    }
+
+    @Test("every option that takes a value is read with its value; a new object's id is not completed")
+    func parserAgreement() throws {
+        let dump = try ChildProcess.run("wshostctl", ["--experimental-dump-help"])
+        #expect(dump.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8))
+        var options = Set<String>()
+        func walk(_ value: Any) {
+            if let object = value as? [String: Any] {
+                if object["kind"] as? String == "option", let names = object["names"] as? [[String: Any]] {
+                    for case let name? in names.map({ $0["name"] as? String }) where name.count > 1 {
+                        options.insert("--" + name)
+                    }
+                }
+                object.values.forEach(walk)
+            } else if let array = value as? [Any] {
+                array.forEach(walk)
+            }
+        }
+        walk(json)
+        #expect(options.count > 10 && options.contains("--socket") && options.contains("--spawned-by"))
+
+        // Each of them between the session and the object: the object is
+        // still completed in that session, so its value was not taken for one.
+        let daemon = try ControlledDaemon(Self.world)
+        defer { _ = daemon.stop() }
+        for option in options.sorted() {
+            let value = option == "--socket" ? daemon.socket : "x"
+            let out = try Self.complete(
+                ["objects", "show"], "positional@1", ["objects", "show", "lobby", option, value, ""],
+                socket: daemon.socket)
+            #expect(out.names == ["desk", "door"], "\(option) is not in Complete.valueOptions")
+        }
+
+        let bash = try ChildProcess.run("wshostctl", ["--generate-completion-script", "bash"])
+        #expect(bash.stdout.contains("---completion objects show -- positional@1"))
+        #expect(!bash.stdout.contains("---completion objects spawn -- positional@1"))
     }
 
     @Test("no daemon, or a daemon that never answers: nothing completed, no message, within the timeout")
