@@ -24,14 +24,17 @@ enum Complete {
     /// The objects of the session named by the positional argument before
     /// the one completed (`objects show SESSION <Tab>`).
     static let objects = CompletionKind.custom { words, index, prefix in
-        guard let session = Line(words: words, index: index).positionals.last else { return [] }
-        return names(words: words, prefix: prefix, request: .objectsList(SessionID(session)), list: "objects")
+        objectNames(in: Line(words: words, index: index).positionals.last, words: words, prefix: prefix)
     }
 
     /// The objects of the session given with `--session` (`events --session
     /// S --object <Tab>`); nothing without one.
     static let objectsOfSessionOption = CompletionKind.custom { words, index, prefix in
-        guard let session = Line(words: words, index: index).options["--session"] else { return [] }
+        objectNames(in: Line(words: words, index: index).options["--session"], words: words, prefix: prefix)
+    }
+
+    private static func objectNames(in session: String?, words: [String], prefix: String) -> [String] {
+        guard let session else { return [] }
         return names(words: words, prefix: prefix, request: .objectsList(SessionID(session)), list: "objects")
     }
 
@@ -72,7 +75,7 @@ enum Complete {
     /// word completed, the last occurrence winning. `--opt=value` arrives
     /// whole from zsh and fish, and as `--opt`, `=`, `value` from bash,
     /// which breaks words at `=`.
-    struct Line: Equatable {
+    struct Line {
         var positionals: [String] = []
         var options: [String: String] = [:]
 
