@@ -58,6 +58,8 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // PostgreSQL's client library, for the fleet (Debian: libpq-dev).
+        .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // Pure core: the sans-I/O RFC 6455 client (bytes and commands in, events and bytes out).
         .target(name: "WebSocketProtocol", swiftSettings: strict),
@@ -68,9 +70,12 @@ let package = Package(
         // Pure core: users, sessions, objects, records, the handling-user rule, the record lifecycle.
         .target(name: "World", dependencies: ["MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
 
+        // Pure core: a fleet member's lease, fence and held sessions (docs/fleet.md).
+        .target(name: "FleetCore", dependencies: ["MonotonicTime", "World"], swiftSettings: strict),
+
         // Pure core: the configuration schema, TOML parsing (its own TOML 1.0
         // parser: no C++, nothing that can abort) and validation.
-        .target(name: "Config", dependencies: ["WebSocketProtocol", "World"], swiftSettings: strict),
+        .target(name: "Config", dependencies: ["FleetCore", "WebSocketProtocol", "World"], swiftSettings: strict),
 
         // Pure: a JSON value, read (RFC 8259, strict, bounded) and written without Foundation.
         .target(name: "JSONValue", swiftSettings: strict),
@@ -98,6 +103,9 @@ let package = Package(
             dependencies: ["CEpoll", "MonotonicTime", .product(name: "HeapModule", package: "swift-collections")],
             swiftSettings: strict
         ),
+
+        // Shell: PostgreSQL connections on the loop (libpq's asynchronous API).
+        .target(name: "Postgres", dependencies: ["CLibpq", "EventLoop"], swiftSettings: strict),
 
         // Shell: TLS client sessions over memory BIOs (system OpenSSL), for wss only.
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
@@ -145,8 +153,8 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Config", "Control", "EventLoop", "HostingCore", "HostRuntime", "JSONValue", "StateStore",
-                "MonotonicTime",
+                "Config", "Control", "EventLoop", "FleetCore", "HostingCore", "HostRuntime", "JSONValue", "Postgres",
+                "StateStore", "MonotonicTime",
                 "Systemd", "CMalloc",
                 "COpenSSL",
                 "TLS",
@@ -191,7 +199,8 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(
-            name: "ConfigTests", dependencies: ["Config", "World", "WebSocketProtocol"], swiftSettings: strict),
+            name: "ConfigTests", dependencies: ["Config", "FleetCore", "World", "WebSocketProtocol"],
+            swiftSettings: strict),
         .testTarget(
             name: "ControlTests", dependencies: ["Control", "JSONValue", "World", "WebSocketProtocol"],
             swiftSettings: strict),
@@ -215,6 +224,8 @@ let package = Package(
         ),
         .testTarget(
             name: "WorldTests", dependencies: ["World", "MonotonicTime", "WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "FleetCoreTests", dependencies: ["FleetCore", "World", "MonotonicTime"], swiftSettings: strict),
         .testTarget(
             name: "HostingCoreTests",
             dependencies: ["HostingCore", "World", "MonotonicTime", "WebSocketProtocol"],

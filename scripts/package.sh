@@ -60,7 +60,7 @@ if [ "${V%-*}" != "$release" ]; then
     exit 1
 fi
 # --- 1. Binaries: release, Swift runtime static, no RPATH, bind-now. --------
-allowed_needed=" libc.so.6 libm.so.6 ld-linux-x86-64.so.2 libstdc++.so.6 libgcc_s.so.1 libssl.so.3 libcrypto.so.3 libsystemd.so.0 libsqlite3.so.0 libz.so.1 "
+allowed_needed=" libc.so.6 libm.so.6 ld-linux-x86-64.so.2 libstdc++.so.6 libgcc_s.so.1 libssl.so.3 libcrypto.so.3 libsystemd.so.0 libsqlite3.so.0 libz.so.1 libpq.so.5 "
 if [ "$build" = 1 ]; then
     swift build -c release --static-swift-stdlib --disable-local-rpath --scratch-path "$scratch" \
         -Xlinker -z -Xlinker now >&2
@@ -216,7 +216,7 @@ doc=$pkg/usr/share/doc/wshostd
 install -m 0644 packaging/deb/copyright "$doc/copyright"
 gzip -9n <"$work/debian/changelog" >"$doc/changelog.Debian.gz"
 install -m 0644 README.md "$doc/README.md"
-for page in operations security state control-protocol architecture; do
+for page in operations security state control-protocol architecture fleet; do
     install -m 0644 "docs/$page.md" "$doc/$page.md"
 done
 install -m 0644 config/demo-world.toml "$doc/examples/demo-world.toml"

@@ -7,6 +7,7 @@ packages=(
     pkg-config libssl-dev libsystemd-dev   # system libraries the package links
     libsqlite3-dev                         # the state store (SQLite through GRDB)
     zlib1g-dev                             # permessage-deflate (the Zlib target)
+    libpq-dev postgresql                   # the fleet: libpq (the Postgres target), a real server in its test
     systemd systemd-container              # real systemd + nspawn for the service tests
     util-linux procps jq binutils          # nsenter/unshare, ps, JSON in the journal checks, strings
     python3 python3-venv patch openssl     # test peers (venv), Autobahn fuzzing server, s_server

@@ -14,7 +14,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "== swift test"
 log=$(mktemp)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.waves" "$log.abzd"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.fleet" "$log.waves" "$log.abzd"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -47,6 +47,12 @@ integration/prometheus/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.pro
     { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
 pm=$(sed -nE 's/^prometheus: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$pm" ] || { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
+
+echo "== a fleet of three hosts on a real PostgreSQL: spread, kill -9, SIGSTOP, a host cut from the database, a database restart (integration/fleet/run.sh)"
+integration/fleet/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.fleet" | tee "$log" ||
+    { tail -60 "$log.fleet"; echo "fleet suite failed"; exit 1; }
+fl=$(sed -nE 's/^fleet: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
+[ -n "$fl" ] || { tail -60 "$log.fleet"; echo "fleet suite failed"; exit 1; }
 
 echo "== reconnect waves hold memory flat: 200 wss records cut 40 times, RSS within 10 % (bench/restart.sh --smoke --check)"
 bench/restart.sh --smoke --check --tls --paces default --bin "$(swift build --show-bin-path)" >"$log" 2>"$log.waves" ||
@@ -106,5 +112,5 @@ fi
 grep -E '^smoke:' "$log"
 bs=$((bs + $(jq -s 'length' bench/results/tmp/smoke-deflate-nct.jsonl)))
 
-echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; waves $rw passed; autobahn $ab + $abw + $abz + $abzd cases OK/informational; systemd $sd passed; package $pk passed; bench smoke $bs runs"
-echo "$((unit + fz + hs + px + pm + rw + ab + abz + abzd + abw + sd + pk + bs)) passed, 0 failed"
+echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; fleet $fl passed; waves $rw passed; autobahn $ab + $abw + $abz + $abzd cases OK/informational; systemd $sd passed; package $pk passed; bench smoke $bs runs"
+echo "$((unit + fz + hs + px + pm + fl + rw + ab + abz + abzd + abw + sd + pk + bs)) passed, 0 failed"

@@ -23,6 +23,7 @@ extension DaemonConfig {
             "max_request_size", "client_buffer", "event_history", "event_history_size",
         ],
         "metrics": ["listen"],
+        "fleet": ["database", "host_id", "lease", "renew_deadline", "retry_period", "max_sessions", "claim_batch"],
     ]
 
     /// Top-level arrays of tables (the declared world).
@@ -211,6 +212,8 @@ extension DaemonConfig {
             return .success(endpoint)
         }
 
+        config.fleet = Self.fleet(document.table("fleet"), defaults: defaults.fleet)
+
         config.world = DeclaredWorld.read(document, defaults: config.websocket)
 
         guard reader.issues.isEmpty else {
@@ -237,6 +240,41 @@ extension DaemonConfig {
                         message: "TOML syntax error: \(failure.message)")
                 ])
         }
+    }
+
+    private static func fleet(_ table: SchemaReader.Table, defaults f: Fleet) -> Fleet {
+        table.rejectUnknownKeys(schema["fleet"]!)
+        var fleet = f
+        fleet.database = table.value("database", default: f.database) { raw in
+            guard let text = raw.string else {
+                return .failure(SchemaReader.Expected(what: "a libpq connection string"))
+            }
+            if let problem = Fleet.databaseProblem(text) {
+                return .failure(SchemaReader.Expected(what: problem, showFound: false))
+            }
+            return .success(text)
+        }
+        fleet.hostID = table.value("host_id", default: f.hostID) { raw in
+            guard let text = raw.string, text.isEmpty || Fleet.isHostID(text) else {
+                return .failure(
+                    SchemaReader.Expected(
+                        what: "a name of 1 to 63 letters, digits, '.', '-' or '_' (empty: the machine's host name)"))
+            }
+            return .success(text)
+        }
+        let before = table.reader.issues.count
+        let duration = Decode.duration(min: .milliseconds(100), allowZero: false, max: .seconds(3600))
+        fleet.timing.lease = table.value("lease", default: f.timing.lease, duration)
+        fleet.timing.renewDeadline = table.value("renew_deadline", default: f.timing.renewDeadline, duration)
+        fleet.timing.retryPeriod = table.value("retry_period", default: f.timing.retryPeriod, duration)
+        if table.reader.issues.count == before, let problem = fleet.timing.problem {
+            let key = table.table?["retry_period"] != nil && problem.hasPrefix("retry") ? "retry_period" : "lease"
+            table.reader.report(table.keyPath(key), problem)
+        }
+        fleet.maxSessions = table.value(
+            "max_sessions", default: f.maxSessions, Decode.integer(0...10_000_000, zeroIsOff: true))
+        fleet.claimBatch = table.value("claim_batch", default: f.claimBatch, Decode.integer(1...100_000))
+        return fleet
     }
 
     static func network(_ text: String) -> Result<IPNetwork, SchemaReader.Expected> {

@@ -1,3 +1,4 @@
+import FleetCore
 import WebSocketProtocol
 import World
 
@@ -13,6 +14,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var control = Control()
     public var limits = Limits()
     public var metrics = Metrics()
+    public var fleet = Fleet()
     /// The world declared in the file: users, sessions, objects, records, reactions.
     public var world = DeclaredWorld()
 
@@ -182,6 +184,23 @@ extension DaemonConfig {
         public var connectAttemptsPerDestination = 100
     }
 
+    /// `[fleet]`: several hosts sharing sessions through PostgreSQL (docs/fleet.md).
+    public struct Fleet: Equatable, Sendable {
+        /// A libpq connection string or URI ("service=wshostd",
+        /// "host=db.example port=5432 dbname=wshostd"); empty: no fleet. Never a
+        /// password: libpq reads it from a password file or a service file.
+        public var database: String = ""
+        /// This host's name in the fleet; empty: the machine's host name.
+        public var hostID: String = ""
+        public var timing = FleetTiming()
+        /// Sessions this host holds at most; 0 is no limit.
+        public var maxSessions = 0
+        /// Sessions claimed per round at most: the pace of a takeover.
+        public var claimBatch = 50
+
+        public var enabled: Bool { !database.isEmpty }
+    }
+
     /// `[tls]`: settings for `wss://` connections.
     public struct TLS: Equatable, Sendable {
         /// Extra trusted CA certificates (PEM file), added to the system trust
@@ -209,4 +228,49 @@ public enum LogTarget: String, CaseIterable, Sendable {
     case journald
     /// Always readable lines on stderr.
     case stderr
+}
+
+extension DaemonConfig.Fleet {
+    /// Why `text` cannot be the database setting, or nil. A password in the
+    /// config file would be readable by everyone who may read the file (and
+    /// end up in backups and package diffs): libpq reads it from a password
+    /// file (~/.pgpass, PGPASSFILE, passfile=) or a service file instead.
+    public static func databaseProblem(_ text: String) -> String? {
+        let lowered = text.lowercased()
+        if lowered.hasPrefix("postgresql://") || lowered.hasPrefix("postgres://") {
+            let rest = lowered.drop { $0 != "/" }.dropFirst(2)
+            let authority = rest.prefix { $0 != "/" && $0 != "?" }
+            if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") {
+                return "a password in the URI; put it in a password file (passfile=, PGPASSFILE or ~/.pgpass)"
+            }
+            if lowered.contains("password=") {
+                return "a password parameter; put it in a password file (passfile=, PGPASSFILE or ~/.pgpass)"
+            }
+            return nil
+        }
+        // key = value pairs: a keyword "password" anywhere (spaces around '=' allowed).
+        let bytes = Array(lowered.utf8)
+        let word = Array("password".utf8)
+        var index = 0
+        while index + word.count <= bytes.count {
+            defer { index += 1 }
+            guard bytes[index..<index + word.count].elementsEqual(word) else { continue }
+            guard index == 0 || bytes[index - 1] == 0x20 || bytes[index - 1] == 0x09 else { continue }
+            var next = index + word.count
+            while next < bytes.count, bytes[next] == 0x20 || bytes[next] == 0x09 { next += 1 }
+            if next < bytes.count, bytes[next] == UInt8(ascii: "=") {
+                return "a password keyword; put it in a password file (passfile=, PGPASSFILE or ~/.pgpass)"
+            }
+        }
+        return nil
+    }
+
+    /// 1 to 63 of [A-Za-z0-9._-].
+    public static func isHostID(_ text: String) -> Bool {
+        (1...63).contains(text.utf8.count)
+            && text.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x2E || byte == 0x2D || byte == 0x5F
+            }
+    }
 }

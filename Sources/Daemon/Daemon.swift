@@ -85,6 +85,8 @@ public final class Daemon {
     /// The metrics (always counted; served over HTTP when `[metrics] listen` is set).
     private let metrics = DaemonMetrics()
     private var metricsEndpoint: MetricsEndpoint?
+    /// This host in a fleet (`[fleet] database` set), else nil.
+    private(set) var fleet: FleetMember?
 
     /// The started daemon; keeps it (and its sources and timers) alive until exit.
     private static var running: Daemon?
@@ -137,6 +139,12 @@ public final class Daemon {
         }
         timers.onLag = { [metrics] lag in metrics.loopLagged(lag) }
         let runtime = startRuntime(store: store, restoring: snapshot)
+        if config.fleet.enabled {
+            let fleet = FleetMember(settings: config.fleet, hostID: fleetHostID, runtime: runtime, timers: timers)
+            fleet.onChange = { [unowned self] in statusSoon() }
+            self.fleet = fleet
+            fleet.start()
+        }
         do {
             state = .running(try startControl(store: store, runtime: runtime, tokens: snapshot.tokens))
         } catch {
@@ -205,6 +213,7 @@ public final class Daemon {
             let world = runtime.world
             line += "; \(world.sessions.count) sessions, \(world.recordTotal) records, \(runtime.openCount) open"
         }
+        if let fleet { line += "; \(fleet.status)" }
         if let storageError { line += "; degraded: state not stored (\(storageError))" }
         line += "; config generation \(configGeneration) from \(configPath)"
         if let lastReloadError { line += "; last reload failed: \(lastReloadError)" }
@@ -248,6 +257,7 @@ public final class Daemon {
             configure(runtime, fresh)
             let changes = fresh.world.changes(from: config.world)
             applyDeclared(changes, declared: fresh.world, runtime: runtime, store: running.store)
+            if !changes.isEmpty { fleet?.publish() }
             if !changes.isEmpty {
                 logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
             }
@@ -278,6 +288,9 @@ public final class Daemon {
         }
         if fresh.daemon.stateDirectory != config.daemon.stateDirectory {
             logger.warning("[daemon] state_directory changed; the state store moves at the next start")
+        }
+        if fresh.fleet != config.fleet {
+            logger.warning("[fleet] changed; the new settings take effect at the next start")
         }
         if fresh.control != config.control {
             logger.warning("[control] changed; the new settings take effect at the next start")
@@ -358,6 +371,9 @@ public final class Daemon {
                 try persist(delta, to: store)
             })
         configure(runtime, config)
+        // A fleet member holds no session until the fleet says which: the
+        // world is built, and its records idle, until then.
+        if config.fleet.enabled { runtime.hold([]) }
         runtime.onEvent = { [unowned self] event in
             switch event {
             case .connected, .disconnected: statusSoon()
@@ -447,6 +463,13 @@ public final class Daemon {
 
     /// Stores a world change (the `Runtime.PersistChange` hook).
     func persistChange(_ change: WorldChange, _ world: World) throws {
+        if fleet != nil {
+            // Each host of a fleet keeps its world in its own store: a change made
+            // on one would not reach the others (docs/fleet.md, "Not yet shared").
+            throw StateStore.Failure(
+                "this host is in a fleet, where the world comes from the config file shared by every host; change the config and reload"
+            )
+        }
         guard let store = running?.store else { throw StateStore.Failure("the daemon is not running") }
         try persist(.after([change], in: world), to: store)
     }
@@ -545,12 +568,20 @@ public final class Daemon {
     private func clientOptions(_ config: DaemonConfig) -> WebSocketClient.Options {
         var options = WebSocketClient.Options(config.websocket, limits: config.limits)
         options.connection.userAgent = "wshostd/\(BuildInfo.version)"
+        if config.fleet.enabled {
+            // Servers (and their operators) see which host of the fleet connects.
+            options.connection.userAgent! += " (fleet host \(fleetHostID(config)))"
+        }
         options.tls = try? ConfigFile.tlsContext(for: config, file: configPath)
         options.inboundBudget = inboundBudget
         return options
     }
 
     private func finishStop(_ running: Running, signal: String) {
+        if let fleet, !fleet.leaving {
+            // The sockets are closed: the sessions go to the others now, not when the lease runs out.
+            return fleet.leave { [unowned self] in finishStop(running, signal: signal) }
+        }
         metricsEndpoint?.close()
         running.control.events.stopping(signal: signal)
         logger.notice("stopped")
@@ -569,6 +600,16 @@ public final class Daemon {
             return String(first)
         }
         return "/var/lib/wshostd"
+    }
+
+    /// `[fleet] host_id`, else the machine's host name.
+    var fleetHostID: String { fleetHostID(config) }
+
+    private func fleetHostID(_ config: DaemonConfig) -> String {
+        if !config.fleet.hostID.isEmpty { return config.fleet.hostID }
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private struct ControlFailure: Error, CustomStringConvertible {

@@ -34,6 +34,8 @@ final class Poller {
     private struct Slot {
         var generation: UInt32 = 0
         weak var target: TCPSocket?
+        /// A descriptor that is not a stream socket of ours (a database connection).
+        weak var watch: FDWatch?
     }
 
     /// A registration: the slot and its generation, as carried in `epoll_data`.
@@ -53,15 +55,8 @@ final class Poller {
 
     /// Adds `fd` with the given interest; events go to `target`.
     func register(_ fd: Int32, _ target: TCPSocket, read: Bool, write: Bool) -> Token {
-        let index: Int
-        if let reused = free.popLast() {
-            index = reused
-        } else {
-            index = slots.count
-            slots.append(Slot())
-        }
-        slots[index].target = target
-        let token = Token(slot: index, generation: slots[index].generation)
+        let token = claimSlot()
+        slots[token.slot].target = target
         var event = epoll_event(events: Self.mask(read: read, write: write), data: epoll_data_t(u64: token.raw))
         if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
             // Cannot happen for a fresh socket; report it as an error the next turn.
@@ -71,6 +66,38 @@ final class Poller {
             }
         }
         return token
+    }
+
+    /// Adds a descriptor that someone else reads and writes (`FDWatch`); false
+    /// when epoll refuses it (errno tells why).
+    func register(_ fd: Int32, _ watch: FDWatch, read: Bool, write: Bool) -> Token? {
+        let token = claimSlot()
+        slots[token.slot].watch = watch
+        var event = epoll_event(events: Self.mask(read: read, write: write), data: epoll_data_t(u64: token.raw))
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+            releaseSlot(token)
+            return nil
+        }
+        return token
+    }
+
+    private func claimSlot() -> Token {
+        let index: Int
+        if let reused = free.popLast() {
+            index = reused
+        } else {
+            index = slots.count
+            slots.append(Slot())
+        }
+        return Token(slot: index, generation: slots[index].generation)
+    }
+
+    private func releaseSlot(_ token: Token) {
+        guard slots.indices.contains(token.slot), slots[token.slot].generation == token.generation else { return }
+        slots[token.slot].target = nil
+        slots[token.slot].watch = nil
+        slots[token.slot].generation &+= 1
+        free.append(token.slot)
     }
 
     /// Changes the interest of a registered `fd`.
@@ -83,10 +110,7 @@ final class Poller {
     func unregister(_ fd: Int32, _ token: Token) {
         var event = epoll_event()
         epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, &event)
-        guard slots.indices.contains(token.slot), slots[token.slot].generation == token.generation else { return }
-        slots[token.slot].target = nil
-        slots[token.slot].generation &+= 1
-        free.append(token.slot)
+        releaseSlot(token)
     }
 
     private static func mask(read: Bool, write: Bool) -> UInt32 {
@@ -150,11 +174,15 @@ final class Poller {
     private func serve(_ event: epoll_event, read: inout Int, leftOver: inout Bool) {
         let raw = event.data.u64
         let slot = Int(raw & 0xFFFF_FFFF)
-        guard slots.indices.contains(slot), slots[slot].generation == UInt32(raw >> 32),
-            let target = slots[slot].target
-        else { return }
+        guard slots.indices.contains(slot), slots[slot].generation == UInt32(raw >> 32) else { return }
         let flags = event.events
         let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+        guard let target = slots[slot].target else {
+            slots[slot].watch?.ready(
+                readable: flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed,
+                writable: flags & EPOLLOUT.rawValue != 0 || failed)
+            return
+        }
         let bytes = target.ready(
             Readiness(
                 readable: flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed,

@@ -286,6 +286,11 @@ public final class Runtime {
         return core.forget(user: user, key: key)
     }
 
+    /// A fleet member now holds `sessions` (nil: all): decided by the core.
+    public func hold(_ sessions: Set<SessionID>?) {
+        run(core.hold(sessions, now: timers.now()))
+    }
+
     /// The explicit disconnect (Neos #1039), decided by the core.
     public func disconnect(_ address: RecordAddress) throws(World.Failure) {
         run(try core.disconnect(address, now: timers.now()))

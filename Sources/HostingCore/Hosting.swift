@@ -284,6 +284,14 @@ public struct Hosting: Sendable {
         return effects
     }
 
+    /// A fleet member now holds `sessions` (nil: all, no fleet): the records
+    /// of sessions taken start, those of sessions given up close (1001).
+    public mutating func hold(_ sessions: Set<SessionID>?, now: MonotonicInstant) -> [Effect] {
+        var effects: [Effect] = []
+        execute(world.hold(sessions, now: now), now: now, into: &effects)
+        return effects
+    }
+
     /// The explicit disconnect (Neos #1039): closes now (Close 1000) and the
     /// record stays down until it restarts (Connect, or a change of URL,
     /// Enabled or HandlingUser); no retry follows.
@@ -422,7 +430,9 @@ public struct Hosting: Sendable {
             if pacing[address]?.number == attempt.number { pacing[address] = nil }
             guard sockets[address]?.attempt == attempt.number else { return }
             retire(address)
-            effects.append(.close(address, attempt: attempt.number, .normalClosure, reason: reason))
+            // A session this host gave up: the server sees the host go away.
+            let code: CloseCode = world.holds(address.session) ? .normalClosure : .goingAway
+            effects.append(.close(address, attempt: attempt.number, code, reason: reason))
         case .scheduleRetry(let instant):
             // Slack a tenth of the wait, at most 250 ms: a 100 ms retry stays near 100 ms.
             let slack = min(.milliseconds(250), max(.milliseconds(1), (instant - now) / 10))

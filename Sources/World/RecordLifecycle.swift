@@ -106,10 +106,14 @@ public struct RecordLifecycle: Sendable {
     /// The effective target was (re)computed: after any change of URL, Enabled,
     /// HandlingUser, or of who is present. A different target closes what is
     /// open and starts a new attempt; the same target changes nothing.
-    public mutating func targetChanged(_ newTarget: EffectiveTarget?, now: MonotonicInstant) -> [Action] {
+    /// `reason`, when given, says why the target went away.
+    public mutating func targetChanged(_ newTarget: EffectiveTarget?, now: MonotonicInstant, reason: String? = nil)
+        -> [Action]
+    {
         guard newTarget != target || (newTarget == nil && state != .idle) else { return [] }
         forgetHealth()  // a new target's failures wait the interval
-        var actions = tearDown(reason: newTarget == nil ? "no effective target" : "target changed to \(newTarget!)")
+        var actions = tearDown(
+            reason: newTarget == nil ? reason ?? "no effective target" : "target changed to \(newTarget!)")
         if let newTarget {
             actions += startAttempt(newTarget)
         } else {

@@ -216,9 +216,36 @@ public struct World: Sendable {
         }
     }
 
+    /// The sessions whose records this host runs; nil: every session (a
+    /// daemon on its own). A fleet member holds some: a record of a session
+    /// held elsewhere has no effective target here (it idles while its holder
+    /// runs it).
+    public private(set) var heldSessions: Set<SessionID>?
+
+    /// Whether this host runs the records of `session`.
+    public func holds(_ session: SessionID) -> Bool { heldSessions?.contains(session) ?? true }
+
+    /// This host now holds `sessions` (nil: all): records of sessions it took
+    /// start, records of sessions it gave up close and idle.
+    public mutating func hold(_ sessions: Set<SessionID>?, now: MonotonicInstant) -> Actions {
+        let before = heldSessions
+        heldSessions = sessions
+        func changed(_ session: SessionID) -> Bool {
+            (before?.contains(session) ?? true) != (sessions?.contains(session) ?? true)
+        }
+        var actions: Actions = []
+        for address in objects.keys.sorted(by: { ($0.session, $0.object) < ($1.session, $1.object) })
+        where changed(address.session) {
+            let reason = holds(address.session) ? nil : "session held by another host"
+            actions += refresh(address, now: now, reason: reason)
+        }
+        return actions
+    }
+
     /// The record's effective target now (SPEC §2), and where its user came from.
     public func effectiveTarget(_ address: RecordAddress) -> EffectiveTarget? {
-        guard let object = objects[address], let settings = object.record, settings.enabled, let url = settings.url,
+        guard holds(address.session), let object = objects[address], let settings = object.record, settings.enabled,
+            let url = settings.url,
             let session = sessions[address.session],
             let (user, _) = HandlingUserResolver.resolve(settings.handlingUser, object: object, session: session)
         else { return nil }
@@ -299,12 +326,16 @@ public struct World: Sendable {
     }
 
     /// Re-resolves the record's effective target and tells its lifecycle.
-    private mutating func refresh(_ address: RecordAddress, now: MonotonicInstant, restart: Bool = false) -> Actions {
+    private mutating func refresh(
+        _ address: RecordAddress, now: MonotonicInstant, restart: Bool = false, reason: String? = nil
+    ) -> Actions {
         guard let settings = objects[address]?.record else { return [] }
         let target = effectiveTarget(address)
         var lifecycle = lifecycles[address] ?? RecordLifecycle(retryInterval: settings.connectRetryInterval)
         lifecycle.retryInterval = settings.connectRetryInterval
-        let actions = restart ? lifecycle.restart(target, now: now) : lifecycle.targetChanged(target, now: now)
+        let actions =
+            restart
+            ? lifecycle.restart(target, now: now) : lifecycle.targetChanged(target, now: now, reason: reason)
         lifecycles[address] = lifecycle
         return actions.map { RecordAction(address: address, action: $0) }
     }

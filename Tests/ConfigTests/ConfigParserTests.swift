@@ -1,3 +1,4 @@
+import FleetCore
 import Foundation
 import Testing
 import WebSocketProtocol
@@ -123,7 +124,7 @@ struct ConfigParserTests {
             ),
             (
                 "[frobnicate]\n",
-                "bad.toml:1: frobnicate: unknown key (known keys: control, daemon, limits, log, metrics, security, sessions, tls, users, websocket)"
+                "bad.toml:1: frobnicate: unknown key (known keys: control, daemon, fleet, limits, log, metrics, security, sessions, tls, users, websocket)"
             ),
             (
                 "[websocket]\nmax_frame_size = \"16MB\"\n",
@@ -171,6 +172,26 @@ struct ConfigParserTests {
                 "bad.toml:2: metrics.listen: \"localhost:9464\" is not an address to listen on; write \"127.0.0.1:9464\", \"[::1]:9464\" or a port (loopback)"
             ),
             (
+                "[fleet]\ndatabase = \"host=db user=w password=secret\"\n",
+                "bad.toml:2: fleet.database: a password keyword; put it in a password file (passfile=, PGPASSFILE or ~/.pgpass)"
+            ),
+            (
+                "[fleet]\ndatabase = \"postgresql://w:secret@db/fleet\"\n",
+                "bad.toml:2: fleet.database: a password in the URI; put it in a password file (passfile=, PGPASSFILE or ~/.pgpass)"
+            ),
+            (
+                "[fleet]\nlease = \"11s\"\n",
+                "bad.toml:2: fleet.lease: lease must exceed renew_deadline by at least 2s (the time to close sockets, and a margin)"
+            ),
+            (
+                "[fleet]\nretry_period = \"6s\"\n",
+                "bad.toml:2: fleet.retry_period: retry_period must be at most half of renew_deadline (two renewals before the deadline)"
+            ),
+            (
+                "[fleet]\nhost_id = \"a b\"\n",
+                "bad.toml:2: fleet.host_id: expected a name of 1 to 63 letters, digits, '.', '-' or '_' (empty: the machine's host name), found \"a b\""
+            ),
+            (
                 "[metrics]\nlisten = 9464\n",
                 "bad.toml:2: metrics.listen: expected an address such as \"127.0.0.1:9464\" or a port, found integer 9464"
             ),
@@ -192,6 +213,35 @@ struct ConfigParserTests {
         } catch {
             #expect(error.description == message)
         }
+    }
+
+    @Test("[fleet]: off by default; a connection string without a password, timing that fences before the lease ends")
+    func fleet() throws {
+        #expect(try DaemonConfig.parse("", file: "f").fleet.enabled == false)
+        let config = try DaemonConfig.parse(
+            """
+            [fleet]
+            database = "service=wshostd passfile=/etc/wshostd/pgpass"
+            host_id = "h-1.example"
+            lease = "6s"
+            renew_deadline = "4s"
+            retry_period = "1s"
+            max_sessions = 100
+            claim_batch = 5
+            """, file: "f")
+        #expect(config.fleet.enabled)
+        #expect(config.fleet.database == "service=wshostd passfile=/etc/wshostd/pgpass")
+        #expect(config.fleet.hostID == "h-1.example")
+        #expect(
+            config.fleet.timing == FleetTiming(lease: .seconds(6), renewDeadline: .seconds(4), retryPeriod: .seconds(1))
+        )
+        #expect(config.fleet.maxSessions == 100)
+        #expect(config.fleet.claimBatch == 5)
+        // "passfile" and a user named "password" are not passwords.
+        #expect(DaemonConfig.Fleet.databaseProblem("user=password passfile=/x") == nil)
+        #expect(DaemonConfig.Fleet.databaseProblem("postgresql://password@db/x") == nil)
+        #expect(DaemonConfig.Fleet.databaseProblem("host=db password =x") != nil)
+        #expect(DaemonConfig.Fleet.databaseProblem("postgres://db/x?password=y") != nil)
     }
 
     @Test("[metrics] listen: off by default; an address, an IPv6 address in brackets, or a port on loopback")

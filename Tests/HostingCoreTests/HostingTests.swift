@@ -97,6 +97,34 @@ struct HostingTests {
         #expect(opens(again).map(\.1) == [2])
     }
 
+    @Test("a fleet member runs only the sessions it holds: given up → Close 1001 and idle; taken → a new attempt")
+    func heldSessions() throws {
+        var hosting = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
+        #expect(hosting.hold([], now: at(0)).isEmpty)  // nothing to close yet
+        // Spawned while the session is held elsewhere: no attempt.
+        let spawned = try hosting.apply(spawn("ticker"), now: at(1))
+        #expect(opens(spawned).isEmpty)
+        #expect(hosting.world.lifecycles[ticker]?.state == .idle)
+        // Taken: attempt 1 opens.
+        let taken = hosting.hold(["s"], now: at(2))
+        #expect(opens(taken).map(\.1) == [1])
+        _ = hosting.handle(.socketOpened(ticker, attempt: 1), now: at(3))
+        // Holding another session as well changes nothing for "s".
+        #expect(hosting.hold(["s", "other"], now: at(4)).isEmpty)
+        // Given up: the socket closes with 1001 (the server sees the host go away), no retry is armed.
+        let given = hosting.hold(["other"], now: at(5))
+        #expect(closes(given).map(\.2) == [.goingAway])
+        #expect(armed(given).isEmpty)
+        #expect(events(given).contains { if case .disconnected(ticker, _) = $0 { true } else { false } })
+        #expect(hosting.world.lifecycles[ticker]?.state == .idle)
+        // A late report of the old attempt changes nothing; taken again, attempt 2 opens.
+        let late = hosting.handle(
+            .socketClosed(ticker, attempt: 1, CloseReport(initiator: .client, code: .goingAway, reason: "")), now: at(6)
+        )
+        #expect(opens(late).isEmpty && armed(late).isEmpty)
+        #expect(opens(hosting.hold(nil, now: at(7))).map(\.1) == [2])
+    }
+
     @Test("a denial and an ignored prompt: the verdict decides between no retry and a retry")
     func verdicts() throws {
         var hosting = try makeHosting()

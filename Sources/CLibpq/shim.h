@@ -1,0 +1,2 @@
+// libpq, PostgreSQL's client library (Debian: libpq-dev), for the fleet.
+#include <libpq-fe.h>

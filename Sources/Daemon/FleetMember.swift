@@ -1,0 +1,323 @@
+import Config
+import EventLoop
+import FleetCore
+import HostRuntime
+import Logging
+import MonotonicTime
+import Postgres
+import World
+
+/// This host in a fleet (`[fleet]`, docs/fleet.md): the shell around
+/// `FleetMembership`. It talks to PostgreSQL from the loop (one libpq
+/// connection, asynchronous), joins, runs a round every retry period (renew
+/// the lease, claim orphaned sessions, list the sessions held), tells the
+/// runtime which sessions to hold, and fences: past the renew deadline it
+/// closes every socket and aborts what has not closed before the lease can
+/// have expired.
+@LoopActor
+final class FleetMember {
+    let hostID: String
+    private(set) var core: FleetMembership
+    private let settings: DaemonConfig.Fleet
+    private let connection: PostgresConnection
+    private let timers: LoopTimers
+    private let runtime: Runtime
+    private let logger = Logger(label: "wshostd.fleet")
+    /// Told when what `status` says changed.
+    var onChange: (@LoopActor () -> Void)?
+
+    private var migrated = false
+    private var roundInFlight = false
+    /// Sessions handed over, and when their sockets are surely closed (the
+    /// release is stored after that, at the next round).
+    private var releaseDue: [SessionID: MonotonicInstant] = [:]
+    private var roundTimer: TimerID?
+    private var checkTimer: TimerID?
+    /// Why the database cannot be reached, while it cannot (logged once per outage).
+    private(set) var databaseProblem: String?
+    /// Set by `leave`: no more rounds.
+    private(set) var leaving = false
+    /// Rounds answered, and the last round's time (database writes per second, in the docs).
+    private(set) var rounds = 0
+
+    init(settings: DaemonConfig.Fleet, hostID: String, runtime: Runtime, timers: LoopTimers) {
+        self.settings = settings
+        self.hostID = hostID
+        self.runtime = runtime
+        self.timers = timers
+        core = FleetMembership(timing: settings.timing, batch: settings.claimBatch)
+        // A query that takes longer than a retry period is as good as lost.
+        connection = PostgresConnection(
+            conninfo: settings.database, timers: timers, timeout: max(settings.timing.retryPeriod, .seconds(1)))
+        connection.onLost = { [unowned self] failure in lost(failure) }
+        connection.onReady = { [unowned self] in connected() }
+    }
+
+    /// One line for STATUS= and `wshostctl status`.
+    var status: String {
+        var line = "fleet host \(hostID)"
+        if let epoch = core.epoch {
+            line += " epoch \(epoch), \(core.held.count) sessions held"
+        } else {
+            line += " joining"
+        }
+        if let databaseProblem { line += "; database unreachable (\(databaseProblem))" }
+        return line
+    }
+
+    /// Holds nothing until the first round says what: the world's records
+    /// idle until this host claims their sessions.
+    func start() {
+        runtime.hold([])
+        logger.notice(
+            "joining the fleet",
+            metadata: [
+                "fleet.host": "\(hostID)", "fleet.lease": "\(settings.timing.lease)",
+                "fleet.renew_deadline": "\(settings.timing.renewDeadline)",
+            ])
+        connection.connect()
+        scheduleRound(after: settings.timing.retryPeriod)
+    }
+
+    /// The daemon stops: once its sockets are closed, give the sessions up
+    /// so the others claim them at once; `done` runs when that is stored or
+    /// has failed (at most a retry period).
+    func leave(_ done: @escaping @LoopActor () -> Void) {
+        leaving = true
+        if let roundTimer { timers.cancel(roundTimer) }
+        if let checkTimer { timers.cancel(checkTimer) }
+        guard let epoch = core.epoch, connection.state == .ready else { return done() }
+        connection.query("SELECT wshostd_leave($1, $2)", [hostID, "\(epoch)"]) { [unowned self] result in
+            switch result {
+            case .success(let rows):
+                logger.notice(
+                    "left the fleet", metadata: ["fleet.sessions.released": "\(rows.rows.first?[0] ?? "0")"])
+            case .failure(let failure):
+                logger.warning("leaving the fleet failed: \(failure); the lease expires by itself")
+            }
+            connection.close()
+            done()
+        }
+    }
+
+    // MARK: - The connection
+
+    private func connected() {
+        if databaseProblem != nil {
+            logger.notice("database reachable again", metadata: ["fleet.host": "\(hostID)"])
+            databaseProblem = nil
+            onChange?()
+        }
+        guard !migrated else {
+            publish()
+            return round()
+        }
+        connection.query(FleetSchema.migrationScript) { [unowned self] result in
+            switch result {
+            case .success:
+                migrated = true
+                publish()
+                round()
+            case .failure(let failure):
+                logger.error("fleet schema: \(failure)")
+            }
+        }
+    }
+
+    private func lost(_ failure: PostgresConnection.Failure) {
+        roundInFlight = false
+        if databaseProblem == nil {
+            var metadata: Logger.Metadata = ["fleet.host": "\(hostID)"]
+            if let until = core.validUntil {
+                let left = until - timers.now()
+                metadata["fleet.fence_in"] = "\(left > .zero ? left : .zero)"
+            }
+            logger.warning("database unreachable: \(failure.message)", metadata: metadata)
+        }
+        databaseProblem = failure.message
+        onChange?()
+    }
+
+    /// The sessions this host's world has, with their record counts, so
+    /// that the fleet knows them (every host publishes the same declared world).
+    func publish() {
+        let world = runtime.world
+        let sessions = world.sessions.keys.sorted()
+        let names = Self.arrayLiteral(sessions.map(\.rawValue))
+        let counts = "{" + sessions.map { "\(world.recordCount($0))" }.joined(separator: ",") + "}"
+        connection.query("SELECT wshostd_publish($1::text[], $2::integer[])", [names, counts]) { [unowned self] in
+            if case .failure(let failure) = $0 { logger.error("publishing the sessions: \(failure)") }
+        }
+    }
+
+    /// An interval literal in milliseconds.
+    static func interval(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000) milliseconds"
+    }
+
+    /// A text[] literal ("{"a","b\"c"}").
+    static func arrayLiteral(_ items: [String]) -> String {
+        let quoted = items.map { item in
+            var text = "\""
+            for character in item {
+                if character == "\"" || character == "\\" { text.append("\\") }
+                text.append(character)
+            }
+            return text + "\""
+        }
+        return "{" + quoted.joined(separator: ",") + "}"
+    }
+
+    // MARK: - Rounds
+
+    private func scheduleRound(after delay: Duration) {
+        if let roundTimer { timers.cancel(roundTimer) }
+        roundTimer = timers.schedule(after: delay, slack: .milliseconds(10)) { [unowned self] in
+            roundTimer = nil
+            round()
+        }
+    }
+
+    private func round() {
+        guard !leaving else { return }
+        scheduleRound(after: settings.timing.retryPeriod)
+        guard connection.state == .ready, migrated else {
+            if connection.state == .idle { connection.connect() }
+            return
+        }
+        guard !roundInFlight else { return }
+        roundInFlight = true
+        let sentAt = timers.now()
+        let generation = core.generation
+        let lease = Self.interval(settings.timing.lease)
+        guard let epoch = core.epoch else {
+            connection.query("SELECT wshostd_join($1, $2::interval, $3)", [hostID, lease, "\(settings.maxSessions)"]) {
+                [unowned self] result in
+                roundInFlight = false
+                switch result {
+                case .success(let rows):
+                    guard let text = rows.rows.first?[0], let epoch = Int64(text) else {
+                        return logger.error("joining the fleet: no epoch in the answer")
+                    }
+                    perform(core.joined(epoch: epoch, sentAt: sentAt, generation: generation, now: timers.now()))
+                    if core.epoch == epoch {
+                        logger.notice(
+                            "joined the fleet", metadata: ["fleet.host": "\(hostID)", "fleet.epoch": "\(epoch)"])
+                        armCheck()
+                        onChange?()
+                        round()  // claim at once
+                    }
+                case .failure(let failure):
+                    logger.warning("joining the fleet failed: \(failure)")
+                }
+            }
+            return
+        }
+        storeReleases(epoch: epoch)
+        connection.query(
+            "SELECT held_session, held_fence, fair_share FROM wshostd_round($1, $2, $3::interval, $4, $5)",
+            [hostID, "\(epoch)", lease, "\(settings.maxSessions)", "\(settings.claimBatch)"]
+        ) { [unowned self] result in
+            roundInFlight = false
+            let now = timers.now()
+            switch result {
+            case .success(let rows):
+                rounds += 1
+                var held: [SessionID: Int64] = [:]
+                var share: Int?
+                for row in rows.rows {
+                    guard let name = row[0] ?? nil, let fence = Int64(row[1] ?? "") else { continue }
+                    held[SessionID(name)] = fence
+                    share = Int(row[2] ?? "")
+                }
+                perform(
+                    core.renewed(
+                        epoch: epoch, sessions: held, share: share, sentAt: sentAt, generation: generation, now: now))
+                armCheck()
+            case .failure(let failure) where failure.sqlState == "WS001":
+                perform(core.membershipLost(reason: failure.message, now: now))
+            case .failure(let failure):
+                if !failure.connectionLost { logger.warning("fleet round failed: \(failure)") }
+            }
+        }
+    }
+
+    /// Stores the release of the sessions handed over whose sockets are
+    /// closed by now (aborted at the grace, like a fence).
+    private func storeReleases(epoch: Int64) {
+        let now = timers.now()
+        let due = Set(releaseDue.filter { $0.value <= now }.keys)
+        guard !due.isEmpty else { return }
+        let names = Self.arrayLiteral(due.map(\.rawValue).sorted())
+        connection.query("SELECT wshostd_release($1, $2, $3::text[])", [hostID, "\(epoch)", names]) {
+            [unowned self] result in
+            switch result {
+            case .success:
+                core.released(due)
+                for session in due { releaseDue[session] = nil }
+                logger.notice(
+                    "sessions handed over: \(due.count)", metadata: ["fleet.host": "\(hostID)"])
+            case .failure(let failure):
+                if !failure.connectionLost { logger.warning("handing sessions over failed: \(failure)") }
+            }
+        }
+    }
+
+    /// A timer at the instant the lease stops being safe to hold.
+    private func armCheck() {
+        if let checkTimer { timers.cancel(checkTimer) }
+        checkTimer = nil
+        guard let until = core.validUntil else { return }
+        checkTimer = timers.schedule(at: until, slack: .milliseconds(1)) { [unowned self] in
+            checkTimer = nil
+            perform(core.check(now: timers.now()))
+        }
+    }
+
+    private func perform(_ effects: [FleetMembership.Effect]) {
+        for effect in effects {
+            switch effect {
+            case .hold(let sessions):
+                let before = runtime.world.heldSessions ?? []
+                let now = Set(sessions.keys)
+                let taken = now.subtracting(before)
+                let given = before.subtracting(now)
+                runtime.hold(now)
+                if !taken.isEmpty || !given.isEmpty {
+                    logger.notice(
+                        "sessions held: \(now.count)",
+                        metadata: [
+                            "fleet.host": "\(hostID)", "fleet.sessions.taken": "\(taken.count)",
+                            "fleet.sessions.given_up": "\(given.count)",
+                        ])
+                }
+                onChange?()
+            case .release(let sessions):
+                // Their sockets got their Close with the hold above; what is
+                // still open at the grace is aborted, then the release is stored.
+                let due = timers.now() + settings.timing.fenceGrace
+                for session in sessions { releaseDue[session] = due }
+                timers.schedule(at: due, slack: .milliseconds(1)) { [runtime] in
+                    runtime.abortAll(reason: "session handed over")
+                }
+            case .fence(let reason, let abortAt):
+                releaseDue = [:]
+                let held = runtime.world.heldSessions?.count ?? 0
+                logger.warning(
+                    "fenced: \(reason); closing the sockets of \(held) sessions",
+                    metadata: ["fleet.host": "\(hostID)", "fleet.fences": "\(core.fences)"])
+                runtime.hold([])
+                if let checkTimer { timers.cancel(checkTimer) }
+                checkTimer = nil
+                let abort = { @LoopActor [runtime] in runtime.abortAll(reason: "fenced: lease not renewed") }
+                if abortAt <= timers.now() {
+                    abort()
+                } else {
+                    timers.schedule(at: abortAt, slack: .milliseconds(1)) { abort() }
+                }
+                onChange?()
+            }
+        }
+    }
+}

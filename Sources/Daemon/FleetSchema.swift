@@ -1,0 +1,167 @@
+/// The fleet's tables and functions in PostgreSQL (docs/fleet.md), one
+/// migration per version, applied under an advisory lock so that hosts
+/// starting together do not race. A migration is never edited; a new
+/// version appends one.
+enum FleetSchema {
+    /// pg_advisory_xact_lock key for migrations ("wshd").
+    static let lockKey = 0x7773_6864
+
+    static let migrations: [(version: Int, sql: String)] = [
+        (
+            1,
+            """
+            CREATE TABLE wshostd_hosts (
+                id text PRIMARY KEY,
+                epoch bigint NOT NULL,
+                lease_until timestamptz NOT NULL,
+                joined timestamptz NOT NULL,
+                renewed timestamptz NOT NULL,
+                max_sessions integer NOT NULL DEFAULT 0,
+                draining boolean NOT NULL DEFAULT false
+            );
+            CREATE TABLE wshostd_sessions (
+                session text PRIMARY KEY,
+                records integer NOT NULL DEFAULT 0,
+                owner text,
+                owner_epoch bigint,
+                fence bigint NOT NULL DEFAULT 0,
+                claimed timestamptz
+            );
+            CREATE INDEX wshostd_sessions_owner ON wshostd_sessions (owner, owner_epoch);
+
+            -- A host joins (again): a new epoch, so whatever it held before is orphaned.
+            CREATE FUNCTION wshostd_join(p_host text, p_lease interval, p_max integer) RETURNS bigint
+            LANGUAGE sql AS $f$
+                INSERT INTO wshostd_hosts AS h (id, epoch, lease_until, joined, renewed, max_sessions)
+                VALUES (p_host, 1, now() + p_lease, now(), now(), p_max)
+                ON CONFLICT (id) DO UPDATE
+                    SET epoch = h.epoch + 1, lease_until = now() + p_lease, joined = now(), renewed = now(),
+                        max_sessions = p_max
+                RETURNING epoch
+            $f$;
+
+            -- One round: renew the lease (on the database's clock), claim
+            -- orphaned sessions up to the fair share (sessions / live hosts,
+            -- rounded up; 0 while draining), the batch and the host's limit
+            -- (SKIP LOCKED: hosts claiming together never wait for each
+            -- other), and list what the host holds with the fair share (past
+            -- it, the host hands sessions over). A host whose epoch is over
+            -- gets SQLSTATE WS001.
+            CREATE FUNCTION wshostd_round(p_host text, p_epoch bigint, p_lease interval, p_max integer, p_batch integer)
+            RETURNS TABLE (held_session text, held_fence bigint, fair_share integer)
+            LANGUAGE plpgsql AS $f$
+            DECLARE
+                v_draining boolean;
+                v_live integer;
+                v_total integer;
+                v_held integer;
+                v_share integer := 0;
+                v_room integer;
+                v_session text;
+            BEGIN
+                UPDATE wshostd_hosts h SET lease_until = now() + p_lease, renewed = now(), max_sessions = p_max
+                 WHERE h.id = p_host AND h.epoch = p_epoch
+                RETURNING h.draining INTO v_draining;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'host % is no longer a member with epoch %', p_host, p_epoch
+                        USING ERRCODE = 'WS001';
+                END IF;
+                IF NOT v_draining THEN
+                    SELECT count(*) INTO v_live FROM wshostd_hosts h WHERE h.lease_until > now() AND NOT h.draining;
+                    SELECT count(*) INTO v_total FROM wshostd_sessions;
+                    SELECT count(*) INTO v_held FROM wshostd_sessions s
+                     WHERE s.owner = p_host AND s.owner_epoch = p_epoch;
+                    v_share := ceil(v_total::numeric / greatest(v_live, 1))::integer;
+                    IF p_max > 0 THEN
+                        v_share := least(v_share, p_max);
+                    END IF;
+                    v_room := least(v_share - v_held, p_batch);
+                    IF v_room > 0 THEN
+                        FOR v_session IN
+                            SELECT s.session FROM wshostd_sessions s
+                              LEFT JOIN wshostd_hosts h ON h.id = s.owner
+                             WHERE s.owner IS NULL OR h.id IS NULL OR h.epoch <> s.owner_epoch OR h.lease_until < now()
+                             ORDER BY s.claimed NULLS FIRST, s.session
+                             LIMIT v_room
+                               FOR UPDATE OF s SKIP LOCKED
+                        LOOP
+                            UPDATE wshostd_sessions s
+                               SET owner = p_host, owner_epoch = p_epoch, fence = s.fence + 1, claimed = now()
+                             WHERE s.session = v_session;
+                        END LOOP;
+                    END IF;
+                END IF;
+                RETURN QUERY SELECT s.session, s.fence, v_share FROM wshostd_sessions s
+                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch ORDER BY s.session;
+            END
+            $f$;
+
+            -- A host that stops gives its sessions up (its sockets are closed):
+            -- the others claim them at their next round, without waiting for the lease.
+            CREATE FUNCTION wshostd_leave(p_host text, p_epoch bigint) RETURNS integer
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_count integer;
+            BEGIN
+                UPDATE wshostd_sessions s SET owner = NULL, owner_epoch = NULL
+                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch;
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                UPDATE wshostd_hosts h SET lease_until = now() WHERE h.id = p_host AND h.epoch = p_epoch;
+                PERFORM pg_notify('wshostd_fleet', 'left ' || p_host);
+                RETURN v_count;
+            END
+            $f$;
+
+            -- A host hands sessions over (their sockets are closed): the
+            -- others claim them at their next round.
+            CREATE FUNCTION wshostd_release(p_host text, p_epoch bigint, p_sessions text[]) RETURNS integer
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_count integer;
+            BEGIN
+                UPDATE wshostd_sessions s SET owner = NULL, owner_epoch = NULL
+                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch AND s.session = ANY (p_sessions);
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                RETURN v_count;
+            END
+            $f$;
+
+            -- The sessions of the world as a host knows them (with their record counts).
+            CREATE FUNCTION wshostd_publish(p_sessions text[], p_records integer[]) RETURNS void
+            LANGUAGE sql AS $f$
+                INSERT INTO wshostd_sessions AS s (session, records)
+                SELECT * FROM unnest(p_sessions, p_records)
+                ON CONFLICT (session) DO UPDATE SET records = EXCLUDED.records
+                WHERE s.records IS DISTINCT FROM EXCLUDED.records
+            $f$;
+            """
+        )
+    ]
+
+    /// The script that brings a database up to date: one transaction, under
+    /// the lock, each missing version applied and recorded.
+    static var migrationScript: String {
+        var script = """
+            BEGIN;
+            SELECT pg_advisory_xact_lock(\(lockKey));
+            CREATE TABLE IF NOT EXISTS wshostd_schema (
+                version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now());
+
+            """
+        for (version, sql) in migrations {
+            script += """
+                DO $migration$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM wshostd_schema WHERE version = \(version)) THEN
+                EXECUTE \(dollarQuoted(sql));
+                INSERT INTO wshostd_schema (version) VALUES (\(version));
+                END IF;
+                END $migration$;
+
+                """
+        }
+        script += "COMMIT;"
+        return script
+    }
+
+    private static func dollarQuoted(_ sql: String) -> String {
+        "$sql$" + sql + "$sql$"
+    }
+}
