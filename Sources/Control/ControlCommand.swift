@@ -41,6 +41,9 @@ public enum ControlOperation: String, CaseIterable, Sendable {
     case consentAnswer = "consent.answer"
     case consentList = "consent.list"
     case consentForget = "consent.forget"
+    case fleetShow = "fleet.show"
+    case fleetDrain = "fleet.drain"
+    case fleetMove = "fleet.move"
 }
 
 /// Every operation of the control protocol, with typed arguments. Decoding
@@ -97,6 +100,14 @@ public enum ControlCommand: Equatable, Sendable {
     case consentList(UserID, token: String?)
     case consentForget(UserID, AccessKey, token: String?)
 
+    /// The fleet (docs/fleet.md): hosts, leases, who holds which session.
+    case fleetShow
+    /// Drain a host (true: it hands every session over and claims none) or
+    /// let it take sessions again (false).
+    case fleetDrain(host: String, Bool)
+    /// Move a session to a host: its holder hands it over, that host claims it.
+    case fleetMove(SessionID, host: String)
+
     /// `ws.set`: only the fields given change.
     public struct RecordPatch: Equatable, Sendable {
         /// `.some(nil)` clears the URL.
@@ -141,7 +152,7 @@ public enum ControlCommand: Equatable, Sendable {
         switch self {
         case .hello, .status, .metrics, .sessionsList, .sessionsShow, .usersList, .usersToken, .objectsList,
             .objectsShow,
-            .objectsReactions, .wsShow, .subscribe, .consentWatch, .consentList:
+            .objectsReactions, .wsShow, .subscribe, .consentWatch, .consentList, .fleetShow:
             return false
         default:
             return true
@@ -250,6 +261,10 @@ public enum ControlCommand: Equatable, Sendable {
             default: throw ControlError(.invalidArgs, "ws.send needs exactly one of \"text\" or \"binary\" (base64)")
             }
         case .wsDisconnect: self = .wsDisconnect(try a.address())
+        case .fleetShow: self = .fleetShow
+        case .fleetDrain:
+            self = .fleetDrain(host: try a.hostID(), try a.optionalBool("drain") ?? true)
+        case .fleetMove: self = .fleetMove(try a.session(), host: try a.hostID())
         case .subscribe:
             var filter = EventFilter()
             filter.session = try a.optionalID("session")
@@ -432,6 +447,20 @@ struct Arguments {
     }
 
     mutating func session() throws(ControlError) -> SessionID { try id("session") }
+
+    /// A fleet host's id (`[fleet] host_id`: 1–63 of letters, digits, `.-_`).
+    mutating func hostID() throws(ControlError) -> String {
+        let text = try string("host")
+        let allowed = text.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || "._-".unicodeScalars.contains($0)
+        }
+        guard allowed, (1...63).contains(text.utf8.count) else {
+            throw ControlError(
+                .invalidArgs, "\"host\" must be a fleet host id: 1–63 letters, digits or ._- (got \"\(text)\")")
+        }
+        return text
+    }
     mutating func user() throws(ControlError) -> UserID { try id("user") }
 
     mutating func address() throws(ControlError) -> RecordAddress {

@@ -118,6 +118,9 @@ extension ControlCommand {
         case .consentAnswer: .consentAnswer
         case .consentList: .consentList
         case .consentForget: .consentForget
+        case .fleetShow: .fleetShow
+        case .fleetDrain: .fleetDrain
+        case .fleetMove: .fleetMove
         }
     }
 
@@ -131,8 +134,14 @@ extension ControlCommand {
             put("object", address.object)
         }
         switch self {
-        case .hello, .status, .metrics, .reload, .sessionsList:
+        case .hello, .status, .metrics, .reload, .sessionsList, .fleetShow:
             break
+        case .fleetDrain(let host, let drain):
+            put("host", host)
+            args["drain"] = .bool(drain)
+        case .fleetMove(let session, let host):
+            put("session", session)
+            put("host", host)
         case .sessionsShow(let session), .sessionsClose(let session), .objectsList(let session):
             put("session", session)
         case .sessionsStart(let session, let name, let host):

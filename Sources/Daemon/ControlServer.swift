@@ -101,14 +101,21 @@ final class ControlServer {
     private let logger = Logger(label: "wshostd.control")
     /// A response, and for a subscription with `since` where its backlog
     /// starts (written after the response, in pieces as the client reads).
+    /// Nil `response`: the answer comes later, through `ControlClient.complete`
+    /// (a request that waits for the database); the client's next requests
+    /// wait for it, so answers keep the order of the requests.
     struct Reply {
-        var response: ControlResponse
+        var response: ControlResponse?
         var backlogAfter: Int?
 
         init(_ response: ControlResponse, backlogAfter: Int? = nil) {
             self.response = response
             self.backlogAfter = backlogAfter
         }
+
+        private init() {}
+
+        static let later = Reply()
     }
 
     /// One page of kept events after a sequence number for a filter: their
@@ -225,7 +232,11 @@ final class ControlServer {
             client.write(ControlResponse.failure(id: rejected.id, rejected.error).line)
         case .success(let request):
             guard let reply = handle?(client, request) else { return }
-            client.write(reply.response.line)
+            guard let response = reply.response else {
+                client.awaiting = true
+                return
+            }
+            client.write(response.line)
             if let after = reply.backlogAfter {
                 client.backlogCursor = after
                 pumpBacklog(client)
@@ -282,6 +293,12 @@ final class ControlClient {
     private var discarding = false
     private var closed = false
     private var closeWhenDrained = false
+    /// A request is being answered later (`Reply.later`): lines that come
+    /// meanwhile wait in `waitingLines`, in order.
+    fileprivate(set) var awaiting = false
+    private var waitingLines: [[UInt8]] = []
+    /// The peer half-closed while a request was being answered.
+    private var endAfterAnswers = false
 
     init(socket: TCPSocket, credentials: PeerCredentials?, isOperator: Bool, server: ControlServer) {
         self.socket = socket
@@ -303,6 +320,33 @@ final class ControlClient {
                 if backlogCursor != nil { server.pumpBacklog(self) }
                 if closeWhenDrained { close() }
             })
+    }
+
+    /// The answer of the request that was answered `later`; then the
+    /// requests that waited for it run, in order.
+    func complete(_ response: ControlResponse) {
+        guard awaiting else { return }
+        awaiting = false
+        write(response.line)
+        while !awaiting, !closed, !waitingLines.isEmpty {
+            let line = waitingLines.removeFirst()
+            server.received(line[...], from: self)
+        }
+        if !awaiting, endAfterAnswers, subscription == nil { closeWhenWritten() }
+    }
+
+    /// A complete request line: run now, or after the answer being waited for.
+    private func request(_ line: [UInt8]) {
+        if awaiting {
+            // Bounded: a client that pipelines without reading answers is dropped.
+            guard waitingLines.count < 64 else {
+                server.dropped(self, reason: "more than 64 requests waiting for an answer")
+                return close()
+            }
+            waitingLines.append(line)
+        } else {
+            server.received(line[...], from: self)
+        }
     }
 
     /// Queues a line; a client with more than the limit unread is dropped.
@@ -353,10 +397,15 @@ final class ControlClient {
             if !input.isEmpty && !discarding {
                 let line = self.input
                 self.input.removeAll()
-                server.received(line[...], from: self)
+                request(line)
             }
             // A subscriber may half-close and keep reading its stream.
             guard subscription == nil else { return }
+            // Answers still to come are written first.
+            if awaiting {
+                endAfterAnswers = true
+                return
+            }
             closeWhenWritten()
         case .error:
             close()
@@ -377,7 +426,7 @@ final class ControlClient {
                 input.append(contentsOf: bytes[start..<index])
                 let line = input
                 input.removeAll(keepingCapacity: true)
-                server.received(line[...], from: self)
+                request(line)
                 if closed { return }
             }
             start = index + 1

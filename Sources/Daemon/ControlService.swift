@@ -26,6 +26,8 @@ protocol DaemonControl: AnyObject, Sendable {
     func reload()
     /// Stores a world change before it takes effect (`Runtime.PersistChange`).
     func persistChange(_ change: WorldChange, _ world: World) throws
+    /// This host in a fleet, or nil.
+    var fleet: FleetMember? { get }
 }
 
 /// What each control request does to the running daemon
@@ -80,6 +82,7 @@ final class ControlService {
             if daemon.isStopping && request.command.changesState {
                 throw ControlError(.unavailable, "the daemon is stopping")
             }
+            if let later = try fleetRequest(request, client) { return later }
             if case .subscribe(let filter, let since) = request.command {
                 let (result, backlogAfter) = try events.subscribe(client, filter, since: since)
                 return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
@@ -94,6 +97,87 @@ final class ControlService {
             }
             return ControlServer.Reply(.failure(id: request.id, error))
         }
+    }
+
+    /// The fleet's operations wait for the database: answered later.
+    private func fleetRequest(_ request: ControlRequest, _ client: ControlClient) throws(ControlError)
+        -> ControlServer.Reply?
+    {
+        let answer: FleetMember.Answer = { [weak client, id = request.id] result in
+            switch result {
+            case .success(let json): client?.complete(.success(id: id, json))
+            case .failure(let error): client?.complete(.failure(id: id, error))
+            }
+        }
+        switch request.command {
+        case .fleetShow: try fleet().show(answer)
+        case .fleetDrain(let host, let drain):
+            let fleet = try fleet()
+            logger.notice(
+                drain ? "drain requested" : "undrain requested",
+                metadata: ["fleet.host": "\(host)", "control.peer": "\(client.peerDescription)"])
+            fleet.drain(host, drain, answer)
+        case .fleetMove(let session, let host):
+            let fleet = try fleet()
+            logger.notice(
+                "move requested",
+                metadata: [
+                    "session.id": "\(session)", "fleet.to": "\(host)", "control.peer": "\(client.peerDescription)",
+                ])
+            fleet.move(session, to: host, answer)
+        case .consentAnswer(let user, let prompt, let consentAnswer, _):
+            // In a fleet an allow or a deny is stored in the database first
+            // (every host then knows it), then here, then it takes effect.
+            guard let fleet = daemon.fleet else { return nil }
+            let prepared: ConsentEngine.PreparedAnswer
+            switch runtime.consent.prepare(promptID: prompt, user: user, answer: consentAnswer) {
+            case .success(let value): prepared = value
+            case .failure(let error):
+                switch error {
+                case .noSuchPrompt: throw ControlError(.notFound, error.description)
+                case .notYourPrompt: throw ControlError(.forbidden, error.description)
+                }
+            }
+            guard let change = prepared.change else { return nil }
+            fleet.storeDecision(user, change.key, change.decision) { [weak self, weak client] error in
+                guard let self, let client else { return }
+                client.complete(finish(request, client, afterStoring: error))
+            }
+        case .consentForget(let user, let key, _):
+            guard let fleet = daemon.fleet, runtime.consent.decisions[user]?[key] != nil else { return nil }
+            fleet.storeDecision(user, key, nil) { [weak self, weak client] error in
+                guard let self, let client else { return }
+                client.complete(finish(request, client, afterStoring: error))
+            }
+        default:
+            return nil
+        }
+        return .later
+    }
+
+    /// A consent request whose decision the fleet's database has stored (or
+    /// refused: then nothing changes): carried out here as on a single host.
+    private func finish(_ request: ControlRequest, _ client: ControlClient, afterStoring error: ControlError?)
+        -> ControlResponse
+    {
+        if let error {
+            return .failure(
+                id: request.id,
+                ControlError(
+                    error.code, "the decision could not be stored, so it does not take effect: \(error.message)"))
+        }
+        do throws(ControlError) {
+            return .success(id: request.id, try run(request.command, client))
+        } catch {
+            return .failure(id: request.id, error)
+        }
+    }
+
+    private func fleet() throws(ControlError) -> FleetMember {
+        guard let fleet = daemon.fleet else {
+            throw ControlError(.notFound, "this host is not in a fleet ([fleet] database is not set)")
+        }
+        return fleet
     }
 
     private func run(_ command: ControlCommand, _ client: ControlClient) throws(ControlError) -> JSON {
@@ -263,6 +347,9 @@ final class ControlService {
                 "decisions": .array(decisions.map { ControlView.decision($0.key, $0.value) }),
                 "pending": .array(runtime.consent.pendingPrompts(for: user).map(ControlView.prompt)),
             ])
+        case .fleetShow, .fleetDrain, .fleetMove:
+            // Answered later, by `fleetRequest`.
+            throw ControlError(.unavailable, "the fleet's operations are answered asynchronously")
         case .consentForget(let user, let key, _):
             guard world.users[user] != nil else { throw ControlError(.notFound, "no user \(user)") }
             do {

@@ -142,6 +142,14 @@ public final class Daemon {
         if config.fleet.enabled {
             let fleet = FleetMember(settings: config.fleet, hostID: fleetHostID, runtime: runtime, timers: timers)
             fleet.onChange = { [unowned self] in statusSoon() }
+            fleet.onDecision = { [unowned self, runtime, store] user, key, decision in
+                // Made on another host (or here, coming back): in effect here, and kept in the local store.
+                guard runtime.consent.decisions[user]?[key] != decision else { return }
+                runtime.declare(user: user, key: key, decision)
+                var delta = StateStore.Delta()
+                delta.decisions = [(user, key, decision)]
+                try? persist(delta, to: store)
+            }
             self.fleet = fleet
             fleet.start()
         }

@@ -1,7 +1,9 @@
 import Config
+import Control
 import EventLoop
 import FleetCore
 import HostRuntime
+import JSONValue
 import Logging
 import MonotonicTime
 import Postgres
@@ -25,6 +27,12 @@ final class FleetMember {
     private let logger = Logger(label: "wshostd.fleet")
     /// Told when what `status` says changed.
     var onChange: (@LoopActor () -> Void)?
+    /// A user's decision made on another host (nil: forgotten there).
+    var onDecision: (@LoopActor (UserID, AccessKey, AccessDecision?) -> Void)?
+    /// The newest shared decision this host has applied (`wshostd_decisions.seq`).
+    private var decisionSeq: Int64 = 0
+    private var syncing = false
+    private var syncAgain = false
 
     private var migrated = false
     private var roundInFlight = false
@@ -51,6 +59,9 @@ final class FleetMember {
             conninfo: settings.database, timers: timers, timeout: max(settings.timing.retryPeriod, .seconds(1)))
         connection.onLost = { [unowned self] failure in lost(failure) }
         connection.onReady = { [unowned self] in connected() }
+        connection.onNotify = { [unowned self] _, payload in
+            if payload == "decision" { syncDecisions() } else { roundSoon() }
+        }
     }
 
     /// One line for STATUS= and `wshostctl status`.
@@ -100,6 +111,154 @@ final class FleetMember {
         }
     }
 
+    // MARK: - Consent decisions, shared
+
+    /// Stores a user's decision for the whole fleet (nil: forgotten); the
+    /// answer is told when it is stored, and only then may it take effect.
+    func storeDecision(
+        _ user: UserID, _ key: AccessKey, _ decision: AccessDecision?,
+        _ stored: @escaping @LoopActor (ControlError?) -> Void
+    ) {
+        connection.query(
+            "SELECT wshostd_decide($1, $2, $3, $4, $5, $6)",
+            [
+                user.rawValue, key.host, "\(key.port)", key.scope.rawValue, decision?.verdict.rawValue,
+                decision?.reason ?? "",
+            ]
+        ) { result in
+            switch result {
+            case .success: stored(nil)
+            case .failure(let failure): stored(Self.controlError(failure))
+            }
+        }
+    }
+
+    /// Reads the decisions newer than the last one applied (at connect, and
+    /// when another host NOTIFYs one) and applies them here.
+    private func syncDecisions() {
+        guard !syncing else {
+            syncAgain = true
+            return
+        }
+        syncing = true
+        connection.query(
+            "SELECT \"user\", host, port, scope, verdict, reason, seq FROM wshostd_decisions WHERE seq > $1 ORDER BY seq",
+            ["\(decisionSeq)"]
+        ) { [unowned self] result in
+            syncing = false
+            if case .success(let rows) = result {
+                for row in rows.rows where row.count == 7 {
+                    guard let user = row[0], let host = row[1], let port = UInt16(row[2] ?? ""),
+                        let scope = AccessScope(rawValue: row[3] ?? ""), let seq = Int64(row[6] ?? "")
+                    else { continue }
+                    let key = AccessKey(host: host, port: port, scope: scope)
+                    let decision = row[4].flatMap(AccessDecision.Verdict.init(rawValue:)).map {
+                        AccessDecision(verdict: $0, reason: row[5] ?? "")
+                    }
+                    onDecision?(UserID(user), key, decision)
+                    decisionSeq = max(decisionSeq, seq)
+                }
+            }
+            if syncAgain {
+                syncAgain = false
+                syncDecisions()
+            }
+        }
+    }
+
+    // MARK: - Operators (wshostctl fleet)
+
+    typealias Answer = @LoopActor (Result<JSON, ControlError>) -> Void
+
+    /// The whole fleet, as the database has it: hosts with their leases, and
+    /// who holds which session.
+    func show(_ answer: @escaping Answer) {
+        let hostsSQL = """
+            SELECT h.id, h.epoch, extract(epoch FROM h.lease_until - now())::float8, extract(epoch FROM now() - h.renewed)::float8,
+                   h.draining, h.max_sessions,
+                   (SELECT count(*) FROM wshostd_sessions s WHERE s.owner = h.id AND s.owner_epoch = h.epoch)
+              FROM wshostd_hosts h ORDER BY h.id
+            """
+        let sessionsSQL = """
+            SELECT s.session, s.records,
+                   CASE WHEN h.epoch = s.owner_epoch AND h.lease_until > now() THEN s.owner END,
+                   s.fence, s.pinned_to
+              FROM wshostd_sessions s LEFT JOIN wshostd_hosts h ON h.id = s.owner ORDER BY s.session
+            """
+        connection.query(hostsSQL) { [unowned self] hosts in
+            switch hosts {
+            case .failure(let failure): answer(.failure(Self.controlError(failure)))
+            case .success(let hosts):
+                connection.query(sessionsSQL) { [unowned self] sessions in
+                    switch sessions {
+                    case .failure(let failure): answer(.failure(Self.controlError(failure)))
+                    case .success(let sessions): answer(.success(view(hosts: hosts, sessions: sessions)))
+                    }
+                }
+            }
+        }
+    }
+
+    private func view(hosts: PostgresConnection.Rows, sessions: PostgresConnection.Rows) -> JSON {
+        func number(_ text: String??) -> JSON { (text ?? nil).flatMap(Double.init).map { .number($0) } ?? .null }
+        func string(_ text: String??) -> JSON { (text ?? nil).map { .string($0) } ?? .null }
+        let hostRows: [JSON] = hosts.rows.filter { $0.count == 7 }.map { row in
+            let leaseLeft = (row[2]).flatMap(Double.init) ?? 0
+            return .object([
+                "id": string(row[0]), "epoch": number(row[1]), "leaseLeft": .number((leaseLeft * 10).rounded() / 10),
+                "renewedAgo": number(row[3]), "live": .bool(leaseLeft > 0), "draining": .bool(row[4] == "t"),
+                "maxSessions": number(row[5]), "sessions": number(row[6]), "this": .bool(row[0] == hostID),
+            ])
+        }
+        let sessionRows: [JSON] = sessions.rows.filter { $0.count == 5 }.map { row in
+            .object([
+                "session": string(row[0]), "records": number(row[1]), "holder": string(row[2]),
+                "fence": number(row[3]), "pinnedTo": string(row[4]),
+            ])
+        }
+        return .object(["host": .string(hostID), "hosts": .array(hostRows), "sessions": .array(sessionRows)])
+    }
+
+    /// An operator drains a host (or lets it take sessions again).
+    func drain(_ host: String, _ drain: Bool, _ answer: @escaping Answer) {
+        connection.query("SELECT wshostd_drain($1, $2)", [host, drain ? "true" : "false"]) { [unowned self] result in
+            switch result {
+            case .failure(let failure): answer(.failure(Self.controlError(failure)))
+            case .success:
+                logger.notice(
+                    drain ? "host draining" : "host takes sessions again", metadata: ["fleet.host": "\(host)"])
+                answer(.success(.object(["host": .string(host), "draining": .bool(drain)])))
+            }
+        }
+    }
+
+    /// An operator pins a session to a host: its holder hands it over.
+    func move(_ session: SessionID, to host: String, _ answer: @escaping Answer) {
+        connection.query("SELECT wshostd_move($1, $2)", [session.rawValue, host]) { [unowned self] result in
+            switch result {
+            case .failure(let failure): answer(.failure(Self.controlError(failure)))
+            case .success(let rows):
+                let from = rows.rows.first?.first ?? nil
+                logger.notice(
+                    "session moving",
+                    metadata: ["session.id": "\(session)", "fleet.to": "\(host)", "fleet.from": "\(from ?? "-")"])
+                answer(
+                    .success(
+                        .object([
+                            "session": .string(session.rawValue), "to": .string(host),
+                            "from": from.map { .string($0) } ?? .null,
+                        ])))
+            }
+        }
+    }
+
+    private static func controlError(_ failure: PostgresConnection.Failure) -> ControlError {
+        switch failure.sqlState {
+        case "WS002": ControlError(.notFound, failure.message)
+        default: ControlError(.unavailable, "the fleet's database: \(failure.message)")
+        }
+    }
+
     // MARK: - The connection
 
     private func connected() {
@@ -109,19 +268,41 @@ final class FleetMember {
             onChange?()
         }
         guard !migrated else {
+            listen()
             publish()
+            syncDecisions()
             return round()
         }
         connection.query(FleetSchema.migrationScript) { [unowned self] result in
             switch result {
             case .success:
                 migrated = true
+                listen()
                 publish()
+                syncDecisions()
                 round()
             case .failure(let failure):
                 logger.error("fleet schema: \(failure)")
             }
         }
+    }
+
+    /// Hand-overs, drains and moves NOTIFY `wshostd_fleet`: every host runs
+    /// a round at once instead of at its next period.
+    private func listen() {
+        connection.query("LISTEN wshostd_fleet") { [unowned self] in
+            if case .failure(let failure) = $0, !failure.connectionLost { logger.warning("LISTEN failed: \(failure)") }
+        }
+    }
+
+    /// A round as soon as the one in flight is answered (at most one at a time).
+    private var roundWanted = false
+    private func roundSoon() {
+        if roundInFlight {
+            roundWanted = true
+            return
+        }
+        scheduleRound(after: .milliseconds(5))
     }
 
     private func lost(_ failure: PostgresConnection.Failure) {
@@ -216,24 +397,34 @@ final class FleetMember {
         }
         storeReleases(epoch: epoch)
         connection.query(
-            "SELECT held_session, held_fence, fair_share FROM wshostd_round($1, $2, $3::interval, $4, $5)",
+            "SELECT held_session, held_fence, fair_share, hand_over, pinned FROM wshostd_round($1, $2, $3::interval, $4, $5)",
             [hostID, "\(epoch)", lease, "\(settings.maxSessions)", "\(settings.claimBatch)"]
         ) { [unowned self] result in
             roundInFlight = false
             let now = timers.now()
+            if roundWanted {
+                roundWanted = false
+                scheduleRound(after: .milliseconds(5))
+            }
             switch result {
             case .success(let rows):
                 rounds += 1
                 var held: [SessionID: Int64] = [:]
                 var share: Int?
-                for row in rows.rows {
-                    guard let name = row[0] ?? nil, let fence = Int64(row[1] ?? "") else { continue }
-                    held[SessionID(name)] = fence
+                var handOver: Set<SessionID> = []
+                var pinned: Set<SessionID> = []
+                for row in rows.rows where row.count == 5 {
+                    guard let name = row[0], let fence = Int64(row[1] ?? "") else { continue }
+                    let session = SessionID(name)
+                    held[session] = fence
                     share = Int(row[2] ?? "")
+                    if row[3] == "t" { handOver.insert(session) }
+                    if row[4] == "t" { pinned.insert(session) }
                 }
                 perform(
                     core.renewed(
-                        epoch: epoch, sessions: held, share: share, sentAt: sentAt, generation: generation, now: now))
+                        epoch: epoch, sessions: held, share: share, handOver: handOver, pinned: pinned, sentAt: sentAt,
+                        generation: generation, now: now))
                 armCheck()
             case .failure(let failure) where failure.sqlState == "WS001":
                 perform(core.membershipLost(reason: failure.message, now: now))

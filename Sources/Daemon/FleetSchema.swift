@@ -133,7 +133,186 @@ enum FleetSchema {
                 WHERE s.records IS DISTINCT FROM EXCLUDED.records
             $f$;
             """
-        )
+        ),
+        (
+            2,
+            """
+            -- An operator's move pins a session to a host: its holder hands it
+            -- over, the others leave it to that host, which claims it first
+            -- and never hands it on for balance. A pin to a host that is not
+            -- live, or drains, counts for nothing.
+            ALTER TABLE wshostd_sessions ADD COLUMN pinned_to text;
+
+            CREATE FUNCTION wshostd_effective_pin(p_pin text) RETURNS text
+            LANGUAGE sql STABLE AS $f$
+                SELECT h.id FROM wshostd_hosts h WHERE h.id = p_pin AND h.lease_until > now() AND NOT h.draining
+            $f$;
+
+            -- Whether a session's owner no longer holds it. A function, not an
+            -- outer join: with SELECT … FOR UPDATE SKIP LOCKED, a row another
+            -- host claimed (and committed) meanwhile is re-checked at its new
+            -- version, and an outer join re-checked that way comes out
+            -- NULL-extended, that is "orphaned": two hosts claimed one session.
+            CREATE FUNCTION wshostd_orphaned(p_owner text, p_epoch bigint) RETURNS boolean
+            LANGUAGE sql STABLE AS $f$
+                SELECT p_owner IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM wshostd_hosts h WHERE h.id = p_owner AND h.epoch = p_epoch AND h.lease_until >= now())
+            $f$;
+
+            -- Claims a locked session for a host, if it is still orphaned at
+            -- the newest version of its row (checked again under the lock).
+            CREATE FUNCTION wshostd_claim(p_session text, p_host text, p_epoch bigint) RETURNS boolean
+            LANGUAGE plpgsql AS $f$
+            BEGIN
+                UPDATE wshostd_sessions s
+                   SET owner = p_host, owner_epoch = p_epoch, fence = s.fence + 1, claimed = now()
+                 WHERE s.session = p_session AND wshostd_orphaned(s.owner, s.owner_epoch);
+                RETURN FOUND;
+            END
+            $f$;
+
+            DROP FUNCTION wshostd_round(text, bigint, interval, integer, integer);
+            CREATE FUNCTION wshostd_round(p_host text, p_epoch bigint, p_lease interval, p_max integer, p_batch integer)
+            RETURNS TABLE (held_session text, held_fence bigint, fair_share integer, hand_over boolean, pinned boolean)
+            LANGUAGE plpgsql AS $f$
+            DECLARE
+                v_draining boolean;
+                v_live integer;
+                v_total integer;
+                v_held integer;
+                v_share integer := 0;
+                v_room integer;
+                v_session text;
+            BEGIN
+                UPDATE wshostd_hosts h SET lease_until = now() + p_lease, renewed = now(), max_sessions = p_max
+                 WHERE h.id = p_host AND h.epoch = p_epoch
+                RETURNING h.draining INTO v_draining;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'host % is no longer a member with epoch %', p_host, p_epoch
+                        USING ERRCODE = 'WS001';
+                END IF;
+                IF NOT v_draining THEN
+                    -- Sessions pinned here first, whatever the share.
+                    FOR v_session IN
+                        SELECT s.session FROM wshostd_sessions s
+                         WHERE s.pinned_to = p_host AND wshostd_orphaned(s.owner, s.owner_epoch)
+                         ORDER BY s.session
+                         LIMIT p_batch
+                           FOR UPDATE SKIP LOCKED
+                    LOOP
+                        PERFORM wshostd_claim(v_session, p_host, p_epoch);
+                    END LOOP;
+                    SELECT count(*) INTO v_live FROM wshostd_hosts h WHERE h.lease_until > now() AND NOT h.draining;
+                    SELECT count(*) INTO v_total FROM wshostd_sessions;
+                    SELECT count(*) INTO v_held FROM wshostd_sessions s
+                     WHERE s.owner = p_host AND s.owner_epoch = p_epoch;
+                    v_share := ceil(v_total::numeric / greatest(v_live, 1))::integer;
+                    IF p_max > 0 THEN
+                        v_share := least(v_share, p_max);
+                    END IF;
+                    v_room := least(v_share - v_held, p_batch);
+                    IF v_room > 0 THEN
+                        FOR v_session IN
+                            SELECT s.session FROM wshostd_sessions s
+                             WHERE wshostd_orphaned(s.owner, s.owner_epoch)
+                               AND (s.pinned_to IS NULL OR s.pinned_to = p_host
+                                    OR wshostd_effective_pin(s.pinned_to) IS NULL)
+                             ORDER BY s.claimed NULLS FIRST, s.session
+                             LIMIT v_room
+                               FOR UPDATE SKIP LOCKED
+                        LOOP
+                            PERFORM wshostd_claim(v_session, p_host, p_epoch);
+                        END LOOP;
+                    END IF;
+                END IF;
+                RETURN QUERY
+                    SELECT s.session, s.fence, v_share,
+                           v_draining OR (s.pinned_to IS NOT NULL AND s.pinned_to <> p_host
+                                          AND wshostd_effective_pin(s.pinned_to) IS NOT NULL),
+                           NOT v_draining AND s.pinned_to IS NOT DISTINCT FROM p_host
+                      FROM wshostd_sessions s
+                     WHERE s.owner = p_host AND s.owner_epoch = p_epoch ORDER BY s.session;
+            END
+            $f$;
+
+            -- Hand-overs wake the others (they claim at once, not at their next round).
+            CREATE OR REPLACE FUNCTION wshostd_release(p_host text, p_epoch bigint, p_sessions text[]) RETURNS integer
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_count integer;
+            BEGIN
+                UPDATE wshostd_sessions s SET owner = NULL, owner_epoch = NULL
+                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch AND s.session = ANY (p_sessions);
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                PERFORM pg_notify('wshostd_fleet', 'released ' || p_host);
+                RETURN v_count;
+            END
+            $f$;
+
+            -- Operators: drain a host (or not), pin a session to a host.
+            CREATE FUNCTION wshostd_drain(p_host text, p_drain boolean) RETURNS boolean
+            LANGUAGE plpgsql AS $f$
+            BEGIN
+                UPDATE wshostd_hosts h SET draining = p_drain WHERE h.id = p_host;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'no host % in the fleet', p_host USING ERRCODE = 'WS002';
+                END IF;
+                PERFORM pg_notify('wshostd_fleet', 'drain ' || p_host);
+                RETURN p_drain;
+            END
+            $f$;
+
+            CREATE FUNCTION wshostd_move(p_session text, p_host text) RETURNS text
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_owner text;
+            BEGIN
+                IF wshostd_effective_pin(p_host) IS NULL THEN
+                    RAISE EXCEPTION 'host % is not a live member that takes sessions', p_host USING ERRCODE = 'WS002';
+                END IF;
+                UPDATE wshostd_sessions s SET pinned_to = p_host WHERE s.session = p_session RETURNING s.owner INTO v_owner;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'no session % in the fleet', p_session USING ERRCODE = 'WS002';
+                END IF;
+                PERFORM pg_notify('wshostd_fleet', 'move ' || p_session);
+                RETURN v_owner;
+            END
+            $f$;
+
+            -- Users' consent decisions, shared: a session that moves keeps
+            -- them. A forgotten decision stays as a row without a verdict, so
+            -- that the other hosts learn it; seq orders the changes (writers
+            -- take a lock, so seq order is commit order) and each host reads
+            -- what is newer than what it has.
+            CREATE SEQUENCE wshostd_decision_seq;
+            CREATE TABLE wshostd_decisions (
+                "user" text NOT NULL,
+                host text NOT NULL,
+                port integer NOT NULL,
+                scope text NOT NULL,
+                verdict text,
+                reason text NOT NULL DEFAULT '',
+                seq bigint NOT NULL,
+                PRIMARY KEY ("user", host, port, scope)
+            );
+            CREATE INDEX wshostd_decisions_seq ON wshostd_decisions (seq);
+
+            CREATE FUNCTION wshostd_decide(
+                p_user text, p_host text, p_port integer, p_scope text, p_verdict text, p_reason text
+            ) RETURNS bigint
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_seq bigint;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(\(lockKey + 1));
+                v_seq := nextval('wshostd_decision_seq');
+                INSERT INTO wshostd_decisions AS d ("user", host, port, scope, verdict, reason, seq)
+                VALUES (p_user, p_host, p_port, p_scope, p_verdict, coalesce(p_reason, ''), v_seq)
+                ON CONFLICT ("user", host, port, scope) DO UPDATE
+                    SET verdict = EXCLUDED.verdict, reason = EXCLUDED.reason, seq = EXCLUDED.seq;
+                PERFORM pg_notify('wshostd_fleet', 'decision');
+                RETURN v_seq;
+            END
+            $f$;
+            """
+        ),
     ]
 
     /// The script that brings a database up to date: one transaction, under

@@ -106,10 +106,12 @@ public struct FleetMembership: Sendable {
     /// A round (renewal, claims, the list of sessions held) sent at `sentAt`
     /// was answered: the lease runs on, and this host holds `sessions`.
     /// `share` is the fair share (sessions ÷ live hosts, rounded up): past
-    /// it, the host hands the excess over, up to `batch` a round.
+    /// it, the host hands the excess over, up to `batch` a round, never a
+    /// session `pinned` to it. Sessions in `handOver` (pinned to another host,
+    /// or all of them while this host drains) are handed over whatever the share.
     public mutating func renewed(
-        epoch: Int64, sessions: [SessionID: Int64], share: Int? = nil, sentAt: MonotonicInstant, generation: Int,
-        now: MonotonicInstant
+        epoch: Int64, sessions: [SessionID: Int64], share: Int? = nil, handOver: Set<SessionID> = [],
+        pinned: Set<SessionID> = [], sentAt: MonotonicInstant, generation: Int, now: MonotonicInstant
     ) -> [Effect] {
         guard generation == self.generation, phase == .member(epoch: epoch) else { return [] }
         let until = sentAt + timing.renewDeadline
@@ -122,14 +124,19 @@ public struct FleetMembership: Sendable {
         releasing.formIntersection(sessions.keys)
         var hold = sessions.filter { !releasing.contains($0.key) }
         var given: Set<SessionID> = []
+        for session in hold.keys.sorted() where handOver.contains(session) && given.count < batch {
+            given.insert(session)
+            hold[session] = nil
+        }
         if let share, hold.count > share {
             // The latest names go first (any order would do; this one is stable).
-            for session in hold.keys.sorted(by: >).prefix(min(hold.count - share, batch)) {
+            let movable = hold.keys.filter { !pinned.contains($0) }.sorted(by: >)
+            for session in movable.prefix(max(0, min(hold.count - share, batch - given.count))) {
                 given.insert(session)
                 hold[session] = nil
             }
-            releasing.formUnion(given)
         }
+        releasing.formUnion(given)
         var effects: [Effect] = []
         if hold != held {
             held = hold

@@ -286,6 +286,12 @@ public final class Runtime {
         return core.forget(user: user, key: key)
     }
 
+    /// A decision made on another host of the fleet (nil: forgotten there),
+    /// stored there: in effect here from the next attempt.
+    public func declare(user: UserID, key: AccessKey, _ decision: AccessDecision?) {
+        core.declare(user: user, key: key, decision)
+    }
+
     /// A fleet member now holds `sessions` (nil: all): decided by the core.
     public func hold(_ sessions: Set<SessionID>?) {
         run(core.hold(sessions, now: timers.now()))

@@ -320,6 +320,16 @@ public struct Hosting: Sendable {
         return effects
     }
 
+    /// A decision made elsewhere (another host of the fleet): in effect from
+    /// the next attempt; nil forgets it.
+    public mutating func declare(user: UserID, key: AccessKey, _ decision: AccessDecision?) {
+        if let decision {
+            consent.declare(user: user, key: key, decision)
+        } else {
+            consent.forget(user: user, key: key)
+        }
+    }
+
     /// A user forgets a decision (SPEC §4), already removed from the store;
     /// false when there was none. The next attempt to that host asks again.
     public mutating func forget(user: UserID, key: AccessKey) -> Bool {

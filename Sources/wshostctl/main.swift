@@ -28,7 +28,7 @@ struct Wshostctl: ParsableCommand {
         version: ReleaseVersion.current,
         subcommands: [
             Status.self, Metrics.self, Sessions.self, Users.self, Objects.self, WS.self, Events.self, Consent.self,
-            Reload.self,
+            Fleet.self, Reload.self,
         ]
     )
 }

@@ -57,6 +57,7 @@ struct ControlRequestTests {
             "consent.watch": user.merging(["token": .string("t")]) { $1 },
             "consent.answer": user.merging(["prompt": .int(1), "answer": .string("allow")]) { $1 },
             "consent.list": user, "consent.forget": user.merging(["host": .string("example.org:443")]) { $1 },
+            "fleet.drain": ["host": .string("h1")], "fleet.move": ["session": .string("s"), "host": .string("h-2")],
         ]
         for op in ControlCommand.operations {
             let args = examples[op] ?? [:]
@@ -121,6 +122,8 @@ struct ControlRequestTests {
             (#"{"id":1,"op":"ws.set","args":{"session":"s","object":"o","connectRetryInterval":86401}}"#, .invalidArgs),
             (#"{"id":1,"op":"consent.answer","args":{"user":"u","prompt":1,"answer":"maybe"}}"#, .invalidArgs),
             (#"{"id":1,"op":"consent.forget","args":{"user":"u","host":"example.org"}}"#, .invalidArgs),
+            (#"{"id":1,"op":"fleet.drain","args":{"host":"h 1"}}"#, .invalidArgs),
+            (#"{"id":1,"op":"fleet.move","args":{"session":"s"}}"#, .invalidArgs),
         ])
     func badRequests(line: String, expected: ControlError.Code) {
         #expect(code(line) == expected, "\(line)")
@@ -302,6 +305,8 @@ struct ControlVocabularyTests {
         .consentWatch("ann", token: nil), .consentWatch("ann", token: "t"),
         .consentAnswer("ann", prompt: 3, .deny, token: "t"), .consentList("ann", token: nil),
         .consentForget("ann", AccessKey(host: "::1", port: 9000), token: "t"),
+        .fleetShow, .fleetDrain(host: "h1", true), .fleetDrain(host: "db.example-2", false),
+        .fleetMove("s", host: "h_3"),
     ]
 
     @Test("every command survives the trip through its operation name and arguments (and the JSON line)")

@@ -132,4 +132,20 @@ private func member() -> FleetMembership {
         #expect(fourth.isEmpty)
         #expect(membership.releasing.isEmpty)
     }
+
+    @Test func movedAndDrainedSessionsAreHandedOverPinnedOnesStay() {
+        var membership = FleetMembership(timing: timing, batch: 10)
+        _ = membership.joined(epoch: 1, sentAt: at(100), generation: 0, now: at(100))
+        let all: [SessionID: Int64] = ["a": 1, "b": 1, "c": 1, "d": 1]
+        // d is pinned elsewhere (an operator's move): handed over although within the share.
+        let moved = membership.renewed(
+            epoch: 1, sessions: all, share: 4, handOver: ["d"], sentAt: at(101), generation: 0, now: at(101))
+        #expect(moved == [.hold(["a": 1, "b": 1, "c": 1]), .release(["d"])])
+        // Past the share, a pinned session is never the one to go: c is pinned here, b goes.
+        membership.released(["d"])
+        let balanced = membership.renewed(
+            epoch: 1, sessions: ["a": 1, "b": 1, "c": 1], share: 2, pinned: ["c"], sentAt: at(103), generation: 0,
+            now: at(103))
+        #expect(balanced == [.hold(["a": 1, "c": 1]), .release(["b"])])
+    }
 }

@@ -10,6 +10,8 @@ and answers the fleet test's questions, one line of output each:
     analyse.py LOG closed-by --host H --after T
         seconds from T until H's last connection that was open at T closed
         ("never" while one is still open)
+    analyse.py LOG who --object O
+        the hosts connected for object O now
     analyse.py LOG overlaps [--except START END]...
         "<n>" pairs of connections of two different hosts open at the same
         moment for one object, outside the windows given; then one line each
@@ -49,10 +51,11 @@ def percentile(values, q):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("log")
-    parser.add_argument("what", choices=["state", "takeover", "closed-by", "overlaps"])
+    parser.add_argument("what", choices=["state", "takeover", "closed-by", "overlaps", "who"])
     parser.add_argument("--at", type=float)
     parser.add_argument("--after", type=float)
     parser.add_argument("--host")
+    parser.add_argument("--object")
     parser.add_argument("--count", action="store_true")
     parser.add_argument("--except", dest="windows", nargs=2, type=float, action="append", default=[])
     a = parser.parse_args()
@@ -69,6 +72,8 @@ def main():
                 hosts[h] = hosts.get(h, 0) + 1
         doubled = sum(1 for hs in by_object.values() if len(hs) > 1)
         print(len(by_object), doubled, " ".join(f"{h}={n}" for h, n in sorted(hosts.items())))
+    elif a.what == "who":
+        print(" ".join(sorted({h for o, h, _, end in intervals if o == a.object and end is None})))
     elif a.what == "takeover":
         held = {o for o, h, _, _ in live_at(intervals, a.at) if h == a.host}
         delays = []

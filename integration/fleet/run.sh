@@ -15,6 +15,9 @@
 #      deadline, the others take over, and it comes back when healed;
 #   5. restart PostgreSQL: the fleet recovers without anyone's help, nothing
 #      stored is lost;
+#   6. `wshostctl fleet` from any host shows the whole fleet; a consent
+#      decision made on one host holds on another after `fleet move`;
+#      `fleet drain` empties a host, `undrain` gives it its share back;
 #   and over the whole run, outside the SIGSTOP window, never two hosts
 #   connected for one object at the same moment (the peer's record).
 #   integration/fleet/run.sh [--bin DIR] [--sessions N] [--objects M]
@@ -39,6 +42,9 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$pgbin/initdb" ] || { echo "fleet: PostgreSQL is not installed (scripts/setup.sh)" >&2; exit 1; }
 pguser=nobody
 records=$((sessions * objects))
+# Plus one session "c1" whose one object is handled by the interactive user
+# ann, at a host:port that is not allow-listed: ann is asked (step 6).
+expected=$records
 # Short timing, so that the suite stays short: lease 6 s, renew deadline 4 s,
 # a round every second (the fence's grace is (6 - 4) / 2 = 1 s).
 lease=6
@@ -66,13 +72,27 @@ free_port() { echo $((20000 + RANDOM % 20000)); }
 now() { date +%s.%N; }
 psql_() { psql -X -q -t -A -h 127.0.0.1 -p "$p_pg" -U wshostd -d fleet -c "$1"; }
 analyse() { "$python" "$here/analyse.py" "$work/peer.log" "$@"; }
+total_sessions=$((sessions + 1))
+held_sql="FROM wshostd_sessions s JOIN wshostd_hosts h ON h.id = s.owner AND h.epoch = s.owner_epoch AND h.lease_until > now()"
+# True when three hosts hold every session, none more than its fair share
+# (ceil(sessions / 3)); $spread says who holds how many.
+spread_even() {
+    local answer
+    answer=$(psql_ "SELECT (count(*) = 3 AND max(n) <= ($total_sessions + 2) / 3 AND sum(n) = $total_sessions)::text || ' ' || string_agg(owner || '=' || n, ' ' ORDER BY owner) FROM (SELECT s.owner, count(*) n $held_sql GROUP BY s.owner) x")
+    spread=${answer#* }
+    [ "${answer%% *}" = true ]
+}
+wait_spread() {
+    for _ in $(seq $(($1 * 5))); do spread_even && return 0; sleep 0.2; done
+    return 1
+}
 # Waits up to $1 seconds for `analyse state` to say: all objects connected, none twice.
 wait_all_connected() {
     local state=""
     for _ in $(seq $(($1 * 5))); do
         state=$(analyse state)
         set -- "$1" $state
-        [ "${2:-0}" = "$records" ] && [ "${3:-1}" = 0 ] && return 0
+        [ "${2:-0}" = "$expected" ] && [ "${3:-1}" = 0 ] && return 0
         sleep 0.2
     done
     echo "$state"
@@ -107,8 +127,10 @@ for h in 1 2 3; do
         printf '[control]\nsocket = "%s/h%s.sock"\n' "$work" "$h"
         printf '[fleet]\ndatabase = "host=127.0.0.1 port=%s user=wshostd dbname=fleet connect_timeout=2"\n' "$p_proxy"
         printf 'host_id = "h%s"\nlease = "%ss"\nrenew_deadline = "%ss"\nretry_period = "1s"\n' "$h" "$lease" "$deadline"
-        printf '[security]\nallowed_url_hosts = ["127.0.0.1:%s"]\n' "$p_peer"
-        printf '[[users]]\nid = "host"\n'
+        printf '[security]\nallowed_url_hosts = ["127.0.0.1:%s"]\nallowed_networks = ["127.0.0.0/8", "::1/128"]\n' "$p_peer"
+        printf '[[users]]\nid = "host"\n[[users]]\nid = "ann"\nkind = "interactive"\n'
+        printf '[[sessions]]\nid = "c1"\nhost = "host"\npresent = ["host", "ann"]\n'
+        printf '[[sessions.objects]]\nid = "k"\nurl = "ws://localhost:%s/c1-k"\nhandling_user = "ann"\n' "$p_peer"
         for s in $(seq "$sessions"); do
             printf '[[sessions]]\nid = "s%s"\nhost = "host"\n' "$s"
             for o in $(seq "$objects"); do
@@ -126,22 +148,80 @@ for h in 1 2 3; do start_host $h; done
 
 # 1. Spread: every object connected once, every host holding a third.
 wait_all_connected 40 || fail "not every object connected once within 40 s"
-for _ in $(seq 100); do
-    spread=$(psql_ "SELECT string_agg(owner || '=' || n, ' ' ORDER BY owner) FROM (SELECT owner, count(*) n FROM wshostd_sessions GROUP BY owner) x")
-    [ "$spread" = "h1=$((sessions / 3)) h2=$((sessions / 3)) h3=$((sessions / 3))" ] && break
-    sleep 0.2
-done
-[ "$spread" = "h1=$((sessions / 3)) h2=$((sessions / 3)) h3=$((sessions / 3))" ] || fail "sessions not spread: $spread"
+wait_spread 20 || fail "sessions not spread: $spread"
 wait_all_connected 20 || fail "after the spread, not every object connected once"
 pass "$records records in $sessions sessions: every object connected by exactly one host; sessions held $spread; peer: $(analyse state)"
 
 # The operators' view, and the world's one source while it is not shared.
 status=$("$bin/wshostctl" --socket "$work/h2.sock" status) || fail "wshostctl status on h2"
-grep -q "fleet host h2 epoch 1, $((sessions / 3)) sessions held" <<<"$status" || fail "status of h2 does not show its fleet state: $status"
+n2=$(psql_ "SELECT count(*) $held_sql WHERE s.owner = 'h2'")
+grep -q "fleet host h2 epoch 1, $n2 sessions held" <<<"$status" || fail "status of h2 does not show its fleet state ($n2 held): $status"
 refused=0
 out=$("$bin/wshostctl" --socket "$work/h2.sock" users add someone 2>&1) || refused=$?
 [ "$refused" = 1 ] && grep -q "in a fleet" <<<"$out" || fail "a run-time world change in a fleet was not refused ($refused): $out"
-pass "wshostctl status says 'fleet host h2 epoch 1, $((sessions / 3)) sessions held'; a run-time world change is refused (the world comes from the shared config)"
+pass "wshostctl status says 'fleet host h2 epoch 1, $n2 sessions held'; a run-time world change is refused (the world comes from the shared config)"
+
+# 6. One view from any host; a decision made on one host holds on another; drain.
+ctl() { local h=$1; shift; "$bin/wshostctl" --socket "$work/$h.sock" "$@"; }
+show=$(ctl h3 fleet show --json) || fail "wshostctl fleet show on h3"
+[ "$(jq '[.hosts[] | select(.live)] | length' <<<"$show")" = 3 ] || fail "fleet show: not 3 live hosts: $show"
+[ "$(jq '[.sessions[] | select(.holder != null)] | length' <<<"$show")" = "$total_sessions" ] ||
+    fail "fleet show: not every session has a holder"
+c1_holder=$(jq -r '.sessions[] | select(.session == "c1") | .holder' <<<"$show")
+ctl h1 fleet show --hosts-only | grep -q '^h1 \*' || fail "wshostctl fleet show does not mark the host answering"
+# A request answered later (from the database) keeps its place: pipelined, the answers come in request order.
+order=$("$python" - "$work/h3.sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"id":1,"op":"fleet.show"}\n{"id":2,"op":"status"}\n{"id":3,"op":"fleet.show"}\n')
+s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(" ".join(str(json.loads(line)["id"]) + ("ok" if json.loads(line)["ok"] else "err") for line in data.splitlines()))
+PY
+)
+[ "$order" = "1ok 2ok 3ok" ] || fail "pipelined requests on h3 answered as: $order"
+pass "wshostctl fleet on h3 shows 3 live hosts and a holder for each of the $total_sessions sessions (c1 on $c1_holder); pipelined requests are answered in order"
+prompt=""
+for _ in $(seq 50); do
+    prompt=$(ctl "$c1_holder" consent list ann --json | jq -r '.pending[0].prompt // empty')
+    [ -n "$prompt" ] && break
+    sleep 0.2
+done
+[ -n "$prompt" ] || fail "ann was not asked on $c1_holder"
+ctl "$c1_holder" consent answer ann "$prompt" allow >/dev/null || fail "answering ann's prompt on $c1_holder"
+expected=$((records + 1))
+wait_all_connected 10 || fail "c1/k did not connect after ann allowed it"
+[ "$(analyse who --object c1-k)" = "$c1_holder" ] || fail "c1/k is not connected by $c1_holder"
+other=h1
+[ "$c1_holder" = h1 ] && other=h2
+ctl h3 fleet move c1 "$other" >/dev/null || fail "wshostctl fleet move c1 $other"
+for _ in $(seq 50); do [ "$(analyse who --object c1-k)" = "$other" ] && break; sleep 0.2; done
+[ "$(analyse who --object c1-k)" = "$other" ] || fail "c1/k did not move to $other: $(analyse who --object c1-k)"
+pending=$(ctl "$other" consent list ann --json | jq '.pending | length')
+decided=$(ctl "$other" consent list ann --json | jq -r '.decisions[0].verdict // empty')
+[ "$pending" = 0 ] && [ "$decided" = allowed ] || fail "on $other ann has $pending prompts pending and decision '$decided'"
+pass "ann allowed c1/k on $c1_holder; fleet move c1 $other: connected from $other without asking ann again (the decision is shared)"
+drainee=h2
+[ "$other" = h2 ] && drainee=h3
+ctl h1 fleet drain "$drainee" >/dev/null || fail "wshostctl fleet drain $drainee"
+for _ in $(seq 100); do
+    [ "$(psql_ "SELECT count(*) $held_sql WHERE s.owner = '$drainee'")" = 0 ] && break
+    sleep 0.2
+done
+[ "$(psql_ "SELECT count(*) $held_sql WHERE s.owner = '$drainee'")" = 0 ] || fail "$drainee still holds sessions after the drain"
+wait_all_connected 20 || fail "after draining $drainee, not every object connected once"
+analyse state | grep -q "$drainee=" && fail "after the drain, $drainee is still connected for some object"
+pass "fleet drain $drainee: it handed every session over, and every object is connected once by the others"
+ctl h1 fleet undrain "$drainee" >/dev/null || fail "wshostctl fleet undrain $drainee"
+wait_spread 30 || fail "after undrain, sessions not spread: $spread"
+wait_all_connected 20 || fail "after undrain, not every object connected once"
+pass "fleet undrain $drainee: sessions spread again ($spread)"
 
 # 2. kill -9: the others take over within lease + claim + pacing.
 t_kill=$(now)
@@ -157,11 +237,7 @@ echo "takeover-kill9: n=$n p50=$p50 p90=$p90 max=$max"
 
 # h1 comes back (a new epoch) and the fleet spreads again.
 start_host 1
-for _ in $(seq 150); do
-    spread=$(psql_ "SELECT string_agg(owner || '=' || n, ' ' ORDER BY owner) FROM (SELECT owner, count(*) n FROM wshostd_sessions GROUP BY owner) x")
-    [ "$spread" = "h1=$((sessions / 3)) h2=$((sessions / 3)) h3=$((sessions / 3))" ] && break
-    sleep 0.2
-done
+wait_spread 30 || fail "after h1 came back, sessions not spread: $spread"
 wait_all_connected 20 || fail "after h1 came back, not every object connected once"
 pass "h1 back: sessions held $spread, every object connected once"
 
@@ -182,22 +258,19 @@ pass "SIGSTOP h2 for $((lease + 4)) s: taken over meanwhile (max $max s); after 
 wait_all_connected 30 || fail "after h2 resumed, not every object connected once"
 
 # 4. Cut h3 from the database only.
-for _ in $(seq 100); do
-    spread=$(psql_ "SELECT string_agg(owner || '=' || n, ' ' ORDER BY owner) FROM (SELECT owner, count(*) n FROM wshostd_sessions GROUP BY owner) x")
-    [[ "$spread" == *h3=* ]] && break
-    sleep 0.2
-done
+wait_spread 30 || fail "before the cut, sessions not spread: $spread"
 wait_all_connected 20 || fail "before the cut, not every object connected once"
 t_cut=$(now)
 kill -USR1 "${proxy_pid[3]}"
 sleep $((deadline + 2))
 read -r closed count <<<"$(analyse closed-by --host h3 --after "$t_cut")"
 [ "$closed" != never ] || fail "h3, cut from the database, kept its sockets open"
-limit=$((deadline + 1))
+# Safe means gone before the lease can have expired: at most `lease` after the last renewal (sent before the cut).
+limit=$lease
 awk -v c="$closed" -v l="$limit" 'BEGIN { exit !(c <= l) }' || fail "h3 closed its sockets $closed s after the cut (limit ${limit} s)"
 wait_all_connected $((lease + 10)) || fail "after h3 was cut, its objects were not all taken over"
 read -r n missing p50 _ max <<<"$(analyse takeover --at "$t_cut" --host h3)"
-pass "h3 cut from the database: its $count sockets closed $closed s after the cut (renew deadline ${deadline}s + grace); the others took its $n objects over after p50 $p50 s, max $max s"
+pass "h3 cut from the database: its $count sockets closed $closed s after the cut (fence at the renew deadline, ${deadline}s after its last renewal; limit: the lease, ${lease}s); the others took its $n objects over after p50 $p50 s, max $max s"
 kill -USR2 "${proxy_pid[3]}"
 for _ in $(seq 100); do
     grep -q 'joined the fleet fleet.epoch=[2-9]' "$work/h3.log" && break
@@ -207,11 +280,7 @@ grep -q 'joined the fleet fleet.epoch=[2-9]' "$work/h3.log" || fail "h3 did not 
 pass "h3 joined again with a new epoch once the network healed"
 
 # 5. Restart PostgreSQL (once the fleet is spread again: no hand-over under way).
-for _ in $(seq 150); do
-    spread=$(psql_ "SELECT string_agg(owner || '=' || n, ' ' ORDER BY owner) FROM (SELECT owner, count(*) n FROM wshostd_sessions GROUP BY owner) x")
-    [ "$spread" = "h1=$((sessions / 3)) h2=$((sessions / 3)) h3=$((sessions / 3))" ] && break
-    sleep 0.2
-done
+wait_spread 30 || fail "before the database restart, sessions not spread: $spread"
 wait_all_connected 30 || fail "before the database restart, not every object connected once"
 sleep 3  # the last hand-over's stragglers
 rows_before=$(psql_ "SELECT count(*) FROM wshostd_sessions")
@@ -221,7 +290,7 @@ runuser -u "$pguser" -- "$pgbin/pg_ctl" -D "$work/pg" -m fast -w restart -o "-c 
 sleep $((deadline + 3))
 wait_all_connected 30 || fail "after the database restart, not every object connected once"
 rows_after=$(psql_ "SELECT count(*) FROM wshostd_sessions")
-[ "$rows_before" = "$rows_after" ] && [ "$rows_after" = "$sessions" ] ||
+[ "$rows_before" = "$rows_after" ] && [ "$rows_after" = "$total_sessions" ] ||
     fail "sessions stored before/after the restart: $rows_before/$rows_after"
 members=$(psql_ "SELECT count(*) FROM wshostd_hosts WHERE lease_until > now()")
 [ "$members" = 3 ] || fail "after the database restart, $members hosts hold a lease"
