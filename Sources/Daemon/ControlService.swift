@@ -87,6 +87,9 @@ final class ControlService {
                 let (result, backlogAfter) = try events.subscribe(client, filter, since: since)
                 return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
             }
+            if daemon.fleet != nil {
+                return replaying(request, client, done: []).map { ControlServer.Reply($0) } ?? .later
+            }
             let result = try run(request.command, client)
             return ControlServer.Reply(.success(id: request.id, result))
         } catch {
@@ -154,6 +157,41 @@ final class ControlService {
         }
         return .later
     }
+
+    /// In a fleet, a request that changes the world is run until its first
+    /// change that is not in the fleet's log yet: that change (checked on this
+    /// host's world) is appended to the log, applied here, and the request
+    /// runs again from the start, skipping the changes already made, until it
+    /// makes none: then its answer is the one a single host would give. Nil:
+    /// the answer comes later (`ControlClient.complete`).
+    private func replaying(_ request: ControlRequest, _ client: ControlClient, done: [WorldChange])
+        -> ControlResponse?
+    {
+        replay = Replay(done: done)
+        let response: ControlResponse
+        do throws(ControlError) {
+            response = .success(id: request.id, try run(request.command, client))
+        } catch {
+            response = .failure(id: request.id, error)
+        }
+        let pending = replay?.pending
+        replay = nil
+        guard let pending, let fleet = daemon.fleet else { return response }
+        fleet.write([pending], by: "\(client.peerDescription) on \(fleet.hostID)") { [weak self, weak client] error in
+            guard let self, let client else { return }
+            if let error { return client.complete(.failure(id: request.id, error)) }
+            if let response = replaying(request, client, done: done + [pending]) { client.complete(response) }
+        }
+        return nil
+    }
+
+    /// The changes a fleet request made so far, and the one it stopped at.
+    private struct Replay {
+        var done: [WorldChange]
+        var index = 0
+        var pending: WorldChange?
+    }
+    private var replay: Replay?
 
     /// A consent request whose decision the fleet's database has stored (or
     /// refused: then nothing changes): carried out here as on a single host.
@@ -435,6 +473,23 @@ final class ControlService {
         _ change: WorldChange, _ client: ControlClient, session: SessionID? = nil, object: ObjectID? = nil,
         user: UserID? = nil
     ) throws(ControlError) {
+        if var replay {
+            // A fleet request: a change made already is skipped; the first new one stops the run.
+            if let index = replay.done[replay.index...].firstIndex(of: change) {
+                replay.index = index + 1
+                self.replay = replay
+                return logChange(change, client, session: session, object: object, user: user)
+            }
+            var next = runtime.core
+            do {
+                _ = try next.apply(change, now: clock.now())
+            } catch {
+                throw Self.translate(error)
+            }
+            replay.pending = change
+            self.replay = replay
+            throw ControlError(.unavailable, "the change waits for the fleet's database")
+        }
         do {
             try runtime.apply(change, persist: daemon.persistChange, by: client.peerDescription)
         } catch {
@@ -444,6 +499,12 @@ final class ControlService {
                 throw ControlError(.unavailable, "the change could not be stored, so it was not made: \(reason)")
             }
         }
+        logChange(change, client, session: session, object: object, user: user)
+    }
+
+    private func logChange(
+        _ change: WorldChange, _ client: ControlClient, session: SessionID?, object: ObjectID?, user: UserID?
+    ) {
         let op = ControlEvents.name(of: change)
         var metadata: Logger.Metadata = ["control.peer": "\(client.peerDescription)", "control.change": "\(op)"]
         if let session { metadata["session.id"] = "\(session)" }

@@ -142,6 +142,7 @@ public final class Daemon {
         if config.fleet.enabled {
             let fleet = FleetMember(settings: config.fleet, hostID: fleetHostID, runtime: runtime, timers: timers)
             fleet.onChange = { [unowned self] in statusSoon() }
+            fleet.declared = config.world
             fleet.onDecision = { [unowned self, runtime, store] user, key, decision in
                 // Made on another host (or here, coming back): in effect here, and kept in the local store.
                 guard runtime.consent.decisions[user]?[key] != decision else { return }
@@ -263,11 +264,16 @@ public final class Daemon {
                 declared: fresh.world.decisions)
             runtime.options = clientOptions(fresh)
             configure(runtime, fresh)
-            let changes = fresh.world.changes(from: config.world)
-            applyDeclared(changes, declared: fresh.world, runtime: runtime, store: running.store)
-            if !changes.isEmpty { fleet?.publish() }
-            if !changes.isEmpty {
-                logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
+            if let fleet {
+                // The fleet's world: what the config changed goes to the database, then to every host.
+                fleet.declared = fresh.world
+                if fleet.worldReady { fleet.applyDeclared() }
+            } else {
+                let changes = fresh.world.changes(from: config.world)
+                applyDeclared(changes, declared: fresh.world, runtime: runtime, store: running.store)
+                if !changes.isEmpty {
+                    logger.notice("declared world updated", metadata: ["world.changes": "\(changes.count)"])
+                }
             }
         }
         let (timing, connectionSettings) = Self.changedConnectionSettings(config, fresh)
@@ -393,6 +399,9 @@ public final class Daemon {
         // them on while someone subscribes.
         runtime.reportsMessages = false
 
+        // In a fleet the world is the fleet's (PostgreSQL): the fleet member
+        // loads it, then applies the config's declared world to it.
+        if config.fleet.enabled { return runtime }
         // The stored world, as it was: users, sessions, objects (records connect as they come back).
         let records = snapshot.objects.filter { $0.object.record != nil }.count
         if !snapshot.isEmpty {
@@ -472,11 +481,9 @@ public final class Daemon {
     /// Stores a world change (the `Runtime.PersistChange` hook).
     func persistChange(_ change: WorldChange, _ world: World) throws {
         if fleet != nil {
-            // Each host of a fleet keeps its world in its own store: a change made
-            // on one would not reach the others (docs/fleet.md, "Not yet shared").
-            throw StateStore.Failure(
-                "this host is in a fleet, where the world comes from the config file shared by every host; change the config and reload"
-            )
+            // A fleet's world lives in its database: changes go through the
+            // fleet's log (ControlService.replaying), never to this store.
+            throw StateStore.Failure("this host is in a fleet: world changes go through the fleet's database")
         }
         guard let store = running?.store else { throw StateStore.Failure("the daemon is not running") }
         try persist(.after([change], in: world), to: store)

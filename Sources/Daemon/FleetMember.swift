@@ -7,6 +7,7 @@ import JSONValue
 import Logging
 import MonotonicTime
 import Postgres
+import StateStore
 import World
 
 /// This host in a fleet (`[fleet]`, docs/fleet.md): the shell around
@@ -29,6 +30,19 @@ final class FleetMember {
     var onChange: (@LoopActor () -> Void)?
     /// A user's decision made on another host (nil: forgotten there).
     var onDecision: (@LoopActor (UserID, AccessKey, AccessDecision?) -> Void)?
+    /// The config's declared world (the daemon sets it at start and reload):
+    /// applied to the shared world once this host has caught up with it.
+    var declared = DeclaredWorld()
+    /// The version of the shared world this host has applied (`wshostd_world_log.seq`).
+    private(set) var worldVersion: Int64 = 0
+    /// The declared world last applied to the shared world (its stored text).
+    private var storedDeclared: String?
+    /// Caught up with the shared world and applied the config's declared
+    /// world: only then does this host claim sessions.
+    private(set) var worldReady = false
+    private var catchingUp = false
+    private var catchUpAgain = false
+    private var catchUpWaiters: [@LoopActor () -> Void] = []
     /// The newest shared decision this host has applied (`wshostd_decisions.seq`).
     private var decisionSeq: Int64 = 0
     private var syncing = false
@@ -60,7 +74,11 @@ final class FleetMember {
         connection.onLost = { [unowned self] failure in lost(failure) }
         connection.onReady = { [unowned self] in connected() }
         connection.onNotify = { [unowned self] _, payload in
-            if payload == "decision" { syncDecisions() } else { roundSoon() }
+            switch payload {
+            case "decision": syncDecisions()
+            case "world": catchUp {}
+            default: roundSoon()
+            }
         }
     }
 
@@ -109,6 +127,158 @@ final class FleetMember {
             connection.close()
             done()
         }
+    }
+
+    // MARK: - The shared world
+
+    /// Applies the changes other hosts appended since this host's version,
+    /// in order; `then` runs when caught up (or the read failed).
+    func catchUp(_ then: @escaping @LoopActor () -> Void) {
+        catchUpWaiters.append(then)
+        guard !catchingUp else {
+            catchUpAgain = true
+            return
+        }
+        catchingUp = true
+        connection.query(
+            "SELECT seq, changes, declared, by FROM wshostd_world_log WHERE seq > $1 ORDER BY seq",
+            ["\(worldVersion)"]
+        ) { [unowned self] result in
+            catchingUp = false
+            switch result {
+            case .success(let rows):
+                for row in rows.rows where row.count == 4 {
+                    guard let seq = Int64(row[0] ?? ""), seq > worldVersion else { continue }
+                    guard seq == worldVersion + 1 else {
+                        logger.error("shared world: change \(seq) follows \(worldVersion); a change is missing")
+                        break
+                    }
+                    applyLogged(seq: seq, changes: row[1] ?? "[]", declared: row[2] ?? nil, by: row[3] ?? "")
+                }
+            case .failure(let failure):
+                if !failure.connectionLost { logger.warning("reading the shared world failed: \(failure)") }
+            }
+            if catchUpAgain {
+                catchUpAgain = false
+                return catchUp {}
+            }
+            let waiters = catchUpWaiters
+            catchUpWaiters = []
+            for waiter in waiters { waiter() }
+        }
+    }
+
+    /// One entry of the log, applied here.
+    private func applyLogged(seq: Int64, changes text: String, declared: String?, by: String) {
+        do {
+            for item in try JSON.parse(text).arrayValue ?? [] {
+                let change = try WorldCoding.change(item)
+                do {
+                    try runtime.apply(change, persist: nil, by: by)
+                } catch {
+                    // Every host applies the same changes to the same world: a refusal means they differ.
+                    logger.error("shared world: change \(seq) refused here: \(error)")
+                }
+            }
+        } catch {
+            logger.error("shared world: change \(seq) unreadable: \(error)")
+        }
+        worldVersion = seq
+        if let declared { storedDeclared = declared }
+    }
+
+    /// Appends `changes` (checked on this host's world first) to the shared
+    /// world, then applies them here; `done` gets nil, or why nothing changed.
+    func write(
+        _ changes: [WorldChange], declared: String? = nil, by: String,
+        _ done: @escaping @LoopActor (ControlError?) -> Void
+    ) {
+        guard worldReady || declared != nil else {
+            return done(ControlError(.unavailable, "this host has not caught up with the fleet's world yet"))
+        }
+        // The sessions the world will have, with their record counts.
+        var next = runtime.core
+        for change in changes { _ = try? next.apply(change, now: timers.now()) }
+        let sessions = next.world.sessions.keys.sorted()
+        let base = worldVersion
+        let text = JSON.array(changes.map(WorldCoding.encode)).description
+        connection.query(
+            "SELECT wshostd_world_append($1, $2, $3, $4, $5::text[], $6::integer[])",
+            [
+                "\(base)", text, declared, by, Self.arrayLiteral(sessions.map(\.rawValue)),
+                "{" + sessions.map { "\(next.world.recordCount($0))" }.joined(separator: ",") + "}",
+            ]
+        ) { [unowned self] result in
+            switch result {
+            case .success(let rows):
+                guard let seq = Int64((rows.rows.first?.first ?? nil) ?? ""), seq == base + 1, worldVersion == base
+                else {
+                    logger.error("shared world: an append answered out of order; catching up")
+                    return catchUp { done(nil) }
+                }
+                applyLogged(seq: seq, changes: text, declared: declared, by: by)
+                done(nil)
+            case .failure(let failure) where failure.sqlState == "WS003":
+                catchUp {}
+                done(
+                    ControlError(
+                        .conflict, "the world changed on another host meanwhile; try again (\(failure.message))"))
+            case .failure(let failure):
+                done(Self.controlError(failure))
+            }
+        }
+    }
+
+    /// Applies what the config's declared world changed since it was last
+    /// applied to the shared world (the first host to start or reload with a
+    /// new config does it; the others find nothing to do), then this host
+    /// is ready to claim sessions.
+    func applyDeclared(attempt: Int = 1) {
+        let text = DeclaredCoding.encode(declared).description
+        guard text != storedDeclared else { return ready() }
+        var previous = DeclaredWorld()
+        if let storedDeclared {
+            do {
+                previous = try DeclaredCoding.decode(try JSON.parse(storedDeclared))
+            } catch {
+                logger.error("the shared declared world is unreadable (\(error)); applying the config's in full")
+            }
+        }
+        // Checked here first: a change the world refuses is logged and left out, as on a single host.
+        var scratch = runtime.core
+        var accepted: [WorldChange] = []
+        for change in declared.changes(from: previous) {
+            do {
+                _ = try scratch.apply(change, now: timers.now())
+                accepted.append(change)
+            } catch {
+                logger.error("declared world: \(error)")
+            }
+        }
+        write(accepted, declared: text, by: "the config of \(hostID)") { [unowned self] error in
+            guard let error else {
+                if !accepted.isEmpty {
+                    logger.notice(
+                        "declared world applied to the fleet", metadata: ["world.changes": "\(accepted.count)"])
+                }
+                return ready()
+            }
+            if error.code == .conflict, attempt < 5 {
+                // Another host changed the world (perhaps with the same config): again, on top of that.
+                return catchUp { [unowned self] in applyDeclared(attempt: attempt + 1) }
+            }
+            logger.error("declared world not applied to the fleet: \(error.message)")
+            ready()
+        }
+    }
+
+    private func ready() {
+        guard !worldReady else { return }
+        worldReady = true
+        logger.notice(
+            "fleet world loaded",
+            metadata: ["fleet.world.version": "\(worldVersion)", "world.sessions": "\(runtime.world.sessions.count)"])
+        round()
     }
 
     // MARK: - Consent decisions, shared
@@ -269,18 +439,16 @@ final class FleetMember {
         }
         guard !migrated else {
             listen()
-            publish()
             syncDecisions()
-            return round()
+            return catchUp { [unowned self] in worldReady ? round() : applyDeclared() }
         }
         connection.query(FleetSchema.migrationScript) { [unowned self] result in
             switch result {
             case .success:
                 migrated = true
                 listen()
-                publish()
                 syncDecisions()
-                round()
+                catchUp { [unowned self] in applyDeclared() }
             case .failure(let failure):
                 logger.error("fleet schema: \(failure)")
             }
@@ -319,18 +487,6 @@ final class FleetMember {
         onChange?()
     }
 
-    /// The sessions this host's world has, with their record counts, so
-    /// that the fleet knows them (every host publishes the same declared world).
-    func publish() {
-        let world = runtime.world
-        let sessions = world.sessions.keys.sorted()
-        let names = Self.arrayLiteral(sessions.map(\.rawValue))
-        let counts = "{" + sessions.map { "\(world.recordCount($0))" }.joined(separator: ",") + "}"
-        connection.query("SELECT wshostd_publish($1::text[], $2::integer[])", [names, counts]) { [unowned self] in
-            if case .failure(let failure) = $0 { logger.error("publishing the sessions: \(failure)") }
-        }
-    }
-
     /// An interval literal in milliseconds.
     static func interval(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
@@ -363,7 +519,7 @@ final class FleetMember {
     private func round() {
         guard !leaving else { return }
         scheduleRound(after: settings.timing.retryPeriod)
-        guard connection.state == .ready, migrated else {
+        guard connection.state == .ready, migrated, worldReady else {
             if connection.state == .idle { connection.connect() }
             return
         }

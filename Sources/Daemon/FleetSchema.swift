@@ -313,6 +313,57 @@ enum FleetSchema {
             $f$;
             """
         ),
+        (
+            3,
+            """
+            -- The world, shared: a log of changes that every host applies in
+            -- order (seq), and the declared world last applied from the
+            -- config. A change is appended only onto the version its host
+            -- computed it on (SQLSTATE WS003 otherwise: the host catches up and
+            -- the operator tries again), so every host applies the same
+            -- changes in the same order to the same world.
+            CREATE TABLE wshostd_world (
+                id integer PRIMARY KEY CHECK (id = 1),
+                version bigint NOT NULL,
+                declared text
+            );
+            INSERT INTO wshostd_world (id, version) VALUES (1, 0);
+            CREATE TABLE wshostd_world_log (
+                seq bigint PRIMARY KEY,
+                changes text NOT NULL,
+                declared text,
+                by text NOT NULL,
+                at timestamptz NOT NULL DEFAULT now()
+            );
+
+            -- Appends changes onto version p_base; the sessions of the world
+            -- after them (with their record counts) become the fleet's
+            -- sessions in the same transaction.
+            CREATE FUNCTION wshostd_world_append(
+                p_base bigint, p_changes text, p_declared text, p_by text, p_sessions text[], p_records integer[]
+            ) RETURNS bigint
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_version bigint;
+            BEGIN
+                SELECT w.version INTO v_version FROM wshostd_world w WHERE w.id = 1 FOR UPDATE;
+                IF v_version <> p_base THEN
+                    RAISE EXCEPTION 'the world changed meanwhile (version %, this host has %)', v_version, p_base
+                        USING ERRCODE = 'WS003';
+                END IF;
+                v_version := v_version + 1;
+                INSERT INTO wshostd_world_log (seq, changes, declared, by) VALUES (v_version, p_changes, p_declared, p_by);
+                UPDATE wshostd_world w SET version = v_version, declared = coalesce(p_declared, w.declared) WHERE w.id = 1;
+                DELETE FROM wshostd_sessions s WHERE NOT (s.session = ANY (p_sessions));
+                INSERT INTO wshostd_sessions AS s (session, records)
+                SELECT * FROM unnest(p_sessions, p_records)
+                ON CONFLICT (session) DO UPDATE SET records = EXCLUDED.records
+                WHERE s.records IS DISTINCT FROM EXCLUDED.records;
+                PERFORM pg_notify('wshostd_fleet', 'world');
+                RETURN v_version;
+            END
+            $f$;
+            """
+        ),
     ]
 
     /// The script that brings a database up to date: one transaction, under

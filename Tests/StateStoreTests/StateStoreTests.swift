@@ -25,6 +25,32 @@ private let ticker = WorldObject(
 
 @Suite("WorldCoding: world values as the store writes them")
 struct WorldCodingTests {
+    /// One of every kind of change (both forms where a value is optional).
+    static let changes: [WorldChange] = [
+        .addUser(User(id: "ann", name: "Ann ✓", kind: .interactive)),
+        .startSession(Session(id: "lobby", name: "Lobby", host: "host", present: ["host", "ann"])),
+        .closeSession("lobby"), .join("lobby", "ann"), .leave("lobby", "ann"), .setHost("lobby", "bob"),
+        .spawn("lobby", ticker), .spawn("lobby", WorldObject(id: "plain", name: "plain")), .remove("lobby", "ticker"),
+        .wear("lobby", "ticker", by: "ann"), .wear("lobby", "ticker", by: nil), .grab("lobby", "ticker", by: "cy"),
+        .grab("lobby", "ticker", by: nil), .defineUser("lobby", "ticker", "bob"), .defineUser("lobby", "ticker", nil),
+        .setRecord("lobby", "ticker", ticker.record), .setRecord("lobby", "ticker", nil),
+        .connect("lobby", "ticker", url: try! WebSocketURL.parse("ws://[::1]:9000/a").get(), user: "ann"),
+        .connect("lobby", "ticker", url: nil, user: nil), .setReactions("lobby", "ticker", ticker.reactions),
+        .setReactions("lobby", "ticker", []),
+    ]
+
+    @Test("every kind of world change reads back as written (the fleet's change log)")
+    func changes() throws {
+        for change in Self.changes {
+            let text = WorldCoding.encode(change).description
+            #expect(try WorldCoding.change(try JSON.parse(text)) == change, "\(text)")
+        }
+        #expect(throws: WorldCoding.Failure.self) { try WorldCoding.change(try JSON.parse(#"{"op":"explode"}"#)) }
+        #expect(throws: WorldCoding.Failure.self) {
+            try WorldCoding.change(try JSON.parse(#"{"op":"join","session":"s"}"#))
+        }
+    }
+
     @Test("users, sessions and objects (record, pinned user, reactions) read back as written")
     func roundTrip() throws {
         let user = User(id: "ann", name: "Ann ✓", kind: .interactive)
