@@ -233,7 +233,13 @@ final class ControlServer {
         case .success(let request):
             guard let reply = handle?(client, request) else { return }
             guard let response = reply.response else {
-                client.awaiting = true
+                // Answered already (a database that is not connected answers at once), or later.
+                if let early = client.earlyAnswer {
+                    client.earlyAnswer = nil
+                    client.write(early.line)
+                } else {
+                    client.awaiting = true
+                }
                 return
             }
             client.write(response.line)
@@ -296,6 +302,9 @@ final class ControlClient {
     /// A request is being answered later (`Reply.later`): lines that come
     /// meanwhile wait in `waitingLines`, in order.
     fileprivate(set) var awaiting = false
+    /// The answer of a request answered `later` that came before the
+    /// request's handler returned.
+    fileprivate var earlyAnswer: ControlResponse?
     private var waitingLines: [[UInt8]] = []
     /// The peer half-closed while a request was being answered.
     private var endAfterAnswers = false
@@ -325,7 +334,10 @@ final class ControlClient {
     /// The answer of the request that was answered `later`; then the
     /// requests that waited for it run, in order.
     func complete(_ response: ControlResponse) {
-        guard awaiting else { return }
+        guard awaiting else {
+            earlyAnswer = response
+            return
+        }
         awaiting = false
         write(response.line)
         while !awaiting, !closed, !waitingLines.isEmpty {

@@ -69,7 +69,7 @@ final class ControlService {
     private var view: ControlView {
         let wall = ControlEvents.wallNow()
         let monotonic = clock.now()
-        return ControlView(world: runtime.world, statuses: runtime.statuses) { instant in
+        return ControlView(world: world, statuses: runtime.statuses) { instant in
             wall - Double((monotonic - instant).nanosecondsClamped) / 1e9
         }
     }
@@ -87,8 +87,8 @@ final class ControlService {
                 let (result, backlogAfter) = try events.subscribe(client, filter, since: since)
                 return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
             }
-            if daemon.fleet != nil {
-                return replaying(request, client, done: []).map { ControlServer.Reply($0) } ?? .later
+            if let fleet = daemon.fleet {
+                return inFleet(request, client, fleet).map { ControlServer.Reply($0) } ?? .later
             }
             let result = try run(request.command, client)
             return ControlServer.Reply(.success(id: request.id, result))
@@ -158,40 +158,45 @@ final class ControlService {
         return .later
     }
 
-    /// In a fleet, a request that changes the world is run until its first
-    /// change that is not in the fleet's log yet: that change (checked on this
-    /// host's world) is appended to the log, applied here, and the request
-    /// runs again from the start, skipping the changes already made, until it
-    /// makes none: then its answer is the one a single host would give. Nil:
-    /// the answer comes later (`ControlClient.complete`).
-    private func replaying(_ request: ControlRequest, _ client: ControlClient, done: [WorldChange])
-        -> ControlResponse?
-    {
-        replay = Replay(done: done)
+    /// In a fleet, a request runs once against a copy of this host's core:
+    /// the world changes it makes there are appended to the fleet's log as one
+    /// entry (all of them or none), applied here, and then the answer it gave
+    /// on the copy (what a single host would answer) goes out. A request that
+    /// fails stores nothing. Nil: the answer comes later (`ControlClient.complete`).
+    private func inFleet(_ request: ControlRequest, _ client: ControlClient, _ fleet: FleetMember) -> ControlResponse? {
+        scratch = Scratch(core: runtime.core)
         let response: ControlResponse
+        var failed = false
         do throws(ControlError) {
             response = .success(id: request.id, try run(request.command, client))
         } catch {
             response = .failure(id: request.id, error)
+            failed = true
         }
-        let pending = replay?.pending
-        replay = nil
-        guard let pending, let fleet = daemon.fleet else { return response }
-        fleet.write([pending], by: "\(client.peerDescription) on \(fleet.hostID)") { [weak self, weak client] error in
+        let made = scratch?.made ?? []
+        scratch = nil
+        guard !made.isEmpty, !failed else { return response }
+        fleet.write(made.map(\.change), by: "\(client.peerDescription) on \(fleet.hostID)") {
+            [weak self, weak client] error in
             guard let self, let client else { return }
             if let error { return client.complete(.failure(id: request.id, error)) }
-            if let response = replaying(request, client, done: done + [pending]) { client.complete(response) }
+            for item in made {
+                logChange(item.change, client, session: item.session, object: item.object, user: item.user)
+            }
+            client.complete(response)
         }
         return nil
     }
 
-    /// The changes a fleet request made so far, and the one it stopped at.
-    private struct Replay {
-        var done: [WorldChange]
-        var index = 0
-        var pending: WorldChange?
+    /// A fleet request's copy of the core, and the changes made on it.
+    private struct Scratch {
+        var core: Hosting
+        var made: [(change: WorldChange, session: SessionID?, object: ObjectID?, user: UserID?)] = []
     }
-    private var replay: Replay?
+    private var scratch: Scratch?
+
+    /// The world requests see: the fleet request's copy while one runs.
+    private var world: World { scratch?.core.world ?? runtime.world }
 
     /// A consent request whose decision the fleet's database has stored (or
     /// refused: then nothing changes): carried out here as on a single host.
@@ -219,7 +224,7 @@ final class ControlService {
     }
 
     private func run(_ command: ControlCommand, _ client: ControlClient) throws(ControlError) -> JSON {
-        let world = runtime.world
+        let world = self.world
         switch command {
         case .hello:
             return .object([
@@ -261,7 +266,8 @@ final class ControlService {
             return .object(["users": .array(users.map(view.user))])
         case .usersAdd(let id, let name, let kind):
             try apply(.addUser(User(id: id, name: name ?? id.rawValue, kind: kind)), client, user: id)
-            return .object(["user": view.user(runtime.world.users[id]!)])
+            guard let user = self.world.users[id] else { throw ControlError(.notFound, "no user \(id)") }
+            return .object(["user": view.user(user)])
         case .usersToken(let id):
             guard world.users[id] != nil else { throw ControlError(.notFound, "no user \(id)") }
             do {
@@ -308,7 +314,8 @@ final class ControlService {
         case .objectsReact(let address, let reaction):
             let current = try object(address)
             try apply(.setReactions(address.session, address.object, current.reactions + [reaction]), client, address)
-            return .object(["reactions": .array(runtime.world.objects[address]!.reactions.map(ControlView.reaction))])
+            let reactions = self.world.objects[address]?.reactions ?? []
+            return .object(["reactions": .array(reactions.map(ControlView.reaction))])
         case .objectsReactions(let address):
             return .object(["reactions": .array(try object(address).reactions.map(ControlView.reaction))])
         case .objectsUnreact(let address, let trigger):
@@ -432,13 +439,13 @@ final class ControlService {
     // MARK: - Helpers
 
     private func session(_ id: SessionID) throws(ControlError) -> Session {
-        guard let session = runtime.world.sessions[id] else { throw ControlError(.notFound, "no session \(id)") }
+        guard let session = world.sessions[id] else { throw ControlError(.notFound, "no session \(id)") }
         return session
     }
 
     private func object(_ address: RecordAddress) throws(ControlError) -> WorldObject {
         _ = try session(address.session)
-        guard let object = runtime.world.objects[address] else { throw ControlError(.notFound, "no object \(address)") }
+        guard let object = world.objects[address] else { throw ControlError(.notFound, "no object \(address)") }
         return object
     }
 
@@ -473,22 +480,15 @@ final class ControlService {
         _ change: WorldChange, _ client: ControlClient, session: SessionID? = nil, object: ObjectID? = nil,
         user: UserID? = nil
     ) throws(ControlError) {
-        if var replay {
-            // A fleet request: a change made already is skipped; the first new one stops the run.
-            if let index = replay.done[replay.index...].firstIndex(of: change) {
-                replay.index = index + 1
-                self.replay = replay
-                return logChange(change, client, session: session, object: object, user: user)
-            }
-            var next = runtime.core
+        if scratch != nil {
+            // A fleet request: made on the copy; stored and applied when the request is done.
             do {
-                _ = try next.apply(change, now: clock.now())
+                _ = try scratch!.core.apply(change, by: client.peerDescription, now: clock.now())
             } catch {
                 throw Self.translate(error)
             }
-            replay.pending = change
-            self.replay = replay
-            throw ControlError(.unavailable, "the change waits for the fleet's database")
+            scratch!.made.append((change, session, object, user))
+            return
         }
         do {
             try runtime.apply(change, persist: daemon.persistChange, by: client.peerDescription)

@@ -339,6 +339,7 @@ public final class Daemon {
         notifier.stopping(status: statusLine())
         // SPEC §8: Close 1001 on every socket, wait for the servers up to the deadline.
         // (Always: it also stops retries, pacing and prompts from starting anything.)
+        fleet?.stopClaiming()
         running.runtime.stop(code: .goingAway, reason: "going away")
         waitForSockets(running, signal: signal, until: timers.now() + config.daemon.stopTimeout)
     }

@@ -42,7 +42,9 @@ final class FleetMember {
     private(set) var worldReady = false
     private var catchingUp = false
     private var catchUpAgain = false
-    private var catchUpWaiters: [@LoopActor () -> Void] = []
+    private var catchUpWaiters: [@LoopActor (Bool) -> Void] = []
+    /// Log entries read per query (one entry may hold a whole declaration).
+    private static let catchUpPage = 20
     /// The newest shared decision this host has applied (`wshostd_decisions.seq`).
     private var decisionSeq: Int64 = 0
     private var syncing = false
@@ -50,6 +52,8 @@ final class FleetMember {
 
     private var migrated = false
     private var roundInFlight = false
+    /// After a fence: no join (a new epoch) before the fenced sockets are surely gone.
+    private var fenceAbortAt: MonotonicInstant?
     /// Sessions handed over, and when their sockets are surely closed (the
     /// release is stored after that, at the next round).
     private var releaseDue: [SessionID: MonotonicInstant] = [:]
@@ -57,6 +61,15 @@ final class FleetMember {
     private var checkTimer: TimerID?
     /// Why the database cannot be reached, while it cannot (logged once per outage).
     private(set) var databaseProblem: String?
+    /// Cleared when the daemon starts to stop: it claims nothing more.
+    private var claiming = true
+
+    /// The daemon stops: its sessions close now and go at `leave`; it claims
+    /// nothing meanwhile (rounds go on, so the lease holds until then).
+    func stopClaiming() {
+        claiming = false
+    }
+
     /// Set by `leave`: no more rounds.
     private(set) var leaving = false
     /// Rounds answered, and the last round's time (database writes per second, in the docs).
@@ -76,7 +89,7 @@ final class FleetMember {
         connection.onNotify = { [unowned self] _, payload in
             switch payload {
             case "decision": syncDecisions()
-            case "world": catchUp {}
+            case "world": catchUp { _ in }
             default: roundSoon()
             }
         }
@@ -133,7 +146,9 @@ final class FleetMember {
 
     /// Applies the changes other hosts appended since this host's version,
     /// in order; `then` runs when caught up (or the read failed).
-    func catchUp(_ then: @escaping @LoopActor () -> Void) {
+    /// `then` is told whether this host is caught up (false: the read failed;
+    /// a reconnect catches up again).
+    func catchUp(_ then: @escaping @LoopActor (Bool) -> Void) {
         catchUpWaiters.append(then)
         guard !catchingUp else {
             catchUpAgain = true
@@ -141,12 +156,14 @@ final class FleetMember {
         }
         catchingUp = true
         connection.query(
-            "SELECT seq, changes, declared, by FROM wshostd_world_log WHERE seq > $1 ORDER BY seq",
+            "SELECT seq, changes, declared, by FROM wshostd_world_log WHERE seq > $1 ORDER BY seq LIMIT \(Self.catchUpPage)",
             ["\(worldVersion)"]
         ) { [unowned self] result in
             catchingUp = false
+            var caughtUp = false
             switch result {
             case .success(let rows):
+                caughtUp = rows.rows.count < Self.catchUpPage
                 for row in rows.rows where row.count == 4 {
                     guard let seq = Int64(row[0] ?? ""), seq > worldVersion else { continue }
                     guard seq == worldVersion + 1 else {
@@ -155,16 +172,23 @@ final class FleetMember {
                     }
                     applyLogged(seq: seq, changes: row[1] ?? "[]", declared: row[2] ?? nil, by: row[3] ?? "")
                 }
+                // A full page: more to read.
+                if !caughtUp { catchUpAgain = true }
             case .failure(let failure):
                 if !failure.connectionLost { logger.warning("reading the shared world failed: \(failure)") }
+                catchUpAgain = false
+                let waiters = catchUpWaiters
+                catchUpWaiters = []
+                for waiter in waiters { waiter(false) }
+                return
             }
             if catchUpAgain {
                 catchUpAgain = false
-                return catchUp {}
+                return catchUp { _ in }
             }
             let waiters = catchUpWaiters
             catchUpWaiters = []
-            for waiter in waiters { waiter() }
+            for waiter in waiters { waiter(true) }
         }
     }
 
@@ -214,12 +238,12 @@ final class FleetMember {
                 guard let seq = Int64((rows.rows.first?.first ?? nil) ?? ""), seq == base + 1, worldVersion == base
                 else {
                     logger.error("shared world: an append answered out of order; catching up")
-                    return catchUp { done(nil) }
+                    return catchUp { _ in done(nil) }
                 }
                 applyLogged(seq: seq, changes: text, declared: declared, by: by)
                 done(nil)
             case .failure(let failure) where failure.sqlState == "WS003":
-                catchUp {}
+                catchUp { _ in }
                 done(
                     ControlError(
                         .conflict, "the world changed on another host meanwhile; try again (\(failure.message))"))
@@ -265,10 +289,11 @@ final class FleetMember {
             }
             if error.code == .conflict, attempt < 5 {
                 // Another host changed the world (perhaps with the same config): again, on top of that.
-                return catchUp { [unowned self] in applyDeclared(attempt: attempt + 1) }
+                return catchUp { [unowned self] caughtUp in if caughtUp { applyDeclared(attempt: attempt + 1) } }
             }
             logger.error("declared world not applied to the fleet: \(error.message)")
-            ready()
+            // Without the database, the reconnect applies it (this host is not ready before).
+            if connection.state == .ready { ready() }
         }
     }
 
@@ -440,7 +465,10 @@ final class FleetMember {
         guard !migrated else {
             listen()
             syncDecisions()
-            return catchUp { [unowned self] in worldReady ? round() : applyDeclared() }
+            return catchUp { [unowned self] caughtUp in
+                guard caughtUp else { return }
+                worldReady ? round() : applyDeclared()
+            }
         }
         connection.query(FleetSchema.migrationScript) { [unowned self] result in
             switch result {
@@ -448,9 +476,11 @@ final class FleetMember {
                 migrated = true
                 listen()
                 syncDecisions()
-                catchUp { [unowned self] in applyDeclared() }
+                catchUp { [unowned self] caughtUp in if caughtUp { applyDeclared() } }
             case .failure(let failure):
+                // The script's transaction failed: a fresh connection tries again at the next round.
                 logger.error("fleet schema: \(failure)")
+                connection.close()
             }
         }
     }
@@ -529,6 +559,10 @@ final class FleetMember {
         let generation = core.generation
         let lease = Self.interval(settings.timing.lease)
         guard let epoch = core.epoch else {
+            if let fenceAbortAt, sentAt < fenceAbortAt {
+                roundInFlight = false
+                return
+            }
             connection.query("SELECT wshostd_join($1, $2::interval, $3)", [hostID, lease, "\(settings.maxSessions)"]) {
                 [unowned self] result in
                 roundInFlight = false
@@ -554,7 +588,7 @@ final class FleetMember {
         storeReleases(epoch: epoch)
         connection.query(
             "SELECT held_session, held_fence, fair_share, hand_over, pinned FROM wshostd_round($1, $2, $3::interval, $4, $5)",
-            [hostID, "\(epoch)", lease, "\(settings.maxSessions)", "\(settings.claimBatch)"]
+            [hostID, "\(epoch)", lease, "\(settings.maxSessions)", "\(claiming ? settings.claimBatch : 0)"]
         ) { [unowned self] result in
             roundInFlight = false
             let now = timers.now()
@@ -594,6 +628,8 @@ final class FleetMember {
     /// closed by now (aborted at the grace, like a fence).
     private func storeReleases(epoch: Int64) {
         let now = timers.now()
+        // Sessions the database no longer lists as this host's are released already.
+        releaseDue = releaseDue.filter { core.releasing.contains($0.key) }
         let due = Set(releaseDue.filter { $0.value <= now }.keys)
         guard !due.isEmpty else { return }
         let names = Self.arrayLiteral(due.map(\.rawValue).sorted())
@@ -650,6 +686,7 @@ final class FleetMember {
                 }
             case .fence(let reason, let abortAt):
                 releaseDue = [:]
+                fenceAbortAt = abortAt
                 let held = runtime.world.heldSessions?.count ?? 0
                 logger.warning(
                     "fenced: \(reason); closing the sockets of \(held) sessions",

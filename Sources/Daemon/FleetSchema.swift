@@ -364,6 +364,35 @@ enum FleetSchema {
             $f$;
             """
         ),
+        (
+            4,
+            """
+            -- A join starts a new epoch, but the sessions of the previous one
+            -- stay held until that epoch's lease has run out: the process that
+            -- held them (another one with the same id, or this host before it
+            -- fenced itself) closes its sockets by then.
+            ALTER TABLE wshostd_hosts ADD COLUMN prev_epoch bigint, ADD COLUMN prev_lease_until timestamptz;
+
+            CREATE OR REPLACE FUNCTION wshostd_join(p_host text, p_lease interval, p_max integer) RETURNS bigint
+            LANGUAGE sql AS $f$
+                INSERT INTO wshostd_hosts AS h (id, epoch, lease_until, joined, renewed, max_sessions)
+                VALUES (p_host, 1, now() + p_lease, now(), now(), p_max)
+                ON CONFLICT (id) DO UPDATE
+                    SET epoch = h.epoch + 1, lease_until = now() + p_lease, joined = now(), renewed = now(),
+                        max_sessions = p_max, prev_epoch = h.epoch, prev_lease_until = h.lease_until
+                RETURNING epoch
+            $f$;
+
+            CREATE OR REPLACE FUNCTION wshostd_orphaned(p_owner text, p_epoch bigint) RETURNS boolean
+            LANGUAGE sql STABLE AS $f$
+                SELECT p_owner IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM wshostd_hosts h
+                     WHERE h.id = p_owner
+                       AND ((h.epoch = p_epoch AND h.lease_until >= now())
+                            OR (h.prev_epoch = p_epoch AND h.prev_lease_until >= now())))
+            $f$;
+            """
+        ),
     ]
 
     /// The script that brings a database up to date: one transaction, under

@@ -128,8 +128,9 @@ public final class PostgresConnection {
         state = .connecting
         pollingWrite = true
         armDeadline()
-        guard rewatch(write: true) else { return }
-        advanceConnect()
+        // The first poll once the socket is writable (libpq: "consider it
+        // returned PGRES_POLLING_WRITING").
+        _ = rewatch(write: true)
     }
 
     /// Runs `sql` with `parameters` ($1, $2, …, as text) after the queries
@@ -181,7 +182,10 @@ public final class PostgresConnection {
             lost(Failure(errorMessage() ?? "no socket", connectionLost: true))
             return false
         }
-        if let watch, watch.fd == fd {
+        // While connecting, libpq may close its socket and open the next one
+        // (another address or host) under the same number: registered afresh
+        // each time, since closing took the old one out of the epoll set.
+        if let watch, watch.fd == fd, state == .ready {
             watch.wantWrite(write)
             return true
         }
@@ -248,13 +252,7 @@ public final class PostgresConnection {
         guard PQconsumeInput(connection) == 1 else {
             return lost(Failure(errorMessage() ?? "connection to the database lost", connectionLost: true))
         }
-        while let notice = PQnotifies(connection) {
-            let channel = String(cString: notice.pointee.relname)
-            let payload = notice.pointee.extra.map { String(cString: $0) } ?? ""
-            PQfreemem(notice)
-            onNotify?(channel, payload)
-            guard self.connection == connection else { return }
-        }
+        guard drainNotifications(connection) else { return }
         while current != nil, PQisBusy(connection) == 0 {
             guard let result = PQgetResult(connection) else {
                 // The query is complete.
@@ -266,6 +264,7 @@ public final class PostgresConnection {
                 query.completion(outcome)
                 guard self.connection == connection else { return }
                 sendNext()
+                guard self.connection == connection else { return }
                 continue
             }
             // The first error wins; else the last result's rows.
@@ -275,9 +274,24 @@ public final class PostgresConnection {
             }
             PQclear(result)
         }
+        // Notifications parsed while reading the results.
+        guard drainNotifications(connection) else { return }
         if PQstatus(connection) == CONNECTION_BAD {
             lost(Failure(errorMessage() ?? "connection to the database lost", connectionLost: true))
         }
+    }
+
+    /// Hands the notifications libpq has parsed to `onNotify`; false when a
+    /// handler ended the connection.
+    private func drainNotifications(_ connection: OpaquePointer) -> Bool {
+        while let notice = PQnotifies(connection) {
+            let channel = String(cString: notice.pointee.relname)
+            let payload = notice.pointee.extra.map { String(cString: $0) } ?? ""
+            PQfreemem(notice)
+            onNotify?(channel, payload)
+            guard self.connection == connection else { return false }
+        }
+        return true
     }
 
     private static func rows(_ result: OpaquePointer) -> Result<Rows, Failure> {

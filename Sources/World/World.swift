@@ -136,6 +136,8 @@ public struct World: Sendable {
                 actions += removeRecord(address, now: now)
                 objects[address] = nil
             }
+            // A session started again under this id is a new one: held only once the fleet says so.
+            heldSessions?.remove(id)
             return actions
         case .join(let id, let user):
             try requireUsers([user])

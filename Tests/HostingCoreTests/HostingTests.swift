@@ -123,6 +123,13 @@ struct HostingTests {
         )
         #expect(opens(late).isEmpty && armed(late).isEmpty)
         #expect(opens(hosting.hold(nil, now: at(7))).map(\.1) == [2])
+
+        // A held session closed and started again under its id is a new one: not held until the fleet says so.
+        _ = hosting.hold(["s"], now: at(8))
+        _ = try hosting.apply(.closeSession("s"), now: at(9))
+        #expect(hosting.world.heldSessions == [])
+        _ = try hosting.apply(.startSession(Session(id: "s", name: "w", host: "host", present: ["host"])), now: at(10))
+        #expect(opens(try hosting.apply(spawn("ticker"), now: at(11))).isEmpty)
     }
 
     @Test("a denial and an ignored prompt: the verdict decides between no retry and a retry")

@@ -217,6 +217,14 @@ for h in h1 h2 h3; do
     url=$(ctl $h objects show c1 extra --json | jq -r '.object.record.url')
     [ "$url" = "ws://127.0.0.1:$p_peer/c1-extra" ] || fail "$h does not know c1/extra's record ($url)"
 done
+# A request whose change depends on the world before it (a reaction added to those there) is made once.
+ctl "$asker" objects react c1 extra --on received --echo >/dev/null || fail "objects react c1 extra on $asker"
+for h in h1 h2 h3; do
+    n=$(ctl $h objects reactions c1 extra --json | jq '.reactions | length')
+    [ "$n" = 1 ] || fail "$h has $n reactions on c1/extra (one added)"
+done
+removed=$(ctl "$asker" objects unreact c1 extra --json | jq '.removed')
+[ "$removed" = 1 ] || fail "objects unreact answered removed=$removed"
 ctl h1 sessions start fresh >/dev/null || fail "sessions start fresh on h1"
 total_sessions=$((total_sessions + 1))
 for _ in $(seq 50); do
@@ -227,7 +235,7 @@ done
 [ -n "$holder" ] || fail "the new session fresh has no holder"
 ctl h2 sessions show fresh >/dev/null || fail "h2 does not know the session fresh, started on h1"
 version=$(psql_ "SELECT version FROM wshostd_world")
-pass "a world changed on any host: c1/extra spawned and connected on $asker, carried out by its holder $other, known to all three; session fresh started on h1, held by $holder (shared world version $version)"
+pass "a world changed on any host: c1/extra spawned, connected and given a reaction (once) on $asker, carried out by its holder $other, known to all three; session fresh started on h1, held by $holder (shared world version $version)"
 
 drainee=h2
 [ "$other" = h2 ] && drainee=h3
