@@ -64,6 +64,7 @@ final class ControlService {
         runtime.reportsMessages = server.hasSubscribers
         server.onSubscribersChanged = { [unowned runtime] subscribed in runtime.reportsMessages = subscribed }
         server.handle = { [unowned self] client, request in respond(to: request, from: client) }
+        daemon.fleet?.onForwarded = { [unowned self] command in carryOutForwarded(command) }
     }
 
     private var view: ControlView {
@@ -146,6 +147,27 @@ final class ControlService {
                 guard let self, let client else { return }
                 client.complete(finish(request, client, afterStoring: error))
             }
+        case .wsSend(let address, _), .wsDisconnect(let address):
+            // A session held elsewhere: its holder's socket does it.
+            guard let fleet = daemon.fleet, runtime.world.sessions[address.session] != nil,
+                !runtime.world.holds(address.session)
+            else { return nil }
+            fleet.forward(address.session, request.command, answer)
+        case .usersToken(let user):
+            // In a fleet the first token made for a user, by any host, is the user's token everywhere.
+            guard let fleet = daemon.fleet, runtime.world.users[user] != nil,
+                (try? tokens.token(for: user, create: false)) ?? nil == nil
+            else { return nil }
+            fleet.storeToken(user, TokenStore.generate()) { [weak self, weak client] result in
+                guard let self, let client else { return }
+                switch result {
+                case .failure(let error):
+                    client.complete(.failure(id: request.id, error))
+                case .success(let token):
+                    tokens.adopt(user, token)
+                    client.complete(finish(request, client, afterStoring: nil))
+                }
+            }
         case .consentForget(let user, let key, _):
             guard let fleet = daemon.fleet, runtime.consent.decisions[user]?[key] != nil else { return nil }
             fleet.storeDecision(user, key, nil) { [weak self, weak client] error in
@@ -186,6 +208,41 @@ final class ControlService {
             client.complete(response)
         }
         return nil
+    }
+
+    /// The Text Message Sender (and binary) on this host's socket.
+    private func send(_ address: RecordAddress, _ payload: Payload) throws(ControlError) -> JSON {
+        _ = try object(address)
+        switch runtime.send(address, payload) {
+        case .sent: return .object(["outcome": .string("sent")])
+        case .failed(let reason): throw ControlError(.sendFailed, reason)
+        }
+    }
+
+    /// The explicit disconnect on this host's socket.
+    private func disconnect(_ address: RecordAddress, by peer: String) throws(ControlError) -> JSON {
+        do {
+            try runtime.disconnect(address)
+        } catch {
+            throw Self.translate(error)
+        }
+        logger.info(
+            "disconnect requested",
+            metadata: ["session.id": "\(address.session)", "object.id": "\(address.object)", "control.peer": "\(peer)"])
+        return .object(["record": try record(address)])
+    }
+
+    /// A request another host of the fleet forwarded for a session this host holds.
+    private func carryOutForwarded(_ command: ControlCommand) -> Result<JSON, ControlError> {
+        do throws(ControlError) {
+            switch command {
+            case .wsSend(let address, let payload): return .success(try send(address, payload))
+            case .wsDisconnect(let address): return .success(try disconnect(address, by: "another host of the fleet"))
+            default: throw ControlError(.forbidden, "only ws.send and ws.disconnect are forwarded")
+            }
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// A fleet request's copy of the core, and the changes made on it.
@@ -341,24 +398,9 @@ final class ControlService {
             try apply(.connect(address.session, address.object, url: url, user: user), client, address)
             return .object(["record": try record(address)])
         case .wsSend(let address, let payload):
-            _ = try object(address)
-            switch runtime.send(address, payload) {
-            case .sent: return .object(["outcome": .string("sent")])
-            case .failed(let reason): throw ControlError(.sendFailed, reason)
-            }
+            return try send(address, payload)
         case .wsDisconnect(let address):
-            do {
-                try runtime.disconnect(address)
-            } catch {
-                throw Self.translate(error)
-            }
-            logger.info(
-                "disconnect requested",
-                metadata: [
-                    "session.id": "\(address.session)", "object.id": "\(address.object)",
-                    "control.peer": "\(client.peerDescription)",
-                ])
-            return .object(["record": try record(address)])
+            return try disconnect(address, by: client.peerDescription)
 
         case .subscribe:
             preconditionFailure("subscriptions are the event stream's (respond)")

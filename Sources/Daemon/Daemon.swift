@@ -143,6 +143,7 @@ public final class Daemon {
             let fleet = FleetMember(settings: config.fleet, hostID: fleetHostID, runtime: runtime, timers: timers)
             fleet.onChange = { [unowned self] in statusSoon() }
             fleet.declared = config.world
+            fleet.onToken = { [unowned self] user, token in running?.tokens.adopt(user, token) }
             fleet.onDecision = { [unowned self, runtime, store] user, key, decision in
                 // Made on another host (or here, coming back): in effect here, and kept in the local store.
                 guard runtime.consent.decisions[user]?[key] != decision else { return }

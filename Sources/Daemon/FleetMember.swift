@@ -45,6 +45,15 @@ final class FleetMember {
     private var catchUpWaiters: [@LoopActor (Bool) -> Void] = []
     /// Log entries read per query (one entry may hold a whole declaration).
     private static let catchUpPage = 20
+    /// A consent token stored in the fleet (by any host), for this host's token store.
+    var onToken: (@LoopActor (UserID, String) -> Void)?
+    /// Carries out a request another host forwarded (ws.send, ws.disconnect
+    /// for a session this host holds): its result, or the error.
+    var onForwarded: (@LoopActor (ControlCommand) -> Result<JSON, ControlError>)?
+    /// Requests forwarded to a session's holder, waiting for its answer.
+    private var forwarded: [Int64: (answer: Answer, timer: TimerID)] = [:]
+    /// Answers announced before their request's id was known here.
+    private var earlyAnswers: Set<Int64> = []
     /// The newest shared decision this host has applied (`wshostd_decisions.seq`).
     private var decisionSeq: Int64 = 0
     private var syncing = false
@@ -87,9 +96,16 @@ final class FleetMember {
         connection.onLost = { [unowned self] failure in lost(failure) }
         connection.onReady = { [unowned self] in connected() }
         connection.onNotify = { [unowned self] _, payload in
-            switch payload {
+            let words = payload.split(separator: " ")
+            switch words.first {
             case "decision": syncDecisions()
+            case "token": syncTokens()
             case "world": catchUp { _ in }
+            case "request" where words.count == 3 && words[2] == hostID:
+                if let id = Int64(words[1]) { carryOut(id) }
+            case "answer" where words.count == 3 && words[2] == hostID:
+                if let id = Int64(words[1]) { answered(id) }
+            case "request", "answer": break
             default: roundSoon()
             }
         }
@@ -361,6 +377,130 @@ final class FleetMember {
         }
     }
 
+    // MARK: - Consent tokens, shared
+
+    /// Stores `candidate` as the user's token unless the fleet has one
+    /// already; `done` gets the user's token in the fleet.
+    func storeToken(
+        _ user: UserID, _ candidate: String, _ done: @escaping @LoopActor (Result<String, ControlError>) -> Void
+    ) {
+        connection.query("SELECT wshostd_token($1, $2)", [user.rawValue, candidate]) { result in
+            switch result {
+            case .success(let rows):
+                guard let token = rows.rows.first?.first ?? nil else {
+                    return done(.failure(ControlError(.unavailable, "the fleet's database stored no token")))
+                }
+                done(.success(token))
+            case .failure(let failure):
+                done(.failure(Self.controlError(failure)))
+            }
+        }
+    }
+
+    /// Every token of the fleet, for this host's token store (at connect and on NOTIFY).
+    private func syncTokens() {
+        connection.query("SELECT \"user\", token FROM wshostd_tokens") { [unowned self] result in
+            guard case .success(let rows) = result else { return }
+            for row in rows.rows where row.count == 2 {
+                if let user = row[0], let token = row[1] { onToken?(UserID(user), token) }
+            }
+        }
+    }
+
+    // MARK: - Requests for another host's sockets
+
+    /// Sends `command` (ws.send, ws.disconnect) to the holder of `session`,
+    /// which carries it out; `answer` gets its result, or why not.
+    func forward(_ session: SessionID, _ command: ControlCommand, _ answer: @escaping Answer) {
+        let request = JSON.object([
+            "op": .string(command.operation.rawValue), "args": .object(command.arguments),
+        ]).description
+        connection.query("SELECT wshostd_forward($1, $2, $3)", [hostID, session.rawValue, request]) {
+            [unowned self] result in
+            switch result {
+            case .failure(let failure) where failure.sqlState == "WS004":
+                answer(.failure(ControlError(.unavailable, failure.message)))
+            case .failure(let failure):
+                answer(.failure(Self.controlError(failure)))
+            case .success(let rows):
+                let words = ((rows.rows.first?.first ?? nil) ?? "").split(separator: " ")
+                guard words.count == 2, let id = Int64(words[0]) else {
+                    return answer(.failure(ControlError(.unavailable, "the fleet's database did not take the request")))
+                }
+                let target = String(words[1])
+                let wait = max(settings.timing.retryPeriod * 2, .seconds(2))
+                let timer = timers.schedule(after: wait, slack: .milliseconds(50)) { [unowned self] in
+                    guard let pending = forwarded.removeValue(forKey: id) else { return }
+                    pending.answer(
+                        .failure(
+                            ControlError(
+                                .unavailable, "no answer from \(target), the holder of \(session), within \(wait)")))
+                }
+                forwarded[id] = (answer, timer)
+                if earlyAnswers.remove(id) != nil { answered(id) }
+            }
+        }
+    }
+
+    /// The holder answered request `id`: read its answer.
+    private func answered(_ id: Int64) {
+        guard forwarded[id] != nil else {
+            earlyAnswers.insert(id)
+            if earlyAnswers.count > 1000 { earlyAnswers.removeAll() }
+            return
+        }
+        connection.query("SELECT answer FROM wshostd_requests WHERE id = $1", ["\(id)"]) { [unowned self] result in
+            guard let pending = forwarded.removeValue(forKey: id) else { return }
+            timers.cancel(pending.timer)
+            switch result {
+            case .failure(let failure):
+                pending.answer(.failure(Self.controlError(failure)))
+            case .success(let rows):
+                let text = (rows.rows.first?.first ?? nil) ?? ""
+                guard let json = try? JSON.parse(text), let ok = json["ok"]?.boolValue else {
+                    return pending.answer(.failure(ControlError(.unavailable, "the holder's answer is unreadable")))
+                }
+                if ok {
+                    pending.answer(.success(json["result"] ?? .object([:])))
+                } else {
+                    let code =
+                        json["error"]?["code"]?.stringValue.flatMap(ControlError.Code.init(rawValue:)) ?? .unavailable
+                    pending.answer(.failure(ControlError(code, json["error"]?["message"]?.stringValue ?? "")))
+                }
+            }
+        }
+    }
+
+    /// Another host forwarded request `id` to this host: carry it out, answer.
+    private func carryOut(_ id: Int64) {
+        connection.query("SELECT request FROM wshostd_requests WHERE id = $1 AND answer IS NULL", ["\(id)"]) {
+            [unowned self] result in
+            guard case .success(let rows) = result, let text = rows.rows.first?.first ?? nil else { return }
+            let outcome: Result<JSON, ControlError>
+            do {
+                let json = try JSON.parse(text)
+                let command = try ControlCommand(
+                    op: json["op"]?.stringValue ?? "", args: json["args"]?.objectValue ?? [:])
+                switch command {
+                case .wsSend, .wsDisconnect:
+                    outcome = onForwarded?(command) ?? .failure(ControlError(.unavailable, "not ready"))
+                default:
+                    outcome = .failure(ControlError(.forbidden, "only ws.send and ws.disconnect are forwarded"))
+                }
+            } catch let error as ControlError {
+                outcome = .failure(error)
+            } catch {
+                outcome = .failure(ControlError(.invalidRequest, "a forwarded request is unreadable: \(error)"))
+            }
+            let answer: JSON
+            switch outcome {
+            case .success(let result): answer = .object(["ok": .bool(true), "result": result])
+            case .failure(let error): answer = .object(["ok": .bool(false), "error": error.json])
+            }
+            connection.query("SELECT wshostd_answer($1, $2)", ["\(id)", answer.description]) { _ in }
+        }
+    }
+
     // MARK: - Operators (wshostctl fleet)
 
     typealias Answer = @LoopActor (Result<JSON, ControlError>) -> Void
@@ -465,6 +605,7 @@ final class FleetMember {
         guard !migrated else {
             listen()
             syncDecisions()
+            syncTokens()
             return catchUp { [unowned self] caughtUp in
                 guard caughtUp else { return }
                 worldReady ? round() : applyDeclared()
@@ -476,6 +617,7 @@ final class FleetMember {
                 migrated = true
                 listen()
                 syncDecisions()
+                syncTokens()
                 catchUp { [unowned self] caughtUp in if caughtUp { applyDeclared() } }
             case .failure(let failure):
                 // The script's transaction failed: a fresh connection tries again at the next round.

@@ -393,6 +393,66 @@ enum FleetSchema {
             $f$;
             """
         ),
+        (
+            5,
+            """
+            -- Consent tokens, shared: a user's consent channel works with any
+            -- host. The first token generated for a user wins.
+            CREATE TABLE wshostd_tokens ("user" text PRIMARY KEY, token text NOT NULL);
+            CREATE FUNCTION wshostd_token(p_user text, p_token text) RETURNS text
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_token text;
+            BEGIN
+                INSERT INTO wshostd_tokens ("user", token) VALUES (p_user, p_token) ON CONFLICT ("user") DO NOTHING;
+                SELECT t.token INTO v_token FROM wshostd_tokens t WHERE t."user" = p_user;
+                PERFORM pg_notify('wshostd_fleet', 'token');
+                RETURN v_token;
+            END
+            $f$;
+
+            -- Requests for a session's sockets (ws.send, ws.disconnect) asked
+            -- of a host that does not hold it: carried out by the holder, which
+            -- writes the answer back. Answered rows are kept a minute.
+            CREATE TABLE wshostd_requests (
+                id bigserial PRIMARY KEY,
+                origin text NOT NULL,
+                target text NOT NULL,
+                request text NOT NULL,
+                answer text,
+                asked timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE FUNCTION wshostd_forward(p_origin text, p_session text, p_request text) RETURNS text
+            LANGUAGE plpgsql AS $f$
+            DECLARE
+                v_target text;
+                v_id bigint;
+            BEGIN
+                DELETE FROM wshostd_requests r WHERE r.asked < now() - interval '1 minute';
+                SELECT s.owner INTO v_target FROM wshostd_sessions s
+                  JOIN wshostd_hosts h ON h.id = s.owner AND h.epoch = s.owner_epoch AND h.lease_until > now()
+                 WHERE s.session = p_session;
+                IF v_target IS NULL THEN
+                    RAISE EXCEPTION 'no host holds session % now', p_session USING ERRCODE = 'WS004';
+                END IF;
+                INSERT INTO wshostd_requests (origin, target, request) VALUES (p_origin, v_target, p_request)
+                RETURNING id INTO v_id;
+                PERFORM pg_notify('wshostd_fleet', 'request ' || v_id || ' ' || v_target);
+                RETURN v_id || ' ' || v_target;
+            END
+            $f$;
+            CREATE FUNCTION wshostd_answer(p_id bigint, p_answer text) RETURNS void
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_origin text;
+            BEGIN
+                UPDATE wshostd_requests r SET answer = p_answer WHERE r.id = p_id AND r.answer IS NULL
+                RETURNING r.origin INTO v_origin;
+                IF v_origin IS NOT NULL THEN
+                    PERFORM pg_notify('wshostd_fleet', 'answer ' || p_id || ' ' || v_origin);
+                END IF;
+            END
+            $f$;
+            """
+        ),
     ]
 
     /// The script that brings a database up to date: one transaction, under

@@ -3,7 +3,8 @@
 object, which fleet host is connected: every open and close is one line of
 `--log` ("<unix time> open|close <object> <host> <connection id>"). The object
 is the URL's path, the host comes from the User-Agent wshostd sends in a fleet
-("wshostd/0.2.0 (fleet host h1)"). Echoes what it receives.
+("wshostd/0.2.0 (fleet host h1)"). Echoes what it receives, and records
+each text message ("<time> msg <object> <host> <text without spaces>").
 
     peer.py --port N --log FILE
 """
@@ -34,6 +35,9 @@ async def handler(connection):
     log.write(f"{time.time():.6f} open {obj} {host} {number}\n")
     try:
         async for message in connection:
+            if isinstance(message, str):
+                text = "".join(message.split())[:40] or "-"
+                log.write(f"{time.time():.6f} msg {obj} {host} {text}\n")
             await connection.send(message)
     except Exception:
         pass

@@ -16,7 +16,9 @@
 #   5. restart PostgreSQL: the fleet recovers without anyone's help, nothing
 #      stored is lost;
 #   6. `wshostctl fleet` from any host shows the whole fleet; a consent
-#      decision made on one host holds on another after `fleet move`;
+#      decision made on one host holds on another after `fleet move`; the
+#      world changed on any host is carried out by the session's holder
+#      (spawn, connect, react, send, disconnect); tokens are shared;
 #      `fleet drain` empties a host, `undrain` gives it its share back;
 #   and over the whole run, outside the SIGSTOP window, never two hosts
 #   connected for one object at the same moment (the peer's record).
@@ -225,6 +227,23 @@ for h in h1 h2 h3; do
 done
 removed=$(ctl "$asker" objects unreact c1 extra --json | jq '.removed')
 [ "$removed" = 1 ] || fail "objects unreact answered removed=$removed"
+# The sockets of a session held elsewhere: ws.send and ws.disconnect go to the holder.
+out=$(ctl "$asker" ws send c1 extra --text "hello-from-$asker" --json) || fail "ws send c1 extra on $asker: $out"
+[ "$(jq -r '.outcome' <<<"$out")" = sent ] || fail "ws send on $asker answered $out"
+for _ in $(seq 25); do grep -q " msg c1-extra $other hello-from-$asker" "$work/peer.log" && break; sleep 0.2; done
+grep -q " msg c1-extra $other hello-from-$asker" "$work/peer.log" || fail "the text sent on $asker did not arrive through $other"
+ctl "$asker" ws disconnect c1 extra >/dev/null || fail "ws disconnect c1 extra on $asker"
+for _ in $(seq 25); do [ -z "$(analyse who --object c1-extra)" ] && break; sleep 0.2; done
+[ -z "$(analyse who --object c1-extra)" ] || fail "ws disconnect on $asker did not close c1/extra on $other"
+ctl "$asker" ws connect c1 extra >/dev/null || fail "ws connect c1 extra again on $asker"
+for _ in $(seq 50); do [ "$(analyse who --object c1-extra)" = "$other" ] && break; sleep 0.2; done
+[ "$(analyse who --object c1-extra)" = "$other" ] || fail "c1/extra did not connect again from $other"
+# Tokens: the first one made, by any host, is the user's token everywhere.
+t1=$(ctl h1 users token ann --json | jq -r '.token')
+t2=$(ctl h2 users token ann --json | jq -r '.token')
+t3=$(ctl h3 users token ann --json | jq -r '.token')
+[ -n "$t1" ] && [ "$t1" = "$t2" ] && [ "$t2" = "$t3" ] || fail "ann's token differs between hosts: $t1 $t2 $t3"
+pass "ws send and ws disconnect asked of $asker were carried out by the holder $other (the text arrived through it, the socket closed there); ann's consent token is the same on every host"
 ctl h1 sessions start fresh >/dev/null || fail "sessions start fresh on h1"
 total_sessions=$((total_sessions + 1))
 for _ in $(seq 50); do
@@ -327,6 +346,14 @@ members=$(psql_ "SELECT count(*) FROM wshostd_hosts WHERE lease_until > now()")
 drops=$(awk -v t="$t_pg" '$1 >= t && $2 == "close"' "$work/peer.log" | wc -l)
 [ "$drops" = 0 ] || fail "the database restart (shorter than the renew deadline) cost $drops connections"
 pass "PostgreSQL restarted: the fleet recovered by itself (3 leases, $rows_after sessions stored, every object connected, no connection dropped: the restart was shorter than the renew deadline)"
+
+# The database's load in the steady state: transactions committed per second, per host.
+c0=$(psql_ "SELECT xact_commit FROM pg_stat_database WHERE datname = 'fleet'")
+sleep 10
+c1=$(psql_ "SELECT xact_commit FROM pg_stat_database WHERE datname = 'fleet'")
+rate=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 10 / 3 }')
+pass "steady state: $rate transactions a second per host (a round a second each; the test's own queries included), $(analyse state | cut -d' ' -f3-) records per host"
+echo "fleet-db-load: $rate transactions/s per host"
 
 # Over the whole run: never two hosts for one object, outside the SIGSTOP window.
 t_gap=$(awk -v t="$t_cont" 'BEGIN { printf "%.3f", t + 1.0 }')
