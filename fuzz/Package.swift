@@ -32,9 +32,10 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict),
+        .target(name: "FleetCore", dependencies: ["MonotonicTime", "World"], swiftSettings: strict),
         .target(
             name: "Config",
-            dependencies: ["WebSocketProtocol", "World"],
+            dependencies: ["FleetCore", "WebSocketProtocol", "World"],
             swiftSettings: strict),
         .executableTarget(
             name: "FuzzFrames", dependencies: ["WebSocketProtocol", "Zlib"], path: "Fuzzers/FuzzFrames",

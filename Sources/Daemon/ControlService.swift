@@ -88,8 +88,13 @@ final class ControlService {
                 let (result, backlogAfter) = try events.subscribe(client, filter, since: since)
                 return ControlServer.Reply(.success(id: request.id, result), backlogAfter: backlogAfter)
             }
-            if let fleet = daemon.fleet {
-                return inFleet(request, client, fleet).map { ControlServer.Reply($0) } ?? .later
+            if let fleet = daemon.fleet, scratch == nil {
+                switch request.command {
+                case .wsSend, .wsDisconnect:
+                    break  // the sockets of a session held here: no world change
+                default:
+                    return inFleet(request, client, fleet).map { ControlServer.Reply($0) } ?? .later
+                }
             }
             let result = try run(request.command, client)
             return ControlServer.Reply(.success(id: request.id, result))
@@ -155,10 +160,11 @@ final class ControlService {
             fleet.forward(address.session, request.command, answer)
         case .usersToken(let user):
             // In a fleet the first token made for a user, by any host, is the user's token everywhere.
-            guard let fleet = daemon.fleet, runtime.world.users[user] != nil,
-                (try? tokens.token(for: user, create: false)) ?? nil == nil
-            else { return nil }
-            fleet.storeToken(user, TokenStore.generate()) { [weak self, weak client] result in
+            guard let fleet = daemon.fleet, runtime.world.users[user] != nil, tokens.configured[user] == nil else {
+                return nil
+            }
+            let candidate = tokens.generated[user] ?? TokenStore.generate()
+            fleet.storeToken(user, candidate) { [weak self, weak client] result in
                 guard let self, let client else { return }
                 switch result {
                 case .failure(let error):

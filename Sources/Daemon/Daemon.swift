@@ -144,6 +144,7 @@ public final class Daemon {
             fleet.onChange = { [unowned self] in statusSoon() }
             fleet.declared = config.world
             fleet.onToken = { [unowned self] user, token in running?.tokens.adopt(user, token) }
+            fleet.localTokens = { [unowned self] in running?.tokens.generated ?? [:] }
             fleet.onDecision = { [unowned self, runtime, store] user, key, decision in
                 // Made on another host (or here, coming back): in effect here, and kept in the local store.
                 guard runtime.consent.decisions[user]?[key] != decision else { return }

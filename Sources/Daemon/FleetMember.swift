@@ -47,6 +47,8 @@ final class FleetMember {
     private static let catchUpPage = 20
     /// A consent token stored in the fleet (by any host), for this host's token store.
     var onToken: (@LoopActor (UserID, String) -> Void)?
+    /// The tokens this host generated (not the config's).
+    var localTokens: (@LoopActor () -> [UserID: String])?
     /// Carries out a request another host forwarded (ws.send, ws.disconnect
     /// for a session this host holds): its result, or the error.
     var onForwarded: (@LoopActor (ControlCommand) -> Result<JSON, ControlError>)?
@@ -177,6 +179,7 @@ final class FleetMember {
         ) { [unowned self] result in
             catchingUp = false
             var caughtUp = false
+            var gap = false
             switch result {
             case .success(let rows):
                 caughtUp = rows.rows.count < Self.catchUpPage
@@ -184,14 +187,18 @@ final class FleetMember {
                     guard let seq = Int64(row[0] ?? ""), seq > worldVersion else { continue }
                     guard seq == worldVersion + 1 else {
                         logger.error("shared world: change \(seq) follows \(worldVersion); a change is missing")
+                        gap = true
                         break
                     }
                     applyLogged(seq: seq, changes: row[1] ?? "[]", declared: row[2] ?? nil, by: row[3] ?? "")
                 }
                 // A full page: more to read.
-                if !caughtUp { catchUpAgain = true }
+                if !caughtUp && !gap { catchUpAgain = true }
             case .failure(let failure):
                 if !failure.connectionLost { logger.warning("reading the shared world failed: \(failure)") }
+                gap = true
+            }
+            if gap {
                 catchUpAgain = false
                 let waiters = catchUpWaiters
                 catchUpWaiters = []
@@ -263,6 +270,14 @@ final class FleetMember {
                 done(
                     ControlError(
                         .conflict, "the world changed on another host meanwhile; try again (\(failure.message))"))
+            case .failure(let failure)
+            where failure.connectionLost && failure.message != "not connected to the database":
+                // Sent, but no answer: it may be stored (the next catch-up applies it then).
+                done(
+                    ControlError(
+                        .unavailable,
+                        "the fleet's database did not answer (\(failure.message)); the change may or may not be stored: look before trying again"
+                    ))
             case .failure(let failure):
                 done(Self.controlError(failure))
             }
@@ -314,7 +329,7 @@ final class FleetMember {
     }
 
     private func ready() {
-        guard !worldReady else { return }
+        guard !worldReady else { return round() }
         worldReady = true
         logger.notice(
             "fleet world loaded",
@@ -397,12 +412,22 @@ final class FleetMember {
         }
     }
 
-    /// Every token of the fleet, for this host's token store (at connect and on NOTIFY).
+    /// Every token of the fleet, for this host's token store (at connect and
+    /// on NOTIFY); a token generated here that the fleet does not have (made
+    /// before this host joined) is offered to it first.
     private func syncTokens() {
         connection.query("SELECT \"user\", token FROM wshostd_tokens") { [unowned self] result in
             guard case .success(let rows) = result else { return }
+            var fleet: Set<UserID> = []
             for row in rows.rows where row.count == 2 {
-                if let user = row[0], let token = row[1] { onToken?(UserID(user), token) }
+                guard let user = row[0], let token = row[1] else { continue }
+                fleet.insert(UserID(user))
+                onToken?(UserID(user), token)
+            }
+            for (user, token) in localTokens?() ?? [:] where !fleet.contains(user) {
+                storeToken(user, token) { [unowned self] result in
+                    if case .success(let stored) = result { onToken?(user, stored) }
+                }
             }
         }
     }
@@ -428,7 +453,7 @@ final class FleetMember {
                     return answer(.failure(ControlError(.unavailable, "the fleet's database did not take the request")))
                 }
                 let target = String(words[1])
-                let wait = max(settings.timing.retryPeriod * 2, .seconds(2))
+                let wait = forwardWait
                 let timer = timers.schedule(after: wait, slack: .milliseconds(50)) { [unowned self] in
                     guard let pending = forwarded.removeValue(forKey: id) else { return }
                     pending.answer(
@@ -441,6 +466,10 @@ final class FleetMember {
             }
         }
     }
+
+    /// How long a forwarded request waits for the holder's answer (and after
+    /// which the holder no longer carries it out).
+    private var forwardWait: Duration { max(settings.timing.retryPeriod * 2, .seconds(2)) }
 
     /// The holder answered request `id`: read its answer.
     private func answered(_ id: Int64) {
@@ -473,32 +502,41 @@ final class FleetMember {
 
     /// Another host forwarded request `id` to this host: carry it out, answer.
     private func carryOut(_ id: Int64) {
-        connection.query("SELECT request FROM wshostd_requests WHERE id = $1 AND answer IS NULL", ["\(id)"]) {
-            [unowned self] result in
+        connection.query(
+            "SELECT request FROM wshostd_requests WHERE id = $1 AND answer IS NULL AND taken IS NULL", ["\(id)"]
+        ) { [unowned self] result in
             guard case .success(let rows) = result, let text = rows.rows.first?.first ?? nil else { return }
-            let outcome: Result<JSON, ControlError>
+            let command: ControlCommand
             do {
                 let json = try JSON.parse(text)
-                let command = try ControlCommand(
-                    op: json["op"]?.stringValue ?? "", args: json["args"]?.objectValue ?? [:])
-                switch command {
-                case .wsSend, .wsDisconnect:
-                    outcome = onForwarded?(command) ?? .failure(ControlError(.unavailable, "not ready"))
-                default:
-                    outcome = .failure(ControlError(.forbidden, "only ws.send and ws.disconnect are forwarded"))
-                }
-            } catch let error as ControlError {
-                outcome = .failure(error)
+                command = try ControlCommand(op: json["op"]?.stringValue ?? "", args: json["args"]?.objectValue ?? [:])
             } catch {
-                outcome = .failure(ControlError(.invalidRequest, "a forwarded request is unreadable: \(error)"))
+                return logger.warning("a forwarded request is unreadable: \(error)")
             }
-            let answer: JSON
-            switch outcome {
-            case .success(let result): answer = .object(["ok": .bool(true), "result": result])
-            case .failure(let error): answer = .object(["ok": .bool(false), "error": error.json])
+            // Only the holder carries it out (another process with this host's id does not).
+            switch command {
+            case .wsSend(let address, _), .wsDisconnect(let address):
+                guard runtime.world.holds(address.session), core.epoch != nil else { return }
+            default:
+                return logger.warning("a forwarded request that is not ws.send or ws.disconnect was refused")
             }
-            connection.query("SELECT wshostd_answer($1, $2)", ["\(id)", answer.description]) { _ in }
+            // Taken once, and not after its asker stopped waiting.
+            connection.query("SELECT wshostd_take($1, $2::interval)", ["\(id)", Self.interval(forwardWait)]) {
+                [unowned self] taken in
+                guard case .success(let rows) = taken, (rows.rows.first?.first ?? nil) != nil else { return }
+                answer(id, onForwarded?(command) ?? .failure(ControlError(.unavailable, "not ready")))
+            }
         }
+    }
+
+    /// Writes the answer of a forwarded request (its asker is NOTIFYed).
+    private func answer(_ id: Int64, _ outcome: Result<JSON, ControlError>) {
+        let answer: JSON
+        switch outcome {
+        case .success(let result): answer = .object(["ok": .bool(true), "result": result])
+        case .failure(let error): answer = .object(["ok": .bool(false), "error": error.json])
+        }
+        connection.query("SELECT wshostd_answer($1, $2)", ["\(id)", answer.description]) { _ in }
     }
 
     // MARK: - Operators (wshostctl fleet)
@@ -606,10 +644,8 @@ final class FleetMember {
             listen()
             syncDecisions()
             syncTokens()
-            return catchUp { [unowned self] caughtUp in
-                guard caughtUp else { return }
-                worldReady ? round() : applyDeclared()
-            }
+            // (A reload made while the database was away is applied now.)
+            return catchUp { [unowned self] caughtUp in if caughtUp { applyDeclared() } }
         }
         connection.query(FleetSchema.migrationScript) { [unowned self] result in
             switch result {
@@ -757,6 +793,10 @@ final class FleetMember {
                     core.renewed(
                         epoch: epoch, sessions: held, share: share, handOver: handOver, pinned: pinned, sentAt: sentAt,
                         generation: generation, now: now))
+                // The world lets go of a session that closes (and may start again under its id): what
+                // the database just said this host holds is held again.
+                let holding = Set(core.held.keys)
+                if core.epoch == epoch, runtime.world.heldSessions != holding { runtime.hold(holding) }
                 armCheck()
             case .failure(let failure) where failure.sqlState == "WS001":
                 perform(core.membershipLost(reason: failure.message, now: now))

@@ -453,6 +453,20 @@ enum FleetSchema {
             $f$;
             """
         ),
+        (
+            6,
+            """
+            -- A forwarded request is carried out once, and not after its asker
+            -- stopped waiting: the holder takes it first.
+            ALTER TABLE wshostd_requests ADD COLUMN taken timestamptz;
+            CREATE FUNCTION wshostd_take(p_id bigint, p_wait interval) RETURNS text
+            LANGUAGE sql AS $f$
+                UPDATE wshostd_requests r SET taken = now()
+                 WHERE r.id = p_id AND r.taken IS NULL AND r.answer IS NULL AND r.asked > now() - p_wait
+                RETURNING r.request
+            $f$;
+            """
+        ),
     ]
 
     /// The script that brings a database up to date: one transaction, under
