@@ -83,7 +83,7 @@ final class FleetMember {
 
     /// Set by `leave`: no more rounds.
     private(set) var leaving = false
-    /// Rounds answered, and the last round's time (database writes per second, in the docs).
+    /// Rounds answered since start.
     private(set) var rounds = 0
 
     init(settings: DaemonConfig.Fleet, hostID: String, runtime: Runtime, timers: LoopTimers) {
