@@ -202,9 +202,10 @@ final class ControlService {
             failed = true
         }
         let made = scratch?.made ?? []
+        let after = scratch?.core.world ?? runtime.world
         scratch = nil
         guard !made.isEmpty, !failed else { return response }
-        fleet.write(made.map(\.change), by: "\(client.peerDescription) on \(fleet.hostID)") {
+        fleet.write(made.map(\.change), leading: after, by: "\(client.peerDescription) on \(fleet.hostID)") {
             [weak self, weak client] error in
             guard let self, let client else { return }
             if let error { return client.complete(.failure(id: request.id, error)) }

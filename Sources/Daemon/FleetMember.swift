@@ -83,8 +83,6 @@ final class FleetMember {
 
     /// Set by `leave`: no more rounds.
     private(set) var leaving = false
-    /// Rounds answered since start.
-    private(set) var rounds = 0
 
     init(settings: DaemonConfig.Fleet, hostID: String, runtime: Runtime, timers: LoopTimers) {
         self.settings = settings
@@ -236,24 +234,23 @@ final class FleetMember {
 
     /// Appends `changes` (checked on this host's world first) to the shared
     /// world, then applies them here; `done` gets nil, or why nothing changed.
+    /// `world` is the world after them (computed by the caller, who checked
+    /// them on a copy): its sessions become the fleet's.
     func write(
-        _ changes: [WorldChange], declared: String? = nil, by: String,
+        _ changes: [WorldChange], leading world: World, declared: String? = nil, by: String,
         _ done: @escaping @LoopActor (ControlError?) -> Void
     ) {
         guard worldReady || declared != nil else {
             return done(ControlError(.unavailable, "this host has not caught up with the fleet's world yet"))
         }
-        // The sessions the world will have, with their record counts.
-        var next = runtime.core
-        for change in changes { _ = try? next.apply(change, now: timers.now()) }
-        let sessions = next.world.sessions.keys.sorted()
+        let sessions = world.sessions.keys.sorted()
         let base = worldVersion
         let text = JSON.array(changes.map(WorldCoding.encode)).description
         connection.query(
             "SELECT wshostd_world_append($1, $2, $3, $4, $5::text[], $6::integer[])",
             [
                 "\(base)", text, declared, by, Self.arrayLiteral(sessions.map(\.rawValue)),
-                "{" + sessions.map { "\(next.world.recordCount($0))" }.joined(separator: ",") + "}",
+                "{" + sessions.map { "\(world.recordCount($0))" }.joined(separator: ",") + "}",
             ]
         ) { [unowned self] result in
             switch result {
@@ -310,7 +307,7 @@ final class FleetMember {
                 logger.error("declared world: \(error)")
             }
         }
-        write(accepted, declared: text, by: "the config of \(hostID)") { [unowned self] error in
+        write(accepted, leading: scratch.world, declared: text, by: "the config of \(hostID)") { [unowned self] error in
             guard let error else {
                 if !accepted.isEmpty {
                     logger.notice(
@@ -776,7 +773,6 @@ final class FleetMember {
             }
             switch result {
             case .success(let rows):
-                rounds += 1
                 var held: [SessionID: Int64] = [:]
                 var share: Int?
                 var handOver: Set<SessionID> = []

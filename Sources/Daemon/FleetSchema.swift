@@ -14,138 +14,97 @@ enum FleetSchema {
                 id text PRIMARY KEY,
                 epoch bigint NOT NULL,
                 lease_until timestamptz NOT NULL,
+                -- The previous epoch and its lease: its sessions stay its own until
+                -- that lease has run out (another process with the same id, or this
+                -- host before it fenced itself, closes its sockets by then).
+                prev_epoch bigint,
+                prev_lease_until timestamptz,
                 joined timestamptz NOT NULL,
                 renewed timestamptz NOT NULL,
                 max_sessions integer NOT NULL DEFAULT 0,
                 draining boolean NOT NULL DEFAULT false
             );
+            -- The world's sessions (wshostd_world_append keeps them equal), their
+            -- holder and epoch, how often each was claimed (fence), and an
+            -- operator's pin: a pinned session's holder hands it over, the others
+            -- leave it to that host, which claims it first and never hands it on
+            -- for balance (a pin to a host that is not live, or drains, counts for
+            -- nothing).
             CREATE TABLE wshostd_sessions (
                 session text PRIMARY KEY,
                 records integer NOT NULL DEFAULT 0,
                 owner text,
                 owner_epoch bigint,
                 fence bigint NOT NULL DEFAULT 0,
-                claimed timestamptz
+                claimed timestamptz,
+                pinned_to text
             );
             CREATE INDEX wshostd_sessions_owner ON wshostd_sessions (owner, owner_epoch);
 
-            -- A host joins (again): a new epoch, so whatever it held before is orphaned.
+            -- Users' consent decisions, shared: a session that moves keeps them. A
+            -- forgotten decision stays as a row without a verdict, so that the other
+            -- hosts learn it; seq orders the changes (writers take a lock, so seq
+            -- order is commit order) and each host reads what is newer than what it has.
+            CREATE SEQUENCE wshostd_decision_seq;
+            CREATE TABLE wshostd_decisions (
+                "user" text NOT NULL,
+                host text NOT NULL,
+                port integer NOT NULL,
+                scope text NOT NULL,
+                verdict text,
+                reason text NOT NULL DEFAULT '',
+                seq bigint NOT NULL,
+                PRIMARY KEY ("user", host, port, scope)
+            );
+            CREATE INDEX wshostd_decisions_seq ON wshostd_decisions (seq);
+
+            -- Consent tokens, shared: the first one generated for a user, by any
+            -- host, is the user's token on every host.
+            CREATE TABLE wshostd_tokens ("user" text PRIMARY KEY, token text NOT NULL);
+
+            -- The world, shared: a log of changes that every host applies in order
+            -- (seq), and the declared world last applied from the config. A change
+            -- is appended only onto the version its host computed it on (SQLSTATE
+            -- WS003 otherwise), so every host applies the same changes in the same
+            -- order to the same world.
+            CREATE TABLE wshostd_world (
+                id integer PRIMARY KEY CHECK (id = 1),
+                version bigint NOT NULL,
+                declared text
+            );
+            INSERT INTO wshostd_world (id, version) VALUES (1, 0);
+            CREATE TABLE wshostd_world_log (
+                seq bigint PRIMARY KEY,
+                changes text NOT NULL,
+                declared text,
+                by text NOT NULL,
+                at timestamptz NOT NULL DEFAULT now()
+            );
+
+            -- Requests for a session's sockets (ws.send, ws.disconnect) asked of a
+            -- host that does not hold it: the holder takes one (once, and not after
+            -- its asker stopped waiting), carries it out and writes the answer back.
+            -- Rows are kept a minute.
+            CREATE TABLE wshostd_requests (
+                id bigserial PRIMARY KEY,
+                origin text NOT NULL,
+                target text NOT NULL,
+                request text NOT NULL,
+                answer text,
+                asked timestamptz NOT NULL DEFAULT now(),
+                taken timestamptz
+            );
+
+            -- A host joins (again): a new epoch. What it held under the previous
+            -- one stays that epoch's until its lease has run out (prev_*).
             CREATE FUNCTION wshostd_join(p_host text, p_lease interval, p_max integer) RETURNS bigint
             LANGUAGE sql AS $f$
                 INSERT INTO wshostd_hosts AS h (id, epoch, lease_until, joined, renewed, max_sessions)
                 VALUES (p_host, 1, now() + p_lease, now(), now(), p_max)
                 ON CONFLICT (id) DO UPDATE
                     SET epoch = h.epoch + 1, lease_until = now() + p_lease, joined = now(), renewed = now(),
-                        max_sessions = p_max
+                        max_sessions = p_max, prev_epoch = h.epoch, prev_lease_until = h.lease_until
                 RETURNING epoch
-            $f$;
-
-            -- One round: renew the lease (on the database's clock), claim
-            -- orphaned sessions up to the fair share (sessions / live hosts,
-            -- rounded up; 0 while draining), the batch and the host's limit
-            -- (SKIP LOCKED: hosts claiming together never wait for each
-            -- other), and list what the host holds with the fair share (past
-            -- it, the host hands sessions over). A host whose epoch is over
-            -- gets SQLSTATE WS001.
-            CREATE FUNCTION wshostd_round(p_host text, p_epoch bigint, p_lease interval, p_max integer, p_batch integer)
-            RETURNS TABLE (held_session text, held_fence bigint, fair_share integer)
-            LANGUAGE plpgsql AS $f$
-            DECLARE
-                v_draining boolean;
-                v_live integer;
-                v_total integer;
-                v_held integer;
-                v_share integer := 0;
-                v_room integer;
-                v_session text;
-            BEGIN
-                UPDATE wshostd_hosts h SET lease_until = now() + p_lease, renewed = now(), max_sessions = p_max
-                 WHERE h.id = p_host AND h.epoch = p_epoch
-                RETURNING h.draining INTO v_draining;
-                IF NOT FOUND THEN
-                    RAISE EXCEPTION 'host % is no longer a member with epoch %', p_host, p_epoch
-                        USING ERRCODE = 'WS001';
-                END IF;
-                IF NOT v_draining THEN
-                    SELECT count(*) INTO v_live FROM wshostd_hosts h WHERE h.lease_until > now() AND NOT h.draining;
-                    SELECT count(*) INTO v_total FROM wshostd_sessions;
-                    SELECT count(*) INTO v_held FROM wshostd_sessions s
-                     WHERE s.owner = p_host AND s.owner_epoch = p_epoch;
-                    v_share := ceil(v_total::numeric / greatest(v_live, 1))::integer;
-                    IF p_max > 0 THEN
-                        v_share := least(v_share, p_max);
-                    END IF;
-                    v_room := least(v_share - v_held, p_batch);
-                    IF v_room > 0 THEN
-                        FOR v_session IN
-                            SELECT s.session FROM wshostd_sessions s
-                              LEFT JOIN wshostd_hosts h ON h.id = s.owner
-                             WHERE s.owner IS NULL OR h.id IS NULL OR h.epoch <> s.owner_epoch OR h.lease_until < now()
-                             ORDER BY s.claimed NULLS FIRST, s.session
-                             LIMIT v_room
-                               FOR UPDATE OF s SKIP LOCKED
-                        LOOP
-                            UPDATE wshostd_sessions s
-                               SET owner = p_host, owner_epoch = p_epoch, fence = s.fence + 1, claimed = now()
-                             WHERE s.session = v_session;
-                        END LOOP;
-                    END IF;
-                END IF;
-                RETURN QUERY SELECT s.session, s.fence, v_share FROM wshostd_sessions s
-                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch ORDER BY s.session;
-            END
-            $f$;
-
-            -- A host that stops gives its sessions up (its sockets are closed):
-            -- the others claim them at their next round, without waiting for the lease.
-            CREATE FUNCTION wshostd_leave(p_host text, p_epoch bigint) RETURNS integer
-            LANGUAGE plpgsql AS $f$
-            DECLARE v_count integer;
-            BEGIN
-                UPDATE wshostd_sessions s SET owner = NULL, owner_epoch = NULL
-                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch;
-                GET DIAGNOSTICS v_count = ROW_COUNT;
-                UPDATE wshostd_hosts h SET lease_until = now() WHERE h.id = p_host AND h.epoch = p_epoch;
-                PERFORM pg_notify('wshostd_fleet', 'left ' || p_host);
-                RETURN v_count;
-            END
-            $f$;
-
-            -- A host hands sessions over (their sockets are closed): the
-            -- others claim them at their next round.
-            CREATE FUNCTION wshostd_release(p_host text, p_epoch bigint, p_sessions text[]) RETURNS integer
-            LANGUAGE plpgsql AS $f$
-            DECLARE v_count integer;
-            BEGIN
-                UPDATE wshostd_sessions s SET owner = NULL, owner_epoch = NULL
-                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch AND s.session = ANY (p_sessions);
-                GET DIAGNOSTICS v_count = ROW_COUNT;
-                RETURN v_count;
-            END
-            $f$;
-
-            -- The sessions of the world as a host knows them (with their record counts).
-            CREATE FUNCTION wshostd_publish(p_sessions text[], p_records integer[]) RETURNS void
-            LANGUAGE sql AS $f$
-                INSERT INTO wshostd_sessions AS s (session, records)
-                SELECT * FROM unnest(p_sessions, p_records)
-                ON CONFLICT (session) DO UPDATE SET records = EXCLUDED.records
-                WHERE s.records IS DISTINCT FROM EXCLUDED.records
-            $f$;
-            """
-        ),
-        (
-            2,
-            """
-            -- An operator's move pins a session to a host: its holder hands it
-            -- over, the others leave it to that host, which claims it first
-            -- and never hands it on for balance. A pin to a host that is not
-            -- live, or drains, counts for nothing.
-            ALTER TABLE wshostd_sessions ADD COLUMN pinned_to text;
-
-            CREATE FUNCTION wshostd_effective_pin(p_pin text) RETURNS text
-            LANGUAGE sql STABLE AS $f$
-                SELECT h.id FROM wshostd_hosts h WHERE h.id = p_pin AND h.lease_until > now() AND NOT h.draining
             $f$;
 
             -- Whether a session's owner no longer holds it. A function, not an
@@ -156,7 +115,16 @@ enum FleetSchema {
             CREATE FUNCTION wshostd_orphaned(p_owner text, p_epoch bigint) RETURNS boolean
             LANGUAGE sql STABLE AS $f$
                 SELECT p_owner IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM wshostd_hosts h WHERE h.id = p_owner AND h.epoch = p_epoch AND h.lease_until >= now())
+                    SELECT 1 FROM wshostd_hosts h
+                     WHERE h.id = p_owner
+                       AND ((h.epoch = p_epoch AND h.lease_until >= now())
+                            OR (h.prev_epoch = p_epoch AND h.prev_lease_until >= now())))
+            $f$;
+
+            -- The host a pin names, if it is live and takes sessions.
+            CREATE FUNCTION wshostd_effective_pin(p_pin text) RETURNS text
+            LANGUAGE sql STABLE AS $f$
+                SELECT h.id FROM wshostd_hosts h WHERE h.id = p_pin AND h.lease_until > now() AND NOT h.draining
             $f$;
 
             -- Claims a locked session for a host, if it is still orphaned at
@@ -171,7 +139,13 @@ enum FleetSchema {
             END
             $f$;
 
-            DROP FUNCTION wshostd_round(text, bigint, interval, integer, integer);
+            -- One round: renew the lease (on the database's clock), claim
+            -- orphaned sessions up to the fair share (sessions / live hosts,
+            -- rounded up; 0 while draining), the batch and the host's limit
+            -- (SKIP LOCKED: hosts claiming together never wait for each
+            -- other), and list what the host holds with the fair share (past
+            -- it, the host hands sessions over). A host whose epoch is over
+            -- gets SQLSTATE WS001.
             CREATE FUNCTION wshostd_round(p_host text, p_epoch bigint, p_lease interval, p_max integer, p_batch integer)
             RETURNS TABLE (held_session text, held_fence bigint, fair_share integer, hand_over boolean, pinned boolean)
             LANGUAGE plpgsql AS $f$
@@ -236,7 +210,7 @@ enum FleetSchema {
             $f$;
 
             -- Hand-overs wake the others (they claim at once, not at their next round).
-            CREATE OR REPLACE FUNCTION wshostd_release(p_host text, p_epoch bigint, p_sessions text[]) RETURNS integer
+            CREATE FUNCTION wshostd_release(p_host text, p_epoch bigint, p_sessions text[]) RETURNS integer
             LANGUAGE plpgsql AS $f$
             DECLARE v_count integer;
             BEGIN
@@ -244,6 +218,21 @@ enum FleetSchema {
                  WHERE s.owner = p_host AND s.owner_epoch = p_epoch AND s.session = ANY (p_sessions);
                 GET DIAGNOSTICS v_count = ROW_COUNT;
                 PERFORM pg_notify('wshostd_fleet', 'released ' || p_host);
+                RETURN v_count;
+            END
+            $f$;
+
+            -- A host that stops gives its sessions up (its sockets are closed):
+            -- the others claim them at their next round, without waiting for the lease.
+            CREATE FUNCTION wshostd_leave(p_host text, p_epoch bigint) RETURNS integer
+            LANGUAGE plpgsql AS $f$
+            DECLARE v_count integer;
+            BEGIN
+                UPDATE wshostd_sessions s SET owner = NULL, owner_epoch = NULL
+                 WHERE s.owner = p_host AND s.owner_epoch = p_epoch;
+                GET DIAGNOSTICS v_count = ROW_COUNT;
+                UPDATE wshostd_hosts h SET lease_until = now() WHERE h.id = p_host AND h.epoch = p_epoch;
+                PERFORM pg_notify('wshostd_fleet', 'left ' || p_host);
                 RETURN v_count;
             END
             $f$;
@@ -277,24 +266,6 @@ enum FleetSchema {
             END
             $f$;
 
-            -- Users' consent decisions, shared: a session that moves keeps
-            -- them. A forgotten decision stays as a row without a verdict, so
-            -- that the other hosts learn it; seq orders the changes (writers
-            -- take a lock, so seq order is commit order) and each host reads
-            -- what is newer than what it has.
-            CREATE SEQUENCE wshostd_decision_seq;
-            CREATE TABLE wshostd_decisions (
-                "user" text NOT NULL,
-                host text NOT NULL,
-                port integer NOT NULL,
-                scope text NOT NULL,
-                verdict text,
-                reason text NOT NULL DEFAULT '',
-                seq bigint NOT NULL,
-                PRIMARY KEY ("user", host, port, scope)
-            );
-            CREATE INDEX wshostd_decisions_seq ON wshostd_decisions (seq);
-
             CREATE FUNCTION wshostd_decide(
                 p_user text, p_host text, p_port integer, p_scope text, p_verdict text, p_reason text
             ) RETURNS bigint
@@ -311,30 +282,6 @@ enum FleetSchema {
                 RETURN v_seq;
             END
             $f$;
-            """
-        ),
-        (
-            3,
-            """
-            -- The world, shared: a log of changes that every host applies in
-            -- order (seq), and the declared world last applied from the
-            -- config. A change is appended only onto the version its host
-            -- computed it on (SQLSTATE WS003 otherwise: the host catches up and
-            -- the operator tries again), so every host applies the same
-            -- changes in the same order to the same world.
-            CREATE TABLE wshostd_world (
-                id integer PRIMARY KEY CHECK (id = 1),
-                version bigint NOT NULL,
-                declared text
-            );
-            INSERT INTO wshostd_world (id, version) VALUES (1, 0);
-            CREATE TABLE wshostd_world_log (
-                seq bigint PRIMARY KEY,
-                changes text NOT NULL,
-                declared text,
-                by text NOT NULL,
-                at timestamptz NOT NULL DEFAULT now()
-            );
 
             -- Appends changes onto version p_base; the sessions of the world
             -- after them (with their record counts) become the fleet's
@@ -362,43 +309,7 @@ enum FleetSchema {
                 RETURN v_version;
             END
             $f$;
-            """
-        ),
-        (
-            4,
-            """
-            -- A join starts a new epoch, but the sessions of the previous one
-            -- stay held until that epoch's lease has run out: the process that
-            -- held them (another one with the same id, or this host before it
-            -- fenced itself) closes its sockets by then.
-            ALTER TABLE wshostd_hosts ADD COLUMN prev_epoch bigint, ADD COLUMN prev_lease_until timestamptz;
 
-            CREATE OR REPLACE FUNCTION wshostd_join(p_host text, p_lease interval, p_max integer) RETURNS bigint
-            LANGUAGE sql AS $f$
-                INSERT INTO wshostd_hosts AS h (id, epoch, lease_until, joined, renewed, max_sessions)
-                VALUES (p_host, 1, now() + p_lease, now(), now(), p_max)
-                ON CONFLICT (id) DO UPDATE
-                    SET epoch = h.epoch + 1, lease_until = now() + p_lease, joined = now(), renewed = now(),
-                        max_sessions = p_max, prev_epoch = h.epoch, prev_lease_until = h.lease_until
-                RETURNING epoch
-            $f$;
-
-            CREATE OR REPLACE FUNCTION wshostd_orphaned(p_owner text, p_epoch bigint) RETURNS boolean
-            LANGUAGE sql STABLE AS $f$
-                SELECT p_owner IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM wshostd_hosts h
-                     WHERE h.id = p_owner
-                       AND ((h.epoch = p_epoch AND h.lease_until >= now())
-                            OR (h.prev_epoch = p_epoch AND h.prev_lease_until >= now())))
-            $f$;
-            """
-        ),
-        (
-            5,
-            """
-            -- Consent tokens, shared: a user's consent channel works with any
-            -- host. The first token generated for a user wins.
-            CREATE TABLE wshostd_tokens ("user" text PRIMARY KEY, token text NOT NULL);
             CREATE FUNCTION wshostd_token(p_user text, p_token text) RETURNS text
             LANGUAGE plpgsql AS $f$
             DECLARE v_token text;
@@ -410,17 +321,6 @@ enum FleetSchema {
             END
             $f$;
 
-            -- Requests for a session's sockets (ws.send, ws.disconnect) asked
-            -- of a host that does not hold it: carried out by the holder, which
-            -- writes the answer back. Answered rows are kept a minute.
-            CREATE TABLE wshostd_requests (
-                id bigserial PRIMARY KEY,
-                origin text NOT NULL,
-                target text NOT NULL,
-                request text NOT NULL,
-                answer text,
-                asked timestamptz NOT NULL DEFAULT now()
-            );
             CREATE FUNCTION wshostd_forward(p_origin text, p_session text, p_request text) RETURNS text
             LANGUAGE plpgsql AS $f$
             DECLARE
@@ -440,6 +340,14 @@ enum FleetSchema {
                 RETURN v_id || ' ' || v_target;
             END
             $f$;
+
+            CREATE FUNCTION wshostd_take(p_id bigint, p_wait interval) RETURNS text
+            LANGUAGE sql AS $f$
+                UPDATE wshostd_requests r SET taken = now()
+                 WHERE r.id = p_id AND r.taken IS NULL AND r.answer IS NULL AND r.asked > now() - p_wait
+                RETURNING r.request
+            $f$;
+
             CREATE FUNCTION wshostd_answer(p_id bigint, p_answer text) RETURNS void
             LANGUAGE plpgsql AS $f$
             DECLARE v_origin text;
@@ -452,21 +360,7 @@ enum FleetSchema {
             END
             $f$;
             """
-        ),
-        (
-            6,
-            """
-            -- A forwarded request is carried out once, and not after its asker
-            -- stopped waiting: the holder takes it first.
-            ALTER TABLE wshostd_requests ADD COLUMN taken timestamptz;
-            CREATE FUNCTION wshostd_take(p_id bigint, p_wait interval) RETURNS text
-            LANGUAGE sql AS $f$
-                UPDATE wshostd_requests r SET taken = now()
-                 WHERE r.id = p_id AND r.taken IS NULL AND r.answer IS NULL AND r.asked > now() - p_wait
-                RETURNING r.request
-            $f$;
-            """
-        ),
+        )
     ]
 
     /// The script that brings a database up to date: one transaction, under

@@ -38,15 +38,15 @@ extension WorldCoding {
     }
 
     public static func change(_ json: JSON) throws(Failure) -> WorldChange {
-        func session() throws(Failure) -> SessionID { SessionID(try required(json, "session")) }
-        func target() throws(Failure) -> ObjectID { ObjectID(try required(json, "object")) }
-        func user() throws(Failure) -> UserID { UserID(try required(json, "user")) }
-        func optionalUser() throws(Failure) -> UserID? { try optional(json, "user").map { UserID($0) } }
+        func session() throws(Failure) -> SessionID { SessionID(try string(json, "session")) }
+        func target() throws(Failure) -> ObjectID { ObjectID(try string(json, "object")) }
+        func user() throws(Failure) -> UserID { UserID(try string(json, "user")) }
+        func optionalUser() throws(Failure) -> UserID? { try optionalString(json, "user").map { UserID($0) } }
         func body() throws(Failure) -> JSON {
             guard let body = json["body"] else { throw Failure(description: "change: no body") }
             return body
         }
-        let op = try required(json, "op")
+        let op = try string(json, "op")
         switch op {
         case "addUser":
             guard let body = json["user"] else { throw Failure(description: "change: no user") }
@@ -70,7 +70,7 @@ extension WorldCoding {
             return .setRecord(try session(), try target(), record)
         case "connect":
             var url: WebSocketURL?
-            if let text = try optional(json, "url") {
+            if let text = try optionalString(json, "url") {
                 guard case .success(let parsed) = WebSocketURL.parse(text) else {
                     throw Failure(description: "change: bad url \"\(text)\"")
                 }
@@ -84,19 +84,6 @@ extension WorldCoding {
             return .setReactions(try session(), try target(), reactions)
         default:
             throw Failure(description: "change: unknown op \"\(op)\"")
-        }
-    }
-
-    private static func required(_ json: JSON, _ key: String) throws(Failure) -> String {
-        guard let value = json[key]?.stringValue else { throw Failure(description: "change: missing \"\(key)\"") }
-        return value
-    }
-
-    private static func optional(_ json: JSON, _ key: String) throws(Failure) -> String? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .string(let value)?: return value
-        default: throw Failure(description: "change: \"\(key)\" is not a string")
         }
     }
 }

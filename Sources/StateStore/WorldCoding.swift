@@ -153,14 +153,14 @@ public enum WorldCoding {
         throw Failure(description: "reaction: no effect")
     }
 
-    // MARK: Helpers
+    // MARK: Helpers (also ChangeCoding's)
 
-    private static func string(_ json: JSON, _ key: String) throws(Failure) -> String {
+    static func string(_ json: JSON, _ key: String) throws(Failure) -> String {
         guard let value = json[key]?.stringValue else { throw Failure(description: "missing \"\(key)\"") }
         return value
     }
 
-    private static func optionalString(_ json: JSON, _ key: String) throws(Failure) -> String? {
+    static func optionalString(_ json: JSON, _ key: String) throws(Failure) -> String? {
         switch json[key] {
         case nil, .null?: return nil
         case .string(let value)?: return value
