@@ -485,7 +485,7 @@ public final class Daemon {
     func persistChange(_ change: WorldChange, _ world: World) throws {
         if fleet != nil {
             // A fleet's world lives in its database: changes go through the
-            // fleet's log (ControlService.replaying), never to this store.
+            // fleet's log (ControlService.inFleet), never to this store.
             throw StateStore.Failure("this host is in a fleet: world changes go through the fleet's database")
         }
         guard let store = running?.store else { throw StateStore.Failure("the daemon is not running") }
