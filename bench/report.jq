@@ -52,6 +52,16 @@ def ok: map(select(.error == null and .mode != null));
     $g[] | "| \(.conns) | \(.k) | \(.size) | \(.client) | \(.mps) | \(.gap) | \(.after // "-") | \(if .ping > 0 then .ping else "-" end) | \(.cpu | r1) | \(.complete) | \(ratio(.mps; $by.picows)) | \(ratio(.mps; $by["raw-c"])) |")
 ),
 (
+  ($all | ok | map(select(.allocs != null and (.mode == "echo" or .mode == "burst")))) as $rows | select($rows | length > 0) |
+  "", "## Heap allocations per message (`--allocs`: libc's malloc, calloc, realloc, posix_memalign and aligned_alloc, counted by perf uprobes over the window; the traps slow the client, so this run's rates are not comparable)", "",
+  "| scenario | conns | size | client | messages | allocations | per message |",
+  "|---|---|---|---|---|---|---|",
+  ($rows | group_by([.mode, .conns, .size]) | .[] | group_by(.client) | .[] |
+    {mode: .[0].mode, conns: .[0].conns, size: .[0].size, client: .[0].client,
+     messages: (map(.messages) | add), allocs: (map(.allocs) | add)} |
+    "| \(.mode) | \(.conns) | \(.size) | \(.client) | \(.messages) | \(.allocs) | \(if .messages > 0 then (.allocs / .messages * 1000 | round / 1000) else "-" end) |")
+),
+(
   ($all | ok | map(select(.mode == "connect"))) as $rows | select($rows | length > 0) |
   "", "## Connection setup (each of N slots reconnects 100 ms after the server's Close; \($seconds) s windows)", "",
   "| slots | scheme | client | connects/s | client CPU µs/connect | CPU ÷ picows | CPU ÷ raw C |",

@@ -6,7 +6,10 @@
 # them to bench/results/DATE.md.
 #   bench/run.sh [--smoke] [--repeats N] [--seconds S] [--scenarios "echo burst connect idle"]
 #                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"] [--idle-seconds S]
-#                [--deflate nct|takeover]
+#                [--deflate nct|takeover] [--allocs]
+# --allocs: also count the client's heap allocations over each window (perf uprobes on
+# libc's malloc, calloc, realloc, posix_memalign and aligned_alloc; each costs the client
+# a trap, so rates from such a run are not comparable with others).
 # --deflate: the echo and idle scenarios with permessage-deflate (JSON-like text; clients
 # wshostd, websockets and zlib, the cost of zlib alone; results in DATE-deflate-MODE.md).
 # The client "wshostd-base" is the wshostd binary in $WSHOSTD_BASELINE (a directory, e.g. the
@@ -22,6 +25,7 @@ scenario_list="echo burst connect idle"
 idle_seconds=35   # the heartbeat is 30 s: every connection pings once in the window
 idle_ping=30
 deflate=
+allocs=
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) smoke=1; repeats=1; seconds=1; idle_seconds=3; idle_ping=1; shift ;;
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
         --clients) only_clients=$2; shift 2 ;;
         --idle-seconds) idle_seconds=$2; shift 2 ;;
         --deflate) deflate=$2; shift 2 ;;
-        *) sed -n '2,11p' "$0" >&2; exit 2 ;;
+        --allocs) allocs=1; shift ;;
+        *) sed -n '2,14p' "$0" >&2; exit 2 ;;
     esac
 done
 work=$(mktemp -d /tmp/wsbench.XXXXXX)
@@ -108,11 +113,22 @@ run_client() {
 # Wake-ups = context switches of all the client's threads over the window,
 # counted by perf (software event; it follows threads made meanwhile, which a
 # sum over /proc/PID/task would miss when Dispatch retires a worker).
-start_switches() { perf stat -x, -e context-switches -p "$1" -o "$work/perf.out" 2>/dev/null & }
+alloc_events=
+if [ -n "$allocs" ]; then
+    libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
+    for fn in malloc calloc realloc posix_memalign aligned_alloc; do
+        perf probe -l 2>/dev/null | grep -q "probe_libc:$fn " || perf probe -q -x "$libc" "$fn" >/dev/null
+        alloc_events+=",probe_libc:$fn"
+    done
+fi
+start_switches() { perf stat -x, -e "context-switches$alloc_events" -p "$1" -o "$work/perf.out" 2>/dev/null & }
+# stop_switches PERF_PID: prints the context switches, then the allocations (0 without --allocs).
 stop_switches() {
     kill -INT "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
-    awk -F, '/context-switches/ {print ($1 ~ /^[0-9]+$/) ? $1 : 0}' "$work/perf.out" 2>/dev/null || echo 0
+    awk -F, '/context-switches/ {s = ($1 ~ /^[0-9]+$/) ? $1 : 0}
+             /probe_libc:/ {if ($1 ~ /^[0-9]+$/) a += $1}
+             END {print s + 0, a + 0}' "$work/perf.out" 2>/dev/null || echo 0 0
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -140,7 +156,7 @@ one_run() {
     for _ in $(seq 50); do grep -q LISTENING "$work/server.out" && break; sleep 0.05; done
     run_client "$client_kind" "$port" "$conns" "$scenario" "$tls" &
     local client=$!
-    local t0=0 t1=0 wakeups=0 rss=0 perf
+    local t0=0 t1=0 wakeups=0 heap_allocs=0 rss=0 perf
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW START' "$work/server.out"; do sleep 0.01; done
     t0=$(ticks "$client")
     rm -f "$work/perf.out"
@@ -148,7 +164,7 @@ one_run() {
     perf=$!
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW END' "$work/server.out"; do sleep 0.01; done
     t1=$(ticks "$client")
-    wakeups=$(stop_switches "$perf")
+    read -r wakeups heap_allocs <<<"$(stop_switches "$perf")"
     rss=$(rss_kb "$client")
     wait "$server" || true
     kill "$client" 2>/dev/null || true
@@ -157,8 +173,10 @@ one_run() {
     line=$(grep '^{' "$work/server.out" || echo '{"error":"no result"}')
     echo "$line" | jq -c --arg client "$client_kind" --argjson ticks "$((t1 - t0))" \
         --argjson wakeups "${wakeups:-0}" --argjson rss "${rss:-0}" --arg tls "$tls" --arg deflate "$deflate" \
+        --argjson allocs "${heap_allocs:-0}" --arg counted "$allocs" \
         '. + {client: $client, client_cpu_s: ($ticks / 100), wakeups: $wakeups, rss_kb: $rss, tls: ($tls == "tls")}
-           + (if $deflate == "" then {} else {deflate: $deflate} end)'
+           + (if $deflate == "" then {} else {deflate: $deflate} end)
+           + (if $counted == "" then {} else {allocs: $allocs} end)'
 }
 
 clients=(wshostd picows websockets raw-c)

@@ -21,6 +21,12 @@ static inline long wshostd_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mo
 static inline int wshostd_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
 static inline long wshostd_BIO_pending(BIO *bio) { return (long)BIO_pending(bio); }
 static inline void wshostd_BIO_set_mem_eof_return(BIO *bio, int value) { BIO_set_mem_eof_return(bio, value); }
+/* Client sessions handed to the new-session callback, none kept by OpenSSL itself. */
+static inline void wshostd_SSL_CTX_cache_sessions_externally(SSL_CTX *ctx) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+}
+static inline int wshostd_SSL_set_app_data(SSL *ssl, void *data) { return SSL_set_app_data(ssl, data); }
+static inline void *wshostd_SSL_get_app_data(const SSL *ssl) { return SSL_get_app_data(ssl); }
 
 /* The names the peer's certificate covers (subjectAltName DNS names and IP
    addresses, else its common name), ", "-separated into out; its length. From

@@ -704,5 +704,7 @@ public final class Runtime {
                 send(RecordAddress(session: address.session, object: object), payload)
             }
         }
+        // Answered: the buffer serves the next message received on the loop.
+        if case .binary(let bytes) = message { WebSocketClient.messageBuffers.give(bytes) }
     }
 }

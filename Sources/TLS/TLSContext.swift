@@ -5,6 +5,8 @@ import COpenSSL
 /// CA file), ALPN `http/1.1` (SPEC §6: Neos #1755, #2618).
 public final class TLSContext: @unchecked Sendable {
     let raw: OpaquePointer
+    /// Sessions to resume, per server.
+    let sessions = TLSSessionCache()
 
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         case setup(String)
@@ -35,9 +37,22 @@ public final class TLSContext: @unchecked Sendable {
         let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
         guard SSL_CTX_set_alpn_protos(context, alpn, UInt32(alpn.count)) == 0 else { throw .setup(TLSErrors.drain()) }
         _ = wshostd_SSL_CTX_set_mode(context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        wshostd_SSL_CTX_cache_sessions_externally(context)
+        SSL_CTX_sess_set_new_cb(context, tlsNewSession)
     }
 
+    /// Servers with a session to resume kept now.
+    public var resumableServers: Int { sessions.count }
+
     deinit { SSL_CTX_free(raw) }
+}
+
+/// OpenSSL hands a client session over (after the handshake in TLS 1.2, with
+/// each ticket in TLS 1.3): kept under its connection's server, if that
+/// connection resumes sessions. 1: the reference is taken.
+private let tlsNewSession: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in
+    guard let ssl, let session, let owner = wshostd_SSL_get_app_data(ssl) else { return 0 }
+    return Unmanaged<TLSSession>.fromOpaque(owner).takeUnretainedValue().keep(session) ? 1 : 0
 }
 
 /// OpenSSL's thread-local error queue, as text.

@@ -10,6 +10,9 @@ public final class TLSSession {
     public private(set) var isEstablished = false
     /// The ALPN protocol the server chose, if any.
     public private(set) var negotiatedProtocol: String?
+    private let context: TLSContext
+    /// Where this server's sessions are kept for resumption (nil: not resumed, not kept).
+    private let resumptionKey: String?
 
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         /// The server's certificate was refused: the verifier's reason
@@ -30,13 +33,17 @@ public final class TLSSession {
     /// - Parameters:
     ///   - serverName: the host from the URL: sent as SNI (names only) and verified
     ///     against the certificate (names and IP addresses).
-    public init(context: TLSContext, serverName: String) throws(Failure) {
+    ///   - port: the server's port: with it, the session offers to resume the
+    ///     last session this server gave on `context`, and keeps the next.
+    public init(context: TLSContext, serverName: String, port: Int? = nil) throws(Failure) {
         guard let ssl = SSL_new(context.raw), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
             throw .handshake(TLSErrors.drain())
         }
         self.ssl = ssl
         self.input = input
         self.output = output
+        self.context = context
+        resumptionKey = port.map { "\(serverName) \($0)" }
         wshostd_BIO_set_mem_eof_return(input, -1)  // empty means "want more", not EOF
         SSL_set_bio(ssl, input, output)
         SSL_set_connect_state(ssl)
@@ -50,9 +57,27 @@ public final class TLSSession {
             _ = wshostd_SSL_set_tlsext_host_name(ssl, serverName)
             guard SSL_set1_host(ssl, serverName) == 1 else { throw .handshake("invalid host name \(serverName)") }
         }
+        if let resumptionKey {
+            if let session = context.sessions.take(resumptionKey) {
+                _ = SSL_set_session(ssl, session)  // a session OpenSSL finds unusable is a full handshake
+                SSL_SESSION_free(session)
+            }
+            _ = wshostd_SSL_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
+        }
     }
 
     deinit { SSL_free(ssl) }  // frees both BIOs
+
+    /// The handshake resumed an earlier session (no certificate was verified:
+    /// the earlier handshake with this server did that).
+    public var resumed: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// A session this connection's server gave: kept for the next connection to it.
+    func keep(_ session: OpaquePointer) -> Bool {
+        guard let resumptionKey else { return false }
+        context.sessions.store(resumptionKey, session)
+        return true
+    }
 
     /// Ciphertext read from the socket.
     public func feed(_ bytes: UnsafeRawBufferPointer) {

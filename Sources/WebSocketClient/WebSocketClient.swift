@@ -185,7 +185,8 @@ public final class WebSocketClient {
         self.onEvent = onEvent
         var configuration = options.connection
         configuration.controlReplyLimit = options.sendQueueLimit
-        connection = ClientConnection(url: url, configuration: configuration, maskKey: MaskKeys.next)
+        connection = ClientConnection(
+            url: url, configuration: configuration, maskKey: MaskKeys.next, messageBuffers: Self.messageBuffers)
     }
 
     /// Starts connecting; events follow on the loop.
@@ -197,7 +198,7 @@ public final class WebSocketClient {
                 guard let context = options.tls ?? Self.systemTLS else {
                     throw TLSContext.Failure.setup("no TLS context")
                 }
-                tls = try TLSSession(context: context, serverName: url.host)
+                tls = try TLSSession(context: context, serverName: url.host, port: Int(url.port))
             } catch {
                 attemptFailure = .tls
                 return finish(CloseReport(initiator: .transport, code: .abnormalClosure, reason: "\(error)"))
@@ -310,6 +311,10 @@ public final class WebSocketClient {
     /// permessage-deflate as agreed in the handshake (nil: none).
     public var negotiatedCompression: DeflateParameters? { connection.negotiatedDeflate }
 
+    /// The TLS handshake resumed an earlier session with this server (false
+    /// for ws, and until the handshake is done).
+    public var resumedTLSSession: Bool { tls?.isEstablished == true && tls?.resumed == true }
+
     /// Runs `body` (which sends) and writes what it sent together at the end:
     /// one system call for a batch of messages.
     public func batchingWrites(_ body: () -> Void) {
@@ -383,6 +388,10 @@ public final class WebSocketClient {
 
     /// One buffer for every TLS session's decryption and ciphertext moves: all
     /// run on the loop, one at a time, and consumers copy what they keep.
+    /// Buffers for received messages, shared by every client on the loop: the
+    /// consumer of a binary message gives its buffer back here once done.
+    public static let messageBuffers = MessageBuffers()
+
     private static let tlsScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 << 10, alignment: 64)
 
     private func input(_ input: TCPSocket.Input) {

@@ -75,6 +75,9 @@ public struct ClientConnection {
     /// A fresh, unpredictable masking key per frame (RFC 6455 §5.3); the shell
     /// supplies it (from the system's entropy, in batches).
     private let maskKey: () -> UInt32
+    /// Where a message's buffer comes from, and a text message's goes back
+    /// to (nil: each message allocates its own).
+    private let messageBuffers: MessageBuffers?
     private var outbound: [UInt8] = []
     private var events: [Event] = []
     private var headerBuffer: [UInt8] = []
@@ -139,10 +142,16 @@ public struct ClientConnection {
     }
 
     /// `maskKey` gives one masking key per call; the handshake nonce is made of
-    /// its first four keys.
-    public init(url: WebSocketURL, configuration: Configuration = Configuration(), maskKey: @escaping () -> UInt32) {
+    /// its first four keys. Received messages are assembled in buffers from
+    /// `messageBuffers` when given (the consumer of a binary message gives
+    /// its buffer back there).
+    public init(
+        url: WebSocketURL, configuration: Configuration = Configuration(), maskKey: @escaping () -> UInt32,
+        messageBuffers: MessageBuffers? = nil
+    ) {
         self.configuration = configuration
         self.maskKey = maskKey
+        self.messageBuffers = messageBuffers
         var key = [UInt8](repeating: 0, count: 16)
         for i in stride(from: 0, to: 16, by: 4) {
             let word = maskKey()
@@ -463,7 +472,7 @@ public struct ClientConnection {
                     return true
                 }
                 messageOpcode = header.opcode
-                messageBytes = []
+                messageBytes = messageBuffers?.take() ?? []
                 messageFrames = 0
                 messageCompressed = header.rsv1
                 messageWireBytes = 0
@@ -515,6 +524,7 @@ public struct ClientConnection {
                     return true
                 }
                 events.append(.text(String(decoding: bytes, as: UTF8.self)))
+                messageBuffers?.give(bytes)  // the text is a copy: the buffer serves the next message
             } else {
                 events.append(.binary(bytes))
             }

@@ -28,6 +28,12 @@ final class TestPKI: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 }
 
+/// What a client script saw, read after the run.
+@LoopActor
+final class Seen {
+    var value: Bool?
+}
+
 /// `openssl s_server` with a given certificate on a free loopback port.
 final class OpenSSLServer: @unchecked Sendable {
     let port: UInt16
@@ -83,6 +89,45 @@ struct TLSTests {
                 #expect(events.dropFirst(2).first == .binary(payload))
                 #expect(closedReport(events) == CloseReport(initiator: .client, code: .normalClosure, reason: ""))
             }
+        }
+    }
+
+    @Test("a server's session is resumed by the next connection to it, per host name and port, per context")
+    func resumption() async throws {
+        let pki = try TestPKI()
+        let peer = try Peer("wss-echo", pki.path("good.pem"), pki.path("good.key"))
+        try await onLoop {
+            let context = try TLSContext(caFile: pki.path("ca.pem"))
+            var options = WebSocketClient.Options()
+            options.tls = context
+            options.handshakeTimeout = .seconds(5)
+            /// Connects, echoes one message (so the server's tickets are read), closes:
+            /// whether the handshake was resumed.
+            @LoopActor func connect(_ host: String, _ options: WebSocketClient.Options) async -> Bool? {
+                let resumed = Seen()
+                let events = await run("wss://\(host):\(peer.port)/", options: options) { client, event in
+                    switch event {
+                    case .opened:
+                        resumed.value = client.resumedTLSSession
+                        try? client.send(text: "x")
+                    case .text: client.close()
+                    default: break
+                    }
+                }
+                #expect(events.prefix(2) == [.opened, .text("x")], "\(host)")
+                return resumed.value
+            }
+            #expect(await connect("localhost", options) == false)
+            #expect(context.resumableServers == 1)
+            #expect(await connect("localhost", options) == true)
+            #expect(await connect("localhost", options) == true)  // the resumed connection's ticket
+            #expect(await connect("127.0.0.1", options) == false)  // another name: its own sessions
+            #expect(await connect("127.0.0.1", options) == true)
+            #expect(context.resumableServers == 2)
+            // A new context (as a reload with another CA file makes) resumes nothing of the old one's.
+            var fresh = options
+            fresh.tls = try TLSContext(caFile: pki.path("ca.pem"))
+            #expect(await connect("localhost", fresh) == false)
         }
     }
 
