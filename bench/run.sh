@@ -8,7 +8,7 @@
 #                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"] [--idle-seconds S]
 #                [--deflate nct|takeover] [--allocs]
 # --allocs: also count the client's heap allocations over each window (perf uprobes on
-# libc's malloc, calloc, realloc, posix_memalign and aligned_alloc; each costs the client
+XX
 # a trap, so rates from such a run are not comparable with others).
 # --deflate: the echo and idle scenarios with permessage-deflate (JSON-like text; clients
 # wshostd, websockets and zlib, the cost of zlib alone; results in DATE-deflate-MODE.md).
@@ -116,16 +116,22 @@ run_client() {
 alloc_events=
 if [ -n "$allocs" ]; then
     libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
-    for fn in malloc calloc realloc posix_memalign aligned_alloc; do
-        perf probe -l 2>/dev/null | grep -q "probe_libc:$fn " || perf probe -q -x "$libc" "$fn" >/dev/null
+    # (not aligned_alloc: glibc's is memalign, and a probe there made perf count nothing at all)
+    probes=$(perf probe -l 2>/dev/null || true)
+    for fn in malloc calloc realloc posix_memalign; do
+        [[ $probes == *"probe_libc:$fn "* ]] || perf probe -q -x "$libc" "$fn" >/dev/null
         alloc_events+=",probe_libc:$fn"
     done
 fi
 start_switches() { perf stat -x, -e "context-switches$alloc_events" -p "$1" -o "$work/perf.out" 2>/dev/null & }
-# stop_switches PERF_PID: prints the context switches, then the allocations (0 without --allocs).
+# stop_switches PERF_PID: in the shell that started perf (a subshell cannot wait for it,
+# and would read its output before it is written).
 stop_switches() {
     kill -INT "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
+}
+# The context switches counted, then the allocations (0 without --allocs).
+switches_counted() {
     awk -F, '/context-switches/ {s = ($1 ~ /^[0-9]+$/) ? $1 : 0}
              /probe_libc:/ {if ($1 ~ /^[0-9]+$/) a += $1}
              END {print s + 0, a + 0}' "$work/perf.out" 2>/dev/null || echo 0 0
@@ -164,7 +170,8 @@ one_run() {
     perf=$!
     while kill -0 "$server" 2>/dev/null && ! grep -q 'WINDOW END' "$work/server.out"; do sleep 0.01; done
     t1=$(ticks "$client")
-    read -r wakeups heap_allocs <<<"$(stop_switches "$perf")"
+    stop_switches "$perf"
+    read -r wakeups heap_allocs <<<"$(switches_counted)"
     rss=$(rss_kb "$client")
     wait "$server" || true
     kill "$client" 2>/dev/null || true

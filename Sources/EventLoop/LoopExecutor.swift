@@ -70,3 +70,14 @@ public actor LoopActor {
         }
     }
 }
+
+/// The loop's turns, numbered: a poller wake-up, a delivery round. Work that is
+/// bounded per turn (deliveries) starts its count over when the number moves,
+/// with no block queued to reset it.
+@LoopActor
+public enum LoopTurn {
+    public private(set) static var number: UInt64 = 0
+
+    /// A new turn begins (called first thing by the block that is the turn).
+    public static func begin() { number &+= 1 }
+}

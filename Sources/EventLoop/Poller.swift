@@ -140,6 +140,7 @@ final class Poller {
     /// stayed ready: the 300-socket test lost reads under load until this was
     /// explicit.)
     private func poll() {
+        LoopTurn.begin()
         let count = Int(max(0, epoll_wait(epollFD, events, Int32(Self.batch), 0)))
         guard count > 0 || !deferred.isEmpty else { return }
         var read = 0

@@ -115,7 +115,6 @@ public final class Runtime {
     /// Links with waiting messages, in delivery order (round robin).
     private var waiting = Deque<Link>()
     private var turn: DeliveryTurn
-    private var turnResetScheduled = false
     private var deliveryScheduled = false
 
     /// A record's message counters and send rate, shared by the record's
@@ -570,8 +569,8 @@ public final class Runtime {
         }
         // Fast path: nothing waits for this record and the turn's budget allows:
         // deliver now, so reactions answer before the next frame is judged.
+        turn.enter(LoopTurn.number)
         if link.queue.isEmpty && turn.take() {
-            scheduleTurnReset()
             deliver(link, message)
             return
         }
@@ -633,39 +632,35 @@ public final class Runtime {
         }
     }
 
-    /// A new delivery turn at the end of this loop turn.
-    private func scheduleTurnReset() {
-        guard !turnResetScheduled else { return }
-        turnResetScheduled = true
-        LoopExecutor.shared.queue.async { [weak self] in
-            LoopActor.assumeIsolated {
-                self?.turn.reset()
-                self?.turnResetScheduled = false
-            }
-        }
-    }
-
     /// One loop turn of delivery: round robin across records, a few messages
     /// each in turn (their answers written together), within the budget.
     private func deliverSome() {
         deliveryScheduled = false
+        LoopTurn.begin()  // a Dispatch block of its own: a turn of its own
+        turn.enter(LoopTurn.number)
         while turn.hasRoom, let link = waiting.popFirst() {
             link.waiting = false
-            let deliver = { [self] in
-                var count = 0
-                while count < DeliveryTurn.perVisit, turn.hasRoom, deliverOne(link) {
-                    _ = turn.take()
-                    scheduleTurnReset()
-                    count += 1
-                }
+            // (A closure literal for the non-escaping argument: its context stays on the stack.)
+            if link.isCurrent, let client = link.client {
+                client.batchingWrites { visit(link) }
+            } else {
+                visit(link)
             }
-            if link.isCurrent, let client = link.client { client.batchingWrites(deliver) } else { deliver() }
             if !link.queue.isEmpty && !link.waiting {
                 link.waiting = true
                 waiting.append(link)
             }
         }
         if !waiting.isEmpty { scheduleDelivery() }
+    }
+
+    /// Delivers up to `DeliveryTurn.perVisit` waiting messages of `link`, within the turn's budget.
+    private func visit(_ link: Link) {
+        var count = 0
+        while count < DeliveryTurn.perVisit, turn.hasRoom, deliverOne(link) {
+            _ = turn.take()
+            count += 1
+        }
     }
 
     /// Delivers the oldest waiting message of `link`; false when none waits.

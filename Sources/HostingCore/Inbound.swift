@@ -78,9 +78,19 @@ public struct DeliveryTurn: Sendable {
 
     public var budget: Int
     public private(set) var delivered = 0
+    /// The loop turn being counted (the shell numbers its turns).
+    public private(set) var turn: UInt64 = 0
 
     public init(budget: Int) {
         self.budget = budget
+    }
+
+    /// Counts for loop turn `number`: a turn other than the one counted so
+    /// far starts the count over.
+    public mutating func enter(_ number: UInt64) {
+        guard number != turn else { return }
+        turn = number
+        delivered = 0
     }
 
     /// Counts one delivery if the turn has room for it.

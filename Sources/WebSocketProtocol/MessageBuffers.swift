@@ -1,20 +1,21 @@
 /// Spare buffers for received messages, so that steady receiving allocates
 /// nothing: whoever consumed a delivered message gives its buffer back, and
 /// the next message is assembled into it. Shared by every connection of one
-/// loop (an idle connection holds no buffer); bounded in count and in the
-/// capacity of each buffer kept. Not thread-safe: one loop owns it.
+/// loop (an idle connection holds none); bounded by the capacity it keeps in
+/// all and by the capacity of each buffer. Not thread-safe: one loop owns it.
 public final class MessageBuffers {
-    /// Buffers kept at most.
-    public let maxKept: Int
-    /// A buffer with more capacity than this is let go (larger messages are rare,
-    /// and a pool of them would hold memory long after).
+    /// Capacity kept in all, in bytes: enough for a burst's worth of small
+    /// messages queued at once, little beside a daemon's other memory.
+    public let maxBytes: Int
+    /// A buffer with more capacity than this is let go (larger messages are
+    /// rare, and a pool of them would hold memory long after).
     public let maxCapacity: Int
     private var spares: [[UInt8]] = []
+    private var keptBytes = 0
 
-    public init(maxKept: Int = 32, maxCapacity: Int = 128 << 10) {
-        self.maxKept = maxKept
+    public init(maxBytes: Int = 1 << 20, maxCapacity: Int = 128 << 10) {
+        self.maxBytes = maxBytes
         self.maxCapacity = maxCapacity
-        spares.reserveCapacity(maxKept)
     }
 
     /// Buffers kept now.
@@ -25,13 +26,16 @@ public final class MessageBuffers {
     /// so emptying keeps the storage instead of copying it.)
     public func take() -> [UInt8] {
         guard var buffer = spares.popLast() else { return [] }
+        keptBytes -= buffer.capacity
         buffer.removeAll(keepingCapacity: true)
         return buffer
     }
 
     /// A consumed message's buffer, for a later `take`.
     public func give(_ buffer: [UInt8]) {
-        guard spares.count < maxKept, buffer.capacity > 0, buffer.capacity <= maxCapacity else { return }
+        let capacity = buffer.capacity
+        guard capacity > 0, capacity <= maxCapacity, keptBytes + capacity <= maxBytes else { return }
+        keptBytes += capacity
         spares.append(buffer)
     }
 }

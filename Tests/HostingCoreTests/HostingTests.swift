@@ -372,5 +372,12 @@ struct InboundTests {
         turn.reset()
         let again = turn.take()
         #expect(again)
+        // Counted per loop turn: the same turn keeps its count, the next starts over.
+        turn.enter(7)
+        #expect(turn.take() && turn.take() && turn.take() && !turn.take())
+        turn.enter(7)
+        #expect(!turn.hasRoom)
+        turn.enter(8)
+        #expect(turn.hasRoom && turn.delivered == 0)
     }
 }

@@ -57,16 +57,22 @@ struct MessageBuffersTests {
         #expect(buffers.count == 0)  // taken for the binary message, not given back yet
     }
 
-    @Test("bounded: at most maxKept buffers, none larger than maxCapacity, none empty")
+    @Test("bounded: by the capacity kept in all and per buffer; none empty")
     func bounded() {
-        let buffers = MessageBuffers(maxKept: 2, maxCapacity: 100)
+        let buffers = MessageBuffers(maxBytes: 100, maxCapacity: 60)
         buffers.give([])
-        buffers.give([UInt8](repeating: 1, count: 101))
+        buffers.give([UInt8](repeating: 1, count: 61))
         #expect(buffers.count == 0)
-        for _ in 0..<3 { buffers.give([1, 2, 3]) }
-        #expect(buffers.count == 2)
+        var small: [UInt8] = []
+        small.reserveCapacity(40)
+        let capacity = small.capacity  // at least 40, as the allocator rounds it
+        for _ in 0..<5 { buffers.give(small) }
+        #expect(buffers.count == 100 / capacity)
         let taken = buffers.take()
-        #expect(taken.isEmpty && taken.capacity >= 3)
-        #expect(buffers.take().isEmpty && buffers.take().capacity == 0)
+        #expect(taken.isEmpty && taken.capacity == capacity)
+        buffers.give(small)  // room again for what was taken
+        #expect(buffers.count == 100 / capacity)
+        while buffers.count > 0 { _ = buffers.take() }
+        #expect(buffers.take().capacity == 0)
     }
 }
