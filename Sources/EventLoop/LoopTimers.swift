@@ -1,4 +1,6 @@
+import CEpoll
 import Dispatch
+import Glibc
 import MonotonicTime
 
 /// Where the loop's time comes from: the system's monotonic clock, or a
@@ -27,17 +29,25 @@ public final class ManualClock: Sendable {
 }
 
 /// The loop's one timer mechanism: a `TimerWheel` driven, on the system
-/// clock, by a single `DispatchSourceTimer` armed for the wheel's next
-/// firing instant; on a manual clock, by `advance(to:)`.
+/// clock, by a single `timerfd` armed for the wheel's next firing instant and
+/// watched in the poller's epoll set; on a manual clock, by `advance(to:)`.
+///
+/// A timerfd rather than a `DispatchSourceTimer`: re-arming a Dispatch timer
+/// from the loop wakes Dispatch's manager thread (an eventfd write and a
+/// context switch) every time the earliest deadline moves, which a connection
+/// attempt does several times; re-arming a timerfd is one system call on the
+/// loop's own thread (docs/performance.md).
 @LoopActor
 public final class LoopTimers {
     public typealias Handler = @LoopActor () -> Void
 
     private var wheel = TimerWheel<Handler>()
     public let clock: LoopClock
-    private let source: (any DispatchSourceTimer)?
+    /// The timerfd and its watch (system clock only).
+    private let timerFD: Int32
+    private var watch: FDWatch?
     private var armedFor: MonotonicInstant?
-    /// Number of times the underlying Dispatch timer woke the loop.
+    /// Number of times the underlying timer woke the loop.
     public private(set) var wakeUps = 0
     /// Told, at every wake-up on the system clock, how late the loop ran the
     /// timers due (after the instant they were armed for): the loop's lag.
@@ -46,20 +56,24 @@ public final class LoopTimers {
     public init(clock: LoopClock = .system) {
         self.clock = clock
         guard case .system = clock else {
-            source = nil
+            timerFD = -1
             return
         }
-        let source = DispatchSource.makeTimerSource(queue: LoopExecutor.shared.queue)
-        self.source = source
-        source.setEventHandler { [weak self] in
-            LoopActor.assumeIsolated { self?.fire() }
+        timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
+        precondition(timerFD >= 0, "timerfd_create failed: errno \(errno)")
+        watch = FDWatch(fd: timerFD) { [weak self] readable, _ in
+            guard readable, let self else { return }
+            var expirations: UInt64 = 0
+            guard read(timerFD, &expirations, 8) == 8 else { return }  // EAGAIN: re-armed meanwhile
+            fire()
         }
-        source.schedule(deadline: .distantFuture)
-        source.activate()
+        precondition(watch != nil, "epoll refused the timerfd: errno \(errno)")
     }
 
     isolated deinit {
-        source?.cancel()
+        guard timerFD >= 0 else { return }
+        watch?.cancel()
+        close(timerFD)
     }
 
     /// The loop's time.
@@ -100,22 +114,26 @@ public final class LoopTimers {
     private func fire() {
         wakeUps += 1
         let now = now()
-        if let armedFor, source != nil, let onLag { onLag(armedFor < now ? now - armedFor : .zero) }
+        if let armedFor, timerFD >= 0, let onLag { onLag(armedFor < now ? now - armedFor : .zero) }
         armedFor = nil
         for handler in wheel.expire(now: now) { handler() }
         rearm()
     }
 
     private func rearm() {
-        guard let source else { return }
+        guard timerFD >= 0 else { return }
         let next = wheel.nextFireInstant()
         guard next != armedFor else { return }
         armedFor = next
+        // Relative to now (a zero value would disarm it: at least 1 ns); nothing due: disarmed.
+        var delay: UInt64 = 0
         if let next {
-            source.schedule(
-                deadline: DispatchTime(uptimeNanoseconds: max(1, next.nanoseconds)), leeway: .nanoseconds(0))
-        } else {
-            source.schedule(deadline: .distantFuture)
+            let now = now()
+            delay = next > now ? next.nanoseconds - now.nanoseconds : 1
         }
+        var spec = itimerspec(
+            it_interval: timespec(tv_sec: 0, tv_nsec: 0),
+            it_value: timespec(tv_sec: Int(delay / 1_000_000_000), tv_nsec: Int(delay % 1_000_000_000)))
+        timerfd_settime(timerFD, 0, &spec, nil)
     }
 }

@@ -41,8 +41,8 @@ public final class TLSContext: @unchecked Sendable {
         SSL_CTX_sess_set_new_cb(context, tlsNewSession)
     }
 
-    /// Servers with a session to resume kept now.
-    public var resumableServers: Int { sessions.count }
+    /// Sessions kept for resumption now (all servers).
+    public var resumableSessions: Int { sessions.count }
 
     deinit { SSL_CTX_free(raw) }
 }

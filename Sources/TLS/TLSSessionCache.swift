@@ -1,15 +1,19 @@
 import COpenSSL
 import Synchronization
 
-/// Sessions to resume (RFC 8446 §2.2; RFC 5077 for TLS 1.2), one per server
-/// (host and port): a new connection to a server offers the last session that
-/// server gave, once (a TLS 1.3 ticket is not offered twice, RFC 8446 C.4),
-/// and the server's next ticket takes its place. A resumed handshake skips
-/// the certificate chain's verification and the server's signature, the
-/// largest part of a handshake's CPU. Owned by one `TLSContext`, so every
-/// session in it was verified under that context's trust settings.
+/// Sessions to resume (RFC 8446 §2.2; RFC 5077 for TLS 1.2), per server
+/// (host and port): a new connection to a server offers the newest session
+/// that server gave, and only once (a TLS 1.3 ticket is not offered twice,
+/// RFC 8446 C.4); every connection adds the tickets its server gives. A few
+/// are kept per server, so that records reconnecting to one server together
+/// each find one. A resumed handshake skips the certificate chain's
+/// verification and the server's signature, the largest part of a
+/// handshake's CPU. Owned by one `TLSContext`, so every session in it was
+/// verified under that context's trust settings.
 final class TLSSessionCache: Sendable {
-    /// Servers remembered at most; past it, an arbitrary one is forgotten.
+    /// Sessions kept per server, and in all (past it, the sessions of an
+    /// arbitrary other server are forgotten).
+    let perServer: Int
     let capacity: Int
 
     /// An `SSL_SESSION` (immutable once made, reference-counted by OpenSSL).
@@ -17,36 +21,59 @@ final class TLSSessionCache: Sendable {
         let raw: OpaquePointer
     }
 
-    private let state = Mutex([String: Session]())
+    private struct State: Sendable {
+        /// Per server, oldest first.
+        var sessions: [String: [Session]] = [:]
+        var count = 0
+    }
 
-    init(capacity: Int = 1024) {
+    private let state = Mutex(State())
+
+    init(perServer: Int = 32, capacity: Int = 2048) {
+        self.perServer = perServer
         self.capacity = capacity
     }
 
     deinit {
         state.withLock { state in
-            for session in state.values { SSL_SESSION_free(session.raw) }
+            for list in state.sessions.values { for session in list { SSL_SESSION_free(session.raw) } }
         }
     }
 
     /// The session to offer to `key`'s server, removed from the cache; the
-    /// caller frees it (nil: none, or none resumable).
+    /// caller frees it (nil: none).
     func take(_ key: String) -> OpaquePointer? {
-        state.withLock { $0.removeValue(forKey: key) }?.raw
+        state.withLock { state -> Session? in
+            guard let session = state.sessions[key]?.popLast() else { return nil }
+            state.count -= 1
+            if state.sessions[key]?.isEmpty == true { state.sessions[key] = nil }
+            return session
+        }?.raw
     }
 
     /// A session `key`'s server gave (the cache holds the reference it is given).
     func store(_ key: String, _ session: OpaquePointer) {
         guard SSL_SESSION_is_resumable(session) == 1 else { return SSL_SESSION_free(session) }
-        let evicted: Session? = state.withLock { sessions in
-            if let old = sessions.updateValue(Session(raw: session), forKey: key) { return old }
-            guard sessions.count > capacity, let other = sessions.first(where: { $0.key != key }) else { return nil }
-            sessions.removeValue(forKey: other.key)
-            return other.value
+        let evicted: [Session] = state.withLock { state in
+            var evicted: [Session] = []
+            var list = state.sessions.removeValue(forKey: key) ?? []
+            list.append(Session(raw: session))
+            state.count += 1
+            if list.count > perServer {
+                evicted.append(list.removeFirst())
+                state.count -= 1
+            }
+            while state.count > capacity, let other = state.sessions.first {
+                evicted += other.value
+                state.count -= other.value.count
+                state.sessions.removeValue(forKey: other.key)
+            }
+            state.sessions[key] = list
+            return evicted
         }
-        if let evicted { SSL_SESSION_free(evicted.raw) }
+        for session in evicted { SSL_SESSION_free(session.raw) }
     }
 
-    /// Servers with a session kept now.
+    /// Sessions kept now, in all.
     var count: Int { state.withLock { $0.count } }
 }

@@ -118,12 +118,15 @@ struct TLSTests {
                 return resumed.value
             }
             #expect(await connect("localhost", options) == false)
-            #expect(context.resumableServers == 1)
+            let tickets = context.resumableSessions  // what the server gave (OpenSSL's default: 2)
+            #expect(tickets >= 1)
             #expect(await connect("localhost", options) == true)
-            #expect(await connect("localhost", options) == true)  // the resumed connection's ticket
+            // The ticket used is gone (never offered twice); the one ticket a server
+            // running OpenSSL gives after resuming is kept.
+            #expect(context.resumableSessions == tickets)
+            #expect(await connect("localhost", options) == true)
             #expect(await connect("127.0.0.1", options) == false)  // another name: its own sessions
             #expect(await connect("127.0.0.1", options) == true)
-            #expect(context.resumableServers == 2)
             // A new context (as a reload with another CA file makes) resumes nothing of the old one's.
             var fresh = options
             fresh.tls = try TLSContext(caFile: pki.path("ca.pem"))
