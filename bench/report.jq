@@ -53,7 +53,7 @@ def ok: map(select(.error == null and .mode != null));
 ),
 (
   ($all | ok | map(select(.allocs != null and (.mode == "echo" or .mode == "burst")))) as $rows | select($rows | length > 0) |
-  "", "## Heap allocations per message (`--allocs`: libc's malloc, calloc, realloc and posix_memalign, counted by perf uprobes over the window; the traps slow the client, so this run's rates are not comparable)", "",
+  "", "## Heap allocations per message (`--allocs`: libc's malloc, calloc, realloc and posix_memalign, counted by perf uprobes over the window; glibc's realloc of nothing and posix_memalign call malloc inside, so such a call counts twice; the traps slow the client, so this run's rates are not comparable)", "",
   "| scenario | conns | size | client | messages | allocations | per message |",
   "|---|---|---|---|---|---|---|",
   ($rows | group_by([.mode, .conns, .size]) | .[] | group_by(.client) | .[] |

@@ -8,8 +8,8 @@
 #                [--case CONNS:SIZE]... [--clients "wshostd picows websockets raw-c"] [--idle-seconds S]
 #                [--deflate nct|takeover] [--allocs]
 # --allocs: also count the client's heap allocations over each window (perf uprobes on
-XX
-# a trap, so rates from such a run are not comparable with others).
+# libc's malloc, calloc, realloc and posix_memalign; each costs the client a trap, so
+# rates from such a run are not comparable with others; needs root).
 # --deflate: the echo and idle scenarios with permessage-deflate (JSON-like text; clients
 # wshostd, websockets and zlib, the cost of zlib alone; results in DATE-deflate-MODE.md).
 # The client "wshostd-base" is the wshostd binary in $WSHOSTD_BASELINE (a directory, e.g. the
@@ -115,11 +115,13 @@ run_client() {
 # sum over /proc/PID/task would miss when Dispatch retires a worker).
 alloc_events=
 if [ -n "$allocs" ]; then
-    libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
+    libc=$(ldconfig -p | awk '!found && /libc\.so\.6 / {print $NF; found = 1}')
+    [ -n "$libc" ] || { echo "--allocs: libc.so.6 not found by ldconfig" >&2; exit 1; }
     # (not aligned_alloc: glibc's is memalign, and a probe there made perf count nothing at all)
     probes=$(perf probe -l 2>/dev/null || true)
     for fn in malloc calloc realloc posix_memalign; do
-        [[ $probes == *"probe_libc:$fn "* ]] || perf probe -q -x "$libc" "$fn" >/dev/null
+        [[ $probes == *"probe_libc:$fn "* ]] || perf probe -q -x "$libc" "$fn" >/dev/null ||
+            { echo "--allocs: perf probe on $fn failed (root and uprobes needed)" >&2; exit 1; }
         alloc_events+=",probe_libc:$fn"
     done
 fi

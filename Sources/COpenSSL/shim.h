@@ -19,6 +19,7 @@ static inline int wshostd_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int versio
 static inline void wshostd_OPENSSL_free(void *p) { OPENSSL_free(p); }
 static inline long wshostd_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
 static inline int wshostd_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
+static inline int wshostd_TLS1_3_VERSION(void) { return TLS1_3_VERSION; }
 static inline long wshostd_BIO_pending(BIO *bio) { return (long)BIO_pending(bio); }
 static inline void wshostd_BIO_set_mem_eof_return(BIO *bio, int value) { BIO_set_mem_eof_return(bio, value); }
 /* Client sessions handed to the new-session callback, none kept by OpenSSL itself. */

@@ -120,8 +120,10 @@ final class Poller {
         return mask
     }
 
-    /// Bytes read per Dispatch wake-up before the loop's other work (timers,
-    /// deliveries, control requests) gets a turn: bounds a turn at a burst.
+    /// Bytes read per Dispatch wake-up before the loop's other work (deliveries,
+    /// control requests) gets a turn: bounds a turn at a burst. The timers'
+    /// timerfd is one of the events: when the budget is spent before it, it is
+    /// served first next turn, as every event left over is.
     var wakeupBudget = 256 << 10
 
     /// Events of the last wake-up that the budget left unserved: served first

@@ -583,7 +583,7 @@ public final class Runtime {
             shedAndClose(link, reason: InboundQueue.budgetSpent(limit: budget.limit), closeReason: "inbound budget")
             return
         }
-        switch link.queue.push(message, limits: floodLimits) {
+        switch link.queue.push(Self.fitted(message), limits: floodLimits) {
         case .queued:
             break
         case .droppedOldest(let count, let bytes, let newFlood):
@@ -611,6 +611,19 @@ public final class Runtime {
             waiting.append(link)
         }
         scheduleDelivery()
+    }
+
+    /// A message to queue, in a buffer of its own size: a pooled buffer can be
+    /// far larger than the message assembled in it, and the flood limits and
+    /// the inbound budget count the message's bytes, not its buffer's. The
+    /// pooled buffer goes back for the next message.
+    private static func fitted(_ message: Payload) -> Payload {
+        guard case .binary(let bytes) = message, bytes.capacity > max(2 * bytes.count, 256) else { return message }
+        var fitted: [UInt8] = []
+        fitted.reserveCapacity(bytes.count)
+        fitted.append(contentsOf: bytes)
+        WebSocketClient.messageBuffers.give(bytes)
+        return .binary(fitted)
     }
 
     private func shedAndClose(_ link: Link, reason: String, closeReason: String) {

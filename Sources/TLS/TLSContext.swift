@@ -47,8 +47,8 @@ public final class TLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(raw) }
 }
 
-/// OpenSSL hands a client session over (after the handshake in TLS 1.2, with
-/// each ticket in TLS 1.3): kept under its connection's server, if that
+/// OpenSSL hands a client session over (after a full handshake in TLS 1.2,
+/// with each ticket in TLS 1.3): kept under its connection's server, if that
 /// connection resumes sessions. 1: the reference is taken.
 private let tlsNewSession: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in
     guard let ssl, let session, let owner = wshostd_SSL_get_app_data(ssl) else { return 0 }

@@ -1,12 +1,13 @@
 import COpenSSL
 import Synchronization
 
-/// Sessions to resume (RFC 8446 §2.2; RFC 5077 for TLS 1.2), per server
-/// (host and port): a new connection to a server offers the newest session
-/// that server gave, and only once (a TLS 1.3 ticket is not offered twice,
-/// RFC 8446 C.4); every connection adds the tickets its server gives. A few
-/// are kept per server, so that records reconnecting to one server together
-/// each find one. A resumed handshake skips the certificate chain's
+/// Sessions to resume (RFC 8446 §2.2; RFC 5246 §7.3 and RFC 5077 for TLS
+/// 1.2), per server (host and port): a new connection to a server offers the
+/// newest session that server gave. A TLS 1.3 ticket is offered only once
+/// (RFC 8446 C.4), and every TLS 1.3 connection, resumed or not, adds the
+/// tickets its server gives; a TLS 1.2 session stays to be offered again (a
+/// resumed TLS 1.2 handshake makes no new one). A few are kept per server, so
+/// that records reconnecting to one server together each find one. A resumed handshake skips the certificate chain's
 /// verification and the server's signature, the largest part of a
 /// handshake's CPU. Owned by one `TLSContext`, so every session in it was
 /// verified under that context's trust settings.
@@ -40,11 +41,16 @@ final class TLSSessionCache: Sendable {
         }
     }
 
-    /// The session to offer to `key`'s server, removed from the cache; the
-    /// caller frees it (nil: none).
+    /// The session to offer to `key`'s server (a TLS 1.3 one leaves the
+    /// cache); the caller frees the reference it gets (nil: none).
     func take(_ key: String) -> OpaquePointer? {
         state.withLock { state -> Session? in
-            guard let session = state.sessions[key]?.popLast() else { return nil }
+            guard let session = state.sessions[key]?.last else { return nil }
+            if SSL_SESSION_get_protocol_version(session.raw) < wshostd_TLS1_3_VERSION() {
+                _ = SSL_SESSION_up_ref(session.raw)  // reusable: it stays, the caller gets its own reference
+                return session
+            }
+            state.sessions[key]?.removeLast()
             state.count -= 1
             if state.sessions[key]?.isEmpty == true { state.sessions[key] = nil }
             return session

@@ -386,12 +386,12 @@ public final class WebSocketClient {
         tls.drainCiphertext(scratch: Self.tlsScratch) { socket.write($0) }
     }
 
-    /// One buffer for every TLS session's decryption and ciphertext moves: all
-    /// run on the loop, one at a time, and consumers copy what they keep.
     /// Buffers for received messages, shared by every client on the loop: the
     /// consumer of a binary message gives its buffer back here once done.
     public static let messageBuffers = MessageBuffers()
 
+    /// One buffer for every TLS session's decryption and ciphertext moves: all
+    /// run on the loop, one at a time, and consumers copy what they keep.
     private static let tlsScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 << 10, alignment: 64)
 
     private func input(_ input: TCPSocket.Input) {

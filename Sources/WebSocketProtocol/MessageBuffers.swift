@@ -22,8 +22,11 @@ public final class MessageBuffers {
     public var count: Int { spares.count }
 
     /// An empty buffer, with the capacity of a message given back if any.
-    /// (Emptied here, not in `give`: by now the consumer's copies are gone,
-    /// so emptying keeps the storage instead of copying it.)
+    /// (Emptied here, not in `give`: by now the consumer's copies are usually
+    /// gone, so emptying keeps the storage. A copy still held elsewhere, say by
+    /// an event waiting for a subscriber, keeps it: emptying then allocates a
+    /// new buffer of the same capacity, as many bytes as receiving without the
+    /// pool would have.)
     public func take() -> [UInt8] {
         guard var buffer = spares.popLast() else { return [] }
         keptBytes -= buffer.capacity

@@ -8,6 +8,7 @@ modes:
   silent       python-websockets: complete the handshake, then never send anything
   picows-echo  picows: echo every frame
   wss-echo CERT KEY   python-websockets over TLS: echo every message
+  wss-echo-tls12 CERT KEY   the same, TLS 1.2 at most
   echo-log     python-websockets: echo, and print "CLOSED <code>" when a connection ends
   flood N      python-websockets: send N one-byte text messages as fast as it can, then close 1000;
                print "RCVD <code>" with the code of the client's Close
@@ -221,11 +222,13 @@ def main():
     mode = sys.argv[1]
     if mode == "picows-echo":
         asyncio.run(picows_echo())
-    elif mode == "wss-echo":
+    elif mode in ("wss-echo", "wss-echo-tls12"):
         import ssl
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[2], sys.argv[3])
+        if mode == "wss-echo-tls12":
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
         asyncio.run(websockets_server(echo, ssl=context))
     elif mode in ("deflate-echo", "deflate-nct", "deflate-small"):
         asyncio.run(websockets_server(deflate_echo, extensions=deflate_factory(mode)))
