@@ -77,7 +77,17 @@ public actor LoopActor {
 @LoopActor
 public enum LoopTurn {
     public private(set) static var number: UInt64 = 0
+    /// This turn has more to do than its budget: deliveries are waiting for a
+    /// later turn. The poller reads no further sockets in it (what they hold
+    /// would only be parsed and queued, with nothing answered meanwhile).
+    public private(set) static var isFull = false
 
     /// A new turn begins (called first thing by the block that is the turn).
-    public static func begin() { number &+= 1 }
+    public static func begin() {
+        number &+= 1
+        isFull = false
+    }
+
+    /// Work of this turn was put off to a later one.
+    public static func markFull() { isFull = true }
 }

@@ -116,9 +116,16 @@ public final class LoopTimers {
         let now = now()
         if let armedFor, timerFD >= 0, let onLag { onLag(armedFor < now ? now - armedFor : .zero) }
         armedFor = nil
-        for handler in wheel.expire(now: now) { handler() }
+        // On the system clock, at most `perTurn` handlers a turn: the rest stay due
+        // (and cancellable) and run in the next turns, after the sockets' (a
+        // thousand heartbeats due together would otherwise hold the loop for
+        // milliseconds: the burst benchmark's longest gap, docs/performance.md).
+        for handler in wheel.expire(now: now, limit: timerFD >= 0 ? Self.perTurn : .max) { handler() }
         rearm()
     }
+
+    /// Timer handlers run in one turn of the loop at most.
+    public static let perTurn = 256
 
     private func rearm() {
         guard timerFD >= 0 else { return }

@@ -33,6 +33,9 @@ final class Poller {
 
     private struct Slot {
         var generation: UInt32 = 0
+        /// The loop turn in which an event left over from the turn before was
+        /// handled for this slot (so that epoll's report of it is not served twice).
+        var leftOverTurn: UInt64 = 0
         weak var target: TCPSocket?
         /// A descriptor that is not a stream socket of ours (a database connection).
         weak var watch: FDWatch?
@@ -134,8 +137,9 @@ final class Poller {
     /// compressed echo benchmark: p99 2 s at 100 connections × 64 KiB).
     private var deferred: [epoll_event] = []
 
-    /// One Dispatch wake-up: every ready socket, up to a batch and the budget,
-    /// those the previous wake-up left over first. Sockets left out are still
+    /// One Dispatch wake-up: every ready socket, up to a batch and the budget
+    /// (bytes read, and the deliveries of the turn: `LoopTurn.isFull`), those
+    /// the previous wake-up left over first. Sockets left out are still
     /// ready (level-triggered) and come next turn: a full batch, a spent budget
     /// or a socket that used its own budget queues that turn itself, behind the
     /// loop's other work. (Dispatch did not always report the set again while it
@@ -149,8 +153,11 @@ final class Poller {
         var leftOver = false
         // Those left over last time first (no allocation when there are none).
         swap(&serving, &deferred)
+        let turn = LoopTurn.number
         for event in serving {
-            if read >= wakeupBudget {
+            let slot = Int(event.data.u64 & 0xFFFF_FFFF)
+            if slots.indices.contains(slot) { slots[slot].leftOverTurn = turn }
+            if read >= wakeupBudget || LoopTurn.isFull {
                 deferred.append(event)
             } else {
                 serve(event, read: &read, leftOver: &leftOver)
@@ -158,8 +165,12 @@ final class Poller {
         }
         for i in 0..<count {
             let event = events[i]
-            if !serving.isEmpty && serving.contains(where: { $0.data.u64 == event.data.u64 }) { continue }
-            if read >= wakeupBudget {
+            if !serving.isEmpty {
+                // Already handled above (served, or left over again): one check per event.
+                let slot = Int(event.data.u64 & 0xFFFF_FFFF)
+                if slots.indices.contains(slot) && slots[slot].leftOverTurn == turn { continue }
+            }
+            if read >= wakeupBudget || LoopTurn.isFull {
                 deferred.append(event)
             } else {
                 serve(event, read: &read, leftOver: &leftOver)

@@ -69,13 +69,26 @@ public struct TimerWheel<Payload> {
         return nil
     }
 
-    /// Removes and returns, in firing order, the payloads due at `now`.
-    public mutating func expire(now: MonotonicInstant) -> [Payload] {
+    /// Removes and returns, in firing order, the payloads due at `now`, at
+    /// most `limit` of them: the rest stay scheduled (and cancellable), due.
+    public mutating func expire(now: MonotonicInstant, limit: Int = .max) -> [Payload] {
         var due: [Payload] = []
-        while let first = instants.min, first <= now.nanoseconds {
-            instants.removeMin()
-            for id in buckets.removeValue(forKey: first) ?? [] {
-                if let entry = entries.removeValue(forKey: id) { due.append(entry.payload) }
+        while due.count < limit, let first = instants.min, first <= now.nanoseconds {
+            guard var ids = buckets[first] else {
+                instants.removeMin()
+                continue
+            }
+            var taken = 0
+            while taken < ids.count && due.count < limit {
+                if let entry = entries.removeValue(forKey: ids[taken]) { due.append(entry.payload) }
+                taken += 1
+            }
+            if taken == ids.count {
+                buckets[first] = nil
+                instants.removeMin()
+            } else {
+                ids.removeFirst(taken)
+                buckets[first] = ids
             }
         }
         return due

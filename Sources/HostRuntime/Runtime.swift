@@ -574,6 +574,8 @@ public final class Runtime {
             deliver(link, message)
             return
         }
+        // Put off to a later turn: this one reads no further sockets.
+        LoopTurn.markFull()
         if let budget = options.inboundBudget, !budget.charge(size) {
             // The daemon-wide budget is spent: this record sheds what waits and closes.
             let shed = link.queue.shed()

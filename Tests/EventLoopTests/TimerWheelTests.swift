@@ -28,6 +28,29 @@ struct TimerWheelTests {
         #expect(wheel.count == 0)
     }
 
+    @Test("expiring with a limit leaves the rest due, in order, and still cancellable")
+    func limit() {
+        var wheel = TimerWheel<Int>()
+        var ids: [TimerID] = []
+        for i in 0..<10 { ids.append(wheel.schedule(at: at(10), slack: .milliseconds(100), i)) }
+        _ = wheel.schedule(at: at(500), 99)
+        var due = wheel.expire(now: at(200), limit: 4)
+        #expect(due == [0, 1, 2, 3])
+        var next = wheel.nextFireInstant()
+        #expect(next == at(100))  // the same bucket, still due
+        let cancelled = wheel.cancel(ids[5])
+        #expect(cancelled)
+        due = wheel.expire(now: at(200), limit: 4)
+        #expect(due == [4, 6, 7, 8])
+        due = wheel.expire(now: at(200), limit: 4)
+        #expect(due == [9])
+        next = wheel.nextFireInstant()
+        #expect(next == at(500))
+        due = wheel.expire(now: at(200), limit: 4)
+        #expect(due == [])
+        #expect(wheel.count == 1)
+    }
+
     @Test("a cancelled timer never fires and costs no wake-up")
     func cancel() {
         var wheel = TimerWheel<Int>()
