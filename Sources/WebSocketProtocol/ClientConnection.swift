@@ -430,7 +430,7 @@ public struct ClientConnection {
         // Room for every frame at once (a header is at most 14 bytes): a large
         // message is not copied again and again while the buffer doubles.
         let total = payload.count
-        outbound.reserveCapacity(outbound.count + total + (total / size + 1) * 14)
+        outbound.reserveRoom(for: total + (total / size + 1) * 14)
         var start = payload.startIndex
         var first = true
         repeat {
@@ -502,7 +502,7 @@ public struct ClientConnection {
                 failConnection(.messageTooBig(limit: configuration.maxMessageSize))
                 return true
             }
-            messageBytes.reserveCapacity(messageBytes.count + header.payloadLength)
+            messageBytes.reserveRoom(for: header.payloadLength, upTo: configuration.maxMessageSize)
         case .success(.payload(let chunk)):
             acceptPayload(chunk)
         case .success(.frameEnd):
@@ -756,5 +756,18 @@ public enum SendError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notOpen: return "not connected"
         case .closing: return "the connection is closing"
         }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Room for `count` more bytes. Growing at least to double the capacity:
+    /// `reserveCapacity(count + n)` alone allocates exactly that, so a buffer
+    /// grown by it message after message (answers batched in one write) or
+    /// frame after frame (a fragmented message) was copied every time.
+    /// (Doubling stops at `limit`, unless more is needed.)
+    mutating func reserveRoom(for count: Int, upTo limit: Int = .max) {
+        let needed = self.count + count
+        guard needed > capacity else { return }
+        reserveCapacity(Swift.max(needed, Swift.min(capacity * 2, limit)))
     }
 }

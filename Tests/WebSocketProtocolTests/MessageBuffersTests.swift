@@ -75,4 +75,22 @@ struct MessageBuffersTests {
         while buffers.count > 0 { _ = buffers.take() }
         #expect(buffers.take().capacity == 0)
     }
+
+    @Test("a buffer grown a little at a time doubles, up to a limit, so it is copied a few times, not every time")
+    func reserveRoom() {
+        var bytes: [UInt8] = []
+        var capacities: Set<Int> = []
+        for _ in 0..<1000 {
+            bytes.reserveRoom(for: 100)
+            bytes.append(contentsOf: repeatElement(1, count: 100))
+            capacities.insert(bytes.capacity)
+        }
+        #expect(bytes.count == 100_000)
+        #expect(capacities.count <= 12)  // 100 B to 100 KB in doublings
+        var limited: [UInt8] = []
+        limited.reserveRoom(for: 600, upTo: 1000)
+        limited.append(contentsOf: repeatElement(1, count: 600))
+        limited.reserveRoom(for: 100, upTo: 1000)
+        #expect(limited.capacity >= 700 && limited.capacity < 1200)  // 1000 and the allocator's rounding, not 1200
+    }
 }
