@@ -115,8 +115,9 @@ run_client() {
 # sum over /proc/PID/task would miss when Dispatch retires a worker).
 alloc_events=
 if [ -n "$allocs" ]; then
-    libc=$(ldconfig -p | awk '!found && /libc\.so\.6 / {print $NF; found = 1}')
-    [ -n "$libc" ] || { echo "--allocs: libc.so.6 not found by ldconfig" >&2; exit 1; }
+    # the libc the clients load (on a multiarch host ldconfig lists others too)
+    libc=$(ldd "$work/client" | awk '/libc\.so\.6/ {print $3}')
+    [ -n "$libc" ] || { echo "--allocs: no libc.so.6 in ldd of the C client" >&2; exit 1; }
     # (not aligned_alloc: glibc's is memalign, and a probe there made perf count nothing at all)
     probes=$(perf probe -l 2>/dev/null || true)
     for fn in malloc calloc realloc posix_memalign; do

@@ -78,8 +78,9 @@ public actor LoopActor {
 public enum LoopTurn {
     public private(set) static var number: UInt64 = 0
     /// This turn has more to do than its budget: deliveries are waiting for a
-    /// later turn. The poller reads no further sockets in it (what they hold
-    /// would only be parsed and queued, with nothing answered meanwhile).
+    /// later turn. The poller serves no further ready descriptors in it (what
+    /// sockets hold would only be parsed and queued, with nothing answered
+    /// meanwhile); they come first next turn.
     public private(set) static var isFull = false
 
     /// A new turn begins (called first thing by the block that is the turn).

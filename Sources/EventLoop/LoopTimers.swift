@@ -114,15 +114,23 @@ public final class LoopTimers {
     private func fire() {
         wakeUps += 1
         let now = now()
-        if let armedFor, timerFD >= 0, let onLag { onLag(armedFor < now ? now - armedFor : .zero) }
+        // (A wake-up that goes on with handlers left due is not lag of its own.)
+        if let armedFor, timerFD >= 0, !catchingUp, let onLag { onLag(armedFor < now ? now - armedFor : .zero) }
         armedFor = nil
         // On the system clock, at most `perTurn` handlers a turn: the rest stay due
-        // (and cancellable) and run in the next turns, after the sockets' (a
-        // thousand heartbeats due together would otherwise hold the loop for
-        // milliseconds: the burst benchmark's longest gap, docs/performance.md).
-        for handler in wheel.expire(now: now, limit: timerFD >= 0 ? Self.perTurn : .max) { handler() }
+        // (and cancellable) and run in later turns, with other ready descriptors
+        // served between (a thousand heartbeats due together would otherwise hold
+        // the loop for milliseconds: the burst benchmark's longest gap,
+        // docs/performance.md).
+        let limit = timerFD >= 0 ? Self.perTurn : .max
+        let handlers = wheel.expire(now: now, limit: limit)
+        catchingUp = handlers.count == limit
+        for handler in handlers { handler() }
         rearm()
     }
+
+    /// The last wake-up ran as many handlers as a turn may: more may be due.
+    private var catchingUp = false
 
     /// Timer handlers run in one turn of the loop at most.
     public static let perTurn = 256

@@ -155,8 +155,13 @@ final class Poller {
         swap(&serving, &deferred)
         let turn = LoopTurn.number
         for event in serving {
+            // An event for a socket closed since is dropped (its slot may serve a new
+            // socket already, whose own event must not be taken for this one).
             let slot = Int(event.data.u64 & 0xFFFF_FFFF)
-            if slots.indices.contains(slot) { slots[slot].leftOverTurn = turn }
+            guard slots.indices.contains(slot), slots[slot].generation == UInt32(event.data.u64 >> 32) else {
+                continue
+            }
+            slots[slot].leftOverTurn = turn
             if read >= wakeupBudget || LoopTurn.isFull {
                 deferred.append(event)
             } else {

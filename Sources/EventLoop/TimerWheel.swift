@@ -74,7 +74,8 @@ public struct TimerWheel<Payload> {
     public mutating func expire(now: MonotonicInstant, limit: Int = .max) -> [Payload] {
         var due: [Payload] = []
         while due.count < limit, let first = instants.min, first <= now.nanoseconds {
-            guard var ids = buckets[first] else {
+            // Moved out of the dictionary, so that trimming it below does not copy it.
+            guard var ids = buckets.removeValue(forKey: first) else {
                 instants.removeMin()
                 continue
             }
@@ -84,7 +85,6 @@ public struct TimerWheel<Payload> {
                 taken += 1
             }
             if taken == ids.count {
-                buckets[first] = nil
                 instants.removeMin()
             } else {
                 ids.removeFirst(taken)

@@ -574,8 +574,6 @@ public final class Runtime {
             deliver(link, message)
             return
         }
-        // Put off to a later turn: this one reads no further sockets.
-        LoopTurn.markFull()
         if let budget = options.inboundBudget, !budget.charge(size) {
             // The daemon-wide budget is spent: this record sheds what waits and closes.
             let shed = link.queue.shed()
@@ -612,6 +610,8 @@ public final class Runtime {
             link.waiting = true
             waiting.append(link)
         }
+        // Put off to a later turn: this one serves no further ready descriptors.
+        LoopTurn.markFull()
         scheduleDelivery()
     }
 
@@ -620,7 +620,9 @@ public final class Runtime {
     /// the inbound budget count the message's bytes, not its buffer's. The
     /// pooled buffer goes back for the next message.
     private static func fitted(_ message: Payload) -> Payload {
-        guard case .binary(let bytes) = message, bytes.capacity > max(2 * bytes.count, 256) else { return message }
+        guard case .binary(let bytes) = message, bytes.capacity - bytes.count > max(bytes.count / 8, 4096) else {
+            return message
+        }
         var fitted: [UInt8] = []
         fitted.reserveCapacity(bytes.count)
         fitted.append(contentsOf: bytes)
