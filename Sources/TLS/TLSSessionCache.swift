@@ -7,10 +7,11 @@ import Synchronization
 /// (RFC 8446 C.4), and every TLS 1.3 connection, resumed or not, adds the
 /// tickets its server gives; a TLS 1.2 session stays to be offered again (a
 /// resumed TLS 1.2 handshake makes no new one). A few are kept per server, so
-/// that records reconnecting to one server together each find one. A resumed handshake skips the certificate chain's
-/// verification and the server's signature, the largest part of a
-/// handshake's CPU. Owned by one `TLSContext`, so every session in it was
-/// verified under that context's trust settings.
+/// that records reconnecting to one server together each find one. A resumed
+/// handshake skips the certificate chain's verification and the server's
+/// signature, the largest part of a handshake's CPU. Owned by one
+/// `TLSContext`, so every session in it was verified under that context's
+/// trust settings.
 final class TLSSessionCache: Sendable {
     /// Sessions kept per server, and in all (past it, the sessions of an
     /// arbitrary other server are forgotten).
