@@ -3,11 +3,19 @@ import Dispatch
 import Glibc
 
 /// One readiness source for every stream socket of the loop: the sockets sit
-/// in the loop's own epoll set, and that set's descriptor is the one Dispatch
-/// read source. One Dispatch wake-up then serves every socket that is ready,
-/// instead of one Dispatch source per socket paying, per event, a FIONREAD
-/// ioctl, two epoll_ctl calls (disarm, re-arm) and the hand-off from
-/// Dispatch's manager thread (measured with strace: docs/performance.md).
+/// in the loop's own epoll set, and one thread of ours waits on that set
+/// (`epoll_wait`) and runs each batch of ready events as a block on the loop's
+/// queue (`DispatchQueue.sync`). On an idle queue Dispatch runs that block on
+/// the waiting thread itself, so a wake-up costs one context switch. A Dispatch
+/// read source on the epoll descriptor cost three: Dispatch's manager thread
+/// woke from its own `epoll_wait`, woke a worker to run the handler, and the
+/// worker woke the manager again to re-arm the source (measured with perf:
+/// docs/performance.md). One Dispatch source per socket cost, per event, a
+/// FIONREAD ioctl and two epoll_ctl calls besides.
+///
+/// The sockets are still served on the loop's queue only, in its order: a
+/// batch waits behind the blocks queued before it, and everything queued while
+/// it runs waits for it.
 ///
 /// Level-triggered: a socket that still has bytes after its read budget is
 /// reported again on the next turn; write interest (EPOLLOUT) is registered
@@ -25,7 +33,6 @@ final class Poller {
     }
 
     private let epollFD: Int32
-    private let source: any DispatchSourceRead
     private var slots: [Slot] = []
     private var free: [Int] = []
     private let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Poller.batch)
@@ -51,9 +58,36 @@ final class Poller {
     private init() {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epollFD >= 0, "epoll_create1 failed: errno \(errno)")
-        source = DispatchSource.makeReadSource(fileDescriptor: epollFD, queue: LoopExecutor.shared.queue)
-        source.setEventHandler { [unowned self] in poll() }
-        source.activate()
+        let waiter = Waiter(epollFD: epollFD, events: events, capacity: Self.batch, poller: self)
+        startThread(named: "wshostd-poll") { waiter.run() }
+    }
+
+    /// The thread that waits on the epoll set and hands each batch to the loop.
+    private struct Waiter: @unchecked Sendable {  // `events` is touched by one side at a time
+        let epollFD: Int32
+        let events: UnsafeMutablePointer<epoll_event>
+        let capacity: Int
+        let poller: Poller
+
+        func run() {
+            blockAsynchronousSignals()
+            var again = false
+            while true {
+                // Blocks until a socket is ready; polls (timeout 0) when the last
+                // turn left work for the next.
+                let count = epoll_wait(epollFD, events, Int32(capacity), again ? 0 : -1)
+                if count < 0 {
+                    precondition(errno == EINTR, "epoll_wait failed: errno \(errno)")
+                    continue
+                }
+                guard count > 0 || again else { continue }
+                // Behind whatever the loop has queued; on the loop's queue, so on
+                // the loop's isolation. The buffer is the turn's until it returns.
+                again = LoopExecutor.shared.queue.sync {
+                    LoopActor.assumeIsolated { poller.turn(ready: Int(count)) }
+                }
+            }
+        }
     }
 
     /// Adds `fd` with the given interest; events go to `target`.
@@ -123,13 +157,13 @@ final class Poller {
         return mask
     }
 
-    /// Bytes read per Dispatch wake-up before the loop's other work (deliveries,
+    /// Bytes read per turn before the loop's other work (deliveries,
     /// control requests) gets a turn: bounds a turn at a burst. The timers'
     /// timerfd is one of the events: when the budget is spent before it, it is
     /// served first next turn, as every event left over is.
     var wakeupBudget = 256 << 10
 
-    /// Events of the last wake-up that the budget left unserved: served first
+    /// Events of the last turn that the budget left unserved: served first
     /// next time. Without this, epoll (which hands level-triggered events back
     /// in the order it reported them) put the same sockets first every turn,
     /// and when they were ready again by then — a server that answers while
@@ -137,18 +171,18 @@ final class Poller {
     /// compressed echo benchmark: p99 2 s at 100 connections × 64 KiB).
     private var deferred: [epoll_event] = []
 
-    /// One Dispatch wake-up: every ready socket, up to a batch and the budget
-    /// (bytes read, and the deliveries of the turn: `LoopTurn.isFull`), those
-    /// the previous wake-up left over first. Sockets left out are still
-    /// ready (level-triggered) and come next turn: a full batch, a spent budget
-    /// or a socket that used its own budget queues that turn itself, behind the
-    /// loop's other work. (Dispatch did not always report the set again while it
-    /// stayed ready: the 300-socket test lost reads under load until this was
-    /// explicit.)
-    private func poll() {
+    /// One turn: the `ready` events the waiter put in `events` (at most a batch),
+    /// up to the budget (bytes read, and the deliveries of the turn:
+    /// `LoopTurn.isFull`), those the previous turn left over first. Sockets left
+    /// out are still ready (level-triggered) and come next turn. Returns true
+    /// when the next turn should follow at once, behind the loop's other work:
+    /// a full batch, a spent budget or a socket that used its own budget.
+    /// (Readiness is asked for again each turn: Dispatch had not always reported
+    /// the set again while it stayed ready, and the 300-socket test lost reads
+    /// under load until this was explicit.)
+    fileprivate func turn(ready count: Int) -> Bool {
         LoopTurn.begin()
-        let count = Int(max(0, epoll_wait(epollFD, events, Int32(Self.batch), 0)))
-        guard count > 0 || !deferred.isEmpty else { return }
+        guard count > 0 || !deferred.isEmpty else { return false }
         var read = 0
         var leftOver = false
         // Those left over last time first (no allocation when there are none).
@@ -182,9 +216,7 @@ final class Poller {
             }
         }
         serving.removeAll(keepingCapacity: true)
-        if leftOver || count == Self.batch || !deferred.isEmpty {
-            LoopExecutor.shared.queue.async { [self] in LoopActor.assumeIsolated { poll() } }
-        }
+        return leftOver || count == Self.batch || !deferred.isEmpty
     }
 
     /// The deferred events being served this turn (kept to reuse its storage).
@@ -210,4 +242,49 @@ final class Poller {
         // A socket that used its whole budget may hold more.
         if bytes >= target.readBudget { leftOver = true }
     }
+}
+
+/// Starts a detached thread running `body` (which must not return while the
+/// process needs it).
+private func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box {
+        let name: String
+        let body: @Sendable () -> Void
+        init(_ name: String, _ body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
+    let started = pthread_create(
+        &thread, nil,
+        { argument in
+            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+            nameThisThread(box.name)
+            box.body()
+            return nil
+        }, box)
+    precondition(started == 0, "pthread_create failed: \(started)")
+    pthread_detach(thread)
+}
+
+/// Names the calling thread as `ps -L`, `top -H` and perf show it (at most 15
+/// bytes; glibc's `pthread_setname_np` writes the same file).
+private func nameThisThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+}
+
+/// Blocks, in the calling thread, every signal that is not raised by the
+/// thread's own faults, as Dispatch does in its workers: signals are the
+/// loop's to read (`SignalWatcher`), never a handler's on this thread.
+private func blockAsynchronousSignals() {
+    var set = sigset_t()
+    sigfillset(&set)
+    for fault in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS] { sigdelset(&set, fault) }
+    pthread_sigmask(SIG_SETMASK, &set, nil)
 }
