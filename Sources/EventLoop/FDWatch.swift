@@ -1,6 +1,6 @@
 /// Readiness of a descriptor that the loop does not read itself (a database
 /// client library's socket, say): registered in the loop's one epoll set, so
-/// it is served by the same Dispatch wake-ups as every WebSocket. The owner
+/// it is served in the same poller turns as every WebSocket. The owner
 /// reads and writes; the watch only says when. Level-triggered: what is left
 /// unread is reported again on the next turn.
 @LoopActor

@@ -3,8 +3,8 @@ import Glibc
 
 /// A non-blocking stream socket on the loop (TCP, or an accepted Unix
 /// connection), owning its fd until `close()`. Readiness comes from the
-/// loop's `Poller` (one epoll set for every socket, one Dispatch source for
-/// the set). Reads run up to a byte budget per wake-up so one busy socket
+/// loop's `Poller` (one epoll set for every socket, its batches run on the
+/// loop's queue). Reads run up to a byte budget per wake-up so one busy socket
 /// cannot starve the others; writes go out directly and, when the kernel
 /// buffer is full, wait for writability, which is asked for only while bytes
 /// wait (and while a connect completes). `close()` unregisters and closes the

@@ -87,3 +87,34 @@ struct ManualClockTests {
         #expect(timers.count == 0)
     }
 }
+
+/// Released in a poller turn (which runs on the poller's own thread, inside
+/// `DispatchQueue.sync` on the loop's queue).
+@LoopActor
+private final class DeinitProbe {
+    let done: () -> Void
+    init(_ done: @escaping () -> Void) { self.done = done }
+    isolated deinit { done() }
+}
+
+@Suite("The loop: objects released in a poller turn")
+struct PollerTurnTests {
+    @Test("an object with an isolated deinit released in a turn is deinitialized")
+    @LoopActor
+    func isolatedDeinitInTurn() async {
+        let timers = LoopTimers()
+        var log: [String] = []
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            var probe: DeinitProbe? = DeinitProbe {
+                log.append("deinit")
+                done.resume()
+            }
+            timers.schedule(after: .milliseconds(5)) {
+                probe = nil
+                log.append("released")
+            }
+            _ = probe
+        }
+        #expect(log.sorted() == ["deinit", "released"])
+    }
+}
