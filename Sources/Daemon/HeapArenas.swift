@@ -2,8 +2,8 @@ import CMalloc
 
 /// How many heaps (arenas) glibc's malloc keeps. By default a thread that
 /// allocates while another holds the heap lock gets an arena of its own, up
-/// to eight per core, and each arena keeps its own free memory. Dispatch runs
-/// the loop on whichever of its worker threads is free, so over reconnect
+/// to eight per core, and each arena keeps its own free memory. The loop runs
+/// on the poller's thread and on whichever of Dispatch's workers is free, so over reconnect
 /// waves the records' and OpenSSL's allocations spread over more and more
 /// arenas and RSS grows with every wave (300 wss records cut and reconnected:
 /// 76.5 MB after 10 waves, 77.7 MB after 60, still climbing). With one arena

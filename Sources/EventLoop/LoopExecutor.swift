@@ -1,7 +1,8 @@
 import Dispatch
 
-/// The daemon's event loop: one Dispatch serial queue. Every socket source,
-/// timer and signal source of the daemon delivers on this queue, and
+/// The daemon's event loop: one Dispatch serial queue. The poller's turns
+/// (every socket and timer), the signal sources and the control listener all
+/// run on this queue, and
 /// `LoopActor` (whose executor this is) confines the daemon's state to it.
 ///
 /// Linux has no `DispatchSerialQueue` executor, so this small `SerialExecutor`
@@ -56,7 +57,8 @@ public actor LoopActor {
     }
 
     /// Runs `operation` as loop-isolated code when the caller is known to be on
-    /// the loop queue (a Dispatch source handler on it). Traps otherwise.
+    /// the loop queue (a Dispatch source handler on it, a block queued on it, the
+    /// poller's turn run with `sync`). Traps otherwise.
     public static func assumeIsolated<T>(
         _ operation: @LoopActor () throws -> T,
         file: StaticString = #fileID,

@@ -279,12 +279,14 @@ private func nameThisThread(_ name: String) {
     close(fd)
 }
 
-/// Blocks, in the calling thread, every signal that is not raised by the
-/// thread's own faults, as Dispatch does in its workers: signals are the
-/// loop's to read (`SignalWatcher`), never a handler's on this thread.
+/// Blocks, in the calling thread, the signals Dispatch blocks in its workers
+/// (libdispatch's `_dispatch_sigmask`): signals are the loop's to read
+/// (`SignalWatcher`), never a handler's on this thread. Left open, as there:
+/// the thread's own faults, SIGPIPE, and SIGPROF, with which Swift's crash
+/// handler stops the other threads to trace them.
 private func blockAsynchronousSignals() {
     var set = sigset_t()
     sigfillset(&set)
-    for fault in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS] { sigdelset(&set, fault) }
-    pthread_sigmask(SIG_SETMASK, &set, nil)
+    for open in [SIGILL, SIGTRAP, SIGFPE, SIGBUS, SIGSEGV, SIGSYS, SIGPIPE, SIGPROF] { sigdelset(&set, open) }
+    pthread_sigmask(SIG_BLOCK, &set, nil)
 }

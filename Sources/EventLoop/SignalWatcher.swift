@@ -47,7 +47,8 @@ public final class SignalWatcher {
 /// `dispatchMain()` is not used: on Linux it makes the main thread wait in
 /// `sigsuspend` with every signal unblocked, so the signals the loop watches
 /// (through Dispatch's `signalfd`) would be delivered to that thread instead
-/// and lost. The loop queue runs on Dispatch's worker threads either way.
+/// and lost. The loop queue runs on Dispatch's worker threads and the poller's
+/// thread either way.
 public func parkMainThread() -> Never {
     while true { pause() }
 }

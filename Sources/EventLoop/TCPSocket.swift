@@ -185,7 +185,7 @@ public final class TCPSocket {
     }
 
     /// True when the kernel holds received bytes not yet read (FIONREAD): after
-    /// a loop stall, an idle timer may run before the read source does.
+    /// a loop stall, an idle timer may run before the socket's turn does.
     public var hasUnreadInput: Bool {
         guard !closed else { return false }
         var count: Int32 = 0
