@@ -210,7 +210,30 @@ public final class TCPSocket {
         Glibc.close(fd)
     }
 
-    isolated deinit {
-        close()
+    /// A socket dropped without `close()` is closed here, at once when the last
+    /// reference goes on the loop (where it always goes: the socket is the
+    /// loop's). Not an `isolated deinit`: the runtime runs that as a job queued
+    /// on the loop's executor unless it is already inside one of its jobs, and a
+    /// poller turn is not, so every connection's end cost a Dispatch hand-off
+    /// and a context switch (docs/performance.md). Elsewhere the descriptor is
+    /// unregistered and closed on the loop, as that job did; the poller ignores
+    /// its events meanwhile (its weak reference is nil).
+    deinit {
+        guard !closed else { return }
+        let fd = fd
+        let token = token
+        if LoopExecutor.shared.isCurrent {
+            LoopActor.assumeIsolated {
+                if let token { Poller.shared.unregister(fd, token) }
+            }
+            Glibc.close(fd)
+        } else {
+            LoopExecutor.shared.queue.async {
+                LoopActor.assumeIsolated {
+                    if let token { Poller.shared.unregister(fd, token) }
+                }
+                Glibc.close(fd)
+            }
+        }
     }
 }
