@@ -376,7 +376,18 @@ public final class Runtime {
     /// What sockets and timers report goes to the core (after the effects being carried out).
     private func feed(_ input: Hosting.Input) {
         if running { return deferredInputs.append(input) }
+        core.logLevel = Self.coreLevel(logger.logLevel)
         run(core.handle(input, now: timers.now()))
+    }
+
+    /// The core's least log level for the logger's: the lines the logger would drop
+    /// are not built.
+    private static func coreLevel(_ level: Logger.Level) -> Hosting.LogLine.Level {
+        switch level {
+        case .trace, .debug: .debug
+        case .info, .notice: .notice
+        case .warning, .error, .critical: .warning
+        }
     }
 
     private func perform(_ effects: [Hosting.Effect]) {

@@ -52,7 +52,7 @@ public struct Hosting: Sendable {
 
     /// A journal line the runtime writes (fields by their journal names).
     public struct LogLine: Equatable, Sendable {
-        public enum Level: Equatable, Sendable { case debug, notice, warning }
+        public enum Level: Comparable, Sendable { case debug, notice, warning }
         public var level: Level
         public var message: String
         public var fields: [String: String]
@@ -188,6 +188,9 @@ public struct Hosting: Sendable {
     public var connectionLimits = ConnectionLimits()
     /// The pace of connection attempts, in all and per destination (0: no limit).
     public var pacer = AttemptPacer(perSecond: 0, perDestination: 0)
+    /// The least level of the log lines the core emits (the shell sets it from
+    /// the daemon's log level; lines below it would only be dropped there).
+    public var logLevel: LogLine.Level = .debug
 
     /// Per record: last error and timestamps (the message counters are the
     /// runtime's, kept beside its sockets).
@@ -315,7 +318,7 @@ public struct Hosting: Sendable {
         ]
         if let change = prepared.change { fields["consent.host"] = change.key.hostPort }
         if !by.isEmpty { fields["consent.by"] = by }
-        effects.append(.log(LogLine(.notice, "consent answered", fields)))
+        log(.notice, "consent answered", fields, into: &effects)
         execute(consent.commit(prepared, now: now), now: now, into: &effects)
         return effects
     }
@@ -454,14 +457,16 @@ public struct Hosting: Sendable {
             // The previous connection's error is history now.
             statuses[address]?.lastError = nil
             loggedFailures[address] = nil
-            effects.append(.log(LogLine(.notice, "connected", fields(address, attempt))))
+            log(.notice, "connected", fields(address, attempt), into: &effects)
             effects.append(.emit(.connected(address, user: attempt.target.user)))
             react(address, on: .connected, into: &effects)
         case .disconnected(let attempt, let report):
-            var fields = fields(address, attempt)
-            fields["ws.close.initiator"] = "\(report.initiator)"
-            fields["ws.close.code"] = "\(report.code)"
-            effects.append(.log(LogLine(.notice, "disconnected: \(report.reason)", fields)))
+            if logLevel <= .notice {
+                var fields = fields(address, attempt)
+                fields["ws.close.initiator"] = "\(report.initiator)"
+                fields["ws.close.code"] = "\(report.code)"
+                log(.notice, "disconnected: \(report.reason)", fields, into: &effects)
+            }
             statuses[address, default: RecordStatus()].disconnectedAt = now
             if report.code != .normalClosure && report.code != .goingAway {
                 statuses[address]?.lastError = "closed \(report.code): \(report.reason)"
@@ -472,12 +477,10 @@ public struct Hosting: Sendable {
             statuses[address, default: RecordStatus()].lastError = reason
             if loggedFailures[address] == reason {
                 // While a server stays down, one warning per record, not one per retry.
-                effects.append(
-                    .log(LogLine(.debug, "connection attempt failed again: \(reason)", fields(address, attempt))))
+                log(.debug, "connection attempt failed again: \(reason)", fields(address, attempt), into: &effects)
             } else {
                 loggedFailures[address] = reason
-                effects.append(
-                    .log(LogLine(.warning, "connection attempt failed: \(reason)", fields(address, attempt))))
+                log(.warning, "connection attempt failed: \(reason)", fields(address, attempt), into: &effects)
             }
             effects.append(.emit(.attemptFailed(address, reason: reason)))
         }
@@ -493,14 +496,12 @@ public struct Hosting: Sendable {
                 if verdict == .denied {
                     let fields = ["session.id": "\(address.session)", "object.id": "\(address.object)"]
                     if case .headlessDenied(let hostPort) = outcome {
-                        effects.append(
-                            .log(
-                                LogLine(
-                                    .warning,
-                                    "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
-                                    fields)))
+                        log(
+                            .warning,
+                            "denied: the handling user is headless and cannot be asked; add \"\(hostPort)\" to security.allowed_url_hosts to allow it",
+                            fields, into: &effects)
                     } else {
-                        effects.append(.log(LogLine(.notice, "access denied: \(outcome)", fields)))
+                        log(.notice, "access denied: \(outcome)", fields, into: &effects)
                     }
                     statuses[address, default: RecordStatus()].lastError = "access denied: \(outcome)"
                 }
@@ -511,11 +512,9 @@ public struct Hosting: Sendable {
                     into: &effects)
             case .prompt(let prompt):
                 tally.prompts += 1
-                effects.append(
-                    .log(
-                        LogLine(
-                            .notice, "consent prompt for \(prompt.key.hostPort): \(prompt.request.reason)",
-                            ["user.id": "\(prompt.user)", "consent.prompt": "\(prompt.id)"])))
+                log(
+                    .notice, "consent prompt for \(prompt.key.hostPort): \(prompt.request.reason)",
+                    ["user.id": "\(prompt.user)", "consent.prompt": "\(prompt.id)"], into: &effects)
                 effects.append(.emit(.prompt(prompt)))
             case .dismiss(let prompt):
                 disarm(.prompt(prompt.id), into: &effects)
@@ -657,6 +656,17 @@ public struct Hosting: Sendable {
 
     private mutating func disarm(_ key: TimerKey, into effects: inout [Effect]) {
         if armed.remove(key) != nil { effects.append(.cancel(key)) }
+    }
+
+    /// A log line, when its level is one the daemon logs: below `logLevel` its
+    /// message and fields are not even built (formatting them was a tenth of a
+    /// connection's user-space work with the lines filtered out).
+    private func log(
+        _ level: LogLine.Level, _ message: @autoclosure () -> String, _ fields: @autoclosure () -> [String: String],
+        into effects: inout [Effect]
+    ) {
+        guard level >= logLevel else { return }
+        effects.append(.log(LogLine(level, message(), fields())))
     }
 
     private func fields(_ address: RecordAddress, _ attempt: Attempt) -> [String: String] {

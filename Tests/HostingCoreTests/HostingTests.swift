@@ -313,6 +313,29 @@ struct HostingTests {
         #expect(hosting.statuses[ticker]?.lastError == nil)
     }
 
+    @Test("log lines below the core's level are not emitted; the record's state moves the same")
+    func logLevelThreshold() throws {
+        func lines(at level: Hosting.LogLine.Level) throws -> ([Hosting.LogLine], RecordStatus?) {
+            var hosting = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
+            hosting.logLevel = level
+            var effects = try hosting.apply(spawn("ticker", retry: .seconds(1)), now: at(0))
+            effects += hosting.handle(.socketOpened(ticker, attempt: 1), now: at(1))
+            effects += hosting.handle(
+                .socketClosed(
+                    ticker, attempt: 1, CloseReport(initiator: .server, code: .internalError, reason: "bye")),
+                now: at(2))
+            let logged = effects.compactMap { if case .log(let line) = $0 { line } else { nil } }
+            return (logged, hosting.statuses[ticker])
+        }
+        let (all, allStatus) = try lines(at: .debug)
+        #expect(all.map(\.message) == ["connected", "disconnected: bye"])
+        #expect(all.last?.fields["ws.close.code"] == "\(CloseCode.internalError)")
+        let (warnings, warningStatus) = try lines(at: .warning)
+        #expect(warnings.isEmpty)
+        #expect(warningStatus?.lastError == allStatus?.lastError)
+        #expect(warningStatus?.lastError?.hasSuffix("bye") == true)
+    }
+
     @Test("removing a record forgets its status and tells the runtime to drop its counters")
     func removal() throws {
         var hosting = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
