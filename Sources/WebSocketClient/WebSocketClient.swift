@@ -115,7 +115,10 @@ public final class WebSocketClient {
     public let url: WebSocketURL
     /// The options it started with; `retime` changes the timing of an open connection.
     public private(set) var options: Options
-    public private(set) var peer: String?
+    /// The server's address, "127.0.0.1:80" (formatted when asked: `getnameinfo`
+    /// on every connect cost more than its readers ever use).
+    public var peer: String? { peerAddress?.description }
+    private var peerAddress: SocketAddress?
 
     /// Where the client is, with what exists only then.
     private enum Stage {
@@ -338,7 +341,7 @@ public final class WebSocketClient {
         guard case .connecting(_, let tls) = stage else { return socket.close() }
         let wire = Wire(socket: socket, tls: tls)
         stage = .connected(wire)
-        peer = socket.peer.description
+        peerAddress = socket.peer
         lastInbound = timers.now()
         wire.handshakeTimer = timers.schedule(after: options.handshakeTimeout, slack: .milliseconds(10)) {
             [weak self] in

@@ -30,16 +30,29 @@ public struct Handshake: Sendable {
 
     /// The HTTP/1.1 upgrade request.
     public func request(userAgent: String? = nil) -> [UInt8] {
-        var text = "GET \(url.resource) HTTP/1.1\r\n"
-        text += "Host: \(url.hostHeader)\r\n"
-        text += "Upgrade: websocket\r\n"
-        text += "Connection: Upgrade\r\n"
-        text += "Sec-WebSocket-Key: \(key)\r\n"
-        text += "Sec-WebSocket-Version: 13\r\n"
-        if let deflateOffer { text += "Sec-WebSocket-Extensions: \(deflateOffer)\r\n" }
-        if let userAgent { text += "User-Agent: \(userAgent)\r\n" }
-        text += "\r\n"
-        return Array(text.utf8)
+        // Appended as bytes into one buffer (string concatenation reallocated per line).
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160 + url.resource.utf8.count + url.host.utf8.count + (userAgent?.utf8.count ?? 0))
+        func add(_ text: String) { bytes.append(contentsOf: text.utf8) }
+        add("GET ")
+        add(url.resource)
+        add(" HTTP/1.1\r\nHost: ")
+        add(url.hostHeader)
+        add("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ")
+        add(key)
+        add("\r\nSec-WebSocket-Version: 13\r\n")
+        if let deflateOffer {
+            add("Sec-WebSocket-Extensions: ")
+            add(deflateOffer.description)
+            add("\r\n")
+        }
+        if let userAgent {
+            add("User-Agent: ")
+            add(userAgent)
+            add("\r\n")
+        }
+        add("\r\n")
+        return bytes
     }
 
     /// Why a response was refused.
@@ -113,18 +126,9 @@ public struct Handshake: Sendable {
         guard code == 101 else {
             return .failure(.unexpectedStatus(code: code, reason: parts.count > 2 ? String(parts[2].prefix(200)) : ""))
         }
-        func values(_ name: String) -> [String] {
-            headers.filter { $0.0 == name }.flatMap {
-                $0.1.split(separator: ",").map { String($0.trimming { $0 == " " || $0 == "\t" }) }
-            }
-        }
         // §4.1 items 2-4 of the client's validation.
-        guard values("upgrade").contains(where: { $0.lowercased() == "websocket" }) else {
-            return .failure(.missingUpgrade)
-        }
-        guard values("connection").contains(where: { $0.lowercased() == "upgrade" }) else {
-            return .failure(.missingConnectionUpgrade)
-        }
+        guard Self.listsToken(headers, "upgrade", "websocket") else { return .failure(.missingUpgrade) }
+        guard Self.listsToken(headers, "connection", "upgrade") else { return .failure(.missingConnectionUpgrade) }
         let accepts = headers.filter { $0.0 == "sec-websocket-accept" }.map(\.1)
         guard let accept = accepts.first else { return .failure(.missingAccept) }
         guard accepts.count == 1, accept == expectedAccept else { return .failure(.wrongAccept(accept)) }
@@ -146,6 +150,30 @@ public struct Handshake: Sendable {
             return .failure(.unexpectedSubprotocol(value))
         }
         return .success(Response(headers: headers, deflate: deflate))
+    }
+
+    /// True when a header `name` (lowercase) lists `token` (lowercase ASCII) among
+    /// its comma-separated values, compared case-insensitively, spaces and tabs
+    /// around each value ignored. Walks the bytes: no strings made per value.
+    static func listsToken(_ headers: [(String, String)], _ name: String, _ token: String) -> Bool {
+        let wanted = Array(token.utf8)
+        for (field, value) in headers where field == name {
+            var element = value.utf8[...]
+            while true {
+                let comma = element.firstIndex(of: UInt8(ascii: ","))
+                let item = element[..<(comma ?? element.endIndex)].trimming {
+                    $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t")
+                }
+                if item.count == wanted.count
+                    && zip(item, wanted).allSatisfy({ ($0 &- 65 < 26 ? $0 | 0x20 : $0) == $1 })
+                {
+                    return true
+                }
+                guard let comma else { break }
+                element = element[element.index(after: comma)...]
+            }
+        }
+        return false
     }
 
     /// The CRLF-terminated lines of `bytes` (the last one may lack its CRLF).

@@ -10,6 +10,28 @@ struct HandshakeTests {
         #expect(Handshake.accept(for: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     }
 
+    @Test("a header lists a token among comma-separated values, in any ASCII case, spaces and tabs ignored")
+    func listsToken() {
+        func lists(_ values: [String], _ token: String = "upgrade") -> Bool {
+            Handshake.listsToken(values.map { ("connection", $0) } + [("upgrade", "upgrade")], "connection", token)
+        }
+        #expect(lists(["Upgrade"]))
+        #expect(lists(["UPGRADE"]))
+        #expect(lists(["keep-alive, Upgrade"]))
+        #expect(lists(["keep-alive,upgrade"]))
+        #expect(lists([" \tupgrade\t , close"]))
+        #expect(lists(["keep-alive", "Upgrade"]))
+        #expect(!lists(["upgrades"]))
+        #expect(!lists(["up grade"]))
+        #expect(!lists(["keep-alive"]))
+        #expect(!lists([""]))
+        #expect(!lists([","]))
+        #expect(!lists([]))
+        // ASCII case folding only: the Kelvin sign is not a "k".
+        #expect(!lists(["\u{212A}eep-alive"], "keep-alive"))
+        #expect(lists(["Keep-Alive"], "keep-alive"))
+    }
+
     @Test("SHA-1 and base64 against FIPS 180 and RFC 4648 vectors")
     func primitives() {
         func hex(_ bytes: [UInt8]) -> String {
