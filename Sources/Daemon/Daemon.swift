@@ -259,6 +259,10 @@ public final class Daemon {
     }
 
     private func apply(_ fresh: DaemonConfig) {
+        // First: what the rest of the reload logs (the world's changes too) is at the new level.
+        if fresh.log.level != config.log.level {
+            LogSetup.level.level = Logger.Level(fresh.log.level)
+        }
         if let running {
             let runtime = running.runtime
             runtime.updateConsentRules(
@@ -294,9 +298,6 @@ public final class Daemon {
             logger.notice(
                 "websocket settings changed (\(connectionSettings.joined(separator: ", "))): connections opened from now on use them; the \(runtime.openRecords.count) open now keep theirs until they reconnect",
                 metadata: ["config.file": "\(configPath)"])
-        }
-        if fresh.log.level != config.log.level {
-            LogSetup.level.level = Logger.Level(fresh.log.level)
         }
         running?.tokens.configured = fresh.world.tokens
         if fresh.metrics != config.metrics {

@@ -245,6 +245,7 @@ public final class Runtime {
     public func apply(_ change: WorldChange, persist: PersistChange?, by: String? = nil) throws(ApplyFailure) {
         let effects: [Hosting.Effect]
         let now = timers.now()
+        syncLogLevel()
         if let persist {
             var next = core
             do {
@@ -274,6 +275,7 @@ public final class Runtime {
     public func answer(promptID: Int, user: UserID, _ answer: ConsentEngine.Answer, by: String = "") throws {
         let prepared = try core.consent.prepare(promptID: promptID, user: user, answer: answer).get()
         if let change = prepared.change { try persist(user, change.key, change.decision) }
+        syncLogLevel()
         run(core.answered(prepared, by: by, now: timers.now()))
     }
 
@@ -293,17 +295,20 @@ public final class Runtime {
 
     /// A fleet member now holds `sessions` (nil: all): decided by the core.
     public func hold(_ sessions: Set<SessionID>?) {
+        syncLogLevel()
         run(core.hold(sessions, now: timers.now()))
     }
 
     /// The explicit disconnect (Neos #1039), decided by the core.
     public func disconnect(_ address: RecordAddress) throws(World.Failure) {
+        syncLogLevel()
         run(try core.disconnect(address, now: timers.now()))
     }
 
     /// Starts the stop (SPEC §8): every socket gets a Close with `code` and
     /// nothing new starts. `liveSockets` reaches 0 as the servers answer.
     public func stop(code: CloseCode = .goingAway, reason: String = "going away") {
+        syncLogLevel()
         run(core.stop(code: code, reason: reason))
     }
 
@@ -376,8 +381,14 @@ public final class Runtime {
     /// What sockets and timers report goes to the core (after the effects being carried out).
     private func feed(_ input: Hosting.Input) {
         if running { return deferredInputs.append(input) }
-        core.logLevel = Self.coreLevel(logger.logLevel)
+        syncLogLevel()
         run(core.handle(input, now: timers.now()))
+    }
+
+    /// Before every call into the core that may log: the core builds the lines
+    /// the logger prints, at the level it has now (a reload changes it).
+    private func syncLogLevel() {
+        core.logLevel = Self.coreLevel(logger.logLevel)
     }
 
     /// The core's least log level for the logger's: the lines the logger would drop

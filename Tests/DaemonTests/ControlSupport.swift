@@ -11,8 +11,14 @@ final class ControlledDaemon: @unchecked Sendable {
     let directory: String
     let socket: String
     let config: TemporaryFile
-    /// The config's fixed part ([log], [daemon], [control]); tests add the rest.
-    private let header: String
+    /// The config's fixed part ([daemon], [control]) after [log]; tests add the rest.
+    private let fixed: String
+    /// [log] level of the config (the next `rewrite` may change it).
+    private var logLevel = "debug"
+    private var header: String { Self.header(logLevel: logLevel, fixed) }
+    private static func header(logLevel: String, _ fixed: String) -> String {
+        "[log]\nlevel = \"\(logLevel)\"\ntarget = \"stderr\"\n\n" + fixed
+    }
     private(set) var process: ChildProcess
     /// Runs the daemon as `state: DIR` mounted by the launcher (see `tmpfsState`).
     private let launcher: [String]
@@ -34,11 +40,7 @@ final class ControlledDaemon: @unchecked Sendable {
         } else {
             launcher = []
         }
-        header = """
-            [log]
-            level = "debug"
-            target = "stderr"
-
+        fixed = """
             [daemon]
             state_directory = "\(directory)/state"
             stop_timeout = "2s"
@@ -49,7 +51,7 @@ final class ControlledDaemon: @unchecked Sendable {
             \(control)
 
             """
-        config = try TemporaryFile(header + extra)
+        config = try TemporaryFile(Self.header(logLevel: "debug", fixed) + extra)
         process = ChildProcess("wshostd", [])
         process = try launch()
     }
@@ -71,7 +73,10 @@ final class ControlledDaemon: @unchecked Sendable {
     }
 
     /// Rewrites the config with another test part (for the next reload or start).
-    func rewrite(_ extra: String) throws { try config.write(header + extra) }
+    func rewrite(_ extra: String, logLevel: String? = nil) throws {
+        if let logLevel { self.logLevel = logLevel }
+        try config.write(header + extra)
+    }
 
     /// `kill -9`, then start again with the same config and state directory.
     func crashAndRestart() throws {

@@ -158,6 +158,57 @@ struct ControlEndToEndTests {
         #expect(out.status == 0 && out.stdout.contains("Connect"))
     }
 
+    @Test("a reload that lowers the log level logs what the world's change then does (a consent prompt)")
+    func reloadLowersLogLevel() throws {
+        let steadyPeer = try Peer("echo")
+        let promptPeer = try Peer("echo")
+        let base = """
+            [security]
+            allowed_networks = ["127.0.0.0/8"]
+            allowed_url_hosts = ["127.0.0.1:\(steadyPeer.port)"]
+
+            [[users]]
+            id = "host"
+
+            [[users]]
+            id = "ann"
+            kind = "interactive"
+
+            [[sessions]]
+            id = "lobby"
+            host = "host"
+            present = ["host", "ann"]
+
+            [[sessions.objects]]
+            id = "steady"
+            url = "ws://127.0.0.1:\(steadyPeer.port)/steady"
+            connect_retry_interval = "100ms"
+
+            """
+        let daemon = try ControlledDaemon(base)
+        #expect(isOpen(try daemon.waitForRecord("lobby", "steady", isOpen)))
+        // At warning, a disconnect, a connect and the socket's input go through the core: it no
+        // longer builds notice lines.
+        try daemon.rewrite(base, logLevel: "warning")
+        #expect(try daemon.ctl(["reload"]).status == 0)
+        #expect(try daemon.ctl(["ws", "disconnect", "lobby", "steady"]).status == 0)
+        #expect(try daemon.ctl(["ws", "connect", "lobby", "steady"]).status == 0)
+        #expect(isOpen(try daemon.waitForRecord("lobby", "steady", isOpen)))
+        // Back to info, with a record that has to ask ann: its prompt is logged.
+        try daemon.rewrite(
+            base + """
+                [[sessions.objects]]
+                id = "ticker"
+                worn_by = "ann"
+                url = "ws://127.0.0.1:\(promptPeer.port)/ticker"
+                access_reason = "The ticker shows the feed"
+                """, logLevel: "info")
+        #expect(try daemon.ctl(["reload"]).status == 0)
+        #expect(
+            daemon.process.waitForStandardError { $0.contains("consent prompt for 127.0.0.1:\(promptPeer.port)") },
+            "\(daemon.process.standardError)")
+    }
+
     @Test("consent round trip through `consent watch`: prompt, allow persisted, list, forget, asked again, deny")
     func consentRoundTrip() throws {
         let peer = try Peer("echo")
