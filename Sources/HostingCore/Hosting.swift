@@ -461,12 +461,11 @@ public struct Hosting: Sendable {
             effects.append(.emit(.connected(address, user: attempt.target.user)))
             react(address, on: .connected, into: &effects)
         case .disconnected(let attempt, let report):
-            if logLevel <= .notice {
-                var fields = fields(address, attempt)
-                fields["ws.close.initiator"] = "\(report.initiator)"
-                fields["ws.close.code"] = "\(report.code)"
-                log(.notice, "disconnected: \(report.reason)", fields, into: &effects)
-            }
+            log(
+                .notice, "disconnected: \(report.reason)",
+                fields(address, attempt).merging(
+                    ["ws.close.initiator": "\(report.initiator)", "ws.close.code": "\(report.code)"]) { $1 },
+                into: &effects)
             statuses[address, default: RecordStatus()].disconnectedAt = now
             if report.code != .normalClosure && report.code != .goingAway {
                 statuses[address]?.lastError = "closed \(report.code): \(report.reason)"

@@ -114,13 +114,13 @@ public struct Handshake: Sendable {
         for line in lines where !line.isEmpty {
             // A field name is a token (RFC 9110 §5.1): no spaces or tabs before the colon.
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon != line.startIndex,
-                !line[..<colon].contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
+                !line[..<colon].contains(where: Self.isSpaceOrTab)
             else {
                 return .failure(.malformedHeader(String(String(decoding: line, as: UTF8.self).prefix(200))))
             }
             // Names compare case-insensitively in ASCII only.
-            let name = String(decoding: line[..<colon].lazy.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
-            let value = line[(colon + 1)...].trimming { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            let name = String(decoding: line[..<colon].lazy.map(Self.asciiLowercased), as: UTF8.self)
+            let value = line[(colon + 1)...].trimming(while: Self.isSpaceOrTab)
             headers.append((name, String(decoding: value, as: UTF8.self)))
         }
         guard code == 101 else {
@@ -161,12 +161,8 @@ public struct Handshake: Sendable {
             var element = value.utf8[...]
             while true {
                 let comma = element.firstIndex(of: UInt8(ascii: ","))
-                let item = element[..<(comma ?? element.endIndex)].trimming {
-                    $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t")
-                }
-                if item.count == wanted.count
-                    && zip(item, wanted).allSatisfy({ ($0 &- 65 < 26 ? $0 | 0x20 : $0) == $1 })
-                {
+                let item = element[..<(comma ?? element.endIndex)].trimming(while: Self.isSpaceOrTab)
+                if item.count == wanted.count && zip(item, wanted).allSatisfy({ Self.asciiLowercased($0) == $1 }) {
                     return true
                 }
                 guard let comma else { break }
@@ -175,6 +171,13 @@ public struct Handshake: Sendable {
         }
         return false
     }
+
+    /// Optional whitespace around HTTP field values and list elements (RFC 9110 §5.6.3).
+    static func isSpaceOrTab(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+
+    /// A-Z to a-z, every other byte as it is: HTTP names and tokens fold case in
+    /// ASCII only.
+    static func asciiLowercased(_ byte: UInt8) -> UInt8 { byte &- 65 < 26 ? byte | 0x20 : byte }
 
     /// The CRLF-terminated lines of `bytes` (the last one may lack its CRLF).
     static func lines(_ bytes: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
