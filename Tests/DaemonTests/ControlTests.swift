@@ -162,29 +162,27 @@ struct ControlEndToEndTests {
     func reloadLowersLogLevel() throws {
         let steadyPeer = try Peer("echo")
         let promptPeer = try Peer("echo")
-        let base = """
-            [security]
-            allowed_networks = ["127.0.0.0/8"]
-            allowed_url_hosts = ["127.0.0.1:\(steadyPeer.port)"]
+        // The steady record's server is allowed (headless host); ann is asked for the
+        // other one before any connection to it is tried.
+        let base =
+            world(allowed: steadyPeer.port)
+                + """
 
-            [[users]]
-            id = "host"
+                [[users]]
+                id = "ann"
+                kind = "interactive"
 
-            [[users]]
-            id = "ann"
-            kind = "interactive"
+                [[sessions]]
+                id = "lobby"
+                host = "host"
+                present = ["host", "ann"]
 
-            [[sessions]]
-            id = "lobby"
-            host = "host"
-            present = ["host", "ann"]
+                [[sessions.objects]]
+                id = "steady"
+                url = "ws://127.0.0.1:\(steadyPeer.port)/steady"
+                connect_retry_interval = "100ms"
 
-            [[sessions.objects]]
-            id = "steady"
-            url = "ws://127.0.0.1:\(steadyPeer.port)/steady"
-            connect_retry_interval = "100ms"
-
-            """
+                """
         let daemon = try ControlledDaemon(base)
         #expect(isOpen(try daemon.waitForRecord("lobby", "steady", isOpen)))
         // At warning, a disconnect, a connect and the socket's input go through the core: it no
