@@ -205,8 +205,14 @@ public final class TCPSocket {
         onInput = nil
         onDrained = nil
         onConnected = nil
-        if let token { Poller.shared.unregister(fd, token) }
+        Self.release(fd, token)
         token = nil
+    }
+
+    /// Unregisters `fd` (first: events already collected for it are then ignored)
+    /// and closes it.
+    private static func release(_ fd: Int32, _ token: Poller.Token?) {
+        if let token { Poller.shared.unregister(fd, token) }
         Glibc.close(fd)
     }
 
@@ -223,17 +229,9 @@ public final class TCPSocket {
         let fd = fd
         let token = token
         if LoopExecutor.shared.isCurrent {
-            LoopActor.assumeIsolated {
-                if let token { Poller.shared.unregister(fd, token) }
-            }
-            Glibc.close(fd)
+            LoopActor.assumeIsolated { Self.release(fd, token) }
         } else {
-            LoopExecutor.shared.queue.async {
-                LoopActor.assumeIsolated {
-                    if let token { Poller.shared.unregister(fd, token) }
-                }
-                Glibc.close(fd)
-            }
+            LoopExecutor.shared.queue.async { LoopActor.assumeIsolated { Self.release(fd, token) } }
         }
     }
 }
