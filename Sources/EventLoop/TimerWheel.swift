@@ -9,11 +9,14 @@ public struct TimerID: Hashable, Sendable {
 /// Many deadlines, few wake-ups: a pure timer queue (no clock, no Dispatch).
 ///
 /// Each timer has a deadline and a *slack*: it may fire up to `slack` late.
-/// Its firing instant is the deadline rounded up to a multiple of its slack on
-/// a grid shared by all timers, so timers with the same slack land in the same
-/// bucket and fire in one wake-up. With thousands of idle and retry timers at
-/// one-second slack the loop wakes at most once a second for all of them; a
-/// protocol timer with 1 ms slack is still precise.
+/// Its firing instant is the deadline rounded up to a multiple of its grid
+/// step, the largest of 1, 2 and 5 × 10ⁿ ns not above the slack, on a grid
+/// shared by all timers: timers with similar slack land in the same bucket and
+/// fire in one wake-up. With thousands of idle and retry timers at one-second
+/// slack the loop wakes at most once a second for all of them; a protocol
+/// timer with 1 ms slack is still precise. (The slack itself as the step put
+/// retries at 90–110 ms, whose slack is a tenth of the wait, each on a grid of
+/// its own: one wake-up per retry.)
 ///
 /// Buckets live in a dictionary keyed by firing instant, the instants in a
 /// min-heap. Cancelling is O(1); a bucket left empty is dropped lazily.
@@ -39,7 +42,7 @@ public struct TimerWheel<Payload> {
     ) -> TimerID {
         nextID += 1
         let id = TimerID(raw: nextID)
-        let grid = UInt64(max(1, slack.nanosecondsClamped))
+        let grid = Self.gridStep(forSlack: UInt64(max(1, slack.nanosecondsClamped)))
         let (rounded, overflow) = deadline.nanoseconds.addingReportingOverflow(grid - 1)
         let fireAt = overflow ? UInt64.max : rounded / grid * grid
         entries[id] = Entry(fireAt: fireAt, payload: payload)
@@ -48,6 +51,16 @@ public struct TimerWheel<Payload> {
             instants.insert(fireAt)
         }
         return id
+    }
+
+    /// The largest of 1, 2 and 5 × 10ⁿ nanoseconds that is at most `slack` (1 for 0).
+    static func gridStep(forSlack slack: UInt64) -> UInt64 {
+        var decade: UInt64 = 1
+        while decade <= slack / 10 { decade *= 10 }
+        // decade ≤ slack < 10 × decade (for slack ≥ 1)
+        if slack / 5 >= decade { return 5 * decade }
+        if slack / 2 >= decade { return 2 * decade }
+        return decade
     }
 
     /// Cancels a timer; returns false when it had already fired or been cancelled.

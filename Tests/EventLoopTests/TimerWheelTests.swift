@@ -87,6 +87,47 @@ struct TimerWheelTests {
         #expect(wakeUps == 2)  // deadlines in [60 s, 61 s) round up to 60 s (only i = 0) and 61 s
     }
 
+    @Test("the grid step is the largest of 1, 2 and 5 × 10ⁿ ns within the slack")
+    func gridSteps() {
+        let cases: [(UInt64, UInt64)] = [
+            (0, 1), (1, 1), (2, 2), (4, 2), (5, 5), (9, 5), (10, 10), (19, 10), (20, 20), (49, 20),
+            (9_400_000, 5_000_000), (10_000_000, 10_000_000), (11_000_000, 10_000_000),
+            (250_000_000, 200_000_000), (1_000_000_000, 1_000_000_000),
+            (UInt64.max, 10_000_000_000_000_000_000),
+        ]
+        for (slack, step) in cases { #expect(TimerWheel<Int>.gridStep(forSlack: slack) == step, "slack \(slack)") }
+    }
+
+    @Test("timers whose slack differs a little still share wake-ups (retries at 90–110 ms, slack a tenth)")
+    func similarSlack() {
+        var wheel = TimerWheel<Int>()
+        // A thousand retries armed over one second, each 90–110 ms ahead, as the
+        // hosting core arms them (its slack: a tenth of the wait).
+        var deadlines: [UInt64] = []
+        var slacks: [UInt64] = []
+        for i in 0..<1000 {
+            let armedAt = UInt64(i) * 1_000_000
+            let wait = 90_000_000 + UInt64(i * 7919 % 1000) * 20_000
+            deadlines.append(armedAt + wait)
+            slacks.append(wait / 10)
+            _ = wheel.schedule(
+                at: MonotonicInstant(nanoseconds: armedAt + wait), slack: .nanoseconds(Int64(wait / 10)), i)
+        }
+        var wakeUps = 0
+        var fired = 0
+        while let next = wheel.nextFireInstant() {
+            wakeUps += 1
+            for i in wheel.expire(now: next) {
+                fired += 1
+                #expect(next.nanoseconds >= deadlines[i])
+                #expect(next.nanoseconds - deadlines[i] <= slacks[i])
+            }
+        }
+        #expect(fired == 1000)
+        // Steps of 5 and 10 ms over about 1.1 s: at most one wake-up per 5 ms.
+        #expect(wakeUps <= 230)
+    }
+
     @Test("slack never makes a timer fire later than deadline + slack")
     func slackBound() {
         var wheel = TimerWheel<Int>()
