@@ -30,6 +30,12 @@ final class Poller {
     struct Readiness {
         var readable: Bool
         var writable: Bool
+        /// EPOLLERR or EPOLLHUP (readable and writable are set too, so that
+        /// the socket reads or writes and learns the error).
+        var failed: Bool
+        /// EPOLLRDHUP: the peer has shut down its side; what it sent before
+        /// is all in the kernel already.
+        var peerShutDown: Bool
     }
 
     private let epollFD: Int32
@@ -150,6 +156,14 @@ final class Poller {
         releaseSlot(token)
     }
 
+    /// Frees the token of a descriptor its owner closes right after (no
+    /// EPOLL_CTL_DEL: closing the last descriptor of a file leaves every epoll
+    /// set by itself, and the daemon neither forks nor duplicates its sockets).
+    /// Events already collected for it are ignored, like those of `unregister`.
+    func forget(_ token: Token) {
+        releaseSlot(token)
+    }
+
     private static func mask(read: Bool, write: Bool) -> UInt32 {
         var mask: UInt32 = 0
         if read { mask |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
@@ -237,7 +251,8 @@ final class Poller {
         let bytes = target.ready(
             Readiness(
                 readable: flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed,
-                writable: flags & EPOLLOUT.rawValue != 0 || failed))
+                writable: flags & EPOLLOUT.rawValue != 0 || failed, failed: failed,
+                peerShutDown: flags & EPOLLRDHUP.rawValue != 0))
         read += bytes
         // A socket that used its whole budget may hold more.
         if bytes >= target.readBudget { leftOver = true }

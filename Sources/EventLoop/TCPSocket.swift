@@ -7,8 +7,8 @@ import Glibc
 /// loop's queue). Reads run up to a byte budget per wake-up so one busy socket
 /// cannot starve the others; writes go out directly and, when the kernel
 /// buffer is full, wait for writability, which is asked for only while bytes
-/// wait (and while a connect completes). `close()` unregisters and closes the
-/// fd at once: events for it that are already collected are ignored.
+/// wait (and while a connect completes). `close()` closes the fd at once (which
+/// takes it out of the epoll set): events for it already collected are ignored.
 @LoopActor
 public final class TCPSocket {
     public enum Input {
@@ -61,20 +61,27 @@ public final class TCPSocket {
         updateInterest()
     }
 
-    /// Registers with the poller, or changes what is asked for.
+    /// Registers with the poller, or changes what is asked for (a system call
+    /// only when that differs from what is registered).
     private func updateInterest() {
         guard !closed else { return }
+        let interest = (read: started, write: wantsWrite)
         if let token {
-            Poller.shared.modify(fd, token, read: started, write: wantsWrite)
+            guard interest != registered else { return }
+            Poller.shared.modify(fd, token, read: interest.read, write: interest.write)
         } else {
-            token = Poller.shared.register(fd, self, read: started, write: wantsWrite)
+            token = Poller.shared.register(fd, self, read: interest.read, write: interest.write)
         }
+        registered = interest
     }
+
+    /// The interest registered with the poller.
+    private var registered = (read: false, write: false)
 
     /// The poller says the socket is ready; returns the bytes read.
     func ready(_ readiness: Poller.Readiness) -> Int {
-        if readiness.writable && wantsWrite { writable() }
-        if readiness.readable && started && !closed { return readable() }
+        if readiness.writable && wantsWrite { writable(failed: readiness.failed) }
+        if readiness.readable && started && !closed { return readable(toEnd: readiness.peerShutDown) }
         return 0
     }
 
@@ -119,16 +126,22 @@ public final class TCPSocket {
         updateInterest()
     }
 
-    private func writable() {
+    private func writable(failed: Bool) {
         guard !closed else { return }
         if let onConnected {
+            // Writable without an error: connected (a failed connect reports
+            // EPOLLERR, whose errno SO_ERROR then tells). The interest is
+            // updated after the completion, which starts reading as a rule:
+            // one epoll_ctl for both changes.
             self.onConnected = nil
             wantsWrite = pendingCount > 0
-            updateInterest()
             var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            if failed {
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            }
             onConnected(error)
+            updateInterest()
             return
         }
         while pendingCount > 0 {
@@ -156,7 +169,10 @@ public final class TCPSocket {
         onDrained?()
     }
 
-    private func readable() -> Int {
+    /// Reads up to the budget. `toEnd`: the peer has shut down its side, so a
+    /// short read is followed by the read that returns the end of the stream,
+    /// in this turn rather than the next one's wake-up.
+    private func readable(toEnd: Bool) -> Int {
         var total = 0
         while !closed && total < readBudget {
             let readBuffer = Self.readBuffer
@@ -167,7 +183,7 @@ public final class TCPSocket {
                 // A short read emptied the socket: no second recv just to see
                 // EAGAIN. The poll is level-triggered, so bytes that arrive
                 // meanwhile are reported on the next turn.
-                if count < readBuffer.count { return total }
+                if count < readBuffer.count && !toEnd { return total }
             } else if count == 0 {
                 onInput?(.eof)
                 return total
@@ -209,10 +225,10 @@ public final class TCPSocket {
         token = nil
     }
 
-    /// Unregisters `fd` (first: events already collected for it are then ignored)
-    /// and closes it.
+    /// Frees the poller's token (first: events already collected for it are then
+    /// ignored) and closes `fd`, which takes it out of the epoll set.
     private static func release(_ fd: Int32, _ token: Poller.Token?) {
-        if let token { Poller.shared.unregister(fd, token) }
+        if let token { Poller.shared.forget(token) }
         Glibc.close(fd)
     }
 
@@ -221,8 +237,8 @@ public final class TCPSocket {
     /// loop's). Not an `isolated deinit`: the runtime runs that as a job queued
     /// on the loop's executor unless it is already inside one of its jobs, and a
     /// poller turn is not, so every connection's end cost a Dispatch hand-off
-    /// and a context switch (docs/performance.md). Elsewhere the descriptor is
-    /// unregistered and closed on the loop, as that job did; the poller ignores
+    /// and a context switch (docs/performance.md). Elsewhere the token is freed
+    /// and the descriptor closed on the loop, as that job did; the poller ignores
     /// its events meanwhile (its weak reference is nil).
     deinit {
         guard !closed else { return }
