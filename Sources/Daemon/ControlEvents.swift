@@ -95,7 +95,7 @@ final class ControlEvents {
             return at(
                 address, .disconnected,
                 [
-                    "initiator": .string("\(report.initiator)"), "code": .int(Int(report.code.rawValue)),
+                    "initiator": .string(report.initiator.rawValue), "code": .int(Int(report.code.rawValue)),
                     "reason": .string(report.reason),
                 ])
         case .attemptFailed(let address, let reason): return at(address, .attemptFailed, ["reason": .string(reason)])

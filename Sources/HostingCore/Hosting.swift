@@ -464,7 +464,7 @@ public struct Hosting: Sendable {
             log(
                 .notice, "disconnected: \(report.reason)",
                 fields(address, attempt).merging(
-                    ["ws.close.initiator": "\(report.initiator)", "ws.close.code": "\(report.code)"]) { $1 },
+                    ["ws.close.initiator": report.initiator.rawValue, "ws.close.code": "\(report.code)"]) { $1 },
                 into: &effects)
             statuses[address, default: RecordStatus()].disconnectedAt = now
             if report.code != .normalClosure && report.code != .goingAway {

@@ -690,7 +690,7 @@ public struct ClientConnection {
 }
 
 /// Who ended the connection.
-public enum CloseInitiator: Equatable, Sendable {
+public enum CloseInitiator: String, Equatable, Sendable {
     /// We sent the first Close (by request, or failing the connection).
     case client
     /// The server sent the first Close.

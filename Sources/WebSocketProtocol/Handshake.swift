@@ -104,11 +104,8 @@ public struct Handshake: Sendable {
         // which cost a tenth of a connection's CPU time).
         var lines = Self.lines(responseHeader)[...]
         guard let statusBytes = lines.popFirst() else { return .failure(.malformedStatusLine("")) }
-        // "HTTP/1.1 101 Switching Protocols"
-        let statusLine = String(decoding: statusBytes, as: UTF8.self)
-        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let code = Int(parts[1]) else {
-            return .failure(.malformedStatusLine(String(statusLine.prefix(200))))
+        guard let (code, reason) = Self.status(statusBytes) else {
+            return .failure(.malformedStatusLine(String(String(decoding: statusBytes, as: UTF8.self).prefix(200))))
         }
         var headers: [(String, String)] = []
         for line in lines where !line.isEmpty {
@@ -124,7 +121,8 @@ public struct Handshake: Sendable {
             headers.append((name, String(decoding: value, as: UTF8.self)))
         }
         guard code == 101 else {
-            return .failure(.unexpectedStatus(code: code, reason: parts.count > 2 ? String(parts[2].prefix(200)) : ""))
+            return .failure(
+                .unexpectedStatus(code: code, reason: String(String(decoding: reason, as: UTF8.self).prefix(200))))
         }
         // §4.1 items 2-4 of the client's validation.
         guard Self.listsToken(headers, "upgrade", "websocket") else { return .failure(.missingUpgrade) }
@@ -150,6 +148,27 @@ public struct Handshake: Sendable {
             return .failure(.unexpectedSubprotocol(value))
         }
         return .success(Response(headers: headers, deflate: deflate))
+    }
+
+    /// The code and reason of a status line, "HTTP/1.1 101 Switching Protocols":
+    /// a version starting "HTTP/1.", a space, three digits, then the end or a
+    /// space and the reason. Nil when it is not one.
+    static func status(_ line: ArraySlice<UInt8>) -> (code: Int, reason: ArraySlice<UInt8>)? {
+        guard line.starts(with: "HTTP/1.".utf8), let space = line.firstIndex(of: UInt8(ascii: " ")) else {
+            return nil
+        }
+        let digits = line[(space + 1)...].prefix(3)
+        guard digits.count == 3, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            return nil
+        }
+        let rest = line[digits.endIndex...]
+        guard let first = rest.first else { return (Self.number(digits), rest) }
+        guard first == UInt8(ascii: " ") else { return nil }
+        return (Self.number(digits), rest.dropFirst())
+    }
+
+    private static func number(_ digits: ArraySlice<UInt8>) -> Int {
+        digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
     }
 
     /// True when a header `name` (lowercase) lists `token` (lowercase ASCII) among

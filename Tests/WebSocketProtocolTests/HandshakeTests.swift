@@ -32,6 +32,28 @@ struct HandshakeTests {
         #expect(lists(["Keep-Alive"], "keep-alive"))
     }
 
+    @Test("the status line: HTTP/1.x, a space, three digits, then the end or a space and the reason")
+    func statusLine() {
+        func status(_ line: String) -> String? {
+            Handshake.status(Array(line.utf8)[...]).map { "\($0.code) \(String(decoding: $0.reason, as: UTF8.self))" }
+        }
+        #expect(status("HTTP/1.1 101 Switching Protocols") == "101 Switching Protocols")
+        #expect(status("HTTP/1.0 403 Forbidden by policy") == "403 Forbidden by policy")
+        #expect(status("HTTP/1.1 101") == "101 ")
+        #expect(status("HTTP/1.1 101 ") == "101 ")
+        #expect(status("HTTP/1.1 200 a  b") == "200 a  b")
+        #expect(status("HTTP/1.1 +01 x") == nil)
+        #expect(status("HTTP/1.1 -01 x") == nil)
+        #expect(status("HTTP/1.1 10") == nil)
+        #expect(status("HTTP/1.1 1011 x") == nil)
+        #expect(status("HTTP/1.1  101 x") == nil)
+        #expect(status("HTTP/1.1 1\u{0663}1 x") == nil)  // an Arabic-Indic digit is no digit here
+        #expect(status("HTTP/2 101 x") == nil)
+        #expect(status("http/1.1 101 x") == nil)
+        #expect(status("HTTP/1.1") == nil)
+        #expect(status("") == nil)
+    }
+
     @Test("SHA-1 and base64 against FIPS 180 and RFC 4648 vectors")
     func primitives() {
         func hex(_ bytes: [UInt8]) -> String {
