@@ -90,6 +90,7 @@ public enum Resolver {
     }
 
     nonisolated static func lookup(host: String, port: UInt16, numericOnly: Bool) -> Result<[SocketAddress], Failure>? {
+        if numericOnly, let address = literal(host, port: port) { return .success([address]) }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -128,5 +129,29 @@ public enum Resolver {
             if i < v4.count { ordered.append(v4[i]) }
         }
         return ordered.isEmpty ? .failure(.notFound(host)) : .success(ordered)
+    }
+
+    /// A dotted-quad IPv4 or a plain IPv6 literal, as getaddrinfo with
+    /// AI_NUMERICHOST gives it (one address), without its allocations; nil for
+    /// anything else (other IPv4 spellings, a scope ID), which getaddrinfo judges.
+    nonisolated static func literal(_ host: String, port: UInt16) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        return withUnsafeMutableBytes(of: &storage) { raw -> (Int32, socklen_t)? in
+            var v4 = sockaddr_in()
+            if inet_pton(AF_INET, host, &v4.sin_addr) == 1 {
+                v4.sin_family = sa_family_t(AF_INET)
+                v4.sin_port = port.bigEndian
+                withUnsafeBytes(of: &v4) { raw.copyMemory(from: $0) }
+                return (AF_INET, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+            var v6 = sockaddr_in6()
+            if inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 {
+                v6.sin6_family = sa_family_t(AF_INET6)
+                v6.sin6_port = port.bigEndian
+                withUnsafeBytes(of: &v6) { raw.copyMemory(from: $0) }
+                return (AF_INET6, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            }
+            return nil
+        }.map { SocketAddress(family: $0.0, storage: storage, length: $0.1) }
     }
 }

@@ -399,22 +399,28 @@ public struct Hosting: Sendable {
 
     private mutating func execute(_ actions: [RecordAction], now: MonotonicInstant, into effects: inout [Effect]) {
         for item in actions { execute(item.action, at: item.address, now: now, into: &effects) }
-        reportChanges(for: Set(actions.map(\.address)), into: &effects)
+        guard let first = actions.first?.address else { return }
+        if actions.allSatisfy({ $0.address == first }) {
+            // One record's actions (a socket event, a timer): no set to build and sort.
+            reportChange(for: first, into: &effects)
+        } else {
+            for address in Set(actions.map(\.address)).sorted(by: { $0.object < $1.object }) {
+                reportChange(for: address, into: &effects)
+            }
+        }
     }
 
-    /// Emits `stateChanged` / `handlingUserChanged` for records whose lifecycle moved.
-    private mutating func reportChanges(for addresses: Set<RecordAddress>, into effects: inout [Effect]) {
-        for address in addresses.sorted(by: { $0.object < $1.object }) {
-            guard let lifecycle = world.lifecycles[address] else {
-                reported[address] = nil
-                continue
-            }
-            let user = lifecycle.target?.user
-            let previous = reported[address]
-            reported[address] = (lifecycle.state, user)
-            if previous?.user != user { effects.append(.emit(.handlingUserChanged(address, user))) }
-            if previous?.state != lifecycle.state { effects.append(.emit(.stateChanged(address, lifecycle.state))) }
+    /// Emits `stateChanged` / `handlingUserChanged` when the record's lifecycle moved.
+    private mutating func reportChange(for address: RecordAddress, into effects: inout [Effect]) {
+        guard let lifecycle = world.lifecycles[address] else {
+            reported[address] = nil
+            return
         }
+        let user = lifecycle.target?.user
+        let previous = reported[address]
+        reported[address] = (lifecycle.state, user)
+        if previous?.user != user { effects.append(.emit(.handlingUserChanged(address, user))) }
+        if previous?.state != lifecycle.state { effects.append(.emit(.stateChanged(address, lifecycle.state))) }
     }
 
     private mutating func execute(
