@@ -1,3 +1,4 @@
+import CEpoll
 import Dispatch
 import Glibc
 
@@ -205,13 +206,14 @@ public final class StreamListener {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let client = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &length) }
+                // Close-on-exec from the start (a child spawned meanwhile must not
+                // hold the socket: its close leaves the epoll set only as the last
+                // descriptor of the file), and non-blocking.
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    cepoll_accept4(fd, $0, &length, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+                }
             }
             var peer = SocketAddress(family: family, storage: storage, length: length)
-            if client >= 0 {
-                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
-            }
             if client < 0 {
                 let code = errno
                 if code == EINTR || code == ECONNABORTED { continue }

@@ -23,6 +23,28 @@ struct ResolverTests {
         }
     }
 
+    @Test("a literal's socket address is byte for byte getaddrinfo's (AI_NUMERICHOST)")
+    func sameAsGetaddrinfo() throws {
+        for host in ["127.0.0.1", "10.1.2.3", "255.255.255.255", "::1", "2001:db8::1", "::ffff:192.0.2.1", "fe80::1"] {
+            let ours = try #require(Resolver.literal(host, port: 9301), "\(host)")
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            hints.ai_protocol = Int32(IPPROTO_TCP)
+            hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV
+            var list: UnsafeMutablePointer<addrinfo>?
+            try #require(getaddrinfo(host, "9301", &hints, &list) == 0, "\(host)")
+            defer { freeaddrinfo(list) }
+            let theirs = try #require(list).pointee
+            #expect(theirs.ai_next == nil, "\(host): one address")
+            #expect(ours.family == theirs.ai_family, "\(host)")
+            #expect(ours.length == theirs.ai_addrlen, "\(host)")
+            var storage = ours.storage
+            let ourBytes = withUnsafeBytes(of: &storage) { Array($0.prefix(Int(ours.length))) }
+            let theirBytes = Array(UnsafeRawBufferPointer(start: theirs.ai_addr, count: Int(theirs.ai_addrlen)))
+            #expect(ourBytes == theirBytes, "\(host)")
+        }
+    }
+
     @Test("a numeric lookup gives what getaddrinfo gives: a literal read directly, other spellings through it")
     func numericLookup() throws {
         func addresses(_ host: String) -> [String]? {
