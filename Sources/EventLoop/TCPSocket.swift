@@ -64,8 +64,8 @@ public final class TCPSocket {
     /// Registers with the poller, or changes what is asked for (a system call
     /// only when that differs from what is registered).
     private func updateInterest() {
-        guard !closed else { return }
-        let interest = (read: started, write: wantsWrite)
+        guard !closed && !hungUp else { return }
+        let interest = (read: started && !inputEnded, write: wantsWrite)
         if let token {
             guard interest != registered else { return }
             Poller.shared.modify(fd, token, read: interest.read, write: interest.write)
@@ -77,11 +77,33 @@ public final class TCPSocket {
 
     /// The interest registered with the poller.
     private var registered = (read: false, write: false)
+    /// The peer's end of the stream was read: nothing more to read, and no
+    /// more read interest (a level-triggered end of stream would be reported
+    /// again every turn while the owner keeps the socket, as a control
+    /// subscriber that half-closes does).
+    private var inputEnded = false
+    /// Gone both ways after the end of the stream: out of the poller, whose
+    /// EPOLLHUP would otherwise come every turn until the owner closes.
+    private var hungUp = false
 
     /// The poller says the socket is ready; returns the bytes read.
     func ready(_ readiness: Poller.Readiness) -> Int {
         if readiness.writable && wantsWrite { writable(failed: readiness.failed) }
-        if readiness.readable && started && !closed { return readable(toEnd: readiness.peerShutDown) }
+        guard started && !closed else { return 0 }
+        if !inputEnded {
+            if readiness.readable { return readable(toEnd: readiness.peerShutDown) }
+        } else if readiness.failed && !wantsWrite && !hungUp {
+            // EPOLLERR/EPOLLHUP come whatever is asked for: after the end of the
+            // stream they mean the connection is gone both ways. Told once, as
+            // an error; the descriptor leaves the poller until it is closed.
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            hungUp = true
+            if let token { Poller.shared.unregister(fd, token) }
+            token = nil
+            onInput?(.error(error == 0 ? EPIPE : error))
+        }
         return 0
     }
 
@@ -185,6 +207,8 @@ public final class TCPSocket {
                 // meanwhile are reported on the next turn.
                 if count < readBuffer.count && !toEnd { return total }
             } else if count == 0 {
+                inputEnded = true
+                updateInterest()
                 onInput?(.eof)
                 return total
             } else if errno == EINTR {

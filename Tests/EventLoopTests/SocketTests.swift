@@ -41,6 +41,56 @@ struct SocketTests {
     }
 }
 
+@Suite("TCPSocket: the end of the stream")
+struct SocketEndTests {
+    /// A peer that half-closes and stays (a control subscriber reading its
+    /// stream) is told its end once; the level-triggered end of stream was
+    /// reported every turn before, a loop spinning for as long as the peer
+    /// stayed. When it then goes for good (EPOLLHUP, which comes whatever is
+    /// asked for), that is told as an error, once.
+    @Test("a half-close is one end of stream, not one per turn; the peer's close then is one error")
+    func halfClose() async throws {
+        var pair: [Int32] = [0, 0]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        _ = fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK)
+        let (ours, peer) = (pair[0], pair[1])
+        let watcher = await LoopActor.run { EndWatcher(fd: ours) }
+        _ = send(peer, "hi", 2, 0)
+        shutdown(peer, Int32(SHUT_WR))
+        try await Task.sleep(for: .milliseconds(300))
+        let afterHalfClose = await LoopActor.run { (watcher.bytes, watcher.ends, watcher.errors) }
+        #expect(afterHalfClose.0 == 2)
+        #expect(afterHalfClose.1 == 1)
+        #expect(afterHalfClose.2 == 0)
+        close(peer)
+        try await Task.sleep(for: .milliseconds(300))
+        let afterClose = await LoopActor.run { (watcher.ends, watcher.errors) }
+        #expect(afterClose.0 == 1)
+        #expect(afterClose.1 == 1)
+        await LoopActor.run { watcher.socket.close() }
+    }
+}
+
+/// Counts what a socket is told, and leaves it open (as a subscriber would).
+@LoopActor
+private final class EndWatcher {
+    let socket: TCPSocket
+    var bytes = 0
+    var ends = 0
+    var errors = 0
+
+    init(fd: Int32) {
+        socket = TCPSocket(fd: fd, peer: SocketAddress(family: AF_UNIX, storage: sockaddr_storage(), length: 0))
+        socket.start(onInput: { [unowned self] input in
+            switch input {
+            case .data(let data): bytes += data.count
+            case .eof: ends += 1
+            case .error: errors += 1
+            }
+        })
+    }
+}
+
 /// Reads the given fds until each delivered a byte, or 5 s passed.
 @LoopActor
 private final class Readers {
