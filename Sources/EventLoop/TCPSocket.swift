@@ -141,6 +141,11 @@ public final class TCPSocket {
             onInput?(.error(code))
             return
         }
+        if hungUp {
+            // Out of the poller: what the kernel did not take would never go.
+            onInput?(.error(EPIPE))
+            return
+        }
         pending.removeAll(keepingCapacity: true)
         pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[max(0, written)...]))
         pendingOffset = 0
@@ -208,8 +213,10 @@ public final class TCPSocket {
                 if count < readBuffer.count && !toEnd { return total }
             } else if count == 0 {
                 inputEnded = true
-                updateInterest()
                 onInput?(.eof)
+                // An owner that stays (a half-closed subscriber) reads no more; most
+                // close at the end of the stream, and then there is nothing to change.
+                updateInterest()
                 return total
             } else if errno == EINTR {
                 continue

@@ -55,14 +55,21 @@ struct SocketEndTests {
         _ = fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK)
         let (ours, peer) = (pair[0], pair[1])
         let watcher = await LoopActor.run { EndWatcher(fd: ours) }
+        /// Waits (up to 5 s: the loop is shared with other suites) until `done`.
+        func waitFor(_ done: @escaping @LoopActor () -> Bool) async throws {
+            for _ in 0..<500 where !(await LoopActor.run { done() }) { try await Task.sleep(for: .milliseconds(10)) }
+        }
         _ = send(peer, "hi", 2, 0)
         shutdown(peer, Int32(SHUT_WR))
+        try await waitFor { watcher.ends > 0 }
+        // Turns enough for a repeated report to pile up (the old code: thousands).
         try await Task.sleep(for: .milliseconds(300))
         let afterHalfClose = await LoopActor.run { (watcher.bytes, watcher.ends, watcher.errors) }
         #expect(afterHalfClose.0 == 2)
         #expect(afterHalfClose.1 == 1)
         #expect(afterHalfClose.2 == 0)
         close(peer)
+        try await waitFor { watcher.errors > 0 }
         try await Task.sleep(for: .milliseconds(300))
         let afterClose = await LoopActor.run { (watcher.ends, watcher.errors) }
         #expect(afterClose.0 == 1)
