@@ -135,23 +135,27 @@ public enum Resolver {
     /// AI_NUMERICHOST gives it (one address), without its allocations; nil for
     /// anything else (other IPv4 spellings, a scope ID), which getaddrinfo judges.
     nonisolated static func literal(_ host: String, port: UInt16) -> SocketAddress? {
+        var v4 = sockaddr_in()
+        if inet_pton(AF_INET, host, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            return SocketAddress(AF_INET, v4)
+        }
+        var v6 = sockaddr_in6()
+        if inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            return SocketAddress(AF_INET6, v6)
+        }
+        return nil
+    }
+}
+
+extension SocketAddress {
+    /// `address` (a `sockaddr_in` or `sockaddr_in6`) as the address of `family`.
+    init<Address>(_ family: Int32, _ address: Address) {
         var storage = sockaddr_storage()
-        return withUnsafeMutableBytes(of: &storage) { raw -> (Int32, socklen_t)? in
-            var v4 = sockaddr_in()
-            if inet_pton(AF_INET, host, &v4.sin_addr) == 1 {
-                v4.sin_family = sa_family_t(AF_INET)
-                v4.sin_port = port.bigEndian
-                withUnsafeBytes(of: &v4) { raw.copyMemory(from: $0) }
-                return (AF_INET, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-            var v6 = sockaddr_in6()
-            if inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 {
-                v6.sin6_family = sa_family_t(AF_INET6)
-                v6.sin6_port = port.bigEndian
-                withUnsafeBytes(of: &v6) { raw.copyMemory(from: $0) }
-                return (AF_INET6, socklen_t(MemoryLayout<sockaddr_in6>.size))
-            }
-            return nil
-        }.map { SocketAddress(family: $0.0, storage: storage, length: $0.1) }
+        withUnsafeMutableBytes(of: &storage) { raw in withUnsafeBytes(of: address) { raw.copyMemory(from: $0) } }
+        self.init(family: family, storage: storage, length: socklen_t(MemoryLayout<Address>.size))
     }
 }
