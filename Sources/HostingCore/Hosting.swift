@@ -417,8 +417,14 @@ public struct Hosting: Sendable {
             return
         }
         let user = lifecycle.target?.user
-        let previous = reported[address]
-        reported[address] = (lifecycle.state, user)
+        let previous: (state: RecordLifecycle.State, user: UserID?)?
+        if let index = reported.index(forKey: address) {  // one lookup for the read and the write
+            previous = reported.values[index]
+            reported.values[index] = (lifecycle.state, user)
+        } else {
+            previous = nil
+            reported[address] = (lifecycle.state, user)
+        }
         if previous?.user != user { effects.append(.emit(.handlingUserChanged(address, user))) }
         if previous?.state != lifecycle.state { effects.append(.emit(.stateChanged(address, lifecycle.state))) }
     }
@@ -530,15 +536,13 @@ public struct Hosting: Sendable {
         }
     }
 
-    /// The consent request for an attempt: its URL's host and port, the
-    /// record's stated reason or a plain one.
+    /// The consent request for an attempt: its URL's host and port and the
+    /// record's stated reason (the request makes a plain one if it has none).
     private func accessRequest(_ address: RecordAddress, _ attempt: Attempt) -> AccessRequest {
         let key = AccessKey(host: attempt.target.url.host, port: attempt.target.url.port)
-        let reason = world.objects[address]?.record?.accessReason ?? ""
         return AccessRequest(
             requester: .init(session: address.session, object: address.object, attempt: attempt.number),
-            user: attempt.target.user, key: key,
-            reason: reason.isEmpty ? "\(address) connects to \(key.hostPort)" : reason)
+            user: attempt.target.user, key: key, reason: world.objects[address]?.record?.accessReason ?? "")
     }
 
     /// An attempt's socket: refused over a connection limit, queued behind
@@ -550,7 +554,8 @@ public struct Hosting: Sendable {
         pacing[address] = nil
         guard withinConnectionLimits(address, attempt, now: now, into: &effects) else { return }
         let url = attempt.target.url
-        let destination = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+        let destination =
+            url.host.utf8.contains(UInt8(ascii: ":")) ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
         if paceQueues[destination] == nil {
             let wait = pacer.admit(destination, now: now)
             if wait == .zero { return launch(address, attempt, into: &effects) }

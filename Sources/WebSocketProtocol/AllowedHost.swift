@@ -13,7 +13,7 @@ public struct AllowedHost: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// Why an entry was refused; the schema turns this into a config message.

@@ -8,40 +8,47 @@ enum SHA1 {
         )
         var data = Array(message)
         let bitLength = UInt64(data.count) * 8
+        data.reserveCapacity((data.count + 8) / 64 * 64 + 64)
         data.append(0x80)
         while data.count % 64 != 56 { data.append(0) }
         for shift in stride(from: 56, through: 0, by: -8) {
             data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
         }
-        var w = [UInt32](repeating: 0, count: 80)
-        for chunk in stride(from: 0, to: data.count, by: 64) {
-            for i in 0..<16 {
-                let j = chunk + i * 4
-                w[i] =
-                    UInt32(data[j]) << 24 | UInt32(data[j + 1]) << 16 | UInt32(data[j + 2]) << 8 | UInt32(data[j + 3])
-            }
-            for i in 16..<80 {
-                let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
-                w[i] = x << 1 | x >> 31
-            }
-            var (a, b, c, d, e) = h
-            for i in 0..<80 {
-                let f: UInt32
-                let k: UInt32
-                switch i {
-                case 0..<20: (f, k) = ((b & c) | (~b & d), 0x5A82_7999)
-                case 20..<40: (f, k) = (b ^ c ^ d, 0x6ED9_EBA1)
-                case 40..<60: (f, k) = ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC)
-                default: (f, k) = (b ^ c ^ d, 0xCA62_C1D6)
+        // The message schedule on the stack, and the rounds in four loops of
+        // their own (a switch per round and bounds checks cost more than the
+        // rounds: this runs once per connection).
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 80) { w in
+            data.withUnsafeBufferPointer { data in
+                for chunk in stride(from: 0, to: data.count, by: 64) {
+                    for i in 0..<16 {
+                        let j = chunk + i * 4
+                        w[i] =
+                            UInt32(data[j]) << 24 | UInt32(data[j + 1]) << 16 | UInt32(data[j + 2]) << 8
+                            | UInt32(data[j + 3])
+                    }
+                    for i in 16..<80 {
+                        let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
+                        w[i] = x << 1 | x >> 31
+                    }
+                    var (a, b, c, d, e) = h
+                    @inline(__always) func round(_ f: UInt32, _ k: UInt32, _ word: UInt32) {
+                        let temp = (a << 5 | a >> 27) &+ f &+ e &+ k &+ word
+                        (e, d, c, b, a) = (d, c, b << 30 | b >> 2, a, temp)
+                    }
+                    for i in 0..<20 { round((b & c) | (~b & d), 0x5A82_7999, w[i]) }
+                    for i in 20..<40 { round(b ^ c ^ d, 0x6ED9_EBA1, w[i]) }
+                    for i in 40..<60 { round((b & c) | (b & d) | (c & d), 0x8F1B_BCDC, w[i]) }
+                    for i in 60..<80 { round(b ^ c ^ d, 0xCA62_C1D6, w[i]) }
+                    h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e)
                 }
-                let temp = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[i]
-                (e, d, c, b, a) = (d, c, b << 30 | b >> 2, a, temp)
             }
-            h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e)
         }
-        var digest: [UInt8] = []
-        for word in [h.0, h.1, h.2, h.3, h.4] {
-            for shift in [24, 16, 8, 0] { digest.append(UInt8(truncatingIfNeeded: word >> UInt32(shift))) }
+        var digest = [UInt8](repeating: 0, count: 20)
+        for (n, word) in [h.0, h.1, h.2, h.3, h.4].enumerated() {
+            digest[n * 4] = UInt8(truncatingIfNeeded: word >> 24)
+            digest[n * 4 + 1] = UInt8(truncatingIfNeeded: word >> 16)
+            digest[n * 4 + 2] = UInt8(truncatingIfNeeded: word >> 8)
+            digest[n * 4 + 3] = UInt8(truncatingIfNeeded: word)
         }
         return digest
     }

@@ -16,13 +16,13 @@ public struct WebSocketURL: Hashable, Sendable, CustomStringConvertible {
 
     /// The `Host` header (RFC 6455 §4.1 item 4): the port only when not the default.
     public var hostHeader: String {
-        let name = host.contains(":") ? "[\(host)]" : host
+        let name = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         return port == defaultPort ? name : "\(name):\(port)"
     }
 
     /// The URL without userinfo, as it is logged and shown.
     public var description: String {
-        let name = host.contains(":") ? "[\(host)]" : host
+        let name = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         return "\(secure ? "wss" : "ws")://\(name)\(port == defaultPort ? "" : ":\(port)")\(resource)"
     }
 

@@ -18,7 +18,7 @@ public struct AccessKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `host:port`, as an operator would add it to `allowed_url_hosts`.
-    public var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var hostPort: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
     public var description: String { "\(scope.rawValue) \(hostPort)" }
 }
 
@@ -51,8 +51,13 @@ public struct AccessRequest: Equatable, Sendable {
     public var requester: Requester
     public var user: UserID
     public var key: AccessKey
-    /// `AccessReason`, shown in the prompt.
-    public var reason: String
+    /// The record's `AccessReason`; empty when it states none.
+    public var statedReason: String
+    /// Shown in the prompt: the stated reason, or which record connects where
+    /// (made when asked for: most requests are decided without a prompt).
+    public var reason: String {
+        statedReason.isEmpty ? "\(requester.session)/\(requester.object) connects to \(key.hostPort)" : statedReason
+    }
 
     public struct Requester: Hashable, Sendable {
         public var session: SessionID
@@ -70,7 +75,7 @@ public struct AccessRequest: Equatable, Sendable {
         self.requester = requester
         self.user = user
         self.key = key
-        self.reason = reason
+        self.statedReason = reason
     }
 }
 
