@@ -19,7 +19,10 @@ public struct TimerID: Hashable, Sendable {
 /// its own: one wake-up per retry.)
 ///
 /// Buckets live in a dictionary keyed by firing instant, the instants in a
-/// min-heap. Cancelling is O(1); a bucket left empty is dropped lazily.
+/// min-heap, each instant once. Cancelling is O(1): a bucket counts its live
+/// timers and lets go of its list when the last one is cancelled, so finding
+/// the next wake-up never walks cancelled timers (it had looked each one up,
+/// for every re-arm); an empty bucket and its instant go when they come first.
 public struct TimerWheel<Payload> {
     private struct Entry {
         var fireAt: UInt64
@@ -27,7 +30,13 @@ public struct TimerWheel<Payload> {
     }
 
     private var entries: [TimerID: Entry] = [:]
-    private var buckets: [UInt64: [TimerID]] = [:]
+    private struct Bucket {
+        var ids: [TimerID]
+        /// How many of `ids` are still scheduled.
+        var live: Int
+    }
+
+    private var buckets: [UInt64: Bucket] = [:]
     private var instants = Heap<UInt64>()
     private var nextID: UInt64 = 0
 
@@ -35,6 +44,9 @@ public struct TimerWheel<Payload> {
 
     /// Number of live timers.
     public var count: Int { entries.count }
+
+    /// Firing instants held (live or not yet dropped): for tests.
+    var instantCount: Int { instants.count }
 
     /// Schedules `payload` to fire at `deadline` or up to `slack` later.
     public mutating func schedule(
@@ -46,8 +58,11 @@ public struct TimerWheel<Payload> {
         let (rounded, overflow) = deadline.nanoseconds.addingReportingOverflow(grid - 1)
         let fireAt = overflow ? UInt64.max : rounded / grid * grid
         entries[id] = Entry(fireAt: fireAt, payload: payload)
-        if buckets[fireAt]?.append(id) == nil {
-            buckets[fireAt] = [id]
+        if let index = buckets.index(forKey: fireAt) {
+            buckets.values[index].ids.append(id)
+            buckets.values[index].live += 1
+        } else {
+            buckets[fireAt] = Bucket(ids: [id], live: 1)
             instants.insert(fireAt)
         }
         return id
@@ -66,16 +81,20 @@ public struct TimerWheel<Payload> {
     /// Cancels a timer; returns false when it had already fired or been cancelled.
     @discardableResult
     public mutating func cancel(_ id: TimerID) -> Bool {
-        entries.removeValue(forKey: id) != nil
+        guard let entry = entries.removeValue(forKey: id) else { return false }
+        if let index = buckets.index(forKey: entry.fireAt) {
+            buckets.values[index].live -= 1
+            if buckets.values[index].live == 0 { buckets.values[index].ids = [] }
+        }
+        return true
     }
 
     /// The instant the loop must wake up next, or nil with no live timers.
-    /// Drops buckets whose timers were all cancelled, so they cost no wake-up.
+    /// Drops the instants of buckets whose timers were all cancelled, so they
+    /// cost no wake-up.
     public mutating func nextFireInstant() -> MonotonicInstant? {
         while let first = instants.min {
-            if let ids = buckets[first], ids.contains(where: { entries[$0] != nil }) {
-                return MonotonicInstant(nanoseconds: first)
-            }
+            if let live = buckets[first]?.live, live > 0 { return MonotonicInstant(nanoseconds: first) }
             buckets[first] = nil
             instants.removeMin()
         }
@@ -88,20 +107,23 @@ public struct TimerWheel<Payload> {
         var due: [Payload] = []
         while due.count < limit, let first = instants.min, first <= now.nanoseconds {
             // Moved out of the dictionary, so that trimming it below does not copy it.
-            guard var ids = buckets.removeValue(forKey: first) else {
+            guard var bucket = buckets.removeValue(forKey: first) else {
                 instants.removeMin()
                 continue
             }
             var taken = 0
-            while taken < ids.count && due.count < limit {
-                if let entry = entries.removeValue(forKey: ids[taken]) { due.append(entry.payload) }
+            while taken < bucket.ids.count && due.count < limit {
+                if let entry = entries.removeValue(forKey: bucket.ids[taken]) {
+                    due.append(entry.payload)
+                    bucket.live -= 1
+                }
                 taken += 1
             }
-            if taken == ids.count {
+            if bucket.live == 0 {
                 instants.removeMin()
             } else {
-                ids.removeFirst(taken)
-                buckets[first] = ids
+                bucket.ids.removeFirst(taken)
+                buckets[first] = bucket
             }
         }
         return due

@@ -66,6 +66,31 @@ struct TimerWheelTests {
         #expect(due == [2])
     }
 
+    @Test("cancelled timers before a live one in a bucket are not walked, and re-use keeps one instant")
+    func cancelledInBucket() {
+        var wheel = TimerWheel<Int>()
+        // A connect timeout armed and cancelled per connection, all on one grid instant:
+        for i in 0..<1000 {
+            let id = wheel.schedule(at: at(10_000), slack: .seconds(1), i)
+            let armed = wheel.nextFireInstant()
+            let cancelled = wheel.cancel(id)
+            let after = wheel.nextFireInstant()
+            #expect(armed == at(10_000) && cancelled && after == nil)
+        }
+        #expect(wheel.instantCount <= 1)
+        var ids: [TimerID] = []
+        for i in 0..<100 { ids.append(wheel.schedule(at: at(10_000), slack: .seconds(1), i)) }
+        for id in ids.dropLast() { wheel.cancel(id) }
+        let next = wheel.nextFireInstant()
+        #expect(next == at(10_000))
+        #expect(wheel.instantCount == 1)
+        let due = wheel.expire(now: at(10_000))
+        #expect(due == [99])
+        let none = wheel.nextFireInstant()
+        #expect(none == nil)
+        #expect(wheel.count == 0 && wheel.instantCount == 0)
+    }
+
     @Test("timers with the same slack share one firing instant on a common grid")
     func coalescing() {
         var wheel = TimerWheel<Int>()
