@@ -249,7 +249,10 @@ let package = Package(
             name: "DaemonTests",
             // Depends on the executable so that `swift test` builds it: these
             // tests run the real binary.
-            dependencies: ["Daemon", "Config", "Control", "JSONValue", "TestSupport", "wshostd", "wshostctl"],
+            dependencies: [
+                "Daemon", "Config", "Control", "HostingCore", "JSONValue", "TestSupport", "WebSocketProtocol", "World",
+                "wshostd", "wshostctl",
+            ],
             swiftSettings: strict
         ),
     ]

@@ -309,7 +309,7 @@ public struct EventFilter: Equatable, Sendable {
         self.promptsFor = promptsFor
     }
 
-    public func matches(_ event: ControlEvent) -> Bool {
+    public func matches(_ event: some JournalEntry) -> Bool {
         // The end of the stream reaches every subscriber, whatever it filters.
         if event.type == .stopping { return true }
         if let promptsFor {

@@ -75,18 +75,48 @@ public struct ControlEvent: Equatable, Sendable {
     }
 }
 
+/// What the journal keeps of one event: what a filter reads, and the event
+/// itself made when asked. The daemon keeps the hosting core's events in a
+/// compact form and makes their fields only when a subscriber reads them
+/// (building every event's fields at once was a seventh of a connection's CPU
+/// time with nobody subscribed).
+public protocol JournalEntry: Sendable {
+    var type: ControlEventType { get }
+    var session: SessionID? { get }
+    var object: ObjectID? { get }
+    var user: UserID? { get }
+    /// About the length of the event's line, without making it.
+    var approximateSize: Int { get }
+    /// The event, numbered `seq`.
+    func event(seq: Int) -> ControlEvent
+}
+
+extension ControlEvent: JournalEntry {
+    public func event(seq: Int) -> ControlEvent {
+        var event = self
+        event.seq = seq
+        return event
+    }
+}
+
 /// The recent events, so that a subscriber can resume with `since` after a
 /// reconnect. Bounded in count and in bytes: the oldest events fall out (a
 /// stream of large messages cannot make the history hold gigabytes).
-public struct EventJournal: Sendable {
+public struct EventJournal<Entry: JournalEntry>: Sendable {
     public let capacity: Int
     /// Roughly the bytes the kept events may hold (their lines' length).
     public let byteCapacity: Int
-    private var events = Deque<(event: ControlEvent, size: Int)>()
+    /// The kept entries, oldest first: the first is number `lastSeq - entries.count + 1`.
+    /// (Usable from inline code, with `append`: the journal is then
+    /// specialized for the daemon's entries; generic, it cost more than the
+    /// conversion it saves.)
+    @usableFromInline var entries = Deque<(entry: Entry, size: Int)>()
+    @usableFromInline var keptBytes = 0
+    @usableFromInline var newestSeq = 0
     /// The kept events' sizes, added up.
-    public private(set) var bytes = 0
+    public var bytes: Int { keptBytes }
     /// The sequence number of the newest event (0: none yet).
-    public private(set) var lastSeq = 0
+    public var lastSeq: Int { newestSeq }
 
     public init(capacity: Int, byteCapacity: Int = .max) {
         precondition(capacity > 0 && byteCapacity > 0)
@@ -94,35 +124,39 @@ public struct EventJournal: Sendable {
         self.byteCapacity = byteCapacity
     }
 
-    /// Numbers and keeps `event`; returns it numbered.
-    public mutating func append(_ event: ControlEvent) -> ControlEvent {
-        var event = event
-        lastSeq += 1
-        event.seq = lastSeq
-        let size = event.approximateSize
-        events.append((event, size))
-        bytes += size
-        while events.count > capacity || (bytes > byteCapacity && events.count > 1), let first = events.popFirst() {
-            bytes -= first.size
+    /// Numbers and keeps `entry`; returns its number.
+    @discardableResult @inlinable
+    public mutating func append(_ entry: Entry) -> Int {
+        newestSeq += 1
+        let size = entry.approximateSize
+        entries.append((entry, size))
+        keptBytes += size
+        while entries.count > capacity || (keptBytes > byteCapacity && entries.count > 1),
+            let first = entries.popFirst()
+        {
+            keptBytes -= first.size
         }
-        return event
+        return newestSeq
     }
 
     /// The oldest event kept (nil: none).
-    public var oldestSeq: Int? { events.first?.event.seq }
+    public var oldestSeq: Int? { entries.isEmpty ? nil : lastSeq - entries.count + 1 }
 
     /// The events after `seq` matching `filter`; nil when some of them are no
     /// longer kept (the subscriber missed events and must start afresh).
     /// `seq` 0 means from the beginning: every event still kept.
     public func events(after seq: Int, matching filter: EventFilter) -> [ControlEvent]? {
         guard let start = index(after: seq) else { return nil }
-        return events[start...].lazy.map(\.event).filter(filter.matches)
+        return (start..<entries.count).compactMap { position in
+            let entry = entries[position].entry
+            return filter.matches(entry) ? entry.event(seq: self.seq(at: position)) : nil
+        }
     }
 
     /// How many events after `seq` match (nil: some are no longer kept).
     public func count(after seq: Int, matching filter: EventFilter) -> Int? {
         guard let start = index(after: seq) else { return nil }
-        return events[start...].lazy.filter { filter.matches($0.event) }.count
+        return entries[start...].lazy.filter { filter.matches($0.entry) }.count
     }
 
     /// Up to `limit` events after `seq` matching `filter`, and the sequence
@@ -136,20 +170,23 @@ public struct EventJournal: Sendable {
         var found: [ControlEvent] = []
         var next = seq
         var position = start
-        while position < events.count && found.count < limit {
-            let event = events[position].event
-            if filter.matches(event) { found.append(event) }
-            next = event.seq
+        while position < entries.count && found.count < limit {
+            let entry = entries[position].entry
+            next = self.seq(at: position)
+            if filter.matches(entry) { found.append(entry.event(seq: next)) }
             position += 1
         }
-        if position == events.count { next = max(next, lastSeq) }
+        if position == entries.count { next = max(next, lastSeq) }
         return (found, next)
     }
 
-    /// Where the events after `seq` begin in `events`; nil when some are gone.
+    /// The number of the entry at `position` in `entries`.
+    private func seq(at position: Int) -> Int { lastSeq - entries.count + 1 + position }
+
+    /// Where the events after `seq` begin in `entries`; nil when some are gone.
     private func index(after seq: Int) -> Int? {
-        if seq >= lastSeq { return events.count }
-        guard let first = events.first?.event.seq else { return seq == 0 ? 0 : nil }
+        if seq >= lastSeq { return entries.count }
+        guard let first = oldestSeq else { return seq == 0 ? 0 : nil }
         if seq == 0 { return 0 }
         guard first <= seq + 1 else { return nil }
         return seq + 1 - first
@@ -158,14 +195,14 @@ public struct EventJournal: Sendable {
 
 extension ControlEvent {
     /// About the length of the event's line, without making it.
-    var approximateSize: Int {
+    public var approximateSize: Int {
         fields.reduce(96 + type.rawValue.utf8.count) { $0 + $1.key.utf8.count + 4 + $1.value.approximateSize }
     }
 }
 
 extension JSON {
     /// About the length of the value's text, without making it.
-    var approximateSize: Int {
+    public var approximateSize: Int {
         switch self {
         case .null, .bool, .number: return 8
         case .string(let text): return text.utf8.count + 2

@@ -12,7 +12,7 @@ import World
 @LoopActor
 final class ControlEvents {
     private let server: ControlServer
-    private(set) var journal: EventJournal
+    private(set) var journal: EventJournal<HostingEventEntry>
     /// Distinguishes this run's sequence numbers from an earlier run's.
     let epoch: String
 
@@ -58,18 +58,21 @@ final class ControlEvents {
     }
 
     /// Received data carried in an event, at most.
-    static let eventDataLimit = 64 << 10
+    nonisolated static let eventDataLimit = 64 << 10
 
     /// The last event of the stream: the daemon is stopping (after the
     /// disconnects of its records); then the connections are closed.
     func stopping(signal: String) {
-        let event = ControlEvent(time: Self.wallNow(), type: .stopping, fields: ["signal": .string(signal)])
-        server.broadcast(journal.append(event))
+        let entry = HostingEventEntry(
+            time: Self.wallNow(), type: .stopping, detail: .fields(["signal": .string(signal)]))
+        server.broadcast(entry.event(seq: journal.append(entry)))
     }
 
     /// Journals an event and fans it out. Message events are journaled only
     /// while someone subscribes: they are the bulk of the stream, and with
     /// nobody listening they cost nothing (no conversion, no allocation).
+    /// The others are kept compact and their fields made only when a
+    /// subscriber reads them.
     func record(_ event: Hosting.Event) {
         switch event {
         case .receivedText, .receivedBinary, .sendStart, .sent, .sendError:
@@ -77,78 +80,9 @@ final class ControlEvents {
         default:
             break
         }
-        guard let converted = convert(event) else { return }
-        server.broadcast(journal.append(converted))
-    }
-
-    private func convert(_ event: Hosting.Event) -> ControlEvent? {
-        let now = Self.wallNow()
-        func at(_ address: RecordAddress, _ type: ControlEventType, user: UserID? = nil, _ fields: [String: JSON] = [:])
-            -> ControlEvent
-        {
-            ControlEvent(
-                time: now, type: type, session: address.session, object: address.object, user: user, fields: fields)
-        }
-        switch event {
-        case .connected(let address, let user): return at(address, .connected, user: user)
-        case .disconnected(let address, let report):
-            return at(
-                address, .disconnected,
-                [
-                    "initiator": .string(report.initiator.rawValue), "code": .int(Int(report.code.rawValue)),
-                    "reason": .string(report.reason),
-                ])
-        case .attemptFailed(let address, let reason): return at(address, .attemptFailed, ["reason": .string(reason)])
-        case .receivedText(let address, let text):
-            let size = text.utf8.count
-            let shown =
-                size > Self.eventDataLimit
-                ? String(decoding: text.utf8.prefix(Self.eventDataLimit), as: UTF8.self) : text
-            return at(
-                address, .received,
-                ["text": .string(shown), "size": .int(size), "truncated": .bool(size > Self.eventDataLimit)])
-        case .receivedBinary(let address, let bytes):
-            return at(
-                address, .received,
-                [
-                    "binary": .string(Base64.encode(bytes.prefix(Self.eventDataLimit))), "size": .int(bytes.count),
-                    "truncated": .bool(bytes.count > Self.eventDataLimit),
-                ])
-        case .sendStart(let address): return at(address, .sendStart)
-        case .sent(let address): return at(address, .sent)
-        case .sendError(let address, let reason): return at(address, .sendError, ["reason": .string(reason)])
-        case .consentAsked(let address, let user, let key):
-            return at(address, .consentAsked, user: user, ["hostPort": .string(key.hostPort)])
-        case .consentDecided(let address, let verdict, let outcome):
-            let allowed: JSON =
-                switch verdict {
-                case .allowed: .bool(true)
-                case .denied: .bool(false)
-                case .ignored: .null
-                }
-            return at(address, .consentDecided, ["allowed": allowed, "outcome": .string(outcome.description)])
-        case .prompt(let prompt):
-            return ControlEvent(
-                time: now, type: .prompt, session: prompt.request.requester.session,
-                object: prompt.request.requester.object, user: prompt.user,
-                fields: ["prompt": ControlView.prompt(prompt)])
-        case .promptDismissed(let prompt):
-            return ControlEvent(
-                time: now, type: .promptDismissed, session: prompt.request.requester.session,
-                object: prompt.request.requester.object, user: prompt.user, fields: ["prompt": .int(prompt.id)])
-        case .stateChanged(let address, let state):
-            return at(address, .stateChanged, ["state": .string(ControlView.stateName(state))])
-        case .worldChanged(let change, let requester):
-            var fields: [String: JSON] = ["op": .string(Self.name(of: change))]
-            if let requester { fields["by"] = .string(requester) }
-            let (session, object, user) = Self.subjects(of: change)
-            return ControlEvent(
-                time: now, type: .worldChanged, session: session, object: object, user: user, fields: fields)
-        case .handlingUserChanged(let address, let user):
-            return at(
-                address, .handlingUserChanged, user: user,
-                ["handlingUser": user.map { .string($0.rawValue) } ?? .null])
-        }
+        let entry = HostingEventEntry(event, time: Self.wallNow())
+        let seq = journal.append(entry)
+        if server.hasSubscribers { server.broadcast(entry.event(seq: seq)) }
     }
 
     static func wallNow() -> Double {
@@ -158,7 +92,7 @@ final class ControlEvents {
     }
 
     /// The session, object and user a change is about, for the event stream.
-    static func subjects(of change: WorldChange) -> (SessionID?, ObjectID?, UserID?) {
+    nonisolated static func subjects(of change: WorldChange) -> (SessionID?, ObjectID?, UserID?) {
         switch change {
         case .addUser(let user): return (nil, nil, user.id)
         case .startSession(let session): return (session.id, nil, session.host)
@@ -174,7 +108,7 @@ final class ControlEvents {
         }
     }
 
-    static func name(of change: WorldChange) -> String {
+    nonisolated static func name(of change: WorldChange) -> String {
         switch change {
         case .addUser: return "add-user"
         case .startSession: return "start-session"
@@ -190,6 +124,149 @@ final class ControlEvents {
         case .setRecord: return "set-record"
         case .connect: return "connect"
         case .setReactions: return "set-reactions"
+        }
+    }
+}
+
+/// A hosting core event as the journal keeps it: who and what it is about,
+/// and its details in their own form; `event(seq:)` makes the stream's fields.
+struct HostingEventEntry: JournalEntry {
+    let time: Double
+    let type: ControlEventType
+    var session: SessionID?
+    var object: ObjectID?
+    var user: UserID?
+    let detail: Detail
+
+    enum Detail: Sendable {
+        case none
+        case disconnected(CloseReport)
+        /// attempt-failed, send-error
+        case reason(String)
+        case consentAsked(AccessKey)
+        case consentDecided(ConsentVerdict, ConsentEngine.Outcome)
+        case state(RecordLifecycle.State)
+        case handlingUser(UserID?)
+        case worldChanged(op: String, by: String?)
+        /// Made at once: received data (truncated), prompts, the stop.
+        case fields([String: JSON])
+    }
+
+    init(
+        time: Double, type: ControlEventType, session: SessionID? = nil, object: ObjectID? = nil,
+        user: UserID? = nil, detail: Detail = .none
+    ) {
+        self.time = time
+        self.type = type
+        self.session = session
+        self.object = object
+        self.user = user
+        self.detail = detail
+    }
+
+    init(_ event: Hosting.Event, time: Double) {
+        func at(_ address: RecordAddress, _ type: ControlEventType, user: UserID? = nil, _ detail: Detail = .none)
+            -> HostingEventEntry
+        {
+            HostingEventEntry(
+                time: time, type: type, session: address.session, object: address.object, user: user, detail: detail)
+        }
+        switch event {
+        case .connected(let address, let user): self = at(address, .connected, user: user)
+        case .disconnected(let address, let report): self = at(address, .disconnected, .disconnected(report))
+        case .attemptFailed(let address, let reason): self = at(address, .attemptFailed, .reason(reason))
+        case .receivedText(let address, let text):
+            let size = text.utf8.count
+            let limit = ControlEvents.eventDataLimit
+            let shown = size > limit ? String(decoding: text.utf8.prefix(limit), as: UTF8.self) : text
+            self = at(
+                address, .received,
+                .fields(["text": .string(shown), "size": .int(size), "truncated": .bool(size > limit)]))
+        case .receivedBinary(let address, let bytes):
+            let limit = ControlEvents.eventDataLimit
+            self = at(
+                address, .received,
+                .fields([
+                    "binary": .string(Base64.encode(bytes.prefix(limit))), "size": .int(bytes.count),
+                    "truncated": .bool(bytes.count > limit),
+                ]))
+        case .sendStart(let address): self = at(address, .sendStart)
+        case .sent(let address): self = at(address, .sent)
+        case .sendError(let address, let reason): self = at(address, .sendError, .reason(reason))
+        case .consentAsked(let address, let user, let key):
+            self = at(address, .consentAsked, user: user, .consentAsked(key))
+        case .consentDecided(let address, let verdict, let outcome):
+            self = at(address, .consentDecided, .consentDecided(verdict, outcome))
+        case .prompt(let prompt):
+            self = HostingEventEntry(
+                time: time, type: .prompt, session: prompt.request.requester.session,
+                object: prompt.request.requester.object, user: prompt.user,
+                detail: .fields(["prompt": ControlView.prompt(prompt)]))
+        case .promptDismissed(let prompt):
+            self = HostingEventEntry(
+                time: time, type: .promptDismissed, session: prompt.request.requester.session,
+                object: prompt.request.requester.object, user: prompt.user, detail: .fields(["prompt": .int(prompt.id)])
+            )
+        case .stateChanged(let address, let state): self = at(address, .stateChanged, .state(state))
+        case .worldChanged(let change, let requester):
+            let (session, object, user) = ControlEvents.subjects(of: change)
+            self = HostingEventEntry(
+                time: time, type: .worldChanged, session: session, object: object, user: user,
+                detail: .worldChanged(op: ControlEvents.name(of: change), by: requester))
+        case .handlingUserChanged(let address, let user):
+            self = at(address, .handlingUserChanged, user: user, .handlingUser(user))
+        }
+    }
+
+    var fields: [String: JSON] {
+        switch detail {
+        case .none: return [:]
+        case .disconnected(let report):
+            return [
+                "initiator": .string(report.initiator.rawValue), "code": .int(Int(report.code.rawValue)),
+                "reason": .string(report.reason),
+            ]
+        case .reason(let reason): return ["reason": .string(reason)]
+        case .consentAsked(let key): return ["hostPort": .string(key.hostPort)]
+        case .consentDecided(let verdict, let outcome):
+            let allowed: JSON =
+                switch verdict {
+                case .allowed: .bool(true)
+                case .denied: .bool(false)
+                case .ignored: .null
+                }
+            return ["allowed": allowed, "outcome": .string(outcome.description)]
+        case .state(let state): return ["state": .string(ControlView.stateName(state))]
+        case .handlingUser(let user): return ["handlingUser": user.map { .string($0.rawValue) } ?? .null]
+        case .worldChanged(let op, let requester):
+            var fields: [String: JSON] = ["op": .string(op)]
+            if let requester { fields["by"] = .string(requester) }
+            return fields
+        case .fields(let fields): return fields
+        }
+    }
+
+    func event(seq: Int) -> ControlEvent {
+        ControlEvent(seq: seq, time: time, type: type, session: session, object: object, user: user, fields: fields)
+    }
+
+    /// About the length of the line, as `ControlEvent.approximateSize` counts
+    /// it, from the details (a fixed share for the short ones).
+    var approximateSize: Int {
+        let base = 96 + type.rawValue.utf8.count
+        switch detail {
+        case .none: return base
+        case .disconnected(let report): return base + 64 + report.reason.utf8.count
+        case .reason(let reason): return base + 12 + reason.utf8.count
+        case .consentAsked(let key): return base + 24 + key.host.utf8.count
+        case .consentDecided(_, let outcome):
+            if case .headlessDenied(let hostPort) = outcome { return base + 140 + hostPort.utf8.count }
+            return base + 80
+        case .state: return base + 30
+        case .handlingUser(let user): return base + 20 + (user?.rawValue.utf8.count ?? 4)
+        case .worldChanged(let op, let requester): return base + 16 + op.utf8.count + (requester?.utf8.count ?? 0)
+        case .fields(let fields):
+            return fields.reduce(base) { $0 + $1.key.utf8.count + 4 + $1.value.approximateSize }
         }
     }
 }

@@ -41,6 +41,10 @@ public final class Daemon {
     }
 
     public private(set) var state: State = .created
+    /// The control socket's event stream once started, for the runtime's
+    /// events (held apart from `state`: reading it through `running` copied
+    /// the whole of `Running` for every event).
+    private var controlEvents: ControlEvents?
 
     /// The started daemon's parts (nil before `start()`).
     public var running: Running? {
@@ -157,7 +161,9 @@ public final class Daemon {
             fleet.start()
         }
         do {
-            state = .running(try startControl(store: store, runtime: runtime, tokens: snapshot.tokens))
+            let running = try startControl(store: store, runtime: runtime, tokens: snapshot.tokens)
+            state = .running(running)
+            controlEvents = running.control.events
         } catch {
             logger.critical("cannot open the control socket: \(error)")
             exit(73)  // EX_CANTCREAT
@@ -397,7 +403,7 @@ public final class Daemon {
             case .connected, .disconnected: statusSoon()
             default: break
             }
-            running?.control.events.record(event)
+            controlEvents?.record(event)
         }
         // Message events only matter to subscribers; the control service turns
         // them on while someone subscribes.

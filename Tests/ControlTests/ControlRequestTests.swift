@@ -197,7 +197,7 @@ struct EventJournalTests {
 
     @Test("events are numbered; since returns what followed; too old is refused")
     func resume() throws {
-        var journal = EventJournal(capacity: 3)
+        var journal = EventJournal<ControlEvent>(capacity: 3)
         for index in 1...5 { _ = journal.append(event(index % 2 == 0 ? .sent : .connected, ObjectID("o\(index)"))) }
         #expect(journal.lastSeq == 5)
         #expect(journal.oldestSeq == 3)
@@ -212,7 +212,7 @@ struct EventJournalTests {
 
     @Test("issue #12 row 10: the history is bounded in bytes too; the newest event always stays")
     func boundedInBytes() {
-        var journal = EventJournal(capacity: 10_000, byteCapacity: 1 << 20)
+        var journal = EventJournal<ControlEvent>(capacity: 10_000, byteCapacity: 1 << 20)
         let data = String(repeating: "x", count: 64 << 10)
         for index in 1...200 {
             _ = journal.append(
@@ -221,14 +221,14 @@ struct EventJournalTests {
         }
         #expect(journal.lastSeq == 200)
         #expect((journal.oldestSeq ?? 0) > 180)  // about 15 of 64 KiB fit in 1 MiB
-        var tiny = EventJournal(capacity: 10, byteCapacity: 10)
+        var tiny = EventJournal<ControlEvent>(capacity: 10, byteCapacity: 10)
         _ = tiny.append(event(.connected, "o"))
         #expect(tiny.oldestSeq == 1)
     }
 
     @Test("a backlog is read in pages: each resumes where the last one stopped, the last says it caught up")
     func pages() throws {
-        var journal = EventJournal(capacity: 100)
+        var journal = EventJournal<ControlEvent>(capacity: 100)
         for index in 1...50 { _ = journal.append(event(index % 5 == 0 ? .sent : .connected, ObjectID("o\(index)"))) }
         var seen: [Int] = []
         var cursor = 0
@@ -244,7 +244,7 @@ struct EventJournalTests {
         #expect(seen == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50])
         #expect(pages == 4)
         #expect(journal.count(after: 20, matching: EventFilter(types: [.sent])) == 6)
-        var small = EventJournal(capacity: 5)
+        var small = EventJournal<ControlEvent>(capacity: 5)
         for index in 1...10 { _ = small.append(event(.connected, ObjectID("o\(index)"))) }
         #expect(small.page(after: 2, matching: EventFilter(), limit: 3) == nil)
     }
