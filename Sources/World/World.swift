@@ -333,12 +333,19 @@ public struct World: Sendable {
     ) -> Actions {
         guard let settings = objects[address]?.record else { return [] }
         let target = effectiveTarget(address)
-        var lifecycle = lifecycles[address] ?? RecordLifecycle(retryInterval: settings.connectRetryInterval)
-        lifecycle.retryInterval = settings.connectRetryInterval
+        // Changed in place: one lookup, no copy of the lifecycle.
+        let index: [RecordAddress: RecordLifecycle].Index
+        if let existing = lifecycles.index(forKey: address) {
+            index = existing
+        } else {
+            lifecycles[address] = RecordLifecycle(retryInterval: settings.connectRetryInterval)
+            index = lifecycles.index(forKey: address)!
+        }
+        lifecycles.values[index].retryInterval = settings.connectRetryInterval
         let actions =
             restart
-            ? lifecycle.restart(target, now: now) : lifecycle.targetChanged(target, now: now, reason: reason)
-        lifecycles[address] = lifecycle
+            ? lifecycles.values[index].restart(target, now: now)
+            : lifecycles.values[index].targetChanged(target, now: now, reason: reason)
         return actions.map { RecordAction(address: address, action: $0) }
     }
 
@@ -351,9 +358,9 @@ public struct World: Sendable {
     private mutating func drive(_ address: RecordAddress, _ step: (inout RecordLifecycle) -> [RecordLifecycle.Action])
         -> Actions
     {
-        guard var lifecycle = lifecycles[address] else { return [] }
-        let actions = step(&lifecycle)
-        lifecycles[address] = lifecycle
+        // Changed in place: one lookup, no copy of the lifecycle.
+        guard let index = lifecycles.index(forKey: address) else { return [] }
+        let actions = step(&lifecycles.values[index])
         return actions.map { RecordAction(address: address, action: $0) }
     }
 }
