@@ -3,7 +3,10 @@ import MonotonicTime
 
 /// Identifies one scheduled timer.
 public struct TimerID: Hashable, Sendable {
+    /// Unique for the wheel's life: a slot's next timer has another.
     let raw: UInt64
+    /// Where the timer's entry lives in the wheel's slots.
+    let slot: UInt32
 }
 
 /// Many deadlines, few wake-ups: a pure timer queue (no clock, no Dispatch).
@@ -23,13 +26,24 @@ public struct TimerID: Hashable, Sendable {
 /// timers and lets go of its list when the last one is cancelled, so finding
 /// the next wake-up never walks cancelled timers (it had looked each one up,
 /// for every re-arm); an empty bucket and its instant go when they come first.
+/// A timer's entry lives in a slot of an array, found by its ID without
+/// hashing; freed slots are reused.
 public struct TimerWheel<Payload> {
     private struct Entry {
         var fireAt: UInt64
         var payload: Payload
     }
 
-    private var entries: [TimerID: Entry] = [:]
+    private struct Slot {
+        /// The ID of the timer in the slot (its `raw`); the entry is nil once
+        /// it fired or was cancelled.
+        var raw: UInt64
+        var entry: Entry?
+    }
+
+    private var slots: [Slot] = []
+    private var freeSlots: [UInt32] = []
+    private var live = 0
     private struct Bucket {
         var ids: [TimerID]
         /// How many of `ids` are still scheduled.
@@ -43,7 +57,7 @@ public struct TimerWheel<Payload> {
     public init() {}
 
     /// Number of live timers.
-    public var count: Int { entries.count }
+    public var count: Int { live }
 
     /// Firing instants held (live or not yet dropped): for tests.
     var instantCount: Int { instants.count }
@@ -53,11 +67,20 @@ public struct TimerWheel<Payload> {
         at deadline: MonotonicInstant, slack: Duration = .milliseconds(1), _ payload: Payload
     ) -> TimerID {
         nextID += 1
-        let id = TimerID(raw: nextID)
         let grid = Self.gridStep(forSlack: UInt64(max(1, slack.nanosecondsClamped)))
         let (rounded, overflow) = deadline.nanoseconds.addingReportingOverflow(grid - 1)
         let fireAt = overflow ? UInt64.max : rounded / grid * grid
-        entries[id] = Entry(fireAt: fireAt, payload: payload)
+        let entry = Entry(fireAt: fireAt, payload: payload)
+        let id: TimerID
+        if let slot = freeSlots.popLast() {
+            id = TimerID(raw: nextID, slot: slot)
+            slots[Int(slot)] = Slot(raw: nextID, entry: entry)
+        } else {
+            precondition(slots.count < UInt32.max, "too many timers")
+            id = TimerID(raw: nextID, slot: UInt32(slots.count))
+            slots.append(Slot(raw: nextID, entry: entry))
+        }
+        live += 1
         if let index = buckets.index(forKey: fireAt) {
             buckets.values[index].ids.append(id)
             buckets.values[index].live += 1
@@ -81,12 +104,22 @@ public struct TimerWheel<Payload> {
     /// Cancels a timer; returns false when it had already fired or been cancelled.
     @discardableResult
     public mutating func cancel(_ id: TimerID) -> Bool {
-        guard let entry = entries.removeValue(forKey: id) else { return false }
+        guard let entry = take(id) else { return false }
         if let index = buckets.index(forKey: entry.fireAt) {
             buckets.values[index].live -= 1
             if buckets.values[index].live == 0 { buckets.values[index].ids = [] }
         }
         return true
+    }
+
+    /// Removes and returns the timer's entry; nil when it is no longer live.
+    private mutating func take(_ id: TimerID) -> Entry? {
+        let index = Int(id.slot)
+        guard index < slots.count, slots[index].raw == id.raw, let entry = slots[index].entry else { return nil }
+        slots[index].entry = nil
+        freeSlots.append(id.slot)
+        live -= 1
+        return entry
     }
 
     /// The instant the loop must wake up next, or nil with no live timers.
@@ -113,7 +146,7 @@ public struct TimerWheel<Payload> {
             }
             var taken = 0
             while taken < bucket.ids.count && due.count < limit {
-                if let entry = entries.removeValue(forKey: bucket.ids[taken]) {
+                if let entry = take(bucket.ids[taken]) {
                     due.append(entry.payload)
                     bucket.live -= 1
                 }

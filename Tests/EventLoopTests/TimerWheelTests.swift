@@ -66,6 +66,24 @@ struct TimerWheelTests {
         #expect(due == [2])
     }
 
+    @Test("an ID whose slot went to a later timer cancels nothing")
+    func staleID() {
+        var wheel = TimerWheel<Int>()
+        let first = wheel.schedule(at: at(10), 1)
+        let firedFirst = wheel.expire(now: at(10))
+        #expect(firedFirst == [1])
+        let second = wheel.schedule(at: at(20), 2)  // reuses the first one's slot
+        #expect(second.slot == first.slot)
+        let cancelledStale = wheel.cancel(first)
+        #expect(!cancelledStale)
+        let third = wheel.schedule(at: at(30), 3)
+        let cancelledThird = wheel.cancel(third)
+        #expect(cancelledThird && wheel.count == 1)
+        let due = wheel.expire(now: at(100))
+        #expect(due == [2])
+        #expect(wheel.count == 0)
+    }
+
     @Test("cancelled timers before a live one in a bucket are not walked, and re-use keeps one instant")
     func cancelledInBucket() {
         var wheel = TimerWheel<Int>()
