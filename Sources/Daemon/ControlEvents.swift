@@ -145,7 +145,9 @@ struct HostingEventEntry: JournalEntry {
         case reason(String)
         case consentAsked(AccessKey)
         case consentDecided(ConsentVerdict, ConsentEngine.Outcome)
-        case state(RecordLifecycle.State)
+        /// The state's name (not the state: it holds the attempt's URL,
+        /// which the history's byte bound does not count).
+        case state(String)
         case handlingUser(UserID?)
         case worldChanged(op: String, by: String?)
         /// Made at once: received data (truncated), prompts, the stop.
@@ -207,7 +209,8 @@ struct HostingEventEntry: JournalEntry {
                 time: time, type: .promptDismissed, session: prompt.request.requester.session,
                 object: prompt.request.requester.object, user: prompt.user, detail: .fields(["prompt": .int(prompt.id)])
             )
-        case .stateChanged(let address, let state): self = at(address, .stateChanged, .state(state))
+        case .stateChanged(let address, let state):
+            self = at(address, .stateChanged, .state(ControlView.stateName(state)))
         case .worldChanged(let change, let requester):
             let (session, object, user) = ControlEvents.subjects(of: change)
             self = HostingEventEntry(
@@ -236,7 +239,7 @@ struct HostingEventEntry: JournalEntry {
                 case .ignored: .null
                 }
             return ["allowed": allowed, "outcome": .string(outcome.description)]
-        case .state(let state): return ["state": .string(ControlView.stateName(state))]
+        case .state(let name): return ["state": .string(name)]
         case .handlingUser(let user): return ["handlingUser": user.map { .string($0.rawValue) } ?? .null]
         case .worldChanged(let op, let requester):
             var fields: [String: JSON] = ["op": .string(op)]

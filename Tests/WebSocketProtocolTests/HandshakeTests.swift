@@ -67,6 +67,22 @@ struct HandshakeTests {
             hex(SHA1.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
                 == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
         #expect(
+            hex(
+                SHA1.hash(
+                    Array(
+                        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
+                            .utf8))) == "a49b2446a02c645bf419f995b67091253a04a259")
+        // Lengths around the padding's edges (one or two blocks), against Python's hashlib.
+        let edges: [(Int, String)] = [
+            (55, "ddf57317ef34bfee3b6df83d359098930eb278bc"), (63, "c55856749bef509bdfe6bfebfc7bf4e793e82132"),
+            (64, "bede92be29c3874e1b54ddc77988d606fc857a8e"), (65, "b05a80522b053d6dc7e0a517d0e70212c7dad11f"),
+            (119, "504e27376a6e0f0dba8295b85cb25dc4dfa17d23"), (120, "82134b02fb3f702491be9bed581eeab59334acb2"),
+        ]
+        for (length, digest) in edges {
+            let message = (0..<length).map { UInt8(($0 * 7 + 3) % 256) }
+            #expect(hex(SHA1.hash(message)) == digest, "\(length) bytes")
+        }
+        #expect(
             ["", "f", "fo", "foo", "foob", "fooba", "foobar"].map { Base64.encode(Array($0.utf8)) } == [
                 "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy",
             ])
@@ -161,6 +177,21 @@ struct HandshakeTests {
         case .success: Issue.record("accepted: \(header)")
         case .failure(let failure): #expect(failure.description == message)
         }
+    }
+
+    @Test("the accept value compares byte for byte: a Kelvin sign is not the K of the base64")
+    func acceptBytes() {
+        let handshake = Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: Array("the sample nonce".utf8))
+        #expect(handshake.expectedAccept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        func accepted(_ accept: String) -> Bool {
+            let text =
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)"
+            return (try? handshake.validate(responseHeader: Array(text.utf8)[...]).get()) != nil
+        }
+        let kelvin = handshake.expectedAccept.replacingOccurrences(of: "K", with: "\u{212A}")
+        #expect(kelvin == handshake.expectedAccept)  // equal as Strings (canonically equivalent)…
+        #expect(accepted(handshake.expectedAccept))
+        #expect(!accepted(kelvin))  // …but not the bytes the server must send
     }
 
     @Test("token lists and header case are accepted")
