@@ -372,6 +372,7 @@ public struct Hosting: Sendable {
 
     public mutating func handle(_ input: Input, now: MonotonicInstant) -> [Effect] {
         var effects: [Effect] = []
+        effects.reserveCapacity(8)  // a connect's inputs make 4 to 8 effects each
         switch input {
         case .socketOpened(let address, let attempt):
             execute(world.socketOpened(address, attempt: attempt, now: now), now: now, into: &effects)
