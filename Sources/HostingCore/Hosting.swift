@@ -27,16 +27,18 @@ public struct Hosting: Sendable {
         case sendError(RecordAddress, reason: String)
         case consentAsked(RecordAddress, user: UserID, key: AccessKey)
         case consentDecided(RecordAddress, ConsentVerdict, ConsentEngine.Outcome)
-        /// A prompt for an interactive user's consent channel.
-        case prompt(ConsentPrompt)
-        case promptDismissed(ConsentPrompt)
+        /// A prompt for an interactive user's consent channel. (Boxed, with
+        /// the world changes: rare and large, they had made every event and
+        /// effect 328 bytes, copied whole a few dozen times per connect.)
+        indirect case prompt(ConsentPrompt)
+        indirect case promptDismissed(ConsentPrompt)
         /// The record's status changed (SPEC §2 states).
         case stateChanged(RecordAddress, RecordLifecycle.State)
         /// The record's handling user changed (SPEC §3 failover, pinning); nil: nobody.
         case handlingUserChanged(RecordAddress, UserID?)
         /// A world change was applied (before the records act on it); `by`:
         /// who asked for it (a control client), when known.
-        case worldChanged(WorldChange, by: String?)
+        indirect case worldChanged(WorldChange, by: String?)
     }
 
     /// The runtime's timers, one per key at most.
