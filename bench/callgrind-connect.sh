@@ -18,11 +18,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/.build-release/release/wshostd}
 out=${2:-/tmp/wshostd-connect.callgrind}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-if [ ! -x "$bin" ]; then
+if [ -z "${1:-}" ]; then
     swift build --package-path "$root" -c release --scratch-path "$root/.build-release" --product wshostd >&2
 fi
+[ -x "$bin" ] || { echo "no wshostd at $bin" >&2; exit 1; }
 work=$(mktemp -d /tmp/wscallgrind.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+fail() { # the reason, then what the server and valgrind said
+    echo "$1" >&2
+    cat "$work/server.out" "$work/valgrind.log" >&2 2>/dev/null || true
+    exit 1
+}
 cc -O2 -Wall -o "$work/server" "$root/bench/wsbench_server.c" -lssl -lcrypto -lz
 objcopy --strip-debug "$bin" "$work/wshostd"
 port=9390
@@ -41,16 +47,19 @@ port=9390
 "$work/server" "$port" 20 0 20 1 connect 0 >"$work/server.out" 2>&1 &
 server=$!
 for _ in $(seq 50); do grep -q LISTENING "$work/server.out" && break; sleep 0.05; done
+grep -q LISTENING "$work/server.out" || fail "the C server did not start (port $port taken?)"
 valgrind --tool=callgrind --callgrind-out-file="$out" --collect-atstart=no --toggle-collect='*Poller*turn*' \
     "$work/wshostd" --config "$work/wshostd.toml" 2>"$work/valgrind.log" &
 daemon=$!
-wait "$server" || true
-kill -INT "$daemon"
+wait "$server" || fail "the C server failed"
+# (SIGTERM: a background job of a script starts with SIGINT ignored)
+kill -TERM "$daemon" 2>/dev/null || true
 wait "$daemon" || true
-total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-# The calls of Connector.connect made from WebSocketClient.start: one per connect.
-connects=$(callgrind_annotate --tree=calling "$out" 2>/dev/null |
+total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' || true)
+# The calls of Connector.connect made from WebSocketClient.start: one per connect
+# (--threshold=100: start's own cost is too small for the default listing).
+connects=$(callgrind_annotate --threshold=100 --tree=calling "$out" 2>/dev/null |
     grep -A40 -E '^ *[0-9,]+ .*\*  \?\?\?:\$s15WebSocketClientAAC5startyyF \[' |
-    grep -oP '>   \?\?\?:\$s9EventLoop9ConnectorC7connect4host[^ ]* \(\K[0-9,]+' | head -1 | tr -d ,)
-[ -n "$total" ] && [ -n "$connects" ] && [ "$connects" -gt 0 ] || { echo "no connects counted (see $out)" >&2; exit 1; }
+    grep -m1 -oP '>   \?\?\?:\$s9EventLoop9ConnectorC7connect4host[^ ]* \(\K[0-9,]+' | tr -d , || true)
+[ -n "$total" ] && [ -n "$connects" ] && [ "$connects" -gt 0 ] || fail "no connects counted (see $out)"
 echo "{\"instructions\":$total,\"connects\":$connects,\"per_connect\":$((total / connects)),\"profile\":\"$out\"}"
