@@ -113,9 +113,17 @@ show() { ctl --json ws show hostile "$1"; }
     show empty1 | jq -r '.record.lastError' | grep -q "more than 131072 frames" ||
     fail "empty continuations: $(show empty1 | jq -c .record)"
 pass "endless empty continuation frames: closed with 1008"
+# The partial servers' 120 MiB arrive while the healthy window runs; on a loaded
+# machine the last of it may still be arriving when the window ends: up to 20 s more.
 budget=0
-for i in $(seq 8); do show "partial$i" | jq -r '.record.lastError' | grep -q "budget" && budget=$((budget + 1)); done
-[ "$budget" -ge 4 ] || fail "inbound budget: only $budget of 8 partial-frame records refused"
+deadline=$((SECONDS + 20))
+while :; do
+    budget=0
+    for i in $(seq 8); do show "partial$i" | jq -r '.record.lastError' | grep -q "budget" && budget=$((budget + 1)); done
+    [ "$budget" -lt 4 ] && [ "$SECONDS" -lt "$deadline" ] || break
+    sleep 0.2
+done
+[ "$budget" -ge 4 ] || fail "inbound budget: only $budget of 8 partial-frame records refused within 20 s"
 pass "15 MiB partial frames: $budget of 8 refused by the 64 MiB inbound budget"
 # The flood record is added last (it may have opened just now): give it time to flood.
 flood=0
