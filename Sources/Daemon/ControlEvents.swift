@@ -136,7 +136,7 @@ struct HostingEventEntry: JournalEntry {
     var session: SessionID?
     var object: ObjectID?
     var user: UserID?
-    let detail: Detail
+    var detail: Detail = .none
 
     enum Detail: Sendable {
         case none
@@ -154,18 +154,10 @@ struct HostingEventEntry: JournalEntry {
         case fields([String: JSON])
     }
 
-    init(
-        time: Double, type: ControlEventType, session: SessionID? = nil, object: ObjectID? = nil,
-        user: UserID? = nil, detail: Detail = .none
-    ) {
-        self.time = time
-        self.type = type
-        self.session = session
-        self.object = object
-        self.user = user
-        self.detail = detail
-    }
+}
 
+extension HostingEventEntry {
+    // (In an extension, so that the memberwise initializer stays.)
     init(_ event: Hosting.Event, time: Double) {
         func at(_ address: RecordAddress, _ type: ControlEventType, user: UserID? = nil, _ detail: Detail = .none)
             -> HostingEventEntry
