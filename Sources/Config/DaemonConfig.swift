@@ -105,7 +105,7 @@ extension DaemonConfig {
         }
 
         /// "127.0.0.1:9464", "[::1]:9464".
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        public var description: String { HostPort.text(host: host, port: port) }
 
         /// Reads "host:port", "[v6]:port" or a bare port (which means loopback:
         /// metrics are not for the whole network unless the operator says so).

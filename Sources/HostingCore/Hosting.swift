@@ -557,8 +557,7 @@ public struct Hosting: Sendable {
         pacing[address] = nil
         guard withinConnectionLimits(address, attempt, now: now, into: &effects) else { return }
         let url = attempt.target.url
-        let destination =
-            url.host.utf8.contains(UInt8(ascii: ":")) ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+        let destination = HostPort.text(host: url.host, port: url.port)
         if paceQueues[destination] == nil {
             let wait = pacer.admit(destination, now: now)
             if wait == .zero { return launch(address, attempt, into: &effects) }

@@ -12,9 +12,7 @@ public struct AllowedHost: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String {
-        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
-    }
+    public var description: String { HostPort.text(host: host, port: port) }
 
     /// Why an entry was refused; the schema turns this into a config message.
     public enum ParseError: Error, Equatable, Sendable {

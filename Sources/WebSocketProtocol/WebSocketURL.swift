@@ -16,14 +16,12 @@ public struct WebSocketURL: Hashable, Sendable, CustomStringConvertible {
 
     /// The `Host` header (RFC 6455 §4.1 item 4): the port only when not the default.
     public var hostHeader: String {
-        let name = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
-        return port == defaultPort ? name : "\(name):\(port)"
+        port == defaultPort ? HostPort.bracketed(host) : HostPort.text(host: host, port: port)
     }
 
     /// The URL without userinfo, as it is logged and shown.
     public var description: String {
-        let name = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
-        return "\(secure ? "wss" : "ws")://\(name)\(port == defaultPort ? "" : ":\(port)")\(resource)"
+        "\(secure ? "wss" : "ws")://\(HostPort.bracketed(host))\(port == defaultPort ? "" : ":\(port)")\(resource)"
     }
 
     public enum ParseError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -92,6 +90,15 @@ public struct WebSocketURL: Hashable, Sendable, CustomStringConvertible {
 
 /// Splitting `host[:port]` and `[v6][:port]`, shared by URL and allow-list parsing.
 public enum HostPort {
+    /// A host as an authority writes it: IPv6 text in brackets, any other host as it is.
+    public static func bracketed(_ host: String) -> String {
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
+    }
+
+    /// `host:port`, IPv6 text in brackets: how consent keys, allow-list entries
+    /// and attempt paces name a destination.
+    public static func text(host: String, port: UInt16) -> String { "\(bracketed(host)):\(port)" }
+
     public static func split(_ authority: Substring) -> Result<
         (host: Substring, port: Substring?), WebSocketURL.ParseError
     > {

@@ -1,4 +1,5 @@
 import MonotonicTime
+import WebSocketProtocol
 
 /// SPEC §4: what a user is asked to allow.
 public enum AccessScope: String, Sendable, CaseIterable {
@@ -18,7 +19,7 @@ public struct AccessKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `host:port`, as an operator would add it to `allowed_url_hosts`.
-    public var hostPort: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var hostPort: String { HostPort.text(host: host, port: port) }
     public var description: String { "\(scope.rawValue) \(hostPort)" }
 }
 
