@@ -4,15 +4,25 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# step TITLE: ends the step before (its seconds, and the total so far) and starts the next.
+step_start=$SECONDS
+step_title=
+step() {
+    [ -z "$step_title" ] || echo "-- $((SECONDS - step_start)) s (total $SECONDS s): $step_title"
+    step_title=${1%%:*}
+    step_start=$SECONDS
+    [ -z "$1" ] || echo "== $1"
+}
+step "setup: apt packages and the test peers (scripts/setup.sh)"
 scripts/setup.sh
 
-echo "== swift format lint"
+step "swift format lint"
 swift format lint --strict -r Sources Tests Package.swift fuzz/Package.swift fuzz/Fuzzers
 
-echo "== swift build"
+step "swift build"
 swift build --build-tests --explicit-target-dependency-import-check error
 
-echo "== swift test"
+step "swift test"
 log=$(mktemp)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.fleet" "$log.waves" "$log.abzd"' EXIT
 status=0
@@ -25,48 +35,48 @@ if [ "$status" != 0 ] || [ -z "$unit" ]; then
 fi
 grep -E 'Test run with|Executed [0-9]+ tests' "$log"
 
-echo "== fuzzing: the frame core, control requests and the config reader, 60 s each (scripts/fuzz.sh)"
+step "fuzzing: the frame core, control requests and the config reader, 60 s each (scripts/fuzz.sh)"
 scripts/fuzz.sh --seconds "${WSHOSTD_FUZZ_SECONDS:-60}" | tee "$log"
 fz=$(grep -c ', no crash$' "$log")
 [ "$fz" = 3 ] || { echo "fuzzing failed"; exit 1; }
 
-echo "== hostile servers beside healthy records (integration/hostile/run.sh)"
+step "hostile servers beside healthy records (integration/hostile/run.sh)"
 integration/hostile/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.hostile" | tee "$log" ||
     { tail -40 "$log.hostile"; echo "hostile-peer suite failed"; exit 1; }
 hs=$(sed -nE 's/^hostile: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$hs" ] || { tail -40 "$log.hostile"; echo "hostile-peer suite failed"; exit 1; }
 
-echo "== behind nginx: quiet connections for 3 min with the defaults, back within seconds after nginx restarts (integration/proxy/run.sh)"
+step "behind nginx: quiet connections for 3 min with the defaults, back within seconds after nginx restarts (integration/proxy/run.sh)"
 integration/proxy/run.sh --bin "$(swift build --show-bin-path)" --quiet "${WSHOSTD_PROXY_QUIET:-180}" 2>"$log.proxy" | tee "$log" ||
     { tail -40 "$log.proxy"; echo "proxy suite failed"; exit 1; }
 px=$(sed -nE 's/^proxy: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$px" ] || { tail -40 "$log.proxy"; echo "proxy suite failed"; exit 1; }
 
-echo "== metrics scraped by a real Prometheus, read back through its query API (integration/prometheus/run.sh)"
+step "metrics scraped by a real Prometheus, read back through its query API (integration/prometheus/run.sh)"
 integration/prometheus/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.prom" | tee "$log" ||
     { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
 pm=$(sed -nE 's/^prometheus: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$pm" ] || { tail -40 "$log.prom"; echo "metrics suite failed"; exit 1; }
 
-echo "== a fleet of three hosts on a real PostgreSQL: spread, kill -9, SIGSTOP, a host cut from the database, a database restart (integration/fleet/run.sh)"
+step "a fleet of three hosts on a real PostgreSQL: spread, kill -9, SIGSTOP, a host cut from the database, a database restart (integration/fleet/run.sh)"
 integration/fleet/run.sh --bin "$(swift build --show-bin-path)" 2>"$log.fleet" | tee "$log" ||
     { tail -60 "$log.fleet"; echo "fleet suite failed"; exit 1; }
 fl=$(sed -nE 's/^fleet: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$fl" ] || { tail -60 "$log.fleet"; echo "fleet suite failed"; exit 1; }
 
-echo "== reconnect waves hold memory flat: 200 wss records cut 40 times, RSS within 10 % (bench/restart.sh --smoke --check)"
+step "reconnect waves hold memory flat: 200 wss records cut 40 times, RSS within 10 % (bench/restart.sh --smoke --check)"
 bench/restart.sh --smoke --check --tls --paces default --bin "$(swift build --show-bin-path)" >"$log" 2>"$log.waves" ||
     { tail -20 "$log.waves"; echo "reconnect waves failed"; exit 1; }
 cat "$log"
 rw=$(grep -c '^waves: RSS within 10 %' "$log" || true)
 [ "$rw" = 1 ] || { tail -20 "$log.waves"; echo "reconnect waves failed"; exit 1; }
 
-echo "== Autobahn|Testsuite, client cases 1-10"
+step "Autobahn|Testsuite, client cases 1-10"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
 
-echo "== Autobahn|Testsuite, compression cases 12.* and 13.* (permessage-deflate, the client offering takeover), the client alone and through the wshostd process at once, each with its own fuzzing server"
+step "Autobahn|Testsuite, compression cases 12.* and 13.* (permessage-deflate, the client offering takeover), the client alone and through the wshostd process at once, each with its own fuzzing server"
 deflate_offer="permessage-deflate; client_max_window_bits"
 AUTOBAHN_PORT=9011 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" --via-daemon \
     --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate-daemon >"$log.abzd" 2>&1 &
@@ -81,22 +91,22 @@ grep -E '^agent|^ ' "$log.abzd" || true
 abzd=$(sed -nE 's/^agent wshostd-daemon: ([0-9]+) cases: .*/\1/p' "$log.abzd" | tail -1)
 [ "$abzd_status" = 0 ] && [ -n "$abzd" ] || { tail -40 "$log.abzd"; echo "autobahn compression cases through the daemon failed"; exit 1; }
 
-echo "== Autobahn|Testsuite through the wshostd process (an echo object per case, driven by wshostctl)"
+step "Autobahn|Testsuite through the wshostd process (an echo object per case, driven by wshostctl)"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-daemon --outdir /tmp/wshostd-autobahn-daemon | tee "$log"
 abw=$(sed -nE 's/^agent wshostd-daemon: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$abw" ] || { echo "autobahn through the daemon failed"; exit 1; }
 
-echo "== systemd (real PID 1 and journald in a sandbox)"
+step "systemd (real PID 1 and journald in a sandbox)"
 scripts/test-systemd.sh | tee "$log"
 sd=$(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$sd" ] || { echo "systemd checks failed"; exit 1; }
 
-echo "== Debian package: built (Swift runtime static), lintian clean, then installed, upgraded, removed and purged under systemd (scripts/test-package.sh)"
+step "Debian package: built (Swift runtime static), lintian clean, then installed, upgraded, removed and purged under systemd (scripts/test-package.sh)"
 scripts/test-package.sh | tee "$log"
 pk=$(sed -nE 's/^package: ([0-9]+) passed, 0 failed$/\1/p' "$log" | tail -1)
 [ -n "$pk" ] || { echo "package checks failed"; exit 1; }
 
-echo "== benchmark smoke: every scenario with every client, briefly (gates on nothing noisy)"
+step "benchmark smoke: every scenario with every client, briefly (gates on nothing noisy)"
 if ! bench/run.sh --smoke >"$log" 2>&1; then
     cat "$log"
     echo "benchmark smoke failed"
@@ -112,5 +122,6 @@ fi
 grep -E '^smoke:' "$log"
 bs=$((bs + $(jq -s 'length' bench/results/tmp/smoke-deflate-nct.jsonl)))
 
+step ""
 echo "== summary: swift test $unit passed; fuzzers $fz clean; hostile peers $hs passed; proxy $px passed; prometheus $pm passed; fleet $fl passed; waves $rw passed; autobahn $ab + $abw + $abz + $abzd cases OK/informational; systemd $sd passed; package $pk passed; bench smoke $bs runs"
 echo "$((unit + fz + hs + px + pm + fl + rw + ab + abz + abzd + abw + sd + pk + bs)) passed, 0 failed"
