@@ -76,20 +76,25 @@ scripts/autobahn.sh --bin "$(swift build --show-bin-path)" | tee "$log"
 ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 [ -n "$ab" ] || { echo "autobahn failed"; exit 1; }
 
-step "Autobahn|Testsuite, compression cases 12.* and 13.* (permessage-deflate, the client offering takeover), the client alone and through the wshostd process at once, each with its own fuzzing server"
+step "Autobahn|Testsuite, compression cases 12.* and 13.* up to 16 KiB (permessage-deflate, the client offering takeover), the client alone and through the wshostd process at once, each with its own fuzzing server"
 deflate_offer="permessage-deflate; client_max_window_bits"
-AUTOBAHN_PORT=9011 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" --via-daemon \
-    --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate-daemon >"$log.abzd" 2>&1 &
+# Each group's cases 8-10 and 13-18 send 1000 messages of 32-128 KiB, which the Python
+# fuzzing server compresses for about 24 of the 26 minutes that all 216 cases take;
+# the suite runs the other 108 (messages up to 16 KiB, fragmented ones among them).
+# All of them: scripts/autobahn.sh --cases "12.*,13.*" (docs/conformance.md).
+deflate_large=$(printf '12.*.%s,13.*.%s,' 8 8 9 9 10 10 13 13 14 14 15 15 16 16 17 17 18 18)
+AUTOBAHN_PORT=9011 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" --exclude "$deflate_large" \
+    --via-daemon --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate-daemon >"$log.abzd" 2>&1 &
 abzd_pid=$!
 abzd_status=0
-scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" \
+scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" --exclude "$deflate_large" \
     --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate | tee "$log"
 wait "$abzd_pid" || abzd_status=$?
 abz=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
-[ -n "$abz" ] || { echo "autobahn compression cases failed"; exit 1; }
+[ "$abz" = 108 ] || { echo "autobahn compression cases failed (${abz:-no} cases of 108)"; exit 1; }
 grep -E '^agent|^ ' "$log.abzd" || true
 abzd=$(sed -nE 's/^agent wshostd-daemon: ([0-9]+) cases: .*/\1/p' "$log.abzd" | tail -1)
-[ "$abzd_status" = 0 ] && [ -n "$abzd" ] || { tail -40 "$log.abzd"; echo "autobahn compression cases through the daemon failed"; exit 1; }
+[ "$abzd_status" = 0 ] && [ "$abzd" = 108 ] || { tail -40 "$log.abzd"; echo "autobahn compression cases through the daemon failed"; exit 1; }
 
 step "Autobahn|Testsuite through the wshostd process (an echo object per case, driven by wshostctl)"
 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --via-daemon --outdir /tmp/wshostd-autobahn-daemon | tee "$log"
