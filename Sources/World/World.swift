@@ -12,6 +12,10 @@ public struct RecordAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(session)/\(object)" }
+    /// Both identifiers' text hashes, mixed once (see `HashMix`).
+    public func _rawHashValue(seed: Int) -> Int {
+        HashMix.mix(HashMix.combine(session.textHash, object.textHash), seed: seed)
+    }
 }
 
 /// One lifecycle action for one record.
