@@ -110,7 +110,17 @@ public struct EventJournal<Entry: JournalEntry>: Sendable {
     /// (Usable from inline code, with `append`: the journal is then
     /// specialized for the daemon's entries; generic, it cost more than the
     /// conversion it saves.)
-    @usableFromInline var entries = Deque<(entry: Entry, size: Int)>()
+    @usableFromInline var entries = Deque<Kept>()
+    /// An entry and its size (a struct, not a tuple: a tuple of a generic
+    /// entry was copied and destroyed through the runtime's tuple witnesses).
+    @usableFromInline struct Kept: Sendable {
+        @usableFromInline var entry: Entry
+        @usableFromInline var size: Int
+        @inlinable init(entry: Entry, size: Int) {
+            self.entry = entry
+            self.size = size
+        }
+    }
     @usableFromInline var keptBytes = 0
     @usableFromInline var newestSeq = 0
     /// The kept events' sizes, added up.
@@ -129,7 +139,7 @@ public struct EventJournal<Entry: JournalEntry>: Sendable {
     public mutating func append(_ entry: Entry) -> Int {
         newestSeq += 1
         let size = entry.approximateSize
-        entries.append((entry, size))
+        entries.append(Kept(entry: entry, size: size))
         keptBytes += size
         while entries.count > capacity || (keptBytes > byteCapacity && entries.count > 1),
             let first = entries.popFirst()
