@@ -24,7 +24,8 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 step "swift test"
 log=$(mktemp)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.fleet" "$log.waves" "$log.abzd"' EXIT
+trap '[ -z "$step_title" ] || echo "-- $((SECONDS - step_start)) s (total $SECONDS s): $step_title (stopped here)"
+      kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.fleet" "$log.waves" "$log.abzd"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
@@ -79,9 +80,9 @@ ab=$(sed -nE 's/^agent wshostd: ([0-9]+) cases: .*/\1/p' "$log" | tail -1)
 step "Autobahn|Testsuite, compression cases 12.* and 13.* up to 16 KiB (permessage-deflate, the client offering takeover), the client alone and through the wshostd process at once, each with its own fuzzing server"
 deflate_offer="permessage-deflate; client_max_window_bits"
 # Each group's cases 8-10 and 13-18 send 1000 messages of 32-128 KiB, which the Python
-# fuzzing server compresses for about 24 of the 26 minutes that all 216 cases take;
-# the suite runs the other 108 (messages up to 16 KiB, fragmented ones among them).
-# All of them: scripts/autobahn.sh --cases "12.*,13.*" (docs/conformance.md).
+# fuzzing server compresses: about 24 of the 26 minutes that the two runs of all 216
+# took side by side here. The suite runs the other 108 (messages up to 16 KiB,
+# fragmented ones among them); docs/conformance.md has the commands for all 216.
 deflate_large=$(printf '12.*.%s,13.*.%s,' 8 8 9 9 10 10 13 13 14 14 15 15 16 16 17 17 18 18)
 AUTOBAHN_PORT=9011 scripts/autobahn.sh --bin "$(swift build --show-bin-path)" --cases "12.*,13.*" --exclude "$deflate_large" \
     --via-daemon --compression "$deflate_offer" --outdir /tmp/wshostd-autobahn-deflate-daemon >"$log.abzd" 2>&1 &
