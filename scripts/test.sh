@@ -7,8 +7,10 @@ cd "$root"
 # step TITLE: ends the step before (its seconds, and the total so far) and starts the next.
 step_start=$SECONDS
 step_title=
+# step_done [NOTE]: the running step's line (nothing once the last has ended).
+step_done() { [ -z "$step_title" ] || echo "-- $((SECONDS - step_start)) s (total $SECONDS s): $step_title${1:-}"; }
 step() {
-    [ -z "$step_title" ] || echo "-- $((SECONDS - step_start)) s (total $SECONDS s): $step_title"
+    step_done
     step_title=${1%%:*}
     step_start=$SECONDS
     [ -z "$1" ] || echo "== $1"
@@ -24,8 +26,7 @@ swift build --build-tests --explicit-target-dependency-import-check error
 
 step "swift test"
 log=$(mktemp)
-trap '[ -z "$step_title" ] || echo "-- $((SECONDS - step_start)) s (total $SECONDS s): $step_title (stopped here)"
-      kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.fleet" "$log.waves" "$log.abzd"' EXIT
+trap 'step_done " (stopped here)"; kill $(jobs -p) 2>/dev/null || true; rm -f "$log" "$log.hostile" "$log.proxy" "$log.prom" "$log.fleet" "$log.waves" "$log.abzd"' EXIT
 status=0
 swift test --skip-build >"$log" 2>&1 || status=$?
 unit=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed after.*/\1/p' "$log" | tail -1)
