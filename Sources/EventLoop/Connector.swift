@@ -36,7 +36,8 @@ public final class Connector {
     private var completion: (@LoopActor (Result<TCPSocket, Failure>) -> Void)?
     private var addresses: [SocketAddress] = []
     private var nextIndex = 0
-    private var attempts: [Int32: TCPSocket] = [:]
+    /// The attempts under way (Happy Eyeballs keeps a few at most).
+    private var attempts: [TCPSocket] = []
     private var lastError: (String, Int32)?
     private var deadlineTimer: TimerID?
     private var staggerTimer: TimerID?
@@ -52,9 +53,6 @@ public final class Connector {
         _ completion: @escaping @LoopActor (Result<TCPSocket, Failure>) -> Void
     ) {
         self.completion = completion
-        deadlineTimer = timers.schedule(after: timeout, slack: .milliseconds(10)) { [weak self] in
-            self?.finish(.failure(.timedOut(after: timeout)))
-        }
         Resolver.resolve(host: host, port: port, timeout: timeout, timers: timers) { [weak self] result in
             guard let self, self.completion != nil else { return }
             switch result {
@@ -69,6 +67,13 @@ public final class Connector {
                 if self.addresses.isEmpty, let reason = refusals.first { return finish(.failure(.denied(reason))) }
                 startNextAttempt()
             }
+        }
+        // Bounded from here: a literal address to a local listener is often
+        // connected (or refused) before `resolve` returns, and then no timer
+        // is scheduled (and cancelled) at all.
+        guard self.completion != nil else { return }
+        deadlineTimer = timers.schedule(after: timeout, slack: .milliseconds(10)) { [weak self] in
+            self?.finish(.failure(.timedOut(after: timeout)))
         }
     }
 
@@ -85,7 +90,8 @@ public final class Connector {
             let address = addresses[nextIndex]
             nextIndex += 1
             if attempt(address) {
-                if nextIndex < addresses.count {
+                // (The attempt may have connected at once, and finished.)
+                if completion != nil && nextIndex < addresses.count {
                     staggerTimer = timers.schedule(after: Self.attemptDelay) { [weak self] in self?.startNextAttempt() }
                 }
                 return
@@ -118,13 +124,25 @@ public final class Connector {
             return false
         }
         let socket = TCPSocket(fd: fd, peer: address)
-        attempts[fd] = socket
-        socket.awaitConnect { [weak self] error in self?.attemptFinished(fd, error: error) }
+        attempts.append(socket)
+        socket.awaitConnect(connectedAtOnce: result == 0 || Self.isConnected(fd)) { [weak self] error in
+            self?.attemptFinished(fd, error: error)
+        }
         return true
     }
 
+    /// True when a non-blocking connect that said EINPROGRESS has already
+    /// completed: on loopback the kernel runs the whole TCP handshake inside
+    /// `connect`. One `poll` that does not wait, instead of a round through
+    /// the epoll set (register for writability, wake up, change the interest).
+    private static func isConnected(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        return poll(&entry, 1, 0) == 1 && entry.revents == Int16(POLLOUT)
+    }
+
     private func attemptFinished(_ fd: Int32, error: Int32) {
-        guard let socket = attempts.removeValue(forKey: fd) else { return }
+        guard let index = attempts.firstIndex(where: { $0.fd == fd }) else { return }
+        let socket = attempts.remove(at: index)
         if error == 0 {
             finish(.success(socket))
             return
@@ -143,7 +161,7 @@ public final class Connector {
         self.completion = nil
         if let deadlineTimer { timers.cancel(deadlineTimer) }
         if let staggerTimer { timers.cancel(staggerTimer) }
-        for socket in attempts.values { socket.close() }
+        for socket in attempts { socket.close() }
         attempts.removeAll()
         completion(result)
     }

@@ -45,8 +45,14 @@ public final class TCPSocket {
         self.peer = peer
     }
 
-    /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the errno.
-    func awaitConnect(_ completion: @escaping @LoopActor (Int32) -> Void) {
+    /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the
+    /// errno. `connectedAtOnce`: it has finished (the completion runs now, and
+    /// the socket joins the poller only when its owner starts it).
+    func awaitConnect(connectedAtOnce: Bool = false, _ completion: @escaping @LoopActor (Int32) -> Void) {
+        if connectedAtOnce {
+            completion(0)
+            return
+        }
         onConnected = completion
         wantsWrite = true
         updateInterest()

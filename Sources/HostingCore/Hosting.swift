@@ -50,6 +50,16 @@ public struct Hosting: Sendable {
         case pacing(String)
         /// A consent prompt's optional timeout.
         case prompt(Int)
+
+        /// The table hash (see `HashMix`): a retry, the common key, mixes
+        /// its address's identifiers without a SipHash round per lookup.
+        public func _rawHashValue(seed: Int) -> Int {
+            switch self {
+            case .retry(let address): return address._rawHashValue(seed: seed)
+            case .pacing(let destination): return HashMix.mix(HashMix.combine(1, destination.hashValue), seed: seed)
+            case .prompt(let number): return HashMix.mix(HashMix.combine(2, number), seed: seed)
+            }
+        }
     }
 
     /// A journal line the runtime writes (fields by their journal names).

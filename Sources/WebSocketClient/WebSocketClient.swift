@@ -452,8 +452,9 @@ public final class WebSocketClient {
                     wire.opened = true
                     cancel(&wire.handshakeTimer)
                 }
-                scheduleIdleCheck()
-                scheduleKeepalive()
+                // The idle and keepalive timers start at the end of this pump,
+                // if the connection is still open then (a server that answers
+                // the upgrade with a Close, in the same read, costs no timers).
                 onEvent(.opened)
             case .text(let text):
                 released(text.utf8.count)
@@ -486,6 +487,11 @@ public final class WebSocketClient {
         if connection.transportAction == .closeAfterFlush && pendingBytes == 0 {
             connection.abort(reason: "failed")
             pump()
+            return
+        }
+        if let wire, wire.opened, connection.isOpen {
+            if wire.idleTimer == nil { scheduleIdleCheck() }
+            if wire.keepaliveTimer == nil { scheduleKeepalive() }
         }
     }
 

@@ -30,8 +30,8 @@ public struct Identifier<Tag>: Hashable, Comparable, Sendable, ExpressibleByStri
 /// The bits are as unpredictable as the text's own hash; the mix (splitmix64's
 /// finalizer) spreads the table's seed over every bit, so that copying one
 /// table into a smaller one does not cluster.
-enum HashMix {
-    static func mix(_ bits: Int, seed: Int) -> Int {
+public enum HashMix {
+    public static func mix(_ bits: Int, seed: Int) -> Int {
         var z = UInt64(truncatingIfNeeded: bits ^ seed) &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -40,7 +40,7 @@ enum HashMix {
 
     /// Two such hashes as one: the first multiplied by an odd constant, so
     /// that swapping them changes the result.
-    static func combine(_ a: Int, _ b: Int) -> Int { (a &* -0x61C8_8646_80B5_83EB) ^ b }
+    public static func combine(_ a: Int, _ b: Int) -> Int { (a &* -0x61C8_8646_80B5_83EB) ^ b }
 }
 
 public enum UserTag {}
