@@ -135,3 +135,74 @@ private final class Readers {
         done.resume(returning: count)
     }
 }
+
+@Suite("Connector: a connect the kernel completed at once")
+struct ConnectorTests {
+    /// A listening socket on 127.0.0.1 and its port.
+    static func listener() throws -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        return (fd, UInt16(bigEndian: address.sin_port))
+    }
+
+    /// On loopback the TCP handshake runs inside connect(): the completion
+    /// comes before `connect` returns, with no deadline timer left behind and
+    /// no round through the poller, and the socket it gives works.
+    @Test("a loopback connect completes inside connect(), leaves no timer, and carries bytes")
+    func atOnce() async throws {
+        let (listening, port) = try Self.listener()
+        defer { close(listening) }
+        let (result, timersLeft) = await LoopActor.run { () -> (Result<TCPSocket, Connector.Failure>?, Int) in
+            let timers = LoopTimers()
+            var result: Result<TCPSocket, Connector.Failure>?
+            Connector(timers: timers).connect(host: "127.0.0.1", port: port, timeout: .seconds(5)) { result = $0 }
+            return (result, timers.count)
+        }
+        let socket = try #require(try result?.get())
+        #expect(timersLeft == 0)
+        let accepted = accept(listening, nil, nil)
+        try #require(accepted >= 0)
+        defer { close(accepted) }
+        await LoopActor.run { socket.write(Array("hello".utf8)) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        #expect(recv(accepted, &buffer, 16, 0) == 5)
+        await LoopActor.run { socket.close() }
+    }
+
+    /// A refused connect is not taken for a completed one: it goes through
+    /// the poller and fails with the errno.
+    @Test("a refused loopback connect fails with ECONNREFUSED")
+    func refused() async throws {
+        let (listening, port) = try Self.listener()
+        close(listening)  // the port is free again: nobody listens there
+        let failure = await withCheckedContinuation { (done: CheckedContinuation<Connector.Failure?, Never>) in
+            LoopExecutor.shared.queue.async {
+                LoopActor.assumeIsolated {
+                    let timers = LoopTimers()
+                    let connector = Connector(timers: timers)
+                    connector.connect(host: "127.0.0.1", port: port, timeout: .seconds(5)) { result in
+                        _ = timers
+                        _ = connector
+                        switch result {
+                        case .success(let socket):
+                            socket.close()
+                            done.resume(returning: nil)
+                        case .failure(let failure): done.resume(returning: failure)
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failure == .failed(address: "127.0.0.1:\(port)", errno: ECONNREFUSED))
+    }
+}
