@@ -233,6 +233,17 @@ public struct Hosting: Sendable {
     private struct Reported {
         var state: RecordLifecycle.State
         var user: UserID?
+
+        /// Takes the new state and user; tells which of them changed.
+        static func update(_ report: inout Reported, to state: RecordLifecycle.State, _ user: UserID?) -> (
+            user: Bool, state: Bool
+        ) {
+            let userChanged = report.user != user
+            let stateChanged = report.state != state
+            if userChanged { report.user = user }
+            if stateChanged { report.state = state }
+            return (userChanged, stateChanged)
+        }
     }
 
     public struct Socket: Equatable, Sendable {
@@ -442,10 +453,8 @@ public struct Hosting: Sendable {
         let userChanged: Bool
         let stateChanged: Bool
         if let index = reported.index(forKey: address) {  // one lookup for the read and the write
-            userChanged = reported.values[index].user != user
-            stateChanged = reported.values[index].state != lifecycle.state
-            if userChanged { reported.values[index].user = user }
-            if stateChanged { reported.values[index].state = lifecycle.state }
+            // In place (each read of `values[index]` copied the whole report).
+            (userChanged, stateChanged) = Reported.update(&reported.values[index], to: lifecycle.state, user)
         } else {
             userChanged = user != nil
             stateChanged = true

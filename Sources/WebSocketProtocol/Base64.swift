@@ -1,25 +1,45 @@
 /// Base64 (RFC 4648 §4) with padding: the handshake key and accept value, and
 /// binary payloads in the control protocol.
 public enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
     public static func encode<Bytes: Collection>(_ input: Bytes) -> String where Bytes.Element == UInt8 {
-        let bytes = Array(input)
-        var output: [UInt8] = []
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var i = 0
-        while i < bytes.count {
-            let b0 = UInt32(bytes[i])
-            let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
-            let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
-            let triple = b0 << 16 | b1 << 8 | b2
-            output.append(alphabet[Int(triple >> 18 & 63)])
-            output.append(alphabet[Int(triple >> 12 & 63)])
-            output.append(i + 1 < bytes.count ? alphabet[Int(triple >> 6 & 63)] : UInt8(ascii: "="))
-            output.append(i + 2 < bytes.count ? alphabet[Int(triple & 63)] : UInt8(ascii: "="))
-            i += 3
+        if let text = input.withContiguousStorageIfAvailable({ encode(UnsafeRawBufferPointer($0)) }) { return text }
+        return Array(input).withUnsafeBytes { encode($0) }
+    }
+
+    /// Written straight into the string's storage: no intermediate arrays
+    /// (two handshake keys per connection went through three allocations each).
+    public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        let count = (bytes.count + 2) / 3 * 4
+        return String(unsafeUninitializedCapacity: count) { output in
+            var i = 0
+            var o = 0
+            while i < bytes.count {
+                let b0 = UInt32(bytes[i])
+                let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+                let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
+                let triple = b0 << 16 | b1 << 8 | b2
+                output[o] = digit(triple >> 18)
+                output[o + 1] = digit(triple >> 12)
+                output[o + 2] = i + 1 < bytes.count ? digit(triple >> 6) : UInt8(ascii: "=")
+                output[o + 3] = i + 2 < bytes.count ? digit(triple) : UInt8(ascii: "=")
+                i += 3
+                o += 4
+            }
+            return count
         }
-        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The base64 digit of the low six bits of `bits`.
+    @inline(__always)
+    static func digit(_ bits: UInt32) -> UInt8 {
+        let value = UInt8(truncatingIfNeeded: bits & 63)
+        switch value {
+        case 0..<26: return value &+ UInt8(ascii: "A")
+        case 26..<52: return value &- 26 &+ UInt8(ascii: "a")
+        case 52..<62: return value &- 52 &+ UInt8(ascii: "0")
+        case 62: return UInt8(ascii: "+")
+        default: return UInt8(ascii: "/")
+        }
     }
 
     /// The bytes of canonical padded base64; nil for anything else.

@@ -25,7 +25,11 @@ public struct Handshake: Sendable {
     public var expectedAccept: String { Self.accept(for: key) }
 
     public static func accept(for key: String) -> String {
-        Base64.encode(SHA1.hash(Array((key + guid).utf8)))
+        var material: [UInt8] = []
+        material.reserveCapacity(key.utf8.count + guid.utf8.count)
+        material.append(contentsOf: key.utf8)
+        material.append(contentsOf: guid.utf8)
+        return Base64.encode(SHA1.hash(material))
     }
 
     /// The HTTP/1.1 upgrade request.
@@ -37,7 +41,15 @@ public struct Handshake: Sendable {
         add("GET ")
         add(url.resource)
         add(" HTTP/1.1\r\nHost: ")
-        add(url.hostHeader)
+        // `url.hostHeader`, without building it as a string of its own.
+        let bracket = url.host.utf8.contains(UInt8(ascii: ":"))
+        if bracket { add("[") }
+        add(url.host)
+        if bracket { add("]") }
+        if url.port != url.defaultPort {
+            add(":")
+            Self.appendDecimal(url.port, to: &bytes)
+        }
         add("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ")
         add(key)
         add("\r\nSec-WebSocket-Version: 13\r\n")
@@ -53,6 +65,15 @@ public struct Handshake: Sendable {
         }
         add("\r\n")
         return bytes
+    }
+
+    static func appendDecimal(_ value: UInt16, to bytes: inout [UInt8]) {
+        var divisor: UInt16 = 10_000
+        while divisor > 1 && value < divisor { divisor /= 10 }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") &+ UInt8(value / divisor % 10))
+            divisor /= 10
+        }
     }
 
     /// Why a response was refused.
@@ -158,7 +179,7 @@ public struct Handshake: Sendable {
         guard upgrade else { return .failure(.missingUpgrade) }
         guard connectionUpgrade else { return .failure(.missingConnectionUpgrade) }
         guard accepts > 0 else { return .failure(.missingAccept) }
-        guard accepts == 1, acceptValue.elementsEqual(Array(expectedAccept.utf8)) else {
+        guard accepts == 1, acceptValue.elementsEqual(expectedAccept.utf8) else {
             return .failure(.wrongAccept(String(decoding: acceptValue, as: UTF8.self)))
         }
         // §4.1 items 5-6: nothing we did not offer (no subprotocol; at most permessage-deflate).

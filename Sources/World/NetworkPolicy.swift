@@ -35,9 +35,21 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
         self.prefixLength = prefixLength
     }
 
+    /// The candidate's prefix bits equal the network's (whose host bits are
+    /// clear); compared byte by byte, without making a network of the
+    /// candidate (an allocation per network judged, a dozen per connection).
     public func contains(_ candidate: IPAddress) -> Bool {
         guard candidate.bytes.count == address.bytes.count else { return false }
-        return IPNetwork(address: candidate, prefixLength: prefixLength).address == address
+        var remaining = prefixLength
+        var index = 0
+        while remaining > 0 {
+            let kept = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - kept))
+            if candidate.bytes[index] & mask != address.bytes[index] { return false }
+            remaining -= kept
+            index += 1
+        }
+        return true
     }
 
     public var description: String { "\(address)/\(prefixLength)" }

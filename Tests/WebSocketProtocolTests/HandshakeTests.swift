@@ -112,6 +112,21 @@ struct HandshakeTests {
         #expect(secure.resource == "/")
     }
 
+    /// The request writes the Host line itself, digit by digit: it must say
+    /// what `hostHeader` says, for every width of port and for IPv6.
+    @Test("the request's Host line is the URL's Host header, for every port width and IPv6")
+    func hostLine() throws {
+        for text in [
+            "ws://h/", "ws://h:80/", "ws://h:1/", "ws://h:9/", "ws://h:10/", "ws://h:99/", "ws://h:100/",
+            "ws://h:1000/", "ws://h:9999/", "ws://h:10000/", "ws://h:65535/", "wss://h:443/", "wss://h:80/",
+            "ws://[::1]/", "ws://[::1]:8080/", "wss://[2001:db8::1]:443/",
+        ] {
+            let url = try WebSocketURL.parse(text).get()
+            let request = String(decoding: Handshake(url: url, keyBytes: Self.key).request(), as: UTF8.self)
+            #expect(request.contains("\r\nHost: \(url.hostHeader)\r\n"), "\(text)")
+        }
+    }
+
     static let key: [UInt8] = Array(1...16)
     static var accept: String { Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: key).expectedAccept }
 

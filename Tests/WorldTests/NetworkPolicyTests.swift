@@ -62,6 +62,24 @@ struct NetworkPolicyTests {
         #expect(NetworkPolicy().refusal(address("0.0.0.0"), trusted: true) != nil)
     }
 
+    @Test("a network holds exactly its prefix, on and off byte boundaries, IPv4 and IPv6")
+    func containsAtTheEdges() {
+        let cases: [(network: String, inside: [String], outside: [String])] = [
+            ("10.0.0.0/8", ["10.0.0.0", "10.255.255.255"], ["9.255.255.255", "11.0.0.0", "::ffff:10.0.0.1"]),
+            ("172.16.0.0/12", ["172.16.0.0", "172.31.255.255"], ["172.15.255.255", "172.32.0.0"]),
+            ("192.0.2.128/25", ["192.0.2.128", "192.0.2.255"], ["192.0.2.127", "192.0.3.128"]),
+            ("198.51.100.7/32", ["198.51.100.7"], ["198.51.100.6", "198.51.100.8"]),
+            ("0.0.0.0/0", ["0.0.0.0", "255.255.255.255", "93.184.216.34"], ["::1"]),
+            ("fe80::/10", ["fe80::", "febf:ffff::1"], ["fe7f::1", "fec0::1", "10.0.0.1"]),
+            ("2001:db8::/127", ["2001:db8::", "2001:db8::1"], ["2001:db8::2"]),
+        ]
+        for (text, inside, outside) in cases {
+            let network = IPNetwork(text)!
+            for candidate in inside { #expect(network.contains(address(candidate)), "\(candidate) in \(text)") }
+            for candidate in outside { #expect(!network.contains(address(candidate)), "\(candidate) not in \(text)") }
+        }
+    }
+
     @Test("networks parse strictly; host bits are cleared")
     func parsing() {
         #expect(IPNetwork("10.1.2.3/8")?.description == "10.0.0.0/8")
