@@ -97,7 +97,7 @@ public final class TCPSocket {
         if readiness.writable && wantsWrite { writable(failed: readiness.failed) }
         guard started && !closed else { return 0 }
         if !inputEnded {
-            if readiness.readable { return readable(toEnd: readiness.peerShutDown) }
+            if readiness.readable { return readable(toEnd: readiness.peerShutDown, failed: readiness.failed) }
         } else if readiness.failed && !wantsWrite && !hungUp {
             // EPOLLERR/EPOLLHUP come whatever is asked for: after the end of the
             // stream they mean the connection is gone both ways. Told once, as
@@ -202,10 +202,11 @@ public final class TCPSocket {
         onDrained?()
     }
 
-    /// Reads up to the budget. `toEnd`: the peer has shut down its side, so a
-    /// short read is followed by the read that returns the end of the stream,
-    /// in this turn rather than the next one's wake-up.
-    private func readable(toEnd: Bool) -> Int {
+    /// Reads up to the budget. `toEnd`: the peer has shut down its side, so
+    /// the end of the stream comes in this turn rather than on the next
+    /// wake-up: after a short read at once, or (`failed`: EPOLLERR or EPOLLHUP,
+    /// a reset whose error the next read tells) from the read after it.
+    private func readable(toEnd: Bool, failed: Bool) -> Int {
         var total = 0
         while !closed && total < readBudget {
             let readBuffer = Self.readBuffer
@@ -216,13 +217,19 @@ public final class TCPSocket {
                 // A short read emptied the socket: no second recv just to see
                 // EAGAIN. The poll is level-triggered, so bytes that arrive
                 // meanwhile are reported on the next turn.
-                if count < readBuffer.count && !toEnd { return total }
+                if count < readBuffer.count {
+                    // After the peer's FIN (EPOLLRDHUP when the poll returned) no
+                    // byte can come, and every byte sent before it was queued: a
+                    // short read took them all, so this is the end of the stream,
+                    // without the recv that would return 0.
+                    if toEnd && !failed {
+                        if !closed { ended() }
+                        return total
+                    }
+                    if !toEnd { return total }
+                }
             } else if count == 0 {
-                inputEnded = true
-                onInput?(.eof)
-                // An owner that stays (a half-closed subscriber) reads no more; most
-                // close at the end of the stream, and then there is nothing to change.
-                updateInterest()
+                ended()
                 return total
             } else if errno == EINTR {
                 continue
@@ -235,6 +242,15 @@ public final class TCPSocket {
             }
         }
         return total
+    }
+
+    /// The end of the stream: told once, and no more read interest.
+    private func ended() {
+        inputEnded = true
+        onInput?(.eof)
+        // An owner that stays (a half-closed subscriber) reads no more; most
+        // close at the end of the stream, and then there is nothing to change.
+        updateInterest()
     }
 
     /// True when the kernel holds received bytes not yet read (FIONREAD): after

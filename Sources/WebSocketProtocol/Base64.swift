@@ -9,24 +9,33 @@ public enum Base64 {
     /// Written straight into the string's storage: no intermediate arrays
     /// (two handshake keys per connection went through three allocations each).
     public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
-        let count = (bytes.count + 2) / 3 * 4
-        return String(unsafeUninitializedCapacity: count) { output in
-            var i = 0
-            var o = 0
-            while i < bytes.count {
-                let b0 = UInt32(bytes[i])
-                let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
-                let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
-                let triple = b0 << 16 | b1 << 8 | b2
-                output[o] = digit(triple >> 18)
-                output[o + 1] = digit(triple >> 12)
-                output[o + 2] = i + 1 < bytes.count ? digit(triple >> 6) : UInt8(ascii: "=")
-                output[o + 3] = i + 2 < bytes.count ? digit(triple) : UInt8(ascii: "=")
-                i += 3
-                o += 4
-            }
-            return count
+        String(unsafeUninitializedCapacity: encodedCount(bytes.count)) { encode(bytes, into: $0) }
+    }
+
+    /// The length of the base64 text of `count` bytes.
+    public static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+
+    /// Writes the base64 text of `bytes` at the start of `output` (at least
+    /// `encodedCount(bytes.count)` long); returns its length.
+    @discardableResult
+    public static func encode(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        let count = encodedCount(bytes.count)
+        precondition(output.count >= count)
+        var i = 0
+        var o = 0
+        while i < bytes.count {
+            let b0 = UInt32(bytes[i])
+            let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
+            let triple = b0 << 16 | b1 << 8 | b2
+            output[o] = digit(triple >> 18)
+            output[o + 1] = digit(triple >> 12)
+            output[o + 2] = i + 1 < bytes.count ? digit(triple >> 6) : UInt8(ascii: "=")
+            output[o + 3] = i + 2 < bytes.count ? digit(triple) : UInt8(ascii: "=")
+            i += 3
+            o += 4
         }
+        return count
     }
 
     /// The base64 digit of the low six bits of `bits`.

@@ -25,12 +25,28 @@ public struct Handshake: Sendable {
     public var expectedAccept: String { Self.accept(for: key) }
 
     public static func accept(for key: String) -> String {
-        var material: [UInt8] = []
-        material.reserveCapacity(key.utf8.count + guid.utf8.count)
-        material.append(contentsOf: key.utf8)
-        material.append(contentsOf: guid.utf8)
-        return Base64.encode(SHA1.hash(material))
+        withAccept(for: key) { String(decoding: $0, as: UTF8.self) }
     }
+
+    /// `body` gets the accept value for `key` (RFC 6455 §4.2.2 item 5.4): the
+    /// base64 of the SHA-1 of the key and the GUID, all built on the stack.
+    static func withAccept<Result>(for key: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        var key = key
+        return key.withUTF8 { key in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: key.count + guidBytes.count + 20 + 28) { scratch in
+                let material = UnsafeMutableBufferPointer(rebasing: scratch[0..<(key.count + guidBytes.count)])
+                _ = material.initialize(fromContentsOf: key)
+                _ = UnsafeMutableBufferPointer(rebasing: material[key.count...]).initialize(fromContentsOf: guidBytes)
+                let digest = UnsafeMutableBufferPointer(rebasing: scratch[material.count..<(material.count + 20)])
+                SHA1.hash(UnsafeRawBufferPointer(material), into: UnsafeMutableRawBufferPointer(digest))
+                let text = UnsafeMutableBufferPointer(rebasing: scratch[(material.count + 20)...])
+                let length = Base64.encode(UnsafeRawBufferPointer(digest), into: text)
+                return body(UnsafeBufferPointer(rebasing: text[0..<length]))
+            }
+        }
+    }
+
+    private static let guidBytes = Array(guid.utf8)
 
     /// The HTTP/1.1 upgrade request.
     public func request(userAgent: String? = nil) -> [UInt8] {
@@ -179,7 +195,7 @@ public struct Handshake: Sendable {
         guard upgrade else { return .failure(.missingUpgrade) }
         guard connectionUpgrade else { return .failure(.missingConnectionUpgrade) }
         guard accepts > 0 else { return .failure(.missingAccept) }
-        guard accepts == 1, acceptValue.elementsEqual(expectedAccept.utf8) else {
+        guard accepts == 1, Self.withAccept(for: key, { $0.elementsEqual(acceptValue) }) else {
             return .failure(.wrongAccept(String(decoding: acceptValue, as: UTF8.self)))
         }
         // §4.1 items 5-6: nothing we did not offer (no subprotocol; at most permessage-deflate).

@@ -85,14 +85,22 @@ private final class EndWatcher {
     var bytes = 0
     var ends = 0
     var errors = 0
+    /// What was told, in order: "data", "end", "error".
+    var told: [String] = []
 
     init(fd: Int32) {
         socket = TCPSocket(fd: fd, peer: SocketAddress(family: AF_UNIX, storage: sockaddr_storage(), length: 0))
         socket.start(onInput: { [unowned self] input in
             switch input {
-            case .data(let data): bytes += data.count
-            case .eof: ends += 1
-            case .error: errors += 1
+            case .data(let data):
+                bytes += data.count
+                told.append("data")
+            case .eof:
+                ends += 1
+                told.append("end")
+            case .error(let code):
+                errors += 1
+                told.append("error \(code)")
             }
         })
     }
@@ -133,6 +141,72 @@ private final class Readers {
         for socket in sockets { socket.close() }
         sockets = []
         done.resume(returning: count)
+    }
+}
+
+/// The end of a TCP stream after its last bytes, read in one turn: a FIN
+/// (EPOLLRDHUP) after a short read is the end without another recv; a reset
+/// is still told as the error it is, never as a clean end.
+@Suite("TCPSocket: bytes, then the end or the reset, over TCP")
+struct SocketTCPEndTests {
+    /// A connected TCP pair on loopback: (ours, non-blocking; the peer's).
+    static func pair() throws -> (Int32, Int32) {
+        let (listening, port) = try ConnectorTests.listener()
+        defer { close(listening) }
+        let ours = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(ours, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        try #require(connected)
+        let peer = accept(listening, nil, nil)
+        try #require(peer >= 0)
+        _ = fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK)
+        return (ours, peer)
+    }
+
+    /// Waits (up to 5 s) until the watcher was told an end or an error.
+    fileprivate static func settled(_ watcher: EndWatcher) async throws -> (bytes: Int, ends: Int, errors: Int) {
+        for _ in 0..<500 where !(await LoopActor.run { watcher.ends + watcher.errors > 0 }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(100))  // anything told twice shows up
+        return await LoopActor.run { (watcher.bytes, watcher.ends, watcher.errors) }
+    }
+
+    @Test("bytes and a FIN: the bytes, then one end of stream")
+    func finAfterBytes() async throws {
+        let (ours, peer) = try Self.pair()
+        _ = send(peer, "hello", 5, 0)
+        close(peer)
+        let watcher = await LoopActor.run { EndWatcher(fd: ours) }
+        let seen = try await Self.settled(watcher)
+        #expect(seen.bytes == 5 && seen.ends == 1 && seen.errors == 0, "\(seen)")
+        #expect(await LoopActor.run { watcher.told } == ["data", "end"])
+        await LoopActor.run { watcher.socket.close() }
+    }
+
+    @Test("bytes and a reset: the bytes, then ECONNRESET, not an end of stream")
+    func resetAfterBytes() async throws {
+        let (ours, peer) = try Self.pair()
+        _ = send(peer, "hello", 5, 0)
+        // Give the bytes time to be queued on our side before the reset.
+        usleep(20_000)
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(peer, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(peer)  // with linger 0: a reset
+        let watcher = await LoopActor.run { EndWatcher(fd: ours) }
+        let seen = try await Self.settled(watcher)
+        // (An owner closes at the error; one that does not is told more.)
+        let told = await LoopActor.run { watcher.told }
+        #expect(seen.bytes == 5)
+        #expect(Array(told.prefix(2)) == ["data", "error \(ECONNRESET)"], "\(told)")
+        await LoopActor.run { watcher.socket.close() }
     }
 }
 
