@@ -221,8 +221,12 @@ public final class TCPSocket {
                     // After the peer's FIN (EPOLLRDHUP when the poll returned) no
                     // byte can come, and every byte sent before it was queued: a
                     // short read took them all, so this is the end of the stream,
-                    // without the recv that would return 0.
-                    if toEnd && !failed {
+                    // without the recv that would return 0. TCP only: a Unix
+                    // stream read also stops short at a message that carries
+                    // descriptors or credentials. (A TCP read stops short at an
+                    // urgent mark too, which no WebSocket server sends: the bytes
+                    // after it would be lost with the connection, the server's own.)
+                    if toEnd && !failed && peer.family != AF_UNIX {
                         if !closed { ended() }
                         return total
                     }
