@@ -495,7 +495,9 @@ public struct Hosting: Sendable {
             effects.append(.close(address, attempt: attempt.number, code, reason: reason))
         case .scheduleRetry(let instant):
             // Slack a tenth of the wait, at most 250 ms: a 100 ms retry stays near 100 ms.
-            let slack = min(.milliseconds(250), max(.milliseconds(1), (instant - now) / 10))
+            // (In nanoseconds: a Duration divided is a 128-bit division.)
+            let slack = Duration.fromNanoseconds(
+                min(250_000_000, max(1_000_000, (instant - now).nanosecondsClamped / 10)))
             arm(.retry(address), at: instant, slack: slack, into: &effects)
         case .cancelRetry:
             disarm(.retry(address), into: &effects)

@@ -187,3 +187,40 @@ struct TimerWheelTests {
         }
     }
 }
+
+@Suite("Duration and nanoseconds through attoseconds")
+struct DurationNanosecondsTests {
+    /// The reference: whole nanoseconds from `components`, rounded toward zero.
+    static func reference(_ duration: Duration) -> Int128 {
+        let (seconds, attoseconds) = duration.components
+        return (Int128(seconds) * 1_000_000_000_000_000_000 + Int128(attoseconds)) / 1_000_000_000
+    }
+
+    @Test("nanosecondsClamped agrees with components, on both sides of 64-bit attoseconds, and clamps")
+    func clamped() {
+        let durations: [Duration] = [
+            .zero, .nanoseconds(1), .nanoseconds(-1), .milliseconds(100), .milliseconds(-250), .seconds(9),
+            .seconds(10), .seconds(-10), .seconds(3600), .seconds(86_400 * 365), .nanoseconds(9_223_372_036),
+            .nanoseconds(9_223_372_037), .nanoseconds(-9_223_372_037), .nanoseconds(Int64.max),
+            .nanoseconds(Int64.min), Duration(attoseconds: 1), Duration(attoseconds: -1),
+            Duration(attoseconds: 1_999_999_999), Duration(attoseconds: -1_999_999_999),
+        ]
+        for duration in durations {
+            #expect(Int128(duration.nanosecondsClamped) == Self.reference(duration), "\(duration)")
+        }
+        #expect(Duration.seconds(Int64.max).nanosecondsClamped == .max)
+        #expect(Duration.seconds(Int64.min).nanosecondsClamped == .min)
+    }
+
+    @Test("fromNanoseconds is .nanoseconds; an instant's difference is exact both ways")
+    func fromNanoseconds() {
+        for value: Int64 in [0, 1, -1, 999_999_999, 1_000_000_000, -86_400_000_000_000, .max, .min] {
+            #expect(Duration.fromNanoseconds(value) == .nanoseconds(value), "\(value)")
+        }
+        let a = MonotonicInstant(nanoseconds: 5_000_000_123)
+        let b = MonotonicInstant(nanoseconds: 1_000_000_000)
+        #expect(a - b == .nanoseconds(4_000_000_123))
+        #expect(b - a == .nanoseconds(-4_000_000_123))
+        #expect(b + (a - b) == a)
+    }
+}
