@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 //
 // The dependency direction is the architecture:
 //   pure cores (Config, Control, WebSocketProtocol, World, HostingCore) import no

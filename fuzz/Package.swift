@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 //
 // libFuzzer targets for the code that reads hostile input (docs/security.md):
 // the WebSocket client core (frames and handshake from any server), the

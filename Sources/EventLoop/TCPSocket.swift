@@ -223,9 +223,10 @@ public final class TCPSocket {
                     // short read took them all, so this is the end of the stream,
                     // without the recv that would return 0. TCP only: a Unix
                     // stream read also stops short at a message that carries
-                    // descriptors or credentials. (A TCP read stops short at an
-                    // urgent mark too, which no WebSocket server sends: the bytes
-                    // after it would be lost with the connection, the server's own.)
+                    // descriptors or credentials. (A TCP read also stops short at
+                    // an urgent mark. No WebSocket server sends urgent data; one
+                    // that did would lose what it sent after the mark, as the
+                    // stream ends there.)
                     if toEnd && !failed && peer.family != AF_UNIX {
                         if !closed { ended() }
                         return total

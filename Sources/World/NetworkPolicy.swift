@@ -25,8 +25,8 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(address: IPAddress, prefixLength: Int) {
-        // (Within the address's bits: `contains` reads that many.)
-        let prefixLength = max(0, min(prefixLength, address.bytes.count * 8))
+        // `contains` reads this many bits (the parser checks the range).
+        precondition((0...address.bytes.count * 8).contains(prefixLength), "prefix length out of range")
         // Host bits are cleared: 10.1.2.3/8 is 10.0.0.0/8.
         var bytes = address.bytes
         for index in bytes.indices {

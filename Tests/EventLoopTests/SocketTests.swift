@@ -210,6 +210,13 @@ struct SocketTCPEndTests {
     }
 }
 
+/// Whether `connect` had returned when its completion came, and what came before.
+@LoopActor
+private final class ConnectOutcome {
+    var returned = false
+    var early: Result<TCPSocket, Connector.Failure>?
+}
+
 @Suite("Connector: a connect the kernel completed at once")
 struct ConnectorTests {
     /// A listening socket on 127.0.0.1 and its port.
@@ -247,12 +254,18 @@ struct ConnectorTests {
                     LoopActor.assumeIsolated {
                         let timers = LoopTimers()
                         let connector = Connector(timers: timers)
-                        var returned = false
+                        let outcome = ConnectOutcome()
                         connector.connect(host: "127.0.0.1", port: port, timeout: .seconds(5)) { result in
                             _ = connector
-                            done.resume(returning: (result, timers.count, !returned))
+                            if outcome.returned {
+                                done.resume(returning: (result, timers.count, false))
+                            } else {
+                                outcome.early = result
+                            }
                         }
-                        returned = true
+                        outcome.returned = true
+                        // Completed inside connect(): the timers as connect() left them.
+                        if let early = outcome.early { done.resume(returning: (early, timers.count, true)) }
                     }
                 }
             }
