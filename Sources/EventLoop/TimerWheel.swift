@@ -166,8 +166,9 @@ public struct TimerWheel<Payload> {
 /// A bucket's firing instant as the buckets' key. Dictionary asks a key for
 /// `_rawHashValue(seed:)` at every lookup, and a `UInt64`'s runs a SipHash
 /// round (about 90 instructions; several lookups per connection attempt):
-/// here the instant is mixed with the table's seed by splitmix64's finalizer.
-/// (The instants come from the loop's clock on a grid, not from input.)
+/// here the instant is mixed with the table's seed by splitmix64's finalizer
+/// (as `World.HashMix` mixes identifiers; EventLoop does not depend on World).
+/// The instants come from the loop's clock on a grid, not from input.
 struct FireInstant: Hashable {
     let nanoseconds: UInt64
 
