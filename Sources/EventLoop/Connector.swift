@@ -125,8 +125,12 @@ public final class Connector {
         }
         let socket = TCPSocket(fd: fd, peer: address)
         attempts.append(socket)
-        socket.awaitConnect(connectedAtOnce: result == 0 || Self.isConnected(fd)) { [weak self] error in
-            self?.attemptFinished(fd, error: error)
+        if result == 0 || Self.isConnected(fd) {
+            // Connected already: finished now; the socket joins the poller
+            // only when its owner starts it.
+            attemptFinished(fd, error: 0)
+        } else {
+            socket.awaitConnect { [weak self] error in self?.attemptFinished(fd, error: error) }
         }
         return true
     }

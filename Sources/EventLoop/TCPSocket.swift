@@ -45,14 +45,8 @@ public final class TCPSocket {
         self.peer = peer
     }
 
-    /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the
-    /// errno. `connectedAtOnce`: it has finished (the completion runs now, and
-    /// the socket joins the poller only when its owner starts it).
-    func awaitConnect(connectedAtOnce: Bool = false, _ completion: @escaping @LoopActor (Int32) -> Void) {
-        if connectedAtOnce {
-            completion(0)
-            return
-        }
+    /// Waits for a non-blocking `connect` to finish; `completion` gets 0 or the errno.
+    func awaitConnect(_ completion: @escaping @LoopActor (Int32) -> Void) {
         onConnected = completion
         wantsWrite = true
         updateInterest()
@@ -227,11 +221,11 @@ public final class TCPSocket {
                     // an urgent mark. No WebSocket server sends urgent data; one
                     // that did would lose what it sent after the mark, as the
                     // stream ends there.)
-                    if toEnd && !failed && peer.family != AF_UNIX {
-                        if !closed { ended() }
+                    if !toEnd { return total }
+                    if !failed && peer.family != AF_UNIX {
+                        ended()
                         return total
                     }
-                    if !toEnd { return total }
                 }
             } else if count == 0 {
                 ended()
