@@ -73,14 +73,14 @@ final class ControlEvents {
     /// nobody listening they cost nothing (no conversion, no allocation).
     /// The others are kept compact and their fields made only when a
     /// subscriber reads them.
-    func record(_ event: Hosting.Event) {
+    func record(_ event: consuming Hosting.Event) {
         switch event {
         case .receivedText, .receivedBinary, .sendStart, .sent, .sendError:
             guard server.hasSubscribers else { return }
         default:
             break
         }
-        let entry = HostingEventEntry(event, time: Self.wallNow())
+        let entry = HostingEventEntry(consume event, time: Self.wallNow())
         let seq = journal.append(entry)
         if server.hasSubscribers { server.broadcast(entry.event(seq: seq)) }
     }
@@ -158,14 +158,14 @@ struct HostingEventEntry: JournalEntry {
 
 extension HostingEventEntry {
     // (In an extension, so that the memberwise initializer stays.)
-    init(_ event: Hosting.Event, time: Double) {
+    init(_ event: consuming Hosting.Event, time: Double) {
         func at(_ address: RecordAddress, _ type: ControlEventType, user: UserID? = nil, _ detail: Detail = .none)
             -> HostingEventEntry
         {
             HostingEventEntry(
                 time: time, type: type, session: address.session, object: address.object, user: user, detail: detail)
         }
-        switch event {
+        switch consume event {
         case .connected(let address, let user): self = at(address, .connected, user: user)
         case .disconnected(let address, let report): self = at(address, .disconnected, .disconnected(report))
         case .attemptFailed(let address, let reason): self = at(address, .attemptFailed, .reason(reason))

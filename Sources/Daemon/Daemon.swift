@@ -403,7 +403,7 @@ public final class Daemon {
             case .connected, .disconnected: statusSoon()
             default: break
             }
-            controlEvents?.record(event)
+            controlEvents?.record(consume event)
         }
         // Message events only matter to subscribers; the control service turns
         // them on while someone subscribes.

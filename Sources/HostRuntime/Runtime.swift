@@ -53,7 +53,7 @@ public final class Runtime {
     public var consent: ConsentEngine { core.consent }
     /// What the core decided since start, counted.
     public var tally: Hosting.Tally { core.tally }
-    public var onEvent: (@LoopActor (Event) -> Void)?
+    public var onEvent: (@LoopActor (consuming Event) -> Void)?
     /// Whether message events (received, send-start, sent, send-error) are
     /// made; a daemon with nobody listening turns them off.
     public var reportsMessages = true
@@ -366,10 +366,10 @@ public final class Runtime {
 
     // MARK: - Carrying out the core's effects
 
-    private func run(_ effects: [Hosting.Effect]) {
+    private func run(_ effects: consuming [Hosting.Effect]) {
         let outermost = !running
         running = true
-        perform(effects)
+        perform(effects)  // (handed on: `perform` changes it, and a second reference would make it copy)
         guard outermost else { return }
         while !deferredInputs.isEmpty {
             let input = deferredInputs.removeFirst()
@@ -401,9 +401,10 @@ public final class Runtime {
         }
     }
 
-    private func perform(_ effects: [Hosting.Effect]) {
-        for effect in effects {
-            switch effect {
+    private func perform(_ effects: consuming [Hosting.Effect]) {
+        for index in effects.indices {
+            // Moved out, so that the events go on without further copies.
+            switch effects.take(at: index, leaving: .movedOut) {
             case .open(let address, let attempt, let url, let trusted):
                 open(address, attempt: attempt, url: url, trusted: trusted)
             case .close(let address, let attempt, let code, let reason):
@@ -741,4 +742,10 @@ public final class Runtime {
         // Answered: the buffer serves the next message received on the loop.
         if case .binary(let bytes) = message { WebSocketClient.messageBuffers.give(bytes) }
     }
+}
+
+extension Hosting.Effect {
+    /// What `perform` leaves in the array in place of an effect it moved
+    /// out: no references in it, so destroying it costs nothing.
+    fileprivate static let movedOut = Hosting.Effect.cancel(.prompt(-1))
 }

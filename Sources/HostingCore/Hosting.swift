@@ -428,8 +428,15 @@ public struct Hosting: Sendable {
 
     // MARK: - Carrying out the world's and the consent engine's actions
 
-    private mutating func execute(_ actions: [RecordAction], now: MonotonicInstant, into effects: inout [Effect]) {
-        for item in actions { execute(item.action, at: item.address, now: now, into: &effects) }
+    private mutating func execute(
+        _ actions: consuming [RecordAction], now: MonotonicInstant, into effects: inout [Effect]
+    ) {
+        for index in actions.indices {
+            // Each action moved out (see `Array.take`), its address read in place.
+            var action = RecordLifecycle.Action.cancelRetry
+            swap(&action, &actions[index].action)
+            execute(action, at: actions[index].address, now: now, into: &effects)
+        }
         guard let first = actions.first?.address else { return }
         if actions.allSatisfy({ $0.address == first }) {
             // One record's actions (a socket event, a timer): no set to build and sort.
@@ -443,29 +450,28 @@ public struct Hosting: Sendable {
 
     /// Emits `stateChanged` / `handlingUserChanged` when the record's lifecycle moved.
     private mutating func reportChange(for address: RecordAddress, into effects: inout [Effect]) {
-        guard let lifecycle = world.lifecycles[address] else {
+        guard let (state, user) = world.report(of: address) else {
             reported[address] = nil
             return
         }
-        let user = lifecycle.target?.user
         // (No optional of the previous report: each such temporary was
         // destroyed through the runtime's generic Optional witness.)
         let userChanged: Bool
         let stateChanged: Bool
         if let index = reported.index(forKey: address) {  // one lookup for the read and the write
             // In place (each read of `values[index]` copied the whole report).
-            (userChanged, stateChanged) = Reported.update(&reported.values[index], to: lifecycle.state, user)
+            (userChanged, stateChanged) = Reported.update(&reported.values[index], to: state, user)
         } else {
             userChanged = user != nil
             stateChanged = true
-            reported[address] = Reported(state: lifecycle.state, user: user)
+            reported[address] = Reported(state: state, user: user)
         }
         if userChanged { effects.append(.emit(.handlingUserChanged(address, user))) }
-        if stateChanged { effects.append(.emit(.stateChanged(address, lifecycle.state))) }
+        if stateChanged { effects.append(.emit(.stateChanged(address, state))) }
     }
 
     private mutating func execute(
-        _ action: RecordLifecycle.Action, at address: RecordAddress, now: MonotonicInstant,
+        _ action: consuming RecordLifecycle.Action, at address: RecordAddress, now: MonotonicInstant,
         into effects: inout [Effect]
     ) {
         if stopping {
@@ -474,7 +480,7 @@ public struct Hosting: Sendable {
             default: break
             }
         }
-        switch action {
+        switch consume action {
         case .askConsent(let attempt):
             let request = accessRequest(address, attempt)
             effects.append(.emit(.consentAsked(address, user: attempt.target.user, key: request.key)))

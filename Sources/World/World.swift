@@ -91,6 +91,14 @@ public struct World: Sendable {
     public private(set) var sessions: [SessionID: Session] = [:]
     public private(set) var objects: [RecordAddress: WorldObject] = [:]
     public private(set) var lifecycles: [RecordAddress: RecordLifecycle] = [:]
+
+    /// The record's state and handling user (`RecordLifecycle.report`), nil
+    /// without a record: read in place, where `lifecycles[address]` copied
+    /// the whole lifecycle for every field read from it.
+    public func report(of address: RecordAddress) -> (state: RecordLifecycle.State, user: UserID?)? {
+        guard let index = lifecycles.index(forKey: address) else { return nil }
+        return lifecycles.values[index].report
+    }
     /// What a record made by the Connect node on an object without one starts
     /// from (the daemon sets it from the config).
     public var recordDefaults = RecordSettings()
@@ -364,7 +372,12 @@ public struct World: Sendable {
     {
         // Changed in place: one lookup, no copy of the lifecycle.
         guard let index = lifecycles.index(forKey: address) else { return [] }
-        let actions = step(&lifecycles.values[index])
-        return actions.map { RecordAction(address: address, action: $0) }
+        var actions = step(&lifecycles.values[index])
+        var result = Actions()
+        result.reserveCapacity(actions.count)
+        for position in actions.indices {
+            result.append(RecordAction(address: address, action: actions.take(at: position, leaving: .cancelRetry)))
+        }
+        return result
     }
 }

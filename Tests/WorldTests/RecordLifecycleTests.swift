@@ -237,4 +237,67 @@ struct RecordLifecycleTests {
         _ = record.consentAnswered(.denied, attempt: 1, now: at(0))
         #expect(record.restart(echo, now: at(1)) == [.askConsent(Attempt(number: 2, target: echo))])
     }
+
+    @Test("report: the state and its target's user, through every state")
+    func reportMatchesStateAndTarget() {
+        var record = RecordLifecycle(retryInterval: .seconds(10))
+        var seen: [RecordLifecycle.State] = []
+        func check() {
+            #expect(record.report.state == record.state)
+            #expect(record.report.user == record.target?.user)
+            seen.append(record.state)
+        }
+        check()  // idle: no user
+        #expect(record.report.user == nil)
+        _ = record.targetChanged(echo, now: at(0))
+        check()  // awaiting consent
+        _ = record.consentAnswered(.allowed, attempt: 1, now: at(0))
+        check()  // connecting
+        _ = record.socketOpened(attempt: 1)
+        check()  // open
+        _ = record.socketClosed(attempt: 1, report: serverClose, now: at(1))
+        check()  // waiting to retry
+        _ = record.retryDue(now: at(100))
+        _ = record.consentAnswered(.denied, attempt: 2, now: at(100))
+        check()  // denied
+        _ = record.targetChanged(other, now: at(101))
+        _ = record.disconnectRequested(now: at(101))
+        check()  // stopped
+        #expect(record.report.user == "alice")
+        func name(_ state: RecordLifecycle.State) -> String {
+            switch state {
+            case .idle: "idle"
+            case .awaitingConsent: "awaiting"
+            case .connecting: "connecting"
+            case .open: "open"
+            case .waitingToRetry: "waiting"
+            case .denied: "denied"
+            case .stopped: "stopped"
+            }
+        }
+        #expect(seen.map(name) == ["idle", "awaiting", "connecting", "open", "waiting", "denied", "stopped"])
+    }
+}
+
+@Suite("Array.take: an element moved out, a stand-in left")
+struct ArrayTakeTests {
+    final class Box {
+        let value: Int
+        init(_ value: Int) { self.value = value }
+    }
+
+    @Test("the element comes out whole and alone; the rest stays in order")
+    func movesOut() {
+        var boxes = [Box(1), Box(2), Box(3)]
+        let standIn = Box(0)
+        var taken = boxes.take(at: 1, leaving: standIn)
+        #expect(taken.value == 2)
+        // Moved, not copied: the array no longer holds a reference to it.
+        #expect(isKnownUniquelyReferenced(&taken))
+        #expect(boxes.map(\.value) == [1, 0, 3])
+        #expect(boxes[1] === standIn)
+        var actions: [RecordLifecycle.Action] = [.cancelRetry, .openSocket(Attempt(number: 4, target: echo))]
+        #expect(actions.take(at: 1, leaving: .cancelRetry) == .openSocket(Attempt(number: 4, target: echo)))
+        #expect(actions == [.cancelRetry, .cancelRetry])
+    }
 }

@@ -48,6 +48,18 @@ struct WorldTests {
         #expect(world.effectiveTarget(ticker) == EffectiveTarget(url: url, user: "bob"))
     }
 
+    @Test("report(of:): the record's state and handling user, as its lifecycle says; nil without a record")
+    func reportOfAddress() throws {
+        var world = try world()
+        let lifecycle = try #require(world.lifecycles[ticker])
+        let report = try #require(world.report(of: ticker))
+        #expect(report.state == lifecycle.state && report.user == "bob")
+        _ = world.consentAnswered(ticker, attempt: 1, .allowed, now: t0)
+        #expect(world.report(of: ticker)?.state == world.lifecycles[ticker]?.state)
+        if case .connecting = world.report(of: ticker)?.state {} else { Issue.record("not connecting") }
+        #expect(world.report(of: RecordAddress(session: "s", object: "nothing")) == nil)
+    }
+
     @Test("failover: when the handling user leaves, the next applicable user is asked; wearing takes priority")
     func failover() throws {
         var world = try world()
