@@ -59,11 +59,13 @@ public final class Connector {
             case .failure(let failure): finish(.failure(.resolution(failure)))
             case .success(let addresses):
                 var refusals: [String] = []
-                self.addresses = addresses.filter { address in
-                    guard let reason = permit?(address) else { return true }
-                    refusals.append(reason)
-                    return false
+                // (A loop, not `filter`: a closure isolated to the loop made
+                // a runtime check of the executor at every call.)
+                var permitted: [SocketAddress] = []
+                for address in addresses {
+                    if let reason = permit?(address) { refusals.append(reason) } else { permitted.append(address) }
                 }
+                self.addresses = permitted
                 if self.addresses.isEmpty, let reason = refusals.first { return finish(.failure(.denied(reason))) }
                 startNextAttempt()
             }
@@ -114,10 +116,7 @@ public final class Connector {
         }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var storage = address.storage
-        let result = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
-        }
+        let result = Self.connect(fd, to: address)
         if result != 0 && errno != EINPROGRESS {
             lastError = (address.description, errno)
             close(fd)
@@ -135,6 +134,16 @@ public final class Connector {
         return true
     }
 
+    /// `connect(2)`. Not isolated: its closures, isolated to the loop inside
+    /// a method of the Connector, made two runtime checks of the executor
+    /// per connect.
+    private nonisolated static func connect(_ fd: Int32, to address: SocketAddress) -> Int32 {
+        var storage = address.storage
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
+        }
+    }
+
     /// True when a non-blocking connect that said EINPROGRESS has already
     /// completed: on loopback the kernel runs the whole TCP handshake inside
     /// `connect`. One `poll` that does not wait, instead of a round through
@@ -145,7 +154,13 @@ public final class Connector {
     }
 
     private func attemptFinished(_ fd: Int32, error: Int32) {
-        guard let index = attempts.firstIndex(where: { $0.fd == fd }) else { return }
+        // (A loop, not `firstIndex(where:)`: see `permitted` in `connect`.)
+        var found: Int?
+        for index in attempts.indices where attempts[index].fd == fd {
+            found = index
+            break
+        }
+        guard let index = found else { return }
         let socket = attempts.remove(at: index)
         if error == 0 {
             finish(.success(socket))

@@ -153,6 +153,14 @@ public final class TCPSocket {
         updateInterest()
     }
 
+    /// `send(2)` of `bytes` from `offset`. Not isolated: a closure isolated
+    /// to the loop makes a runtime check of the executor at every call.
+    private nonisolated static func send(_ fd: Int32, _ bytes: [UInt8], from offset: Int) -> Int {
+        bytes.withUnsafeBytes { raw in
+            Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+        }
+    }
+
     private func writable(failed: Bool) {
         guard !closed else { return }
         if let onConnected {
@@ -172,9 +180,7 @@ public final class TCPSocket {
             return
         }
         while pendingCount > 0 {
-            let written = pending.withUnsafeBytes { raw in
-                Glibc.send(fd, raw.baseAddress! + pendingOffset, raw.count - pendingOffset, Int32(MSG_NOSIGNAL))
-            }
+            let written = Self.send(fd, pending, from: pendingOffset)
             if written > 0 {
                 pendingOffset += written
             } else if written < 0 && errno == EINTR {
