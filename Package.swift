@@ -85,7 +85,6 @@ let package = Package(
             name: "Control",
             dependencies: [
                 "JSONValue", "MonotonicTime", "WebSocketProtocol", "World",
-                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),

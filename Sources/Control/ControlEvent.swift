@@ -1,4 +1,3 @@
-import DequeModule
 import JSONValue
 import World
 
@@ -110,13 +109,13 @@ public struct EventJournal<Entry: JournalEntry>: Sendable {
     /// (Usable from inline code, with `append`: the journal is then
     /// specialized for the daemon's entries; generic, it cost more than the
     /// conversion it saves.)
-    @usableFromInline var entries = Deque<Kept>()
+    @usableFromInline var entries = EventRing<Kept>()
     /// An entry and its size (a struct, not a tuple: a tuple of a generic
     /// entry was copied and destroyed through the runtime's tuple witnesses).
     @usableFromInline struct Kept: Sendable {
         @usableFromInline var entry: Entry
         @usableFromInline var size: Int
-        @inlinable init(entry: Entry, size: Int) {
+        @inlinable init(entry: consuming Entry, size: Int) {
             self.entry = entry
             self.size = size
         }
@@ -134,9 +133,9 @@ public struct EventJournal<Entry: JournalEntry>: Sendable {
         self.byteCapacity = byteCapacity
     }
 
-    /// Numbers and keeps `entry`; returns its number.
+    /// Numbers and keeps `entry` (moved in: no copy); returns its number.
     @discardableResult @inlinable
-    public mutating func append(_ entry: Entry) -> Int {
+    public mutating func append(_ entry: consuming Entry) -> Int {
         newestSeq += 1
         let size = entry.approximateSize
         entries.append(Kept(entry: entry, size: size))
@@ -148,6 +147,9 @@ public struct EventJournal<Entry: JournalEntry>: Sendable {
         }
         return newestSeq
     }
+
+    /// The newest entry kept (nil: none), as appended.
+    public var newest: Entry? { entries.isEmpty ? nil : entries[entries.count - 1].entry }
 
     /// The oldest event kept (nil: none).
     public var oldestSeq: Int? { entries.isEmpty ? nil : lastSeq - entries.count + 1 }
@@ -166,7 +168,9 @@ public struct EventJournal<Entry: JournalEntry>: Sendable {
     /// How many events after `seq` match (nil: some are no longer kept).
     public func count(after seq: Int, matching filter: EventFilter) -> Int? {
         guard let start = index(after: seq) else { return nil }
-        return entries[start...].lazy.filter { filter.matches($0.entry) }.count
+        var count = 0
+        for position in start..<entries.count where filter.matches(entries[position].entry) { count += 1 }
+        return count
     }
 
     /// Up to `limit` events after `seq` matching `filter`, and the sequence

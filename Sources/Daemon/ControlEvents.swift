@@ -80,9 +80,9 @@ final class ControlEvents {
         default:
             break
         }
-        let entry = HostingEventEntry(consume event, time: Self.wallNow())
-        let seq = journal.append(entry)
-        if server.hasSubscribers { server.broadcast(entry.event(seq: seq)) }
+        // Moved into the journal, and read back from it for the subscribers.
+        let seq = journal.append(HostingEventEntry(consume event, time: Self.wallNow()))
+        if server.hasSubscribers, let entry = journal.newest { server.broadcast(entry.event(seq: seq)) }
     }
 
     static func wallNow() -> Double {
