@@ -41,11 +41,6 @@ public final class Daemon {
     }
 
     public private(set) var state: State = .created
-    /// The control socket's event stream once started, for the runtime's
-    /// events (held apart from `state`: reading it through `running` copied
-    /// the whole of `Running` for every event).
-    private var controlEvents: ControlEvents?
-
     /// The started daemon's parts (nil before `start()`).
     public var running: Running? {
         switch state {
@@ -163,7 +158,17 @@ public final class Daemon {
         do {
             let running = try startControl(store: store, runtime: runtime, tokens: snapshot.tokens)
             state = .running(running)
-            controlEvents = running.control.events
+            // The event stream from here (nothing connects before the loop
+            // turns). The journal is captured, not read through self: the
+            // runtime calls this seven times per connection.
+            let events = running.control.events
+            runtime.onEvent = { [unowned self] event in
+                switch event {
+                case .connected, .disconnected: statusSoon()
+                default: break
+                }
+                events.record(consume event)
+            }
         } catch {
             logger.critical("cannot open the control socket: \(error)")
             exit(73)  // EX_CANTCREAT
@@ -398,13 +403,6 @@ public final class Daemon {
         // A fleet member holds no session until the fleet says which: the
         // world is built, and its records idle, until then.
         if config.fleet.enabled { runtime.hold([]) }
-        runtime.onEvent = { [unowned self] event in
-            switch event {
-            case .connected, .disconnected: statusSoon()
-            default: break
-            }
-            controlEvents?.record(consume event)
-        }
         // Message events only matter to subscribers; the control service turns
         // them on while someone subscribes.
         runtime.reportsMessages = false

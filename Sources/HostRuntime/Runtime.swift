@@ -369,11 +369,13 @@ public final class Runtime {
     private func run(_ effects: consuming [Hosting.Effect]) {
         let outermost = !running
         running = true
-        perform(effects)  // (handed on: `perform` changes it, and a second reference would make it copy)
+        perform(consume effects)
         guard outermost else { return }
         while !deferredInputs.isEmpty {
             let input = deferredInputs.removeFirst()
-            perform(core.handle(input, now: timers.now()))
+            var effects = takeSpareEffects()
+            core.handle(input, now: timers.now(), into: &effects)
+            perform(consume effects)
         }
         running = false
     }
@@ -382,7 +384,18 @@ public final class Runtime {
     private func feed(_ input: Hosting.Input) {
         if running { return deferredInputs.append(input) }
         syncLogLevel()
-        run(core.handle(input, now: timers.now()))
+        var effects = takeSpareEffects()
+        core.handle(input, now: timers.now(), into: &effects)
+        run(consume effects)  // (`perform` changes it: a second reference would make it copy)
+    }
+
+    /// An empty array for the core's effects, with the storage of the last
+    /// one carried out (see `perform`).
+    private func takeSpareEffects() -> [Hosting.Effect] {
+        var effects: [Hosting.Effect] = []
+        swap(&effects, &spareEffects)
+        if effects.capacity == 0 { effects.reserveCapacity(8) }  // a connect's inputs make 4 to 8 effects each
+        return effects
     }
 
     /// Before every call into the core that may log: the core builds the lines
@@ -441,7 +454,13 @@ public final class Runtime {
                 counters[address] = nil
             }
         }
+        // The storage serves the next input (up to a size: not the thousands
+        // of effects of a reload or a stop).
+        effects.removeAll(keepingCapacity: true)
+        if effects.capacity <= Self.spareEffectsCapacity && spareEffects.capacity == 0 { spareEffects = effects }
     }
+    private var spareEffects: [Hosting.Effect] = []
+    private static let spareEffectsCapacity = 64
 
     /// A record's counters, made on first use.
     private func counters(_ address: RecordAddress) -> Counters {

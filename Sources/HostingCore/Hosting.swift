@@ -403,6 +403,13 @@ public struct Hosting: Sendable {
     public mutating func handle(_ input: Input, now: MonotonicInstant) -> [Effect] {
         var effects: [Effect] = []
         effects.reserveCapacity(8)  // a connect's inputs make 4 to 8 effects each
+        handle(input, now: now, into: &effects)
+        return effects
+    }
+
+    /// `handle`, appending to `effects` (a runtime reuses one array's storage
+    /// from input to input: a new array was an allocation per input).
+    public mutating func handle(_ input: Input, now: MonotonicInstant, into effects: inout [Effect]) {
         switch input {
         case .socketOpened(let address, let attempt):
             execute(world.socketOpened(address, attempt: attempt, now: now), now: now, into: &effects)
@@ -423,7 +430,6 @@ public struct Hosting: Sendable {
         case .problem(let address, let reason):
             if world.objects[address]?.record != nil { statuses[address, default: RecordStatus()].lastError = reason }
         }
-        return effects
     }
 
     // MARK: - Carrying out the world's and the consent engine's actions

@@ -97,6 +97,21 @@ struct HostingTests {
         #expect(opens(again).map(\.1) == [2])
     }
 
+    @Test("handle(into:) appends to what the array holds, as handle returns it")
+    func handleInto() throws {
+        var returning = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
+        _ = try returning.apply(spawn("ticker"), now: at(1))
+        var appending = returning  // the same core, twice
+        let input = Hosting.Input.socketOpened(ticker, attempt: 1)
+        let returned = returning.handle(input, now: at(2))
+        let marker = Hosting.Effect.cancel(.prompt(99))
+        var effects = [marker]
+        appending.handle(input, now: at(2), into: &effects)
+        #expect(!returned.isEmpty)
+        #expect(effects == [marker] + returned)
+        #expect(appending.world.lifecycles[ticker]?.state == returning.world.lifecycles[ticker]?.state)
+    }
+
     @Test("a fleet member runs only the sessions it holds: given up → Close 1001 and idle; taken → a new attempt")
     func heldSessions() throws {
         var hosting = try makeHosting(allow: [AccessKey(host: "127.0.0.1", port: 9000)])
