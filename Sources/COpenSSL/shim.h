@@ -29,6 +29,22 @@ static inline void wshostd_SSL_CTX_cache_sessions_externally(SSL_CTX *ctx) {
 static inline int wshostd_SSL_set_app_data(SSL *ssl, void *data) { return SSL_set_app_data(ssl, data); }
 static inline void *wshostd_SSL_get_app_data(const SSL *ssl) { return SSL_get_app_data(ssl); }
 
+/* SHA-1 for the WebSocket handshake's accept check (RFC 6455 §4.2.2: a
+   checksum of the handshake, not a security measure). The low-level calls are
+   deprecated in OpenSSL 3 in favour of EVP, whose provider lookup (SHA1()
+   too goes through it) costs more than the two blocks hashed here; these go
+   straight to the block function, with the CPU's SHA instructions. */
+#include <openssl/sha.h>
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+static inline void wshostd_sha1(const void *data, size_t count, unsigned char *digest) {
+    SHA_CTX context;
+    SHA1_Init(&context);
+    SHA1_Update(&context, data, count);
+    SHA1_Final(digest, &context);
+}
+#pragma clang diagnostic pop
+
 /* The names the peer's certificate covers (subjectAltName DNS names and IP
    addresses, else its common name), ", "-separated into out; its length. From
    the received chain: after a failed verification there is no verified peer. */

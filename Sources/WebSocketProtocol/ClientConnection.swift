@@ -30,6 +30,9 @@ public struct ClientConnection {
         /// it out; offered only when both are set.
         public var deflate: DeflateOffer?
         public var deflateCodec: (any DeflateCodec)?
+        /// The SHA-1 of the handshake's accept check (`Handshake.SHA1Digest`);
+        /// nil: the protocol module's own.
+        public var sha1: Handshake.SHA1Digest?
 
         public init(
             maxFrameSize: Int = 16 << 20, maxMessageSize: Int = 16 << 20, fragmentSize: Int = 64 << 10,
@@ -158,7 +161,8 @@ public struct ClientConnection {
             for j in 0..<4 { key[i + j] = UInt8(truncatingIfNeeded: word >> UInt32(8 * j)) }
         }
         handshake = Handshake(
-            url: url, keyBytes: key, deflate: configuration.deflateCodec == nil ? nil : configuration.deflate)
+            url: url, keyBytes: key, deflate: configuration.deflateCodec == nil ? nil : configuration.deflate,
+            sha1: configuration.sha1)
         parser = FrameParser(maxFrameSize: configuration.maxFrameSize)
         outbound = handshake.request(userAgent: configuration.userAgent)
     }

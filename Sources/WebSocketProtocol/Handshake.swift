@@ -12,25 +12,35 @@ public struct Handshake: Sendable {
     public let key: String
     /// permessage-deflate as offered in the request (RFC 7692), or nil.
     public let deflateOffer: DeflateOffer?
+    /// The SHA-1 the accept check uses; nil: this module's own.
+    public let sha1: SHA1Digest?
+
+    /// SHA-1 of the first buffer into the first 20 bytes of the second. A
+    /// shell may pass its crypto library's, which uses the CPU's SHA
+    /// instructions (this core's own is portable Swift: a tenth of the time).
+    public typealias SHA1Digest = @Sendable (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void
 
     /// - Parameter keyBytes: 16 bytes from a CSPRNG (RFC 6455 §4.1 item 7).
-    public init(url: WebSocketURL, keyBytes: [UInt8], deflate: DeflateOffer? = nil) {
+    public init(url: WebSocketURL, keyBytes: [UInt8], deflate: DeflateOffer? = nil, sha1: SHA1Digest? = nil) {
         precondition(keyBytes.count == 16, "Sec-WebSocket-Key needs 16 random bytes")
         self.url = url
         self.key = Base64.encode(keyBytes)
         self.deflateOffer = deflate
+        self.sha1 = sha1
     }
 
     /// The `Sec-WebSocket-Accept` value a correct server answers with.
-    public var expectedAccept: String { Self.accept(for: key) }
+    public var expectedAccept: String { Self.accept(for: key, sha1: sha1) }
 
-    public static func accept(for key: String) -> String {
-        withAccept(for: key) { String(decoding: $0, as: UTF8.self) }
+    public static func accept(for key: String, sha1: SHA1Digest? = nil) -> String {
+        withAccept(for: key, sha1: sha1) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `body` gets the accept value for `key` (RFC 6455 §4.2.2 item 5.4): the
     /// base64 of the SHA-1 of the key and the GUID, all built on the stack.
-    static func withAccept<Result>(for key: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    static func withAccept<Result>(
+        for key: String, sha1: SHA1Digest? = nil, _ body: (UnsafeBufferPointer<UInt8>) -> Result
+    ) -> Result {
         var key = key
         return key.withUTF8 { key in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: key.count + guidBytes.count + 20 + 28) { scratch in
@@ -38,7 +48,11 @@ public struct Handshake: Sendable {
                 _ = material.initialize(fromContentsOf: key)
                 _ = UnsafeMutableBufferPointer(rebasing: material[key.count...]).initialize(fromContentsOf: guidBytes)
                 let digest = UnsafeMutableBufferPointer(rebasing: scratch[material.count..<(material.count + 20)])
-                SHA1.hash(UnsafeRawBufferPointer(material), into: UnsafeMutableRawBufferPointer(digest))
+                if let sha1 {
+                    sha1(UnsafeRawBufferPointer(material), UnsafeMutableRawBufferPointer(digest))
+                } else {
+                    SHA1.hash(UnsafeRawBufferPointer(material), into: UnsafeMutableRawBufferPointer(digest))
+                }
                 let text = UnsafeMutableBufferPointer(rebasing: scratch[(material.count + 20)...])
                 let length = Base64.encode(UnsafeRawBufferPointer(digest), into: text)
                 return body(UnsafeBufferPointer(rebasing: text[0..<length]))
@@ -195,7 +209,7 @@ public struct Handshake: Sendable {
         guard upgrade else { return .failure(.missingUpgrade) }
         guard connectionUpgrade else { return .failure(.missingConnectionUpgrade) }
         guard accepts > 0 else { return .failure(.missingAccept) }
-        guard accepts == 1, Self.withAccept(for: key, { $0.elementsEqual(acceptValue) }) else {
+        guard accepts == 1, Self.withAccept(for: key, sha1: sha1, { $0.elementsEqual(acceptValue) }) else {
             return .failure(.wrongAccept(String(decoding: acceptValue, as: UTF8.self)))
         }
         // §4.1 items 5-6: nothing we did not offer (no subprotocol; at most permessage-deflate).

@@ -194,6 +194,21 @@ struct HandshakeTests {
         }
     }
 
+    @Test("an injected SHA-1 is the one the accept check uses")
+    func injectedDigest() {
+        let response =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        func validates(_ sha1: Handshake.SHA1Digest?) -> Bool {
+            let handshake = Handshake(
+                url: WebSocketURL(secure: false, host: "h"), keyBytes: Array("the sample nonce".utf8), sha1: sha1)
+            return (try? handshake.validate(responseHeader: Array(response.utf8)[...]).get()) != nil
+        }
+        #expect(validates(nil))
+        #expect(validates { SHA1.hash($0, into: $1) })
+        // A digest that is not SHA-1: the right answer no longer matches.
+        #expect(!validates { _, digest in digest.initializeMemory(as: UInt8.self, repeating: 0) })
+    }
+
     @Test("the accept value compares byte for byte: a Kelvin sign is not the K of the base64")
     func acceptBytes() {
         let handshake = Handshake(url: WebSocketURL(secure: false, host: "h"), keyBytes: Array("the sample nonce".utf8))
