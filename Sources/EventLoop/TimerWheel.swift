@@ -51,6 +51,11 @@ public struct TimerWheel<Payload> {
     }
 
     private var buckets: [FireInstant: Bucket] = [:]
+    /// Emptied buckets' arrays, their storage kept for new buckets: a new
+    /// array was an allocation (and a free) per firing instant, two or three
+    /// per connection.
+    private var spareIDs: [[TimerID]] = []
+    private static var spareLimit: Int { 64 }
     private var instants = Heap<UInt64>()
     private var nextID: UInt64 = 0
 
@@ -82,13 +87,26 @@ public struct TimerWheel<Payload> {
         }
         live += 1
         if let index = buckets.index(forKey: FireInstant(fireAt)) {
+            if buckets.values[index].ids.capacity == 0 { buckets.values[index].ids = spareIDs.popLast() ?? [] }
             buckets.values[index].ids.append(id)
             buckets.values[index].live += 1
         } else {
-            buckets[FireInstant(fireAt)] = Bucket(ids: [id], live: 1)
+            var ids = spareIDs.popLast() ?? []
+            ids.append(id)
+            buckets[FireInstant(fireAt)] = Bucket(ids: ids, live: 1)
             instants.insert(fireAt)
         }
         return id
+    }
+
+    /// Empties `ids`, keeping its storage among the spares (up to a number,
+    /// and not a large one).
+    private static func recycle(_ ids: inout [TimerID], into spares: inout [[TimerID]]) {
+        var emptied: [TimerID] = []
+        swap(&emptied, &ids)
+        guard spares.count < spareLimit, emptied.capacity <= 1024 else { return }
+        emptied.removeAll(keepingCapacity: true)
+        spares.append(emptied)
     }
 
     /// The largest of 1, 2 and 5 × 10ⁿ nanoseconds that is at most `slack` (1 for 0).
@@ -107,7 +125,7 @@ public struct TimerWheel<Payload> {
         guard let entry = take(id) else { return false }
         if let index = buckets.index(forKey: FireInstant(entry.fireAt)) {
             buckets.values[index].live -= 1
-            if buckets.values[index].live == 0 { buckets.values[index].ids = [] }
+            if buckets.values[index].live == 0 { Self.recycle(&buckets.values[index].ids, into: &spareIDs) }
         }
         return true
     }
@@ -154,6 +172,7 @@ public struct TimerWheel<Payload> {
             }
             if bucket.live == 0 {
                 instants.removeMin()
+                Self.recycle(&bucket.ids, into: &spareIDs)
             } else {
                 bucket.ids.removeFirst(taken)
                 buckets[FireInstant(first)] = bucket

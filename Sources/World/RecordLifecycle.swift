@@ -172,7 +172,7 @@ public struct RecordLifecycle: Sendable {
         case .ignored:
             // An unanswered prompt is asked again after the interval, never
             // in quick succession (the quick retries are for connections).
-            return waitToRetry(attempt.target, now: now, jitter: jitter, quickAllowed: false)
+            return [waitToRetry(attempt.target, now: now, jitter: jitter, quickAllowed: false)]
         }
     }
 
@@ -193,13 +193,15 @@ public struct RecordLifecycle: Sendable {
     ) -> [Action] {
         switch state {
         case .connecting(let attempt) where attempt.number == number:
-            return [.attemptFailed(attempt, reason: report.reason)]
-                + waitToRetry(attempt.target, now: now, jitter: jitter)
+            // (One array literal: concatenating two cost an allocation and a copy.)
+            return [
+                .attemptFailed(attempt, reason: report.reason), waitToRetry(attempt.target, now: now, jitter: jitter),
+            ]
         case .open(let attempt) where attempt.number == number:
             let healthy = openedAt.map { now - $0 >= Self.healthyAfter } ?? false
             openedAt = nil
             if healthy { backoff = Self.quickRetry }
-            return [.disconnected(attempt, report)] + waitToRetry(attempt.target, now: now, jitter: jitter)
+            return [.disconnected(attempt, report), waitToRetry(attempt.target, now: now, jitter: jitter)]
         default:
             return []  // a stale report from an attempt already torn down
         }
@@ -225,7 +227,7 @@ public struct RecordLifecycle: Sendable {
     /// 4 s, … never more than the interval; then the interval again).
     private mutating func waitToRetry(
         _ target: EffectiveTarget, now: MonotonicInstant, jitter: Double = 0.5, quickAllowed: Bool = true
-    ) -> [Action] {
+    ) -> Action {
         let jitter = min(max(jitter, 0), 1)
         let wait: Duration
         if !quickAllowed {
@@ -239,7 +241,7 @@ public struct RecordLifecycle: Sendable {
         }
         let at = now + wait
         state = .waitingToRetry(target, at: at)
-        return [.scheduleRetry(at: at)]
+        return .scheduleRetry(at: at)
     }
 
     /// A new target, a restart or a disconnect: the health of a connection

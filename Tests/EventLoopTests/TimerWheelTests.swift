@@ -109,6 +109,52 @@ struct TimerWheelTests {
         #expect(wheel.count == 0 && wheel.instantCount == 0)
     }
 
+    @Test("against a model: random schedules, cancels and expiries over a few instants (buckets emptied and reused)")
+    func againstModel() {
+        var generator = SplitMix(seed: 7)
+        var wheel = TimerWheel<Int>()
+        // The model: live timers in scheduling order, with their instants.
+        var model: [(id: TimerID, at: UInt64, payload: Int)] = []
+        var now: UInt64 = 0
+        for step in 0..<20_000 {
+            switch generator.next() % 10 {
+            case 0...4:  // schedule, at one of a few instants ahead (often one a bucket had)
+                let instant = now + 1 + generator.next() % 4
+                model.append((wheel.schedule(at: at(instant), step), instant, step))
+            case 5...7:  // cancel one (or a stale ID: nothing)
+                guard !model.isEmpty else { continue }
+                let index = Int(generator.next() % UInt64(model.count))
+                let cancelled = wheel.cancel(model[index].id)
+                let again = wheel.cancel(model[index].id)
+                #expect(cancelled && !again)
+                model.remove(at: index)
+            default:  // time passes: what is due fires, earliest instant first, then in scheduling order
+                now += generator.next() % 3
+                let due = model.filter { $0.at <= now }
+                let expected = due.sorted { $0.at < $1.at }.map(\.payload)  // (stable: scheduling order kept)
+                let fired = wheel.expire(now: at(now))
+                #expect(fired == expected)
+                model.removeAll { $0.at <= now }
+            }
+            #expect(wheel.count == model.count)
+            let next = wheel.nextFireInstant()
+            #expect(next == model.map(\.at).min().map { at($0) })
+        }
+    }
+
+    /// A small seeded generator, for repeatable random steps.
+    private struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
     @Test("timers with the same slack share one firing instant on a common grid")
     func coalescing() {
         var wheel = TimerWheel<Int>()
