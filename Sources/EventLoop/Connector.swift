@@ -59,11 +59,20 @@ public final class Connector {
             case .failure(let failure): finish(.failure(.resolution(failure)))
             case .success(let addresses):
                 var refusals: [String] = []
+                // The addresses as resolved, copied only when one is refused.
                 // (A loop, not `filter`: a closure isolated to the loop made
                 // a runtime check of the executor at every call.)
-                var permitted: [SocketAddress] = []
-                for address in addresses {
-                    if let reason = permit?(address) { refusals.append(reason) } else { permitted.append(address) }
+                var permitted = addresses
+                if let permit {
+                    var index = permitted.startIndex
+                    while index < permitted.endIndex {
+                        if let reason = permit(permitted[index]) {
+                            refusals.append(reason)
+                            permitted.remove(at: index)
+                        } else {
+                            index += 1
+                        }
+                    }
                 }
                 self.addresses = permitted
                 if self.addresses.isEmpty, let reason = refusals.first { return finish(.failure(.denied(reason))) }

@@ -285,6 +285,45 @@ struct ConnectorTests {
         #expect(atOnce > 0)
     }
 
+    /// The permit judges each resolved address: refused, the attempt fails
+    /// with its reason and no socket is opened; allowed, it connects.
+    @Test("a permit that refuses the address fails the connect with its reason; one that allows it connects")
+    func permit() async throws {
+        let (listening, port) = try Self.listener()
+        defer { close(listening) }
+        for refuse in [true, false] {
+            let (result, judged) = await withCheckedContinuation {
+                (done: CheckedContinuation<(Result<TCPSocket, Connector.Failure>, [String]), Never>) in
+                LoopExecutor.shared.queue.async {
+                    LoopActor.assumeIsolated {
+                        let timers = LoopTimers()
+                        let connector = Connector(timers: timers)
+                        var judged: [String] = []
+                        connector.connect(
+                            host: "127.0.0.1", port: port, timeout: .seconds(5),
+                            permit: { address in
+                                judged.append(address.description)
+                                return refuse ? "not this one" : nil
+                            }
+                        ) { result in
+                            _ = timers
+                            _ = connector
+                            done.resume(returning: (result, judged))
+                        }
+                    }
+                }
+            }
+            #expect(judged == ["127.0.0.1:\(port)"])
+            switch result {
+            case .success(let socket):
+                #expect(!refuse)
+                await LoopActor.run { socket.close() }
+            case .failure(let failure):
+                #expect(refuse && failure == .denied("not this one"))
+            }
+        }
+    }
+
     /// A refused connect is not taken for a completed one: it goes through
     /// the poller and fails with the errno.
     @Test("a refused loopback connect fails with ECONNREFUSED")
