@@ -35,13 +35,14 @@ static inline void *wshostd_SSL_get_app_data(const SSL *ssl) { return SSL_get_ap
    too goes through it) costs more than the two blocks hashed here; these go
    straight to the block function, with the CPU's SHA instructions. */
 #include <openssl/sha.h>
+#include <string.h>
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wdeprecated-declarations"
 static inline void wshostd_sha1(const void *data, size_t count, unsigned char *digest) {
     SHA_CTX context;
-    SHA1_Init(&context);
-    SHA1_Update(&context, data, count);
-    SHA1_Final(digest, &context);
+    if (SHA1_Init(&context) != 1 || SHA1_Update(&context, data, count) != 1 || SHA1_Final(digest, &context) != 1) {
+        memset(digest, 0, SHA_DIGEST_LENGTH); /* a failure is a digest no server sends: a wrong accept, never garbage */
+    }
 }
 #pragma clang diagnostic pop
 

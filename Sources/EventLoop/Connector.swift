@@ -59,22 +59,11 @@ public final class Connector {
             case .failure(let failure): finish(.failure(.resolution(failure)))
             case .success(let addresses):
                 var refusals: [String] = []
-                // The addresses as resolved, copied only when one is refused.
-                // (A loop, not `filter`: a closure isolated to the loop made
-                // a runtime check of the executor at every call.)
-                var permitted = addresses
                 if let permit {
-                    var index = permitted.startIndex
-                    while index < permitted.endIndex {
-                        if let reason = permit(permitted[index]) {
-                            refusals.append(reason)
-                            permitted.remove(at: index)
-                        } else {
-                            index += 1
-                        }
-                    }
+                    (self.addresses, refusals) = Self.permitted(addresses, by: permit)
+                } else {
+                    self.addresses = addresses
                 }
-                self.addresses = permitted
                 if self.addresses.isEmpty, let reason = refusals.first { return finish(.failure(.denied(reason))) }
                 startNextAttempt()
             }
@@ -86,6 +75,27 @@ public final class Connector {
         deadlineTimer = timers.schedule(after: timeout, slack: .milliseconds(10)) { [weak self] in
             self?.finish(.failure(.timedOut(after: timeout)))
         }
+    }
+
+    /// The addresses `permit` allows, in their order, and the reasons it gave
+    /// for the others. The array is copied only when one is refused. (A loop,
+    /// not `filter`: a closure isolated to the loop made a runtime check of
+    /// the executor at every call.)
+    static func permitted(_ addresses: [SocketAddress], by permit: @LoopActor (SocketAddress) -> String?) -> (
+        addresses: [SocketAddress], refusals: [String]
+    ) {
+        var permitted = addresses
+        var refusals: [String] = []
+        var index = permitted.startIndex
+        while index < permitted.endIndex {
+            if let reason = permit(permitted[index]) {
+                refusals.append(reason)
+                permitted.remove(at: index)
+            } else {
+                index += 1
+            }
+        }
+        return (permitted, refusals)
     }
 
     /// Abandons the attempt; the completion is called with `.cancelled`.

@@ -104,7 +104,7 @@ public struct TimerWheel<Payload> {
     private static func recycle(_ ids: inout [TimerID], into spares: inout [[TimerID]]) {
         var emptied: [TimerID] = []
         swap(&emptied, &ids)
-        guard spares.count < spareLimit, emptied.capacity <= 1024 else { return }
+        guard emptied.capacity > 0, spares.count < spareLimit, emptied.capacity <= 1024 else { return }
         emptied.removeAll(keepingCapacity: true)
         spares.append(emptied)
     }

@@ -324,6 +324,29 @@ struct ConnectorTests {
         }
     }
 
+    @Test("the permit's verdicts: refused addresses (two in a row) are dropped with their reasons, order kept")
+    func permittedAddresses() async throws {
+        var addresses: [SocketAddress] = []
+        for (host, port) in [("127.0.0.1", 1), ("127.0.0.2", 2), ("127.0.0.3", 3), ("127.0.0.4", 4)] {
+            addresses.append(
+                try #require(try Resolver.lookup(host: host, port: UInt16(port), numericOnly: true)?.get().first))
+        }
+        let refused: Set<String> = ["127.0.0.1:1", "127.0.0.2:2", "127.0.0.4:4"]
+        let (kept, reasons, judged) = await LoopActor.run {
+            var judged: [String] = []
+            let (kept, reasons) = Connector.permitted(addresses) { address in
+                judged.append(address.description)
+                return refused.contains(address.description) ? "no \(address)" : nil
+            }
+            return (kept.map(\.description), reasons, judged)
+        }
+        #expect(judged == addresses.map(\.description))  // each asked once, in order
+        #expect(kept == ["127.0.0.3:3"])
+        #expect(reasons == ["no 127.0.0.1:1", "no 127.0.0.2:2", "no 127.0.0.4:4"])
+        let all = await LoopActor.run { Connector.permitted(addresses) { _ in nil }.addresses.map(\.description) }
+        #expect(all == addresses.map(\.description))
+    }
+
     /// A refused connect is not taken for a completed one: it goes through
     /// the poller and fails with the errno.
     @Test("a refused loopback connect fails with ECONNREFUSED")

@@ -109,33 +109,43 @@ struct TimerWheelTests {
         #expect(wheel.count == 0 && wheel.instantCount == 0)
     }
 
-    @Test("against a model: random schedules, cancels and expiries over a few instants (buckets emptied and reused)")
+    @Test("against a model: random schedules, cancels and expiries (some limited) over a few instants")
     func againstModel() {
         var generator = SplitMix(seed: 7)
         var wheel = TimerWheel<Int>()
-        // The model: live timers in scheduling order, with their instants.
+        // The model: live timers in scheduling order, with their instants;
+        // and IDs of timers that fired or were cancelled.
         var model: [(id: TimerID, at: UInt64, payload: Int)] = []
+        var stale: [TimerID] = []
         var now: UInt64 = 0
         for step in 0..<20_000 {
-            switch generator.next() % 10 {
+            switch generator.next() % 12 {
             case 0...4:  // schedule, at one of a few instants ahead (often one a bucket had)
                 let instant = now + 1 + generator.next() % 4
                 model.append((wheel.schedule(at: at(instant), step), instant, step))
-            case 5...7:  // cancel one (or a stale ID: nothing)
+            case 5...7:  // cancel a live one
                 guard !model.isEmpty else { continue }
                 let index = Int(generator.next() % UInt64(model.count))
                 let cancelled = wheel.cancel(model[index].id)
                 let again = wheel.cancel(model[index].id)
                 #expect(cancelled && !again)
-                model.remove(at: index)
-            default:  // time passes: what is due fires, earliest instant first, then in scheduling order
+                stale.append(model.remove(at: index).id)
+            case 8:  // cancel one that fired or was cancelled: nothing
+                guard !stale.isEmpty else { continue }
+                let cancelled = wheel.cancel(stale[Int(generator.next() % UInt64(stale.count))])
+                #expect(!cancelled)
+            default:  // time passes: up to a limit of what is due fires, earliest instant first, then in scheduling order
                 now += generator.next() % 3
-                let due = model.filter { $0.at <= now }
-                let expected = due.sorted { $0.at < $1.at }.map(\.payload)  // (stable: scheduling order kept)
-                let fired = wheel.expire(now: at(now))
-                #expect(fired == expected)
-                model.removeAll { $0.at <= now }
+                let limit = Int(1 + generator.next() % 4)
+                let expected = model.filter { $0.at <= now }.sorted { ($0.at, $0.payload) < ($1.at, $1.payload) }
+                    .prefix(limit)
+                let fired = wheel.expire(now: at(now), limit: limit)
+                #expect(fired == expected.map(\.payload))
+                let gone = Set(expected.map(\.payload))
+                model.removeAll { gone.contains($0.payload) }
+                stale.append(contentsOf: expected.map(\.id))
             }
+            if stale.count > 64 { stale.removeFirst(32) }
             #expect(wheel.count == model.count)
             let next = wheel.nextFireInstant()
             #expect(next == model.map(\.at).min().map { at($0) })

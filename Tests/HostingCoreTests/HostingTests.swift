@@ -107,7 +107,9 @@ struct HostingTests {
         let marker = Hosting.Effect.cancel(.prompt(99))
         var effects = [marker]
         appending.handle(input, now: at(2), into: &effects)
-        #expect(!returned.isEmpty)
+        // What the socket's opening produces: the connected event and the new state.
+        #expect(returned.contains(.emit(.connected(ticker, user: "host"))))
+        #expect(returned.contains { if case .emit(.stateChanged(ticker, .open)) = $0 { true } else { false } })
         #expect(effects == [marker] + returned)
         #expect(appending.world.lifecycles[ticker]?.state == returning.world.lifecycles[ticker]?.state)
     }

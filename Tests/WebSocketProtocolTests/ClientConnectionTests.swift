@@ -24,6 +24,31 @@ struct ClientConnectionTests {
         #expect(connection.takeEvents() == [.opened, .binary([1, 2, 3])])
     }
 
+    @Test("the configuration's SHA-1 is the one the connection's accept check uses")
+    func configuredDigest() {
+        for broken in [false, true] {
+            var configuration = ClientConnection.Configuration()
+            if broken {
+                configuration.sha1 = { _, digest in digest.initializeMemory(as: UInt8.self, repeating: 0) }
+            } else {
+                configuration.sha1 = { SHA1.hash($0, into: $1) }
+            }
+            var connection = ClientConnection(
+                url: WebSocketURL(secure: false, host: "h"), configuration: configuration, rng: TestRNG())
+            let accept = Handshake.accept(for: connection.handshake.key)  // the right answer, by the core's own SHA-1
+            connection.receive(
+                Array(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n"
+                        .utf8))
+            let events = connection.takeEvents()
+            if broken {
+                #expect(events.first == .handshakeFailed(.wrongAccept(accept)))
+            } else {
+                #expect(events == [.opened])
+            }
+        }
+    }
+
     @Test("a failed handshake reports why and closes")
     func failedHandshake() {
         var connection = ClientConnection(url: WebSocketURL(secure: false, host: "h"), rng: TestRNG())
