@@ -134,7 +134,9 @@ struct TimerWheelTests {
                 guard !stale.isEmpty else { continue }
                 let cancelled = wheel.cancel(stale[Int(generator.next() % UInt64(stale.count))])
                 #expect(!cancelled)
-            default:  // time passes: up to a limit of what is due fires, earliest instant first, then in scheduling order
+            default:
+                // Time passes: up to a limit of what is due fires, earliest
+                // instant first, then in scheduling order.
                 now += generator.next() % 3
                 let limit = Int(1 + generator.next() % 4)
                 let expected = model.filter { $0.at <= now }.sorted { ($0.at, $0.payload) < ($1.at, $1.payload) }
