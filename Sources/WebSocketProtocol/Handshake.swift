@@ -16,8 +16,8 @@ public struct Handshake: Sendable {
     public let sha1: SHA1Digest?
 
     /// SHA-1 of the first buffer into the first 20 bytes of the second. A
-    /// shell may pass its crypto library's, which uses the CPU's SHA
-    /// instructions (this core's own is portable Swift: a tenth of the time).
+    /// shell may pass its crypto library's, which can use the CPU's SHA
+    /// instructions (this core's own is portable Swift).
     public typealias SHA1Digest = @Sendable (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Void
 
     /// - Parameter keyBytes: 16 bytes from a CSPRNG (RFC 6455 §4.1 item 7).
