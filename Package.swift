@@ -201,7 +201,7 @@ let package = Package(
             name: "ConfigTests", dependencies: ["Config", "FleetCore", "World", "WebSocketProtocol"],
             swiftSettings: strict),
         .testTarget(
-            name: "ControlTests", dependencies: ["Control", "JSONValue", "World", "WebSocketProtocol"],
+            name: "ControlTests", dependencies: ["Control", "JSONValue", "World", "WebSocketProtocol", "TestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "StateStoreTests",
@@ -212,7 +212,8 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
-        .testTarget(name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "WebSocketProtocolTests", dependencies: ["WebSocketProtocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ZlibTests", dependencies: ["Zlib", "WebSocketProtocol"], swiftSettings: strict),
         .testTarget(
             name: "WebSocketClientTests",
@@ -238,7 +239,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "MonotonicTime"], swiftSettings: strict),
+        .testTarget(
+            name: "EventLoopTests", dependencies: ["EventLoop", "MonotonicTime", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", "TestSupport", .product(name: "Logging", package: "swift-log")],

@@ -95,15 +95,8 @@ public struct RecordLifecycle: Sendable {
     }
 
     /// The state and the handling user of its target (what the event stream
-    /// reports), read with one copy of the state.
-    public var report: (state: State, user: UserID?) {
-        let state = state
-        switch state {
-        case .idle: return (state, nil)
-        case .awaitingConsent(let a), .connecting(let a), .open(let a): return (state, a.target.user)
-        case .waitingToRetry(let t, _), .denied(let t), .stopped(let t): return (state, t.user)
-        }
-    }
+    /// reports), read together from one copy of the lifecycle.
+    public var report: (state: State, user: UserID?) { (state, target?.user) }
 
     /// The target the record is working on, if any.
     public var target: EffectiveTarget? {

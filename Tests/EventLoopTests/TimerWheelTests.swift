@@ -1,4 +1,5 @@
 import MonotonicTime
+import TestSupport
 import Testing
 
 @testable import EventLoop
@@ -111,7 +112,7 @@ struct TimerWheelTests {
 
     @Test("against a model: random schedules, cancels and expiries (some limited) over a few instants")
     func againstModel() {
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var wheel = TimerWheel<Int>()
         // The model: live timers in scheduling order, with their instants;
         // and IDs of timers that fired or were cancelled.
@@ -151,19 +152,6 @@ struct TimerWheelTests {
             #expect(wheel.count == model.count)
             let next = wheel.nextFireInstant()
             #expect(next == model.map(\.at).min().map { at($0) })
-        }
-    }
-
-    /// A small seeded generator, for repeatable random steps.
-    private struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
         }
     }
 

@@ -1,17 +1,9 @@
+import TestSupport
+
 @testable import WebSocketProtocol
 
-/// A deterministic generator for tests (SplitMix64).
-struct TestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64 = 42) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A deterministic generator for tests (TestSupport's SplitMix64, seed 42 by default).
+typealias TestRNG = SplitMix64
 
 /// A server's view of client frames: decodes (and unmasks) what the client wrote.
 struct ClientFrame: Equatable {
